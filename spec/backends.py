@@ -1,0 +1,86 @@
+"""Backends: how to turn a NumPy case into a backend's native values and its results back into NumPy.
+
+The reference is NumPy itself. `TorchBackend` runs `torch_backend` on a device. A future backend (another
+framework, a fused-kernel package) is one more `Backend` with a package name and conversions; the conformance
+suite and `pqref verify` then check it against the reference through the same registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Backend:
+    """NumPy in, NumPy out: the reference, or any module tree with the same names that takes NumPy arrays."""
+
+    name: str = "reference"
+    package: str = "reference"
+
+    def devices(self) -> list[str]:
+        return ["cpu"]
+
+    def to_native(self, value, device):
+        return _copy(value)
+
+    def to_numpy(self, value):
+        return _normalize(value)
+
+    def function(self, entry):
+        return entry.implementation(self.package)
+
+
+@dataclass(frozen=True)
+class TorchBackend(Backend):
+    """torch tensors on a device; arrays become tensors, everything else (keys, ints, strings) stays as it is."""
+
+    name: str = "torch"
+    package: str = "torch_backend"
+
+    def devices(self) -> list[str]:
+        torch = importlib.import_module("torch")
+        return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+    def to_native(self, value, device):
+        torch = importlib.import_module("torch")
+        if isinstance(value, np.ndarray | np.generic):
+            return torch.from_numpy(np.array(value, copy=True)).to(device)
+        if isinstance(value, list | tuple):
+            return type(value)(self.to_native(v, device) for v in value)
+        if isinstance(value, dict):
+            return {k: self.to_native(v, device) for k, v in value.items()}
+        return value
+
+    def to_numpy(self, value):
+        torch = importlib.import_module("torch")
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu().numpy().copy()
+        if isinstance(value, list | tuple):
+            return type(value)(self.to_numpy(v) for v in value)
+        return _normalize(value)
+
+
+def _copy(value):
+    if isinstance(value, np.ndarray | np.generic):
+        return np.array(value, copy=True)
+    if isinstance(value, list | tuple):
+        return type(value)(_copy(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    return value
+
+
+def _normalize(value):
+    if isinstance(value, np.generic):
+        return np.asarray(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_normalize(v) for v in value)
+    return value
+
+
+REFERENCE = Backend()
+TORCH = TorchBackend()
+BACKENDS = {"reference": REFERENCE, "torch": TORCH}

@@ -1,0 +1,14 @@
+"""pqref's PyTorch backend: the reference's algorithms on tensors, on CPU and CUDA, usable in training.
+
+Every public name here has a twin of the same name and parameters in `reference`, and the two agree bit for
+bit on every valid input (see `spec/` and `pqref verify`).
+"""
+
+from .core import *  # noqa: F403
+from .core import __all__ as _core
+from .pruning import *  # noqa: F403
+from .pruning import __all__ as _pruning
+from .quantization import *  # noqa: F403
+from .quantization import __all__ as _quantization
+
+__all__ = [*_core, *_quantization, *_pruning]

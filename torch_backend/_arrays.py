@@ -1,0 +1,65 @@
+"""Array checks for the torch backend; the wording lives in `spec.validate`, shared with the reference."""
+
+from __future__ import annotations
+
+import torch
+
+from spec import validate
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def array(name, x, dtypes=("float32",)) -> torch.Tensor:
+    """`x` must be a `torch.Tensor` whose dtype name is one of `dtypes`."""
+    if not isinstance(x, torch.Tensor):
+        raise validate.not_array(name, x)
+    if dtype_name(x.dtype) not in dtypes:
+        raise validate.bad_dtype(name, dtype_name(x.dtype), dtypes)
+    return x
+
+
+def finite(name, x) -> torch.Tensor:
+    bad = ~torch.isfinite(x.detach())
+    if bool(bad.any()):
+        i = int(bad.reshape(-1).nonzero()[0])
+        raise validate.not_finite(name, i, x.detach().reshape(-1)[i].item())
+    return x
+
+
+def finite_array(name, x, dtypes=("float32",)) -> torch.Tensor:
+    return finite(name, array(name, x, dtypes))
+
+
+def positive(name, x) -> torch.Tensor:
+    bad = ~(x.detach() > 0)
+    if bool(bad.any()):
+        i = int(bad.reshape(-1).nonzero()[0])
+        raise validate.not_positive(name, i, x.detach().reshape(-1)[i].item())
+    return x
+
+
+def within(name, x, lo, hi) -> torch.Tensor:
+    bad = (x < lo) | (x > hi)
+    if bool(bad.any()):
+        i = int(bad.reshape(-1).nonzero()[0])
+        raise validate.out_of_range(name, i, x.reshape(-1)[i].item(), lo, hi)
+    return x
+
+
+def shaped(name, x, expected, why) -> torch.Tensor:
+    if tuple(x.shape) != tuple(expected):
+        raise validate.shape_mismatch(name, x.shape, expected, why)
+    return x
+
+
+def same_device(name, x, other_name, other) -> torch.Tensor:
+    if x.device != other.device:
+        raise ValueError(f"{name} is on {x.device} but {other_name} is on {other.device}; move them to one device")
+    return x
+
+
+def scalar(value, like: torch.Tensor, dtype=None) -> torch.Tensor:
+    """A 0-d tensor on `like`'s device: arithmetic with it is IEEE on every device (a Python-number divisor is not on CUDA)."""
+    return torch.tensor(value, dtype=dtype or like.dtype, device=like.device)

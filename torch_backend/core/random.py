@@ -1,0 +1,79 @@
+"""Threefry-2x32-20 in torch int64 arithmetic; the semantics are those of `reference.core.random`.
+
+torch has no general uint32 arithmetic, so each 32-bit word lives in an int64 tensor and every step is masked
+back to 32 bits. Additions of two words stay below 2**33, so nothing overflows.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+
+_ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
+_PARITY = 0x1BD11BDA
+_SPLIT_WORD = 0xFFFFFFFF
+_FOLD_WORD = 0xFFFFFFFE
+_MASK = 0xFFFFFFFF
+
+
+def threefry2x32(key, x0, x1):
+    """Threefry-2x32 with 20 rounds, elementwise; see `reference.core.random.threefry2x32`."""
+    k0, k1 = validate.key("key", key)
+    x0 = _arrays.within("x0", _arrays.array("x0", x0, ("int64",)), 0, 2**32 - 1)
+    x1 = _arrays.within("x1", _arrays.array("x1", x1, ("int64",)), 0, 2**32 - 1)
+    _arrays.shaped("x1", x1, x0.shape, "x0")
+    _arrays.same_device("x1", x1, "x0", x0)
+    ks = (k0, k1, _PARITY ^ k0 ^ k1)
+    a = (x0 + ks[0]) & _MASK
+    b = (x1 + ks[1]) & _MASK
+    for block in range(1, 6):
+        for r in range(4):
+            rot = _ROTATIONS[(4 * (block - 1) + r) % 8]
+            a = (a + b) & _MASK
+            b = (((b << rot) & _MASK) | (b >> (32 - rot))) ^ a
+        a = (a + ks[block % 3]) & _MASK
+        b = (b + ((ks[(block + 1) % 3] + block) & _MASK)) & _MASK
+    return a, b
+
+
+def make_key(seed):
+    """A key from a seed; see `reference.core.random.make_key`."""
+    seed = validate.integer("seed", seed, lo=0, hi=2**64 - 1)
+    return (seed >> 32, seed & 0xFFFFFFFF)
+
+
+def split(key, num=2):
+    """`num` new keys; see `reference.core.random.split`."""
+    key = validate.key("key", key)
+    num = validate.integer("num", num, lo=1, hi=2**32 - 1)
+    hi = torch.full((num,), _SPLIT_WORD, dtype=torch.int64)
+    y0, y1 = threefry2x32(key, hi, torch.arange(num, dtype=torch.int64))
+    return tuple((int(a), int(b)) for a, b in zip(y0.tolist(), y1.tolist(), strict=True))
+
+
+def fold_in(key, data):
+    """A new key from a key and an int; see `reference.core.random.fold_in`."""
+    key = validate.key("key", key)
+    data = validate.integer("data", data, lo=0, hi=2**32 - 1)
+    y0, y1 = threefry2x32(key, torch.tensor([_FOLD_WORD]), torch.tensor([data]))
+    return (int(y0[0]), int(y1[0]))
+
+
+def random_bits(key, shape, device=None):
+    """Uniform 32-bit integers as int64, by flat index; see `reference.core.random.random_bits`."""
+    key = validate.key("key", key)
+    shape = validate.shape("shape", shape)
+    n = 1
+    for s in shape:
+        n *= s
+    c = torch.arange((n + 1) // 2, dtype=torch.int64, device=device)
+    y0, y1 = threefry2x32(key, c >> 32, c & _MASK)
+    return torch.stack([y0, y1], dim=-1).reshape(-1)[:n].reshape(shape)
+
+
+def uniform(key, shape, device=None):
+    """Uniform float32 in [0, 1) on the 2**-24 grid; see `reference.core.random.uniform`."""
+    bits = random_bits(key, shape, device)
+    return (bits >> 8).to(torch.float32) * 2.0**-24

@@ -1,0 +1,47 @@
+"""Canonical reductions in torch: the float64 pairwise tree of `reference.core.reduce`, on any device."""
+
+from __future__ import annotations
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+
+_FLOATS = ("float32", "float64")
+
+
+def tree_sum(x, axis=None):
+    """Sum in float64 along the fixed pairwise tree; see `reference.core.reduce.tree_sum` for the semantics."""
+    x = _arrays.finite_array("x", x, _FLOATS)
+    a = x.to(torch.float64)
+    if axis is None:
+        a = a.reshape(-1)
+    else:
+        a = torch.movedim(a, validate.axis("axis", axis, x.ndim), -1)
+    n = a.shape[-1]
+    size = 1 if n <= 1 else 1 << (n - 1).bit_length()
+    a = torch.nn.functional.pad(a, (0, size - n))
+    while a.shape[-1] > 1:
+        h = a.shape[-1] // 2
+        a = a[..., :h] + a[..., h:]
+    return a.reshape(a.shape[:-1])
+
+
+def tree_mean(x, axis=None):
+    """Mean in float64: the canonical tree sum divided by the count; see `reference.core.reduce.tree_mean`."""
+    x = _arrays.array("x", x, _FLOATS)
+    n = x.numel() if axis is None else x.shape[validate.axis("axis", axis, x.ndim)]
+    if n == 0:
+        raise ValueError(f"x has no elements to average along axis={axis!r}")
+    s = tree_sum(x, axis)
+    return s / _arrays.scalar(float(n), s)
+
+
+def lp_norm(x, p=2, axis=None):
+    """The L1 or L2 norm over the canonical tree sum; see `reference.core.reduce.lp_norm`."""
+    x = _arrays.finite_array("x", x, _FLOATS)
+    validate.choice("p", p, (1, 2))
+    a = x.to(torch.float64)
+    if p == 1:
+        return tree_sum(torch.abs(a), axis)
+    return torch.sqrt(tree_sum(a * a, axis))

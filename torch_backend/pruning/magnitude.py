@@ -1,0 +1,64 @@
+"""Unstructured magnitude pruning in torch; the semantics are those of `reference.pruning.magnitude`."""
+
+from __future__ import annotations
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+from torch_backend.core.select import keep_largest
+
+
+def pruned_count(sparsity, n):
+    """How many of `n` units a sparsity prunes; see `reference.pruning.magnitude.pruned_count`."""
+    sparsity = validate.fraction("sparsity", sparsity)
+    n = validate.integer("n", n, lo=0)
+    return round(sparsity * n)
+
+
+def magnitude_mask(w, sparsity):
+    """Keep the largest-magnitude weights; see `reference.pruning.magnitude.magnitude_mask`."""
+    w = _arrays.finite_array("w", w)
+    k = pruned_count(sparsity, w.numel())
+    return keep_largest(torch.abs(w.detach()), w.numel() - k)
+
+
+def magnitude_mask_by_count(w, count):
+    """Prune exactly `count` smallest-magnitude weights; see `reference.pruning.magnitude.magnitude_mask_by_count`."""
+    w = _arrays.finite_array("w", w)
+    count = validate.integer("count", count, lo=0, hi=w.numel())
+    return keep_largest(torch.abs(w.detach()), w.numel() - count)
+
+
+def magnitude_mask_by_threshold(w, threshold):
+    """Keep `|w| > threshold`; see `reference.pruning.magnitude.magnitude_mask_by_threshold`."""
+    w = _arrays.finite_array("w", w)
+    t = validate.real("threshold", threshold, lo=0.0)
+    return torch.abs(w.detach()).to(torch.float64) > t
+
+
+def global_magnitude_masks(ws, sparsity):
+    """Magnitude pruning over several tensors ranked together; see the reference for the semantics."""
+    ws = _tensor_list("ws", ws)
+    scores = torch.cat([torch.abs(w.detach()).reshape(-1) for w in ws])
+    keep = keep_largest(scores, scores.numel() - pruned_count(sparsity, scores.numel()))
+    return [part.reshape(w.shape) for w, part in zip(ws, torch.split(keep, [w.numel() for w in ws]), strict=True)]
+
+
+def apply_mask(w, mask):
+    """Zero the pruned weights with `where` (never `w * mask`); see `reference.pruning.magnitude.apply_mask`."""
+    w = _arrays.array("w", w)
+    mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
+    _arrays.same_device("mask", mask, "w", w)
+    return torch.where(mask, w, 0.0)
+
+
+def _tensor_list(name, ws):
+    if not isinstance(ws, list | tuple):
+        raise TypeError(f"{name} must be a list of arrays, got {type(ws).__name__}")
+    if len(ws) == 0:
+        raise ValueError(f"{name} must hold at least one array, got an empty {type(ws).__name__}")
+    ws = [_arrays.finite_array(f"{name}[{i}]", w) for i, w in enumerate(ws)]
+    for i, w in enumerate(ws[1:], start=1):
+        _arrays.same_device(f"{name}[{i}]", w, f"{name}[0]", ws[0])
+    return ws

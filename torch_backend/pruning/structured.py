@@ -1,0 +1,46 @@
+"""Structured pruning in torch; the semantics are those of `reference.pruning.structured`."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+from torch_backend.core.reduce import lp_norm
+from torch_backend.core.select import keep_largest
+from torch_backend.pruning.magnitude import pruned_count
+
+
+def ln_structured_mask(w, sparsity, p=2, axis=0):
+    """Prune whole slices with the smallest Lp norm; see `reference.pruning.structured.ln_structured_mask`."""
+    w = _arrays.finite_array("w", w)
+    if w.ndim == 0:
+        raise ValueError("w must have at least one dimension for structured pruning, got a 0-d array")
+    axis = validate.axis("axis", axis, w.ndim)
+    validate.choice("p", p, (1, 2))
+    channels = w.shape[axis]
+    k = pruned_count(sparsity, channels)
+    rows = torch.movedim(w.detach(), axis, 0).reshape(channels, math.prod(w.shape) // max(channels, 1))
+    keep = keep_largest(lp_norm(rows, p, axis=1), channels - k)
+    view = tuple(-1 if i == axis else 1 for i in range(w.ndim))
+    return keep.reshape(view).expand(w.shape).clone()
+
+
+def nm_mask(w, n, m, axis=-1):
+    """N:M sparsity with ties to the lower index, by a stable sort; see `reference.pruning.structured.nm_mask`."""
+    w = _arrays.finite_array("w", w)
+    m = validate.integer("m", m, lo=1)
+    n = validate.integer("n", n, lo=0, hi=m)
+    if w.ndim == 0:
+        raise ValueError("w must have at least one dimension for N:M pruning, got a 0-d array")
+    axis = validate.axis("axis", axis, w.ndim)
+    if w.shape[axis] % m:
+        raise ValueError(f"m {m} does not divide w.shape[{axis}] = {w.shape[axis]}")
+    a = torch.movedim(torch.abs(w.detach()), axis, -1)
+    g = a.reshape(a.shape[:-1] + (a.shape[-1] // m, m))
+    order = torch.sort(g, dim=-1, descending=True, stable=True).indices
+    keep = torch.zeros(g.shape, dtype=torch.bool, device=g.device)
+    keep.scatter_(-1, order[..., :n], True)
+    return torch.movedim(keep.reshape(a.shape), -1, axis)

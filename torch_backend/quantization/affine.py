@@ -1,0 +1,177 @@
+"""Uniform affine quantization in torch; the semantics are those of `reference.quantization.affine`.
+
+Every division is tensor / tensor on one device (IEEE on CPU and CUDA); `fake_quantize` carries a
+straight-through gradient through a private `torch.autograd.Function`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+from torch_backend.core import rounding as _rounding
+
+TINY = 2.0**-126  # the smallest normal float32
+
+
+def integer_range(bits, signed=True, narrow_range=False):
+    """The integer range of a `bits`-bit code; see `reference.quantization.affine.integer_range`."""
+    bits = validate.integer("bits", bits, lo=1, hi=16)
+    signed = validate.boolean("signed", signed)
+    narrow_range = validate.boolean("narrow_range", narrow_range)
+    if narrow_range and bits < 2:
+        raise ValueError(f"narrow_range needs bits >= 2, got bits={bits}")
+    qmin, qmax = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    return qmin + int(narrow_range), qmax
+
+
+def qparams_from_range(min_val, max_val, *, qmin, qmax, symmetric=False):
+    """Scale and zero point for a real range; see `reference.quantization.affine.qparams_from_range`."""
+    qmin, qmax = validate.qrange(qmin, qmax)
+    symmetric = validate.boolean("symmetric", symmetric)
+    min_val = _arrays.finite_array("min_val", min_val)
+    max_val = _arrays.shaped("max_val", _arrays.finite_array("max_val", max_val), min_val.shape, "min_val")
+    _arrays.same_device("max_val", max_val, "min_val", min_val)
+    min_val, max_val = min_val.detach(), max_val.detach()
+    bad = min_val > max_val
+    if bool(bad.any()):
+        i = int(bad.reshape(-1).nonzero()[0])
+        raise ValueError(
+            f"min_val must be <= max_val, got {float(min_val.reshape(-1)[i])!r} > "
+            f"{float(max_val.reshape(-1)[i])!r} at flat index {i}"
+        )
+    lo = torch.clamp(min_val, max=0.0).to(torch.float64)
+    hi = torch.clamp(max_val, min=0.0).to(torch.float64)
+    one = torch.ones((), dtype=torch.float32, device=lo.device)
+    if symmetric:
+        zero = qmin + (qmax - qmin + 1) // 2
+        if qmax - zero < 1:
+            raise ValueError(f"symmetric quantization needs at least 3 codes, got qmin={qmin}, qmax={qmax}")
+        scale = (torch.maximum(-lo, hi) / _arrays.scalar(float(qmax - zero), lo)).to(torch.float32)
+        scale = torch.where(scale < TINY, one, scale)
+        return scale, torch.full(scale.shape, zero, dtype=torch.int32, device=scale.device)
+    if qmax == qmin:
+        raise ValueError(f"quantization needs at least 2 codes, got qmin={qmin}, qmax={qmax}")
+    scale = ((hi - lo) / _arrays.scalar(float(qmax - qmin), lo)).to(torch.float32)
+    scale = torch.where(scale < TINY, one, scale)
+    zero_point = torch.clamp(float(qmin) - torch.round(lo / scale.to(torch.float64)), qmin, qmax)
+    return scale, zero_point.to(torch.int32)
+
+
+def minmax_qparams(x, *, qmin, qmax, symmetric=False, axis=None, group_size=None):
+    """Min-max calibration at a granularity; see `reference.quantization.affine.minmax_qparams`."""
+    x = _arrays.finite_array("x", x)
+    shape = _qparam_shape(tuple(x.shape), axis, group_size)
+    if x.numel() == 0:
+        raise ValueError(f"x has shape {tuple(x.shape)}: min-max calibration needs at least one element")
+    x = x.detach()
+    axis = None if axis is None else validate.axis("axis", axis, x.ndim)
+    if axis is None:
+        lo, hi = x.min(), x.max()
+    elif group_size is None:
+        rows = torch.movedim(x, axis, 0).reshape(x.shape[axis], -1)
+        lo, hi = rows.amin(dim=1), rows.amax(dim=1)
+    else:
+        groups = torch.movedim(x, axis, -1)
+        groups = groups.reshape(groups.shape[:-1] + (groups.shape[-1] // group_size, group_size))
+        lo = torch.movedim(groups.amin(dim=-1), -1, axis)
+        hi = torch.movedim(groups.amax(dim=-1), -1, axis)
+    return qparams_from_range(lo.reshape(shape), hi.reshape(shape), qmin=qmin, qmax=qmax, symmetric=symmetric)
+
+
+def quantize(x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, rounding="half_even", key=None):
+    """Affine quantization to int32 codes; see `reference.quantization.affine.quantize`."""
+    x, s, z, qmin, qmax, mode, key = _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    r = _rounding._round(x.detach() / s, mode, key)
+    return torch.clamp(r.to(torch.float64) + z, qmin, qmax).to(torch.int32)
+
+
+def dequantize(q, scale, zero_point, *, axis=None, group_size=None):
+    """Integer codes back to float32; see `reference.quantization.affine.dequantize`."""
+    q = _arrays.within("q", _arrays.array("q", q, ("int32",)), -(2**15), 2**16 - 1)
+    s, z = _expand(q, scale, zero_point, axis, group_size)
+    _arrays.within("zero_point", zero_point, -(2**15), 2**16 - 1)
+    return (q - z).to(torch.float32) * s
+
+
+def fake_quantize(x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, rounding="half_even", key=None):
+    """Quantize then dequantize, with a straight-through gradient to `x`; see the reference for the semantics."""
+    x, s, z, qmin, qmax, mode, key = _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    return _FakeQuantize.apply(x, s.detach(), z, qmin, qmax, mode, key)
+
+
+def fake_quantize_vjp(
+    grad, x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, rounding="half_even", key=None
+):
+    """The gradient of `fake_quantize` with respect to `x`, computed by torch autograd through `fake_quantize`."""
+    x, *_ = _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
+    _arrays.same_device("grad", grad, "x", x)
+    leaf = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        y = fake_quantize(
+            leaf, scale, zero_point, qmin=qmin, qmax=qmax, axis=axis, group_size=group_size, rounding=rounding, key=key
+        )
+        (g,) = torch.autograd.grad(y, leaf, grad)
+    return g
+
+
+class _FakeQuantize(torch.autograd.Function):
+    """Forward: clip(round(x / s) + z) dequantized. Backward: pass the gradient where the unclipped code is in range."""
+
+    @staticmethod
+    def forward(ctx, x, s, z, qmin, qmax, mode, key):
+        r = _rounding._round(x / s, mode, key).to(torch.float64) + z
+        ctx.save_for_backward((qmin <= r) & (r <= qmax))
+        q = torch.clamp(r, qmin, qmax).to(torch.int32)
+        return (q - z).to(torch.float32) * s
+
+    @staticmethod
+    def backward(ctx, grad):
+        (passes,) = ctx.saved_tensors
+        return torch.where(passes, grad, 0.0), None, None, None, None, None, None
+
+
+def _qparam_shape(x_shape, axis, group_size):
+    """The scale shape for a granularity (see `reference.quantization.affine.minmax_qparams`), with its checks."""
+    ndim = len(x_shape)
+    if axis is None:
+        if group_size is not None:
+            raise ValueError(f"group_size={group_size!r} needs an axis to group along; got axis=None")
+        return ()
+    if ndim == 0:
+        raise ValueError(f"axis={axis!r} needs an array with at least one dimension, got shape {tuple(x_shape)}")
+    k = validate.axis("axis", axis, ndim)
+    if group_size is None:
+        return (x_shape[k],)
+    g = validate.integer("group_size", group_size, lo=1)
+    if x_shape[k] % g:
+        raise ValueError(f"group_size {g} does not divide x.shape[{k}] = {x_shape[k]}")
+    return tuple(n // g if i == k else n for i, n in enumerate(x_shape))
+
+
+def _expand(x, scale, zero_point, axis, group_size):
+    """Check scale and zero point against the granularity; return them broadcastable against `x`."""
+    shape = _qparam_shape(tuple(x.shape), axis, group_size)
+    why = "axis=None" if axis is None else f"axis={axis}, group_size={group_size}"
+    s = _arrays.shaped("scale", _arrays.positive("scale", _arrays.finite_array("scale", scale)), shape, why)
+    z = _arrays.shaped("zero_point", _arrays.array("zero_point", zero_point, ("int32",)), shape, why)
+    _arrays.same_device("scale", s, "x", x)
+    _arrays.same_device("zero_point", z, "x", x)
+    if axis is None:
+        return s, z
+    k = validate.axis("axis", axis, x.ndim)
+    if group_size is None:
+        view = tuple(-1 if i == k else 1 for i in range(x.ndim))
+        return s.reshape(view), z.reshape(view)
+    return torch.repeat_interleave(s, group_size, dim=k), torch.repeat_interleave(z, group_size, dim=k)
+
+
+def _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key):
+    qmin, qmax = validate.qrange(qmin, qmax)
+    mode, key = _rounding._check_mode(rounding_mode, key)
+    x = _arrays.finite_array("x", x)
+    s, z = _expand(x, scale, zero_point, axis, group_size)
+    _arrays.within("zero_point", zero_point, qmin, qmax)
+    return x, s, z, qmin, qmax, mode, key
