@@ -83,7 +83,9 @@ def check_case(entry: Entry, case: Case, backend: Backend, device: str, fn=None)
     kind_got, got = outcome(fn, native)
     if kind_ref == "error" or kind_got == "error":
         if kind_ref != kind_got or type(ref) is not type(got) or str(ref) != str(got):
-            raise Mismatch(f"{entry.name}: reference {_describe(kind_ref, ref)}, {backend.name} {_describe(kind_got, got)}")
+            raise Mismatch(
+                f"{entry.name}: reference {_describe(kind_ref, ref)}, {backend.name} {_describe(kind_got, got)}"
+            )
     else:
         same_bits(ref, backend.to_numpy(got), f"{entry.name} output")
     same_bits(case.args, REFERENCE.to_numpy(ref_case.args), f"{entry.name}: reference changed its input args")

@@ -104,5 +104,3 @@ def resolve(target: str):
     """Import `"package.module:function"` and return the function."""
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
-
-

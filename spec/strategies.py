@@ -75,7 +75,9 @@ def fractions_for(n):
 
 def scales():
     """Positive float32 scales: short mantissas that are not powers of two (exact midpoints), powers of two, any."""
-    short = st.builds(lambda m, e: float(F32(m * 2.0**e)), st.sampled_from([3, 5, 7, 9, 11, 13, 25]), st.integers(-12, 4))
+    short = st.builds(
+        lambda m, e: float(F32(m * 2.0**e)), st.sampled_from([3, 5, 7, 9, 11, 13, 25]), st.integers(-12, 4)
+    )
     power = st.integers(-20, 8).map(lambda e: 2.0**e)
     anything = st.floats(float(F32(1e-6)), 1e3, width=32)
     tiny = st.sampled_from([F32_SUB, F32_TINY, float(F32(3 * 2.0**-130))])
@@ -89,7 +91,7 @@ def scales():
 
 @st.composite
 def reduce_cases(draw, mean=False, norm=False):
-    dtype = draw(st.sampled_from(["float32", "float64"]))
+    dtype = "float32" if norm else draw(st.sampled_from(["float32", "float64"]))
     min_side = 1 if mean else 0
     x = draw(float32_arrays(min_side=min_side) if dtype == "float32" else float64_arrays(min_side=min_side))
     axis = None if x.ndim == 0 else draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1)))
@@ -122,7 +124,9 @@ def threefry_cases(draw):
 
 
 def seed_cases():
-    return st.builds(lambda s: Case((s,)), st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 2**32, 2**64 - 1])))
+    return st.builds(
+        lambda s: Case((s,)), st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 2**32, 2**64 - 1]))
+    )
 
 
 def split_cases():
@@ -214,7 +218,11 @@ def dequantize_cases(draw):
     qmin, qmax = draw(qranges(min_codes=1))
     shape = draw(shapes(max_dims=3, max_side=6))
     axis, group_size, sshape = draw(granularities(shape))
-    scale = draw(hnp.arrays(np.float32, sshape, elements=st.one_of(scales(), st.floats(float(F32(1e-30)), float(F32(1e30)), width=32))))
+    scale = draw(
+        hnp.arrays(
+            np.float32, sshape, elements=st.one_of(scales(), st.floats(float(F32(1e-30)), float(F32(1e30)), width=32))
+        )
+    )
     zero_point = draw(hnp.arrays(np.int32, sshape, elements=st.integers(qmin, qmax)))
     q = draw(hnp.arrays(np.int32, shape, elements=st.one_of(st.integers(qmin, qmax), st.integers(-(2**15), 2**16 - 1))))
     return Case((q, scale, zero_point), {"axis": axis, "group_size": group_size})
@@ -284,7 +292,9 @@ def magnitude_count_cases(draw):
 def threshold_cases(draw):
     w = draw(float32_arrays())
     exact = [abs(float(v)) for v in w.reshape(-1)[:8]]
-    t = draw(st.one_of([st.floats(0, 1e3), st.sampled_from([0.0, 0.5, 1.0])] + ([st.sampled_from(exact)] if exact else [])))
+    t = draw(
+        st.one_of([st.floats(0, 1e3), st.sampled_from([0.0, 0.5, 1.0])] + ([st.sampled_from(exact)] if exact else []))
+    )
     return Case((w, t))
 
 
@@ -295,10 +305,13 @@ def global_cases(draw):
 
 
 @st.composite
-def apply_mask_cases(draw):
+def apply_mask_cases(draw, with_grad=False):
     with_nonfinite = st.one_of(float32_values(), st.sampled_from([float("inf"), float("-inf"), float("nan")]))
     w = draw(float32_arrays(elements=with_nonfinite))
-    return Case((w, draw(hnp.arrays(np.bool_, w.shape))))
+    mask = draw(hnp.arrays(np.bool_, w.shape))
+    if with_grad:
+        return Case((draw(float32_arrays(shape=st.just(w.shape))), w, mask))
+    return Case((w, mask))
 
 
 @st.composite

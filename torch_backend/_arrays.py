@@ -61,5 +61,8 @@ def same_device(name, x, other_name, other) -> torch.Tensor:
 
 
 def scalar(value, like: torch.Tensor, dtype=None) -> torch.Tensor:
-    """A 0-d tensor on `like`'s device: arithmetic with it is IEEE on every device (a Python-number divisor is not on CUDA)."""
+    """A 0-d tensor on `like`'s device: arithmetic with it is IEEE on every device.
+
+    (On CUDA, a Python-number divisor is turned into a multiplication by its reciprocal.)
+    """
     return torch.tensor(value, dtype=dtype or like.dtype, device=like.device)

@@ -98,7 +98,9 @@ def split(key, num=2):
 
 
 def fold_in(key, data):
-    r"""A new key that depends on `key` and an int: $\operatorname{threefry}(\text{key}, (\texttt{0xFFFFFFFE}, \text{data}))$.
+    r"""A new key that depends on `key` and an int.
+
+    $$ \operatorname{fold\_in}(\text{key}, d) = \operatorname{threefry}(\text{key}, (\texttt{0xFFFFFFFE}, d)) $$
 
     **Arguments:**
 
@@ -142,7 +144,9 @@ def random_bits(key, shape, device=None):
 
 
 def uniform(key, shape, device=None):
-    r"""Uniform float32 numbers in $[0, 1)$ on the grid $2^{-24}\mathbb{Z}$: $u = \lfloor b / 2^8 \rfloor \cdot 2^{-24}$.
+    r"""Uniform float32 numbers in $[0, 1)$ on the grid $2^{-24}\mathbb{Z}$.
+
+    $$ u = \lfloor b / 2^8 \rfloor \cdot 2^{-24} $$
 
     Both steps are exact, so every backend returns the same bits. `b` is `random_bits(key, shape)`.
 

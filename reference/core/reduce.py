@@ -88,7 +88,7 @@ def lp_norm(x, p=2, axis=None):
 
     **Arguments:**
 
-    - `x`: a float32 or float64 array, finite.
+    - `x`: a float32 array, finite (float32 only: its squares are exact in float64 and cannot overflow).
     - `p`: `1` or `2`.
     - `axis`: `None` for all elements, or one axis.
 
@@ -96,7 +96,7 @@ def lp_norm(x, p=2, axis=None):
 
     A float64 array shaped like `tree_sum(x, axis)`.
     """
-    x = _arrays.finite_array("x", x, _FLOATS)
+    x = _arrays.finite_array("x", x)
     validate.choice("p", p, (1, 2))
     a = x.astype(np.float64)
     if p == 1:

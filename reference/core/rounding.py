@@ -14,7 +14,8 @@ MODES = ("half_even", "half_away", "floor", "ceil", "stochastic")
 def round_half_even(x):
     r"""Round to the nearest integer, ties to the even neighbour (IEEE 754 `roundTiesToEven`).
 
-    $$ \operatorname{rne}(x) = \text{the integer nearest } x\text{; at } x = k + \tfrac12 \text{ the even one of } k, k+1 $$
+    $$ \operatorname{rne}(x) = \text{the integer nearest } x\text{;} \quad
+       \operatorname{rne}(k + \tfrac12) = \text{the even one of } k, k+1 $$
 
     **Arguments:**
 
@@ -34,7 +35,8 @@ def round_half_even(x):
 def round_half_away(x):
     r"""Round to the nearest integer, ties away from zero (C's `round`).
 
-    $$ \operatorname{rna}(x) = \operatorname{sign}(x)\,\big(\lfloor |x| \rfloor + [\,|x| - \lfloor |x| \rfloor \ge \tfrac12\,]\big) $$
+    $$ \operatorname{rna}(x) = \operatorname{sign}(x)\,
+       \big(\lfloor |x| \rfloor + [\,|x| - \lfloor |x| \rfloor \ge \tfrac12\,]\big) $$
 
     Every step is exact in float32: $|x| - \lfloor |x| \rfloor$ is representable, and so is the sum for
     $|x| < 2^{24}$ (from $2^{23}$ on every float32 is an integer and the fraction is 0).

@@ -141,7 +141,30 @@ def apply_mask(w, mask):
     return np.where(mask, w, np.float32(0))
 
 
+def apply_mask_vjp(grad, w, mask):
+    r"""The gradient of `apply_mask` with respect to `w`: $\operatorname{where}(\text{mask}, g, +0)$.
+
+    Pruned weights receive exactly `+0.0`, so a dense master weight under a fixed mask does not move.
+
+    **Arguments:**
+
+    - `grad`: a float32 array shaped like `w`, the cotangent $g$ of the output.
+    - `w`: a float32 array.
+    - `mask`: a bool array of `w`'s shape.
+
+    **Returns:**
+
+    A float32 array shaped like `w`.
+    """
+    w = _arrays.array("w", w)
+    mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
+    grad = _arrays.shaped("grad", _arrays.array("grad", grad), w.shape, "w")
+    return np.where(mask, grad, np.float32(0))
+
+
 def _tensor_list(name, ws):
+    if isinstance(ws, np.ndarray):
+        raise TypeError(f"{name} must be a list of arrays, got a single array")
     if not isinstance(ws, list | tuple):
         raise TypeError(f"{name} must be a list of arrays, got {type(ws).__name__}")
     if len(ws) == 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from spec import strategies as S
@@ -75,10 +77,17 @@ def _masked(call, case, out):
     assert np.all(out[~mask].view(np.uint32) == 0), "pruned values must be +0.0"
 
 
+def _masked_grad(call, case, out):
+    grad, _, mask = case.args
+    assert np.array_equal(out[mask].view(np.uint32), grad[mask].view(np.uint32)), "kept gradients must pass unchanged"
+    assert np.all(out[~mask].view(np.uint32) == 0), "pruned gradients must be +0.0"
+
+
 def _structured(call, case, out):
     w, sparsity = case.args
     axis = case.kwargs["axis"] % w.ndim
-    slices = np.moveaxis(out, axis, 0).reshape(w.shape[axis], -1)
+    slices = np.moveaxis(out, axis, 0)
+    slices = slices.reshape(slices.shape[0], math.prod(slices.shape[1:]))
     if slices.shape[1]:
         assert np.all(slices == slices[:, :1]), "a slice is partly pruned"
         c = w.shape[axis]
@@ -204,18 +213,38 @@ ENTRIES = [
         module="pruning.magnitude",
         summary="where(mask, w, +0.0): pruned entries are +0.0, never -0.0 or NaN.",
         strategy=S.apply_mask_cases,
+        vjp="apply_mask_vjp",
         semantics=(
-            "Pruned entries are +0.0; kept entries pass unchanged, NaN and Inf included (the only function that accepts them).",
+            "Pruned entries are +0.0; kept entries pass unchanged, NaN and Inf included "
+            "(the only function that accepts them).",
             "The mask must have exactly w's shape; it is not broadcast.",
         ),
         invariants=(Invariant("kept unchanged, pruned +0.0", _masked),),
         golden=(
-            Golden(Case((_a([-1.0, np.inf, np.nan, 2.0]), _m([F, F, F, T]))), _a([0.0, 0.0, 0.0, 2.0]),
-                   "w * mask would give -0.0, NaN, NaN"),
+            Golden(
+                Case((_a([-1.0, np.inf, np.nan, 2.0]), _m([F, F, F, T]))),
+                _a([0.0, 0.0, 0.0, 2.0]),
+                "w * mask would give -0.0, NaN, NaN",
+            ),
         ),  # fmt: skip
         bad=(
             Bad(Case((_a([1.0, 2.0]), _m([T]))), ValueError, "mask has shape (1,) but w needs shape (2,)"),
             Bad(Case((_a([1.0]), _a([1.0]))), TypeError, "mask must have dtype bool, got float32"),
+        ),
+    ),
+    Entry(
+        name="apply_mask_vjp",
+        family="pruning",
+        module="pruning.magnitude",
+        summary="The gradient of apply_mask: where(mask, grad, +0.0); torch's is computed by autograd.",
+        strategy=lambda: S.apply_mask_cases(with_grad=True),
+        semantics=("Pruned weights get exactly +0.0 gradient; kept ones get the cotangent unchanged.",),
+        invariants=(Invariant("grad where kept, +0.0 elsewhere", _masked_grad),),
+        golden=(Golden(Case((_a([-1.0, 2.0]), _a([3.0, 4.0]), _m([F, T]))), _a([0.0, 2.0])),),
+        bad=(
+            Bad(
+                Case((_a([1.0]), _a([1.0, 2.0]), _m([T, T]))), ValueError, "grad has shape (1,) but w needs shape (2,)"
+            ),
         ),
     ),
     Entry(
@@ -230,10 +259,16 @@ ENTRIES = [
         ),
         invariants=(Invariant("whole slices, count", _structured),),
         golden=(
-            Golden(Case((_a([[1, 1], [3, 0], [0, 0.5]]), 1 / 3), {"p": 2, "axis": 0}), _m([[T, T], [T, T], [F, F]]),
-                   "norms sqrt(2), 3, 0.5; k = 1"),
-            Golden(Case((_a([[1, 1], [2, 0]]), 0.5), {"p": 1, "axis": 0}), _m([[T, T], [F, F]]),
-                   "L1 norms tie at 2: row 0 wins"),
+            Golden(
+                Case((_a([[1, 1], [3, 0], [0, 0.5]]), 1 / 3), {"p": 2, "axis": 0}),
+                _m([[T, T], [T, T], [F, F]]),
+                "norms sqrt(2), 3, 0.5; k = 1",
+            ),
+            Golden(
+                Case((_a([[1, 1], [2, 0]]), 0.5), {"p": 1, "axis": 0}),
+                _m([[T, T], [F, F]]),
+                "L1 norms tie at 2: row 0 wins",
+            ),
         ),  # fmt: skip
         bad=(
             Bad(Case((_a([[1.0]]), 0.5), {"p": 3}), ValueError, "p must be one of 1, 2; got 3"),

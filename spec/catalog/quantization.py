@@ -111,18 +111,30 @@ ENTRIES = [
         invariants=(Invariant("valid scale and zero point", _valid_qparams),),
         golden=(
             Golden(Case((_a([-1.0]), _a([1.0])), {**INT8, "symmetric": True}), (_a([1 / 127]), _z([0])), "amax/127"),
-            Golden(Case((_a([-1.0]), _a([3.0])), {"qmin": 0, "qmax": 255}), (_a([4 / 255]), _z([64])),
-                   "z = 0 - rne(-1 / (4/255)) = rne(63.75) = 64"),
+            Golden(
+                Case((_a([-1.0]), _a([3.0])), {"qmin": 0, "qmax": 255}),
+                (_a([4 / 255]), _z([64])),
+                "z = 0 - rne(-1 / (4/255)) = rne(63.75) = 64",
+            ),
             Golden(Case((_a([0.0]), _a([0.0])), {"qmin": 0, "qmax": 255}), (_a([1.0]), _z([0])), "degenerate"),
-            Golden(Case((_a([2.0]), _a([5.0])), {"qmin": 0, "qmax": 255, "symmetric": True}), (_a([5 / 127]), _z([128])),
-                   "widened to [0, 5]; symmetric uint8"),
+            Golden(
+                Case((_a([2.0]), _a([5.0])), {"qmin": 0, "qmax": 255, "symmetric": True}),
+                (_a([5 / 127]), _z([128])),
+                "widened to [0, 5]; symmetric uint8",
+            ),
         ),  # fmt: skip
         bad=(
             Bad(Case((_a([1.0]), _a([0.0])), INT8), ValueError, "min_val must be <= max_val"),
             Bad(Case((_a([0.0]), _a([1.0])), {"qmin": 5, "qmax": 4}), ValueError, "qmin must be <= qmax"),
             Bad(Case((_a([0.0]), _a([1.0])), {"qmin": 0, "qmax": 0}), ValueError, "at least 2 codes"),
-            Bad(Case((_a([0.0]), _a([1.0])), {"qmin": -1, "qmax": 0, "symmetric": True}), ValueError, "at least 3 codes"),
-            Bad(Case((_a([0.0]), _a([1.0, 2.0])), INT8), ValueError, "max_val has shape (2,) but min_val needs shape (1,)"),
+            Bad(
+                Case((_a([0.0]), _a([1.0])), {"qmin": -1, "qmax": 0, "symmetric": True}), ValueError, "at least 3 codes"
+            ),
+            Bad(
+                Case((_a([0.0]), _a([1.0, 2.0])), INT8),
+                ValueError,
+                "max_val has shape (2,) but min_val needs shape (1,)",
+            ),
         ),
         paper=JACOB,
     ),
@@ -138,11 +150,16 @@ ENTRIES = [
         ),
         invariants=(Invariant("valid scale and zero point", _valid_qparams),),
         golden=(
-            Golden(Case((_a([[-1, 1], [0, 2]]),), {**INT8, "symmetric": True, "axis": 0}),
-                   (_a([1 / 127, 2 / 127]), _z([0, 0])), "per row amax / 127"),
+            Golden(
+                Case((_a([[-1, 1], [0, 2]]),), {**INT8, "symmetric": True, "axis": 0}),
+                (_a([1 / 127, 2 / 127]), _z([0, 0])),
+                "per row amax / 127",
+            ),
         ),  # fmt: skip
         bad=(
-            Bad(Case((_a([1, 2, 3]),), {**INT8, "axis": 0, "group_size": 2}), ValueError, "group_size 2 does not divide"),
+            Bad(
+                Case((_a([1, 2, 3]),), {**INT8, "axis": 0, "group_size": 2}), ValueError, "group_size 2 does not divide"
+            ),
             Bad(Case((_a([1, 2]),), {**INT8, "group_size": 2}), ValueError, "needs an axis"),
             Bad(Case((_a([]),), INT8), ValueError, "needs at least one element"),
         ),
@@ -165,8 +182,11 @@ ENTRIES = [
             Golden(Case((_a([0.25, 0.75, -1.0, 9.0]), _s(0.5), _z(0)), INT8), _z([0, 2, -2, 18]), "0.5 -> 0, 1.5 -> 2"),
             Golden(Case((_a([0.25, 0.75]), _s(0.5), _z(0)), {**INT8, "rounding": "half_away"}), _z([1, 2])),
             Golden(Case((_a([100.0, -100.0, 3e38]), _s(0.5), _z(0)), INT8), _z([127, -128, 127]), "saturation"),
-            Golden(Case((_a([[1.0, 1.0], [1.0, 1.0]]), _a([0.5, 0.25]), _z([0, 10])), {**INT8, "axis": 0}),
-                   _z([[2, 2], [14, 14]]), "per channel along axis 0"),
+            Golden(
+                Case((_a([[1.0, 1.0], [1.0, 1.0]]), _a([0.5, 0.25]), _z([0, 10])), {**INT8, "axis": 0}),
+                _z([[2, 2], [14, 14]]),
+                "per channel along axis 0",
+            ),
         ),  # fmt: skip
         bad=(
             Bad(Case((_a([1.0]), _s(0.0), _z(0)), INT8), ValueError, "scale must be > 0, got 0.0 at flat index 0"),
@@ -176,11 +196,22 @@ ENTRIES = [
             Bad(Case((_a([1.0]), _s(0.5), _z(0)), {"qmin": 3, "qmax": 1}), ValueError, "qmin must be <= qmax"),
             Bad(Case((_a([1.0]), _s(0.5), _z(0)), {"qmin": -(2**20), "qmax": 1}), ValueError, "qmin must be in"),
             Bad(Case((_a([np.nan]), _s(0.5), _z(0)), INT8), ValueError, "x must be finite, got nan at flat index 0"),
-            Bad(Case((_a([1.0], np.float16), _s(0.5), _z(0)), INT8), TypeError, "x must have dtype float32, got float16"),
-            Bad(Case((_a([1.0]), _a([0.5]), _z([0])), INT8), ValueError, "scale has shape (1,) but axis=None needs shape ()"),
-            Bad(Case((_a([1.0]), _s(0.5), _z(0).astype(np.int64)), INT8), TypeError, "zero_point must have dtype int32"),
-            Bad(Case((_a([1.0, 2.0]), _a([0.5]), _z([0])), {**INT8, "axis": 0, "group_size": 3}), ValueError,
-                "group_size 3 does not divide x.shape[0] = 2"),
+            Bad(
+                Case((_a([1.0], np.float16), _s(0.5), _z(0)), INT8), TypeError, "x must have dtype float32, got float16"
+            ),
+            Bad(
+                Case((_a([1.0]), _a([0.5]), _z([0])), INT8),
+                ValueError,
+                "scale has shape (1,) but axis=None needs shape ()",
+            ),
+            Bad(
+                Case((_a([1.0]), _s(0.5), _z(0).astype(np.int64)), INT8), TypeError, "zero_point must have dtype int32"
+            ),
+            Bad(
+                Case((_a([1.0, 2.0]), _a([0.5]), _z([0])), {**INT8, "axis": 0, "group_size": 3}),
+                ValueError,
+                "group_size 3 does not divide x.shape[0] = 2",
+            ),
             Bad(Case((_a([1.0]), _s(0.5), _z(0)), {**INT8, "rounding": "stochastic"}), ValueError, "needs a key"),
             Bad(Case((_a([1.0]), _s(0.5), _z(0)), {**INT8, "axis": 2}), ValueError, "axis 2 is out of range"),
         ),  # fmt: skip
@@ -212,9 +243,16 @@ ENTRIES = [
             "Gradient to x: passes where qmin <= round(x / s) + z <= qmax (before clipping), else +0.0.",
         ),
         invariants=(Invariant("idempotent under nearest rounding", _idempotent),),
-        golden=(Golden(Case((_a([0.3, 0.7, 100.0]), _s(0.5), _z(0)), INT8), _a([0.5, 0.5, 63.5]), "0.6 -> 1; 1.4 -> 1"),),
-        bad=(Bad(Case((_a([1.0]), _s(0.5), _z(0)), {**INT8, "rounding": "half_even", "key": (1, 2)}), ValueError,
-                 "key is only used with rounding='stochastic'"),),  # fmt: skip
+        golden=(
+            Golden(Case((_a([0.3, 0.7, 100.0]), _s(0.5), _z(0)), INT8), _a([0.5, 0.5, 63.5]), "0.6 -> 1; 1.4 -> 1"),
+        ),
+        bad=(
+            Bad(
+                Case((_a([1.0]), _s(0.5), _z(0)), {**INT8, "rounding": "half_even", "key": (1, 2)}),
+                ValueError,
+                "key is only used with rounding='stochastic'",
+            ),
+        ),  # fmt: skip
         paper=JACOB,
     ),
     Entry(
@@ -229,10 +267,19 @@ ENTRIES = [
         ),
         invariants=(Invariant("grad or +0.0", _grad_or_zero),),
         golden=(
-            Golden(Case((_a([1, 1, 1]), _a([63.5, 63.75, 64.0]), _s(0.5), _z(0)), INT8), _a([1, 0, 0]),
-                   "x/s = 127 passes; 127.5 rounds (to even) to 128 and is blocked; 128 is blocked"),
+            Golden(
+                Case((_a([1, 1, 1]), _a([63.5, 63.75, 64.0]), _s(0.5), _z(0)), INT8),
+                _a([1, 0, 0]),
+                "x/s = 127 passes; 127.5 rounds (to even) to 128 and is blocked; 128 is blocked",
+            ),
         ),  # fmt: skip
-        bad=(Bad(Case((_a([1, 1]), _a([1.0]), _s(0.5), _z(0)), INT8), ValueError, "grad has shape (2,) but x needs shape (1,)"),),
+        bad=(
+            Bad(
+                Case((_a([1, 1]), _a([1.0]), _s(0.5), _z(0)), INT8),
+                ValueError,
+                "grad has shape (2,) but x needs shape (1,)",
+            ),
+        ),
         paper="Bengio et al., 2013. Estimating or Propagating Gradients Through Stochastic Neurons. arXiv:1308.3432",
     ),
 ]

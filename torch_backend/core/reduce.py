@@ -39,7 +39,7 @@ def tree_mean(x, axis=None):
 
 def lp_norm(x, p=2, axis=None):
     """The L1 or L2 norm over the canonical tree sum; see `reference.core.reduce.lp_norm`."""
-    x = _arrays.finite_array("x", x, _FLOATS)
+    x = _arrays.finite_array("x", x)
     validate.choice("p", p, (1, 2))
     a = x.to(torch.float64)
     if p == 1:

@@ -53,7 +53,21 @@ def apply_mask(w, mask):
     return torch.where(mask, w, 0.0)
 
 
+def apply_mask_vjp(grad, w, mask):
+    """The gradient of `apply_mask` with respect to `w`, computed by torch autograd through `apply_mask`."""
+    w = _arrays.array("w", w)
+    mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
+    grad = _arrays.shaped("grad", _arrays.array("grad", grad), w.shape, "w")
+    _arrays.same_device("grad", grad, "w", w)
+    leaf = w.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(apply_mask(leaf, mask), leaf, grad)
+    return g
+
+
 def _tensor_list(name, ws):
+    if isinstance(ws, torch.Tensor):
+        raise TypeError(f"{name} must be a list of arrays, got a single array")
     if not isinstance(ws, list | tuple):
         raise TypeError(f"{name} must be a list of arrays, got {type(ws).__name__}")
     if len(ws) == 0:

@@ -1,0 +1,80 @@
+"""The `pqref` command: `verify` checks a backend against the reference; `list` shows the algorithms."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from spec.registry import REGISTRY
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="pqref", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("verify", help="check torch_backend against the reference, bit for bit")
+    v.add_argument("--device", choices=["cpu", "cuda"], action="append", help="device(s); default: every one present")
+    v.add_argument("--examples", type=int, default=100, help="Hypothesis examples per algorithm (default 100)")
+    v.add_argument("--algorithm", action="append", help="only this algorithm (repeatable); see `pqref list`")
+    v.add_argument("--seed", type=int, default=None, help="random seed; default: derandomized (reproducible)")
+    sub.add_parser("list", help="list the algorithms with their papers")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        return _list()
+    return _verify(args)
+
+
+def _list() -> int:
+    width = max(len(n) for n in REGISTRY)
+    for family in ("core", "quantization", "pruning"):
+        print(f"{family}:")
+        for e in REGISTRY.values():
+            if e.family == family:
+                paper = f"  [{e.paper.split('.')[0]}]" if e.paper else ""
+                print(f"  {e.name:<{width}}  {e.summary}{paper}")
+    return 0
+
+
+def _verify(args) -> int:
+    from spec.backends import TORCH
+    from spec.verify import verify_entry
+
+    if args.examples < 1:
+        print(f"pqref verify: --examples must be >= 1, got {args.examples}", file=sys.stderr)
+        return 2
+    names = args.algorithm or list(REGISTRY)
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        print(f"pqref verify: unknown algorithm(s) {', '.join(unknown)}; see `pqref list`", file=sys.stderr)
+        return 2
+    present = TORCH.devices()
+    devices = args.device or present
+    missing = [d for d in devices if d not in present]
+    if missing:
+        print(
+            f"pqref verify: device {missing[0]} is not available here (present: {', '.join(present)})", file=sys.stderr
+        )
+        return 2
+    print(f"pqref verify: torch_backend against reference, {args.examples} examples per algorithm, devices {devices}")
+    header = f"{'algorithm':<28} {'device':<6} {'examples':>8} {'goldens':>7} {'mismatches':>10} {'seconds':>8}"
+    print(header)
+    print("-" * len(header))
+    total = 0
+    for name in names:
+        for device in devices:
+            start = time.perf_counter()
+            row = verify_entry(REGISTRY[name], TORCH, device, args.examples, args.seed)
+            total += row.mismatches
+            print(
+                f"{name:<28} {device:<6} {row.examples:>8} {row.goldens:>7} {row.mismatches:>10} "
+                f"{time.perf_counter() - start:>8.2f}"
+            )
+            if row.first:
+                print(f"    first mismatch: {row.first}")
+    print("-" * len(header))
+    print(f"{total} mismatches" + ("" if total == 0 else " - the backend does NOT conform"))
+    return 1 if total else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
