@@ -127,9 +127,12 @@ def algorithm_page(e) -> str:
     out = [f"# {text(e.name)}\n\n", f"{text(e.summary)}\n\n"]
 
     if e.vjp:
-        grad = f"custom gradient, checked against its VJP [{text(e.vjp)}]({e.vjp}.md)"
+        grad = (
+            f"a custom VJP, the entry [{text(e.vjp)}]({e.vjp}.md): torch's autograd gradient is checked there, "
+            "bit for bit, against the reference's"
+        )
     elif e.name in VJP_OF:
-        grad = f"this is the VJP of [{text(VJP_OF[e.name])}]({VJP_OF[e.name]}.md)"
+        grad = f"this is the VJP of [{text(VJP_OF[e.name])}]({VJP_OF[e.name]}.md); torch's side runs autograd"
     else:
         grad = "no VJP in the contract"
     facts = [
@@ -144,24 +147,26 @@ def algorithm_page(e) -> str:
     facts += [(text(k), text(v)) for k, v in e.extra]
     out.append("".join(f"- **{k}:** {v}\n" for k, v in facts))
 
-    out.append("## Semantics\n")
+    out.append("\n## Semantics\n\n")
     if e.semantics:
         out.append("".join(f"- {text(s)}\n" for s in e.semantics))
     else:
         out.append("Nothing beyond the reference docstring below.\n")
 
-    out.append("\n## Golden vectors\n")
+    out.append("\n## Golden vectors\n\n")
     if e.golden:
         out.append(
             "Exact expected outputs, compared bit for bit on every backend and device "
             "(floats print in their shortest round-trip form).\n\n"
         )
-        rows = [[code(compact(g.case.repro(e.name))), code(compact(literal(g.expected))), text(g.why)] for g in e.golden]
+        rows = [
+            [code(compact(g.case.repro(e.name))), code(compact(literal(g.expected))), text(g.why)] for g in e.golden
+        ]
         out.append(table(["Call", "Expected", "Why"], rows))
     else:
         out.append("None pinned; the Hypothesis strategy and the invariants cover this entry.\n")
 
-    out.append("\n## Bad inputs\n")
+    out.append("\n## Bad inputs\n\n")
     if e.bad:
         out.append("Every backend raises the same exception type with the same message.\n\n")
         rows = [[code(compact(b.case.repro(e.name))), code(b.error.__name__), code(b.match)] for b in e.bad]
@@ -169,7 +174,7 @@ def algorithm_page(e) -> str:
     else:
         out.append("None pinned beyond the shared checks of `spec.validate`.\n")
 
-    out.append("\n## Invariants\n")
+    out.append("\n## Invariants\n\n")
     if e.invariants:
         out.append("Checked on every generated case, on the reference and on each torch device:\n\n")
         out.append("".join(f"- {text(i.name)}\n" for i in e.invariants))

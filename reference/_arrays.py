@@ -26,6 +26,14 @@ def finite(name, x) -> np.ndarray:
     return x
 
 
+def not_nan(name, x) -> np.ndarray:
+    bad = np.isnan(x) if x.dtype.kind == "f" else np.zeros(x.shape, dtype=bool)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise validate.not_a_number(name, i)
+    return x
+
+
 def finite_array(name, x, dtypes=("float32",)) -> np.ndarray:
     return finite(name, array(name, x, dtypes))
 

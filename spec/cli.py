@@ -76,5 +76,16 @@ def _verify(args) -> int:
     return 1 if total else 0
 
 
+def entry_point() -> None:
+    """The console script: `main`, quiet when its output pipe closes early (`pqref list | head`)."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        sys.stdout = None  # nothing more can be written
+        code = 0
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

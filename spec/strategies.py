@@ -145,7 +145,8 @@ def bits_cases():
 def select_cases(draw):
     dtype = draw(st.sampled_from(["float32", "float64", "int64"]))
     if dtype == "float32":
-        scores = draw(float32_arrays())
+        with_inf = st.one_of(float32_values(), st.sampled_from([float("inf"), float("-inf")]))
+        scores = draw(float32_arrays(elements=with_inf))
     elif dtype == "float64":
         scores = draw(float64_arrays())
     else:

@@ -122,6 +122,10 @@ def not_finite(name, flat_index: int, value: float) -> ValueError:
     return ValueError(f"{name} must be finite, got {float(value)!r} at flat index {flat_index}")
 
 
+def not_a_number(name, flat_index: int) -> ValueError:
+    return ValueError(f"{name} must not contain NaN, got nan at flat index {flat_index}")
+
+
 def shape_mismatch(name, got, expected, why: str) -> ValueError:
     return ValueError(f"{name} has shape {tuple(got)} but {why} needs shape {tuple(expected)}")
 

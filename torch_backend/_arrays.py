@@ -28,6 +28,14 @@ def finite(name, x) -> torch.Tensor:
     return x
 
 
+def not_nan(name, x) -> torch.Tensor:
+    if x.dtype.is_floating_point:
+        bad = torch.isnan(x.detach())
+        if bool(bad.any()):
+            raise validate.not_a_number(name, int(bad.reshape(-1).nonzero()[0]))
+    return x
+
+
 def finite_array(name, x, dtypes=("float32",)) -> torch.Tensor:
     return finite(name, array(name, x, dtypes))
 

@@ -20,7 +20,7 @@ def keep_largest(scores, count):
 
     **Arguments:**
 
-    - `scores`: a float32, float64 or int64 array, any shape, finite.
+    - `scores`: a float32, float64 or int64 array, any shape, without NaN (+-Inf are ordinary scores).
     - `count`: an int in `[0, scores.size]`.
 
     **Returns:**
@@ -33,7 +33,7 @@ def keep_largest(scores, count):
 
     Example: `keep_largest([1, 3, 3, 2], 2)` keeps indices 1 and 2; `keep_largest([3, 3, 3], 1)` keeps index 0.
     """
-    scores = _arrays.finite_array("scores", scores, SCORE_DTYPES)
+    scores = _arrays.not_nan("scores", _arrays.array("scores", scores, SCORE_DTYPES))
     count = validate.integer("count", count, lo=0, hi=scores.size)
     order = np.argsort(-scores.reshape(-1), kind="stable")
     keep = np.zeros(scores.size, dtype=bool)

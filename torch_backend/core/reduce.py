@@ -38,10 +38,30 @@ def tree_mean(x, axis=None):
 
 
 def lp_norm(x, p=2, axis=None):
-    """The L1 or L2 norm over the canonical tree sum; see `reference.core.reduce.lp_norm`."""
+    """The L1 or L2 norm in float32 from the canonical float64 tree sum; see `reference.core.reduce.lp_norm`."""
     x = _arrays.finite_array("x", x)
     validate.choice("p", p, (1, 2))
-    a = x.to(torch.float64)
+    a = x.detach().to(torch.float64)
     if p == 1:
-        return tree_sum(torch.abs(a), axis)
-    return torch.sqrt(tree_sum(a * a, axis))
+        return tree_sum(torch.abs(a), axis).to(torch.float32)
+    return _sqrt_to_float32(tree_sum(a * a, axis))
+
+
+def _sqrt_to_float32(s):
+    """The float32 nearest to the exact square root of float64 `s >= 0`; see the reference's `_sqrt_to_float32`."""
+    y = torch.sqrt(s).to(torch.float32)
+    for direction in (float("inf"), 0.0):
+        other = torch.nextafter(y, torch.full_like(y, direction))
+        mid = (_as_float64(y) + _as_float64(other)) / 2
+        beyond = s > mid * mid if direction > 0 else s < mid * mid
+        tie = (s == mid * mid) & (other != y) & _is_even(other)
+        y = torch.where(beyond | tie, other, y)
+    return y
+
+
+def _as_float64(y):
+    return torch.where(torch.isinf(y), 2.0**128, y.to(torch.float64))
+
+
+def _is_even(y):
+    return (y.view(torch.int32) & 1) == 0

@@ -12,7 +12,7 @@ SCORE_DTYPES = ("float32", "float64", "int64")
 
 def keep_largest(scores, count):
     """A mask of the `count` largest scores, ties to the lower flat index; see `reference.core.select.keep_largest`."""
-    scores = _arrays.finite_array("scores", scores, SCORE_DTYPES)
+    scores = _arrays.not_nan("scores", _arrays.array("scores", scores, SCORE_DTYPES))
     count = validate.integer("count", count, lo=0, hi=scores.numel())
     flat = scores.detach().reshape(-1)
     order = torch.sort(flat, descending=True, stable=True).indices
