@@ -12,9 +12,21 @@ __all__ = ["REGISTRY", "Bad", "Case", "Entry", "Golden", "Invariant", "get", "re
 
 
 def _load() -> dict[str, Entry]:
-    from spec.catalog import core, pruning, quantization
+    from spec.catalog import (
+        core,
+        lowbit,
+        pruning,
+        quant_binary,
+        quant_learned,
+        quant_misc,
+        quantization,
+        sparsity_regularize,
+        sparsity_scores,
+    )
 
-    entries = [*core.ENTRIES, *quantization.ENTRIES, *pruning.ENTRIES]
+    catalogs = [core, quantization, quant_binary, quant_learned, lowbit, quant_misc]
+    catalogs += [pruning, sparsity_regularize, sparsity_scores]
+    entries = [e for catalog in catalogs for e in catalog.ENTRIES]
     table: dict[str, Entry] = {}
     for e in entries:
         if e.name in table:

@@ -1,11 +1,9 @@
 """Exact primitives: canonical reductions, rounding rules, the counter-based RNG, selection with a tie rule."""
 
-from .random import fold_in, make_key, random_bits, split, threefry2x32, uniform
-from .reduce import lp_norm, tree_mean, tree_sum
-from .rounding import round_ceil, round_floor, round_half_away, round_half_even, round_stochastic, round_with
-from .select import keep_largest
+from . import random, reduce, rounding, select
+from .random import *  # noqa: F403
+from .reduce import *  # noqa: F403
+from .rounding import *  # noqa: F403
+from .select import *  # noqa: F403
 
-__all__ = [
-    "fold_in", "keep_largest", "lp_norm", "make_key", "random_bits", "round_ceil", "round_floor", "round_half_away",
-    "round_half_even", "round_stochastic", "round_with", "split", "threefry2x32", "tree_mean", "tree_sum", "uniform",
-]  # fmt: skip
+__all__ = [name for module in (random, reduce, rounding, select) for name in module.__all__]

@@ -12,6 +12,8 @@ import numpy as np
 from reference import _arrays
 from spec import validate
 
+__all__ = ["threefry2x32", "make_key", "split", "fold_in", "random_bits", "uniform"]
+
 _ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
 _PARITY = 0x1BD11BDA
 _SPLIT_WORD = 0xFFFFFFFF

@@ -7,6 +7,8 @@ import numpy as np
 from reference import _arrays
 from spec import validate
 
+__all__ = ["tree_sum", "tree_mean", "lp_norm"]
+
 _FLOATS = ("float32", "float64")
 
 

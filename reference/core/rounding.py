@@ -8,6 +8,8 @@ from reference import _arrays
 from reference.core.random import uniform
 from spec import validate
 
+__all__ = ["round_half_even", "round_half_away", "round_floor", "round_ceil", "round_stochastic", "round_with"]
+
 MODES = ("half_even", "half_away", "floor", "ceil", "stochastic")
 
 

@@ -7,6 +7,8 @@ import numpy as np
 from reference import _arrays
 from spec import validate
 
+__all__ = ["keep_largest"]
+
 SCORE_DTYPES = ("float32", "float64", "int64")
 
 

@@ -1,19 +1,28 @@
 """Pruning algorithms: masks are bool, True where a weight is kept."""
 
-from .magnitude import (
-    apply_mask,
-    apply_mask_vjp,
-    global_magnitude_masks,
-    magnitude_mask,
-    magnitude_mask_by_count,
-    magnitude_mask_by_threshold,
-    pruned_count,
-)
-from .random import random_mask
-from .structured import ln_structured_mask, nm_mask
+from . import lottery, magnitude, random, regularization, saliency, schedules, slimming, sparse_formats, structured
+from .lottery import *  # noqa: F403
+from .magnitude import *  # noqa: F403
+from .random import *  # noqa: F403
+from .regularization import *  # noqa: F403
+from .saliency import *  # noqa: F403
+from .schedules import *  # noqa: F403
+from .slimming import *  # noqa: F403
+from .sparse_formats import *  # noqa: F403
+from .structured import *  # noqa: F403
 
 __all__ = [
-    "apply_mask", "apply_mask_vjp", "global_magnitude_masks", "ln_structured_mask", "magnitude_mask",
-    "magnitude_mask_by_count",
-    "magnitude_mask_by_threshold", "nm_mask", "pruned_count", "random_mask",
-]  # fmt: skip
+    name
+    for module in (
+        magnitude,
+        structured,
+        random,
+        regularization,
+        slimming,
+        schedules,
+        saliency,
+        lottery,
+        sparse_formats,
+    )
+    for name in module.__all__
+]

@@ -11,6 +11,16 @@ from reference import _arrays
 from reference.core.select import keep_largest
 from spec import validate
 
+__all__ = [
+    "pruned_count",
+    "magnitude_mask",
+    "magnitude_mask_by_count",
+    "magnitude_mask_by_threshold",
+    "global_magnitude_masks",
+    "apply_mask",
+    "apply_mask_vjp",
+]
+
 
 def pruned_count(sparsity, n):
     r"""How many of `n` units a sparsity prunes: $k = \operatorname{rne}(\text{sparsity} \cdot n)$ in float64.

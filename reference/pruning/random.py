@@ -8,6 +8,8 @@ from reference.core.select import keep_largest
 from reference.pruning.magnitude import pruned_count
 from spec import validate
 
+__all__ = ["random_mask"]
+
 
 def random_mask(w, sparsity, key):
     r"""Prune a uniformly random subset of exactly $k = \operatorname{rne}(\text{sparsity} \cdot n)$ weights.

@@ -12,6 +12,8 @@ from reference.core.select import keep_largest
 from reference.pruning.magnitude import pruned_count
 from spec import validate
 
+__all__ = ["ln_structured_mask", "nm_mask"]
+
 
 def ln_structured_mask(w, sparsity, p=2, axis=0):
     r"""Prune whole slices along `axis` (output channels for `axis=0`) with the smallest $L_p$ norm.

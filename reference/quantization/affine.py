@@ -8,6 +8,16 @@ from reference import _arrays
 from reference.core import rounding as _rounding
 from spec import validate
 
+__all__ = [
+    "integer_range",
+    "qparams_from_range",
+    "minmax_qparams",
+    "quantize",
+    "dequantize",
+    "fake_quantize",
+    "fake_quantize_vjp",
+]
+
 TINY = np.float32(2.0**-126)  # the smallest normal float32
 
 

@@ -7,6 +7,8 @@ import torch
 from spec import validate
 from torch_backend import _arrays
 
+__all__ = ["tree_sum", "tree_mean", "lp_norm"]
+
 _FLOATS = ("float32", "float64")
 
 

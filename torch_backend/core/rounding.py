@@ -8,6 +8,8 @@ from spec import validate
 from torch_backend import _arrays
 from torch_backend.core.random import uniform
 
+__all__ = ["round_half_even", "round_half_away", "round_floor", "round_ceil", "round_stochastic", "round_with"]
+
 MODES = ("half_even", "half_away", "floor", "ceil", "stochastic")
 
 

@@ -7,6 +7,8 @@ import torch
 from spec import validate
 from torch_backend import _arrays
 
+__all__ = ["keep_largest"]
+
 SCORE_DTYPES = ("float32", "float64", "int64")
 
 

@@ -8,6 +8,16 @@ from spec import validate
 from torch_backend import _arrays
 from torch_backend.core.select import keep_largest
 
+__all__ = [
+    "pruned_count",
+    "magnitude_mask",
+    "magnitude_mask_by_count",
+    "magnitude_mask_by_threshold",
+    "global_magnitude_masks",
+    "apply_mask",
+    "apply_mask_vjp",
+]
+
 
 def pruned_count(sparsity, n):
     """How many of `n` units a sparsity prunes; see `reference.pruning.magnitude.pruned_count`."""

@@ -8,6 +8,8 @@ from torch_backend.core.random import random_bits
 from torch_backend.core.select import keep_largest
 from torch_backend.pruning.magnitude import pruned_count
 
+__all__ = ["random_mask"]
+
 
 def random_mask(w, sparsity, key):
     """Prune exactly round(sparsity * n) weights chosen from the key; see `reference.pruning.random.random_mask`."""

@@ -12,6 +12,8 @@ from torch_backend.core.reduce import lp_norm
 from torch_backend.core.select import keep_largest
 from torch_backend.pruning.magnitude import pruned_count
 
+__all__ = ["ln_structured_mask", "nm_mask"]
+
 
 def ln_structured_mask(w, sparsity, p=2, axis=0):
     """Prune whole slices with the smallest Lp norm; see `reference.pruning.structured.ln_structured_mask`."""

@@ -12,6 +12,16 @@ from spec import validate
 from torch_backend import _arrays
 from torch_backend.core import rounding as _rounding
 
+__all__ = [
+    "integer_range",
+    "qparams_from_range",
+    "minmax_qparams",
+    "quantize",
+    "dequantize",
+    "fake_quantize",
+    "fake_quantize_vjp",
+]
+
 TINY = 2.0**-126  # the smallest normal float32
 
 

@@ -1,4 +1,4 @@
-"""Hypothesis strategies of valid inputs, for every registry entry: public, so other projects can reuse them.
+"""Strategies for the foundation: shared element and array strategies, core primitives, affine quantization, pruning.
 
 They are built to hit the places where implementations disagree: ties (arrays are filled with repeated values),
 signed zeros, subnormals, exact x.5 rounding midpoints (scales with short mantissas that are not powers of
