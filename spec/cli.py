@@ -18,10 +18,31 @@ def main(argv=None) -> int:
     v.add_argument("--algorithm", action="append", help="only this algorithm (repeatable); see `pqref list`")
     v.add_argument("--seed", type=int, default=None, help="random seed; default: derandomized (reproducible)")
     sub.add_parser("list", help="list the algorithms with their papers")
+    d = sub.add_parser("demo", help="train and compress a small CNN on real digits; print what it costs and saves")
+    d.add_argument("--quick", action="store_true", help="a few steps per recipe (for CI)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    d.add_argument("--out", default="pqref-demo", help="folder for the exported models, results.json and the plot")
+    d.add_argument("--dataset", default=None, help="module:attribute of a torchvision-style dataset (default: digits)")
+    d.add_argument("--recipe", action="append", help="only this recipe (repeatable)")
     args = parser.parse_args(argv)
     if args.command == "list":
         return _list()
+    if args.command == "demo":
+        return _demo(args)
     return _verify(args)
+
+
+def _demo(args) -> int:
+    from torch_backend.nn import demo
+
+    results = demo.run(quick=args.quick, seed=args.seed, device=args.device, out=args.out, dataset=args.dataset,
+                       recipes=args.recipe)  # fmt: skip
+    bad = [r.recipe for r in results if r.replay.startswith("MISMATCH")]
+    if bad:
+        print(f"replay mismatch in: {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _list() -> int:

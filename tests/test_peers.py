@@ -86,6 +86,14 @@ def _distinct_magnitudes(draw, n):
     return w
 
 
+def _sparsities(n):
+    """Sparsities for n units, mostly ones that prune some but not all (spec's fractions_for often gives 0 or n)."""
+    if n < 2:
+        return S.fractions_for(n)
+    inner = st.integers(1, n - 1).map(lambda k: k / n)
+    return st.one_of(inner, inner, S.fractions_for(n))  # the first branch is what Hypothesis tries most
+
+
 @st.composite
 def _unstructured_cases(draw):
     kind, shape = draw(_module_shapes())
@@ -96,7 +104,7 @@ def _unstructured_cases(draw):
 @given(_unstructured_cases(), st.data())
 def test_l1_unstructured_matches_magnitude_mask(case, data):
     kind, w = case
-    sparsity = data.draw(S.fractions_for(w.size), label="sparsity")
+    sparsity = data.draw(_sparsities(w.size), label="sparsity")
     m = _module(kind, w)
     prune.l1_unstructured(m, "weight", amount=float(sparsity))
     ours = R.magnitude_mask(w, sparsity)
@@ -128,7 +136,7 @@ def _global_cases(draw):
 @given(_global_cases(), st.data())
 def test_global_unstructured_matches_global_magnitude_masks(case, data):
     kinds, ws = case
-    sparsity = data.draw(S.fractions_for(sum(w.size for w in ws)), label="sparsity")
+    sparsity = data.draw(_sparsities(sum(w.size for w in ws)), label="sparsity")
     modules = [_module(kind, w) for kind, w in zip(kinds, ws, strict=True)]
     prune.global_unstructured(
         [(m, "weight") for m in modules], pruning_method=prune.L1Unstructured, amount=float(sparsity)
@@ -142,7 +150,7 @@ def test_global_unstructured_matches_global_magnitude_masks(case, data):
 
 @st.composite
 def _structured_cases(draw):
-    """Slices along `axis` whose Lp norms (p = 1 or 2) are separated by a factor of at least 1.5."""
+    """Slices along `axis` whose L1 and L2 norms are both separated by a factor of at least 1.5."""
     kind, shape = draw(_module_shapes(min_dims=2))
     shape = tuple(shape)
     axis = draw(st.integers(-len(shape), len(shape) - 1))
@@ -155,14 +163,14 @@ def _structured_cases(draw):
     ranks = np.array(draw(st.permutations(range(channels))), dtype=np.float64)
     view = tuple(-1 if i == k else 1 for i in range(len(shape)))
     w = (np.where(signs, -1.0, 1.0) * base * (3.0**ranks).reshape(view)).astype(F32)
-    p = draw(st.sampled_from([1, 2]))
-    sparsity = draw(S.fractions_for(channels))
-    return kind, w, sparsity, p, axis
+    sparsity = draw(_sparsities(channels))
+    return kind, w, sparsity, axis
 
 
+@pytest.mark.parametrize("p", [1, 2])
 @given(_structured_cases())
-def test_ln_structured_matches_ln_structured_mask(case):
-    kind, w, sparsity, p, axis = case
+def test_ln_structured_matches_ln_structured_mask(p, case):
+    kind, w, sparsity, axis = case
     m = _module(kind, w)
     prune.ln_structured(m, "weight", amount=float(sparsity), n=p, dim=axis)
     ours = R.ln_structured_mask(w, sparsity, p=p, axis=axis)
@@ -250,6 +258,15 @@ def _onnx_run(op, qtype, x, scale, zero_point, axis, group_size):
     return y
 
 
+def _expand(p, shape, axis, group_size):
+    """A scale or zero point broadcast to x's shape for a granularity (np.repeat along `axis` for blocks)."""
+    if axis is None:
+        return np.broadcast_to(p, shape)
+    if group_size is None:
+        return np.broadcast_to(p.reshape(tuple(-1 if i == axis % len(shape) else 1 for i in range(len(shape)))), shape)
+    return np.repeat(p, group_size, axis=axis)
+
+
 def _near_grid(draw, s_full, z_full, qmin, qmax):
     """float32 x shaped like `s_full`: on the grid (t - z) * s, t a multiple of 1/2 around the code range (so
     x / s is often exactly an integer or a .5 midpoint), or anywhere finite (ties, zeros, subnormals, huge)."""
@@ -263,23 +280,40 @@ def _near_grid(draw, s_full, z_full, qmin, qmax):
 
 
 @st.composite
-def _onnx_cases(draw):
-    """(qtype, x, scale, zero_point, axis, group_size) for every granularity; x on and off the grid."""
+def _onnx_cases(draw, granularity):
+    """(qtype, x, scale, zero_point, axis, group_size) for one granularity; x on and off the grid.
+
+    "tensor": scalar scale; "axis": 1-D scale and the `axis` attribute; "block": scale of x's rank with
+    x.shape[axis] // block_size at `axis` and the `block_size` attribute (ours: `group_size`). Axes may be
+    negative, as ONNX allows.
+    """
     qtype = draw(st.sampled_from(sorted(ONNX_TYPES)))
     _, qmin, qmax = ONNX_TYPES[qtype]
-    shape = draw(S.shapes(max_dims=3, min_side=1, max_side=6))
-    axis, group_size, sshape = draw(S.granularities(shape))
+    shape = draw(S.shapes(min_dims=0 if granularity == "tensor" else 1, max_dims=3, min_side=1, max_side=6))
+    axis = group_size = None
+    sshape = ()
+    if granularity != "tensor":
+        axis = draw(st.integers(-len(shape), len(shape) - 1))
+        n = shape[axis]
+        sshape = (n,)
+        if granularity == "block":
+            group_size = draw(st.sampled_from([d for d in range(2, n + 1) if n % d == 0] or [1]))
+            sshape = tuple(shape[i] // group_size if i == axis % len(shape) else shape[i] for i in range(len(shape)))
     scale = draw(hnp.arrays(F32, sshape, elements=S.scales()))
     zero_point = draw(hnp.arrays(np.int32, sshape, elements=st.integers(qmin, qmax)))
     x = _near_grid(
-        draw, S._expand(scale, shape, axis, group_size), S._expand(zero_point, shape, axis, group_size), qmin, qmax
+        draw, _expand(scale, shape, axis, group_size), _expand(zero_point, shape, axis, group_size), qmin, qmax
     )
     return qtype, x, scale, zero_point, axis, group_size
 
 
-@given(_onnx_cases())
-def test_onnx_quantize_linear_matches_quantize(case):
-    qtype, x, scale, zero_point, axis, group_size = case
+GRANULARITIES = ("tensor", "axis", "block")
+
+
+@pytest.mark.parametrize("granularity", GRANULARITIES)
+@given(st.data())
+def test_onnx_quantize_linear_matches_quantize(granularity, data):
+    qtype, x, scale, zero_point, axis, group_size = data.draw(_onnx_cases(granularity), label="case")
     _, qmin, qmax = ONNX_TYPES[qtype]
     ours = R.quantize(x, scale, zero_point, qmin=qmin, qmax=qmax, axis=axis, group_size=group_size)
     theirs = _onnx_run("QuantizeLinear", qtype, x, scale, zero_point, axis, group_size)
@@ -288,7 +322,7 @@ def test_onnx_quantize_linear_matches_quantize(case):
     # adding the zero point and clipping: where |x / s| >= 2**31 the cast is invalid (asserted separately in
     # test_onnx_quantize_linear_diverges_beyond_int32). Compare everywhere the cast is valid, which still
     # covers saturation far beyond [qmin, qmax].
-    s_full = S._expand(scale, x.shape, axis, group_size)
+    s_full = _expand(scale, x.shape, axis, group_size)
     with np.errstate(over="ignore"):
         valid = np.abs(x / s_full) < F32(2.0**30)
     np.testing.assert_array_equal(theirs.astype(np.int32)[valid], ours[valid])
@@ -299,9 +333,10 @@ def test_onnx_quantize_linear_matches_quantize(case):
     np.testing.assert_array_equal(mine.numpy(), ours)
 
 
-@given(_onnx_cases(), st.data())
-def test_onnx_dequantize_linear_matches_dequantize(case, data):
-    qtype, x, scale, zero_point, axis, group_size = case
+@pytest.mark.parametrize("granularity", GRANULARITIES)
+@given(st.data())
+def test_onnx_dequantize_linear_matches_dequantize(granularity, data):
+    qtype, x, scale, zero_point, axis, group_size = data.draw(_onnx_cases(granularity), label="case")
     _, qmin, qmax = ONNX_TYPES[qtype]
     q = data.draw(hnp.arrays(np.int32, x.shape, elements=st.integers(qmin, qmax)), label="q")
     ours = R.dequantize(q, scale, zero_point, axis=axis, group_size=group_size)
@@ -375,7 +410,7 @@ def _power_of_two_per_channel_cases(draw):
     exps = draw(hnp.arrays(np.int64, (c,), elements=st.integers(-20, 8)))
     scale = (2.0**exps).astype(F32)
     zero_point = draw(hnp.arrays(np.int32, (c,), elements=st.integers(qmin, qmax)))
-    x = _near_grid(draw, S._expand(scale, shape, axis, None), S._expand(zero_point, shape, axis, None), qmin, qmax)
+    x = _near_grid(draw, _expand(scale, shape, axis, None), _expand(zero_point, shape, axis, None), qmin, qmax)
     return x, scale, zero_point, axis, qmin, qmax
 
 
@@ -439,9 +474,10 @@ def test_torch_fake_quantize_per_channel_diverges():
     ours = R.fake_quantize(x, scales, zps, qmin=qmin, qmax=qmax, axis=0)
     assert _differ(ours, _direct(x, scales[:, None], zps[:, None], qmin, qmax)) == 0
     assert _differ(theirs, ours) > 0
-    # Beyond int64: for x / s >= 2**63 the per-channel kernel's int64 cast is invalid and gives qmin (-128 here,
-    # minus the zero point, times s) where pqref saturates to qmax; the per-tensor kernel saturates correctly.
-    # Measured: 3 of these 8 differ (every positive value at or above 2**63; 9.2e18 is just below).
+    # Beyond int64: for x / s >= 2**63 the per-channel kernel's cast of rint(x * (1/s)) to int64 is invalid (it
+    # gives INT64_MIN, clamped to qmin), so the output is (qmin - z) * s where pqref saturates to (qmax - z) * s.
+    # The per-tensor kernel saturates correctly. Measured: 3 of these 8 differ (9.3e18, 1e19, 3e38; 9.2e18 is
+    # just below 2**63 = 9.22e18, and the negative ones land on qmin either way).
     big = np.array([9.2e18, 9.3e18, 1e19, 3e38, -9.2e18, -9.3e18, -1e19, -3e38], F32)
     one, zero = np.ones(1, F32), np.zeros(1, np.int32)
     theirs = torch.fake_quantize_per_channel_affine(
