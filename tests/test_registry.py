@@ -41,8 +41,10 @@ def test_torch_backend_mirrors_reference_file(path):
 
 
 def test_torch_backend_has_no_extra_modules():
+    """Every torch_backend module has a reference twin, except the training layer `torch_backend/nn/`, which drives
+    torch modules and is checked against the reference by replay instead."""
     for path in (ROOT / "torch_backend").rglob("*.py"):
-        if path.name.startswith("_"):
+        if path.name.startswith("_") or "nn" in path.relative_to(ROOT / "torch_backend").parts[:1]:
             continue
         assert (ROOT / "reference" / path.relative_to(ROOT / "torch_backend")).exists(), f"{path} has no reference twin"
 

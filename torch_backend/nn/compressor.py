@@ -72,8 +72,8 @@ class Compressor:
         for name, module, tname, chain in self.compressed_tensors():
             master = module.parametrizations[tname].original.detach()
             with torch.no_grad():
-                got = getattr(module, tname).detach().cpu().numpy()
-            want = master.cpu().numpy().copy()
+                got = to_numpy(getattr(module, tname))
+            want = to_numpy(master)
             for c in chain:
                 want = c.replay(want)
             match = want.dtype == got.dtype and np.array_equal(_bits(want), _bits(got))
@@ -145,6 +145,16 @@ def compress(model: nn.Module, recipe, *, verify_masks: bool = True) -> Compress
             raise RecipeError(f"{rule.where()}: {exc}") from None
     policy_list = [cls(rule, targets, params, verify_masks=verify_masks) for cls, rule, targets, params in planned]
     return Compressor(model, recipe, policy_list)
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A NumPy copy of a tensor; bfloat16 becomes ml_dtypes.bfloat16 (the same bits)."""
+    t = t.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        import ml_dtypes
+
+        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
+    return t.numpy().copy()
 
 
 def _bits(a: np.ndarray) -> np.ndarray:

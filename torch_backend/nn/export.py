@@ -86,8 +86,9 @@ def export_safetensors(model, compressor, path) -> int:
             q = info["quant"]
             codes = codes if keep is None else codes[keep]
             arrays[f"{name}.codes"] = pack((codes - q["qmin"]).astype(np.uint32), q["bits"])
+            q["part_shapes"] = {k: list(np.shape(v)) for k, v in stored.items()}
             for k, v in stored.items():
-                arrays[f"{name}.{k}"] = np.ascontiguousarray(v)
+                arrays[f"{name}.{k}"] = np.array(v, copy=True)
         meta[name] = info
     save_file(arrays, str(path), metadata={"pqref": json.dumps(meta), "pqref_scalars": json.dumps(scalars)})
     return os.path.getsize(path)
@@ -114,7 +115,8 @@ def load_safetensors(path) -> dict[str, np.ndarray]:
             codes = np.full(n, 0, dtype=np.int32)
             codes[keep] = unpack(arrays[f"{name}.codes"], q["bits"], int(keep.sum())).astype(np.int32) + q["qmin"]
             decode = decoders()[q["algorithm"]]
-            full = decode(codes.reshape(shape), {k: arrays[f"{name}.{k}"] for k in q["parts"]}, q)
+            parts = {k: arrays[f"{name}.{k}"].reshape(q["part_shapes"][k]) for k in q["parts"]}
+            full = decode(codes.reshape(shape), parts, q)
             flat = full.reshape(-1)
             w = np.where(keep, flat, np.float32(0))
         else:

@@ -152,7 +152,7 @@ class _Pruning(Policy):
         w = plist.original.detach()
         for c in list(plist)[: self._chain_index(module, mask)]:
             w = c(w)
-        return w
+        return w.float()  # float16 / bfloat16 weights are scored on their exact float32 widening
 
     def due(self, step):
         sched = self.params.get("schedule")

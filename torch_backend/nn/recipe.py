@@ -52,15 +52,16 @@ class Recipe:
         """A recipe from a dict `{"rules": [...]}`, a list of rule dicts, or a path to a TOML file."""
         if isinstance(source, Recipe):
             return source
+        fallback = "recipe"
         if isinstance(source, str | Path):
             path = Path(source)
             try:
                 source = tomllib.loads(path.read_text())
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise RecipeError(f"cannot read recipe {path}: {exc}") from None
-            name = name or path.stem
+            fallback = path.stem
         if isinstance(source, dict):
-            name = name or source.get("name", "recipe")
+            name = name or source.get("name")
             extra = set(source) - {"rules", "name"}
             if extra:
                 raise RecipeError(f"unknown recipe key(s) {sorted(extra)}; a recipe has 'name' and 'rules'")
@@ -85,7 +86,7 @@ class Recipe:
             if not isinstance(algorithm, str):
                 raise RecipeError(f"rule {i} needs 'algorithm' (one of the names in pqref's training algorithms)")
             rules.append(Rule(i, modules, algorithm, raw, tensor, tuple(types)))
-        return cls(tuple(rules), name or "recipe")
+        return cls(tuple(rules), name or fallback)
 
     def match(self, model: nn.Module, rule: Rule) -> list[tuple[str, nn.Module]]:
         """The modules a rule selects, in `named_modules` order."""
