@@ -4,7 +4,6 @@ import copy
 import os
 import tempfile
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -17,7 +16,9 @@ from torch_backend.nn.surgery import remove_channels
 
 LAYERS = {"modules": "*", "types": ["Conv2d", "Linear"]}
 RECIPES = {
-    "magnitude-agp": [{**LAYERS, "algorithm": "magnitude", "sparsity": 0.8, "schedule": {"start": 0, "end": 6, "every": 2}}],
+    "magnitude-agp": [
+        {**LAYERS, "algorithm": "magnitude", "sparsity": 0.8, "schedule": {"start": 0, "end": 6, "every": 2}}
+    ],
     "global": [{**LAYERS, "algorithm": "global_magnitude", "sparsity": 0.7}],
     "ln_structured": [{**LAYERS, "algorithm": "ln_structured", "sparsity": 0.5, "p": 1, "axis": 0}],
     "nm": [{**LAYERS, "modules": "[!0]*", "algorithm": "nm", "n": 2, "m": 4}],
@@ -106,7 +107,9 @@ def test_bad_recipes_fail_before_training_and_name_the_rule(rules, message):
 
 def test_recipe_from_toml(tmp_path):
     path = tmp_path / "r.toml"
-    path.write_text('name = "toml"\n[[rules]]\nmodules = "*"\ntypes = ["Linear"]\nalgorithm = "magnitude"\nsparsity = 0.5\n')
+    path.write_text(
+        'name = "toml"\n[[rules]]\nmodules = "*"\ntypes = ["Linear"]\nalgorithm = "magnitude"\nsparsity = 0.5\n'
+    )
     model = _model()
     compressor = compress(model, path)
     compressor.step(0)

@@ -88,7 +88,13 @@ class AffineQuant(Compression):
     def __init__(self, bits=8, symmetric=True, axis=0, group_size=None, rounding="half_even"):
         super().__init__()
         self.qmin, self.qmax = tb.integer_range(bits, True, symmetric)
-        self.bits, self.symmetric, self.axis, self.group_size, self.rounding = bits, symmetric, axis, group_size, rounding
+        self.bits, self.symmetric, self.axis, self.group_size, self.rounding = (
+            bits,
+            symmetric,
+            axis,
+            group_size,
+            rounding,
+        )
 
     def _kw(self):
         return {"qmin": self.qmin, "qmax": self.qmax, "axis": self.axis, "group_size": self.group_size}
@@ -116,7 +122,9 @@ class AffineQuant(Compression):
     @staticmethod
     def decode(codes, parts, meta):
         """The reference's `dequantize` of exported codes."""
-        return ref.dequantize(codes, parts["scale"], parts["zero_point"], axis=meta["axis"], group_size=meta["group_size"])
+        return ref.dequantize(
+            codes, parts["scale"], parts["zero_point"], axis=meta["axis"], group_size=meta["group_size"]
+        )
 
     def bits_per_weight(self) -> float:
         return float(self.bits)

@@ -66,7 +66,9 @@ def load_data(dataset: str | None, seed: int):
         module, _, attr = dataset.partition(":")
         source = getattr(importlib.import_module(module), attr)
         ds = source() if callable(source) else source
-        xs, ys = zip(*[(torch.as_tensor(np.asarray(img), dtype=torch.float32), int(lbl)) for img, lbl in ds], strict=True)
+        xs, ys = zip(
+            *[(torch.as_tensor(np.asarray(img), dtype=torch.float32), int(lbl)) for img, lbl in ds], strict=True
+        )
         x = torch.stack(xs)
         x = x.unsqueeze(1) if x.ndim == 3 else x
         x = x / x.amax().clamp(min=1.0)

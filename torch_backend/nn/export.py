@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+
 import numpy as np
 import torch
 from torch.nn.utils import parametrize
 
-import reference as ref
 from torch_backend.nn.compressions import Compression
 
 

@@ -72,8 +72,7 @@ class Policy:
         """Shape checks that need the validated parameters (run for every rule before anything is registered)."""
 
     def tensors(self):
-        for name, module in self.targets:
-            yield name, module
+        yield from self.targets
 
     def attach(self):
         raise NotImplementedError

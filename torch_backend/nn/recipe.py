@@ -18,10 +18,10 @@ patterns that match no module fail with a `RecipeError` that names the rule.
 from __future__ import annotations
 
 import fnmatch
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tomllib
 from torch import nn
 
 
