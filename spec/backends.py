@@ -84,3 +84,38 @@ def _normalize(value):
 REFERENCE = Backend()
 TORCH = TorchBackend()
 BACKENDS = {"reference": REFERENCE, "torch": TORCH}
+
+
+@dataclass(frozen=True)
+class ModuleBackend(Backend):
+    """Any module that implements the registry's function names, flat (`module.quantize`) or in the mirrored tree
+    (`module.quantization.affine.quantize`); `kind` says whether it takes NumPy arrays or torch tensors."""
+
+    kind: str = "numpy"
+
+    def devices(self) -> list[str]:
+        return TORCH.devices() if self.kind == "torch" else ["cpu"]
+
+    def to_native(self, value, device):
+        return TORCH.to_native(value, device) if self.kind == "torch" else _copy(value)
+
+    def to_numpy(self, value):
+        return TORCH.to_numpy(value) if self.kind == "torch" else _normalize(value)
+
+    def function(self, entry):
+        module = importlib.import_module(self.package)
+        fn = getattr(module, entry.fn_name, None)
+        if fn is None:
+            try:
+                fn = getattr(importlib.import_module(entry.path(self.package)), entry.fn_name, None)
+            except ImportError:
+                fn = None
+        if fn is None:
+            raise NotImplementedError(f"{self.package} has no {entry.fn_name}")
+        return fn
+
+
+def module_backend(module: str, kind: str = "numpy") -> Backend:
+    if kind not in ("numpy", "torch"):
+        raise ValueError(f"kind must be 'numpy' or 'torch', got {kind!r}")
+    return ModuleBackend(name=module, package=module, kind=kind)

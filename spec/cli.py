@@ -17,7 +17,17 @@ def main(argv=None) -> int:
     v.add_argument("--examples", type=int, default=100, help="Hypothesis examples per algorithm (default 100)")
     v.add_argument("--algorithm", action="append", help="only this algorithm (repeatable); see `pqref list`")
     v.add_argument("--seed", type=int, default=None, help="random seed; default: derandomized (reproducible)")
+    v.add_argument("--backend", default=None, help="check this module instead of torch_backend (see the docs)")
+    v.add_argument("--kind", choices=["numpy", "torch"], default=None,
+                   help="what --backend takes and returns (default: numpy; torch for torch_backend)")  # fmt: skip
+    v.add_argument("--vectors", default=None, help="also check the golden vectors exported into this folder")
     sub.add_parser("list", help="list the algorithms with their papers")
+    vec = sub.add_parser("vectors", help="export versioned golden vectors for other backends")
+    vec_sub = vec.add_subparsers(dest="vectors_command", required=True)
+    ex = vec_sub.add_parser("export", help="write <entry>.npz files and manifest.json into DIR")
+    ex.add_argument("directory")
+    ex.add_argument("--examples", type=int, default=20, help="generated cases per algorithm, besides goldens")
+    ex.add_argument("--algorithm", action="append", help="only this algorithm (repeatable)")
     d = sub.add_parser("demo", help="train and compress a small CNN on real digits; print what it costs and saves")
     d.add_argument("--quick", action="store_true", help="a few steps per recipe (for CI)")
     d.add_argument("--seed", type=int, default=0)
@@ -30,7 +40,24 @@ def main(argv=None) -> int:
         return _list()
     if args.command == "demo":
         return _demo(args)
+    if args.command == "vectors":
+        return _vectors(args)
     return _verify(args)
+
+
+def _vectors(args) -> int:
+    from spec import vectors
+
+    names = args.algorithm or None
+    unknown = [n for n in names or [] if n not in REGISTRY]
+    if unknown:
+        print(f"pqref vectors: unknown algorithm(s) {', '.join(unknown)}; see `pqref list`", file=sys.stderr)
+        return 2
+    manifest = vectors.export(args.directory, examples=args.examples, names=names)
+    count = sum(len(e["vectors"]) for e in manifest["entries"].values())
+    print(f"wrote {count} vectors for {len(manifest['entries'])} algorithms to {args.directory} "
+          f"(pqref {manifest['pqref']}, semantics {manifest['semantics']})")  # fmt: skip
+    return 0
 
 
 def _demo(args) -> int:
@@ -57,7 +84,7 @@ def _list() -> int:
 
 
 def _verify(args) -> int:
-    from spec.backends import TORCH
+    from spec.backends import TORCH, module_backend
     from spec.verify import verify_entry
 
     if args.examples < 1:
@@ -68,7 +95,26 @@ def _verify(args) -> int:
     if unknown:
         print(f"pqref verify: unknown algorithm(s) {', '.join(unknown)}; see `pqref list`", file=sys.stderr)
         return 2
-    present = TORCH.devices()
+    if args.backend and args.backend != "torch_backend":
+        backend = module_backend(args.backend, args.kind or "numpy")
+        try:
+            __import__(args.backend)
+        except ImportError as exc:
+            print(f"pqref verify: cannot import backend {args.backend!r}: {exc}", file=sys.stderr)
+            return 2
+    else:
+        backend = TORCH if (args.kind or "torch") == "torch" else module_backend("torch_backend", args.kind)
+    vectors = None
+    if args.vectors:
+        from spec import vectors as vec
+
+        try:
+            manifest, vectors = vec.load(args.vectors)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"pqref verify: cannot read vectors from {args.vectors}: {exc}", file=sys.stderr)
+            return 2
+        print(f"golden vectors: pqref {manifest['pqref']}, semantics {manifest['semantics']}")
+    present = backend.devices()
     devices = args.device or present
     missing = [d for d in devices if d not in present]
     if missing:
@@ -76,24 +122,30 @@ def _verify(args) -> int:
             f"pqref verify: device {missing[0]} is not available here (present: {', '.join(present)})", file=sys.stderr
         )
         return 2
-    print(f"pqref verify: torch_backend against reference, {args.examples} examples per algorithm, devices {devices}")
+    print(
+        f"pqref verify: {backend.package} against reference, {args.examples} examples per algorithm, devices {devices}"
+    )
     header = f"{'algorithm':<28} {'device':<6} {'examples':>8} {'goldens':>7} {'mismatches':>10} {'seconds':>8}"
     print(header)
     print("-" * len(header))
-    total = 0
+    total = missing = 0
     for name in names:
         for device in devices:
             start = time.perf_counter()
-            row = verify_entry(REGISTRY[name], TORCH, device, args.examples, args.seed)
+            row = verify_entry(REGISTRY[name], backend, device, args.examples, args.seed,
+                               vectors=None if vectors is None else vectors.get(name, []))  # fmt: skip
             total += row.mismatches
+            missing += row.missing
+            mismatches = "missing" if row.missing else row.mismatches
             print(
-                f"{name:<28} {device:<6} {row.examples:>8} {row.goldens:>7} {row.mismatches:>10} "
+                f"{name:<28} {device:<6} {row.examples:>8} {row.goldens:>7} {mismatches:>10} "
                 f"{time.perf_counter() - start:>8.2f}"
             )
             if row.first:
                 print(f"    first mismatch: {row.first}")
     print("-" * len(header))
-    print(f"{total} mismatches" + ("" if total == 0 else " - the backend does NOT conform"))
+    note = f"; {missing} algorithm(s) not implemented by the backend" if missing else ""
+    print(f"{total} mismatches{note}" + ("" if total == 0 else " - the backend does NOT conform"))
     return 1 if total else 0
 
 

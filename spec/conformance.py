@@ -63,9 +63,9 @@ def _bits(a: np.ndarray) -> np.ndarray:
 
 
 def outcome(fn, case: Case):
-    """`("ok", output)` or `("error", exception)` for one call."""
+    """`("ok", output)` or `("error", exception)` for one call; `fn` takes the case's values, or the case itself."""
     try:
-        return "ok", case.call(fn)
+        return "ok", fn(case) if getattr(fn, "takes_case", False) else case.call(fn)
     except (TypeError, ValueError) as exc:
         return "error", exc
 
@@ -107,6 +107,7 @@ def numpy_call(backend: Backend, fn, device: str):
         native = Case(backend.to_native(case.args, device), backend.to_native(case.kwargs, device))
         return backend.to_numpy(native.call(fn))
 
+    call.takes_case = True
     return call
 
 

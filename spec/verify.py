@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from hypothesis import HealthCheck, Phase, given, settings
 
-from spec.conformance import Mismatch, check_case, numpy_call, same_bits
+from spec.conformance import Mismatch, check_case, numpy_call, outcome, same_bits
+from spec.entry import Case
 
 
 @dataclass
@@ -14,21 +15,45 @@ class Row:
     examples: int = 0
     goldens: int = 0
     mismatches: int = 0
+    missing: bool = False
     first: str = ""
 
 
-def verify_entry(entry, backend, device, examples, seed=None) -> Row:
-    """Check `examples` Hypothesis cases and every golden vector of `entry` on `backend` / `device`."""
+def verify_entry(entry, backend, device, examples, seed=None, vectors=None) -> Row:
+    """Check `examples` Hypothesis cases, every golden vector of `entry`, and exported `vectors` (a list of
+    `(case, output, error)` from `spec.vectors.load`) on `backend` / `device`."""
     row = Row()
+    try:
+        fn = backend.function(entry)
+    except NotImplementedError:
+        row.missing = True
+        return row
 
     def record(message):
         row.mismatches += 1
         row.first = row.first or message
 
+    for case, output, error in vectors or []:
+        row.goldens += 1
+        kind, got = outcome(fn, Case(backend.to_native(case.args, device), backend.to_native(case.kwargs, device)))
+        try:
+            if error is not None:
+                if kind != "error" or type(got).__name__ != error["type"] or str(got) != error["message"]:
+                    raise Mismatch(f"expected {error['type']}: {error['message']}, got {kind} {got!r:.200}")
+            elif kind == "error":
+                raise Mismatch(f"raised {type(got).__name__}: {got}")
+            else:
+                same_bits(output, backend.to_numpy(got), "vector")
+        except Mismatch as exc:
+            record(f"vector {case.repro(entry.name)}: {exc}")
+
     for golden in entry.golden:
         row.goldens += 1
         try:
-            same_bits(golden.expected, numpy_call(backend, backend.function(entry), device)(golden.case), "golden")
+            kind, got = outcome(numpy_call(backend, fn, device), golden.case)
+            if kind == "error":
+                raise Mismatch(f"raised {type(got).__name__}: {got}")
+            same_bits(golden.expected, got, "golden")
         except Mismatch as exc:
             record(f"golden {golden.case.repro(entry.name)}: {exc}")
 
@@ -44,7 +69,7 @@ def verify_entry(entry, backend, device, examples, seed=None) -> Row:
     def run(case):
         row.examples += 1
         try:
-            check_case(entry, case, backend, device)
+            check_case(entry, case, backend, device, fn)
         except Mismatch as exc:
             record(f"{case.repro(entry.name)}: {exc}")
 
