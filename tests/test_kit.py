@@ -62,7 +62,7 @@ def test_vectors_export_load_and_verify(tmp_path, capsys):
         entry = REGISTRY[name]
         rows = loaded[name]
         assert len(rows) == len(entry.golden) + len(entry.bad) + 5
-        for (case, output, error), golden in zip(rows, entry.golden, strict=False):
+        for (_case, output, error), golden in zip(rows, entry.golden, strict=False):
             assert error is None
             same_bits(golden.expected, output)
         assert all(err is not None for _, _, err in rows[len(entry.golden) : len(entry.golden) + len(entry.bad)])
