@@ -11,11 +11,14 @@ divergences = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(divergences)
 
 
+@pytest.fixture(scope="module")
+def measured():
+    return {row[0]: row for row in divergences.measure()}
+
+
 @pytest.mark.parametrize("title", [t for t, _, _ in divergences.SNIPPETS])
-def test_documented_divergence_exists(title):
-    rows = {r[0]: r for r in divergences.measure()} if not hasattr(test_documented_divergence_exists, "rows") else None
-    test_documented_divergence_exists.rows = getattr(test_documented_divergence_exists, "rows", None) or rows
-    _, _, _, differ, total = test_documented_divergence_exists.rows[title]
+def test_documented_divergence_exists(title, measured):
+    _, _, _, differ, total = measured[title]
     assert 0 < differ <= total
 
 
