@@ -8,8 +8,8 @@ Writes, into the virtual docs tree:
 - `api/reference.md`, `api/torch_backend.md`, `api/spec.md`: the API, one mkdocstrings block per module;
 - `algorithms/SUMMARY.md`, `api/SUMMARY.md`: the navigation of both sections, read by mkdocs-literate-nav.
 
-Nothing here imports torch or a backend: the registry names implementations by dotted path, and mkdocstrings
-reads the source statically.
+Nothing here imports torch: the registry names implementations by dotted path, mkdocstrings reads the source
+statically, and the pictures are drawn from the NumPy reference.
 """
 
 from __future__ import annotations
@@ -181,6 +181,9 @@ def algorithm_page(e) -> str:
     else:
         out.append("None beyond bitwise agreement with the reference.\n")
 
+    if e.name in PICTURES:
+        out.append(f"\n## Picture\n\n![{text(PICTURES[e.name][1])}]({e.name}.png)\n\n{text(PICTURES[e.name][1])}\n")
+
     out.append("\n## Reference implementation\n\n")
     out.append(mkdocstrings(ref, heading_level=3))
     out.append("## PyTorch implementation\n\n")
@@ -293,7 +296,79 @@ API = [
 ]
 
 
+# ---- pictures -----------------------------------------------------------------------------------------------
+
+
+def picture(e):
+    """A PNG of the reference's behaviour, or None: the transfer function of an elementwise quantizer (its first
+    golden call with the input swept over a range), or the mask a pruning function draws on a random 16 x 16 weight.
+    Computed with the NumPy reference; entries where neither applies get no picture."""
+    import io
+
+    import numpy as np
+
+    if not e.golden or e.name.endswith("_vjp"):
+        return None
+    args, kwargs = list(e.golden[0].case.args), dict(e.golden[0].case.kwargs)
+    if not args or not isinstance(args[0], np.ndarray) or args[0].dtype != np.float32 or args[0].ndim != 1:
+        return None
+    fn = e.reference()
+    lo, hi = float(args[0].min()), float(args[0].max())
+    span = max(hi - lo, 1.0)
+    xs = np.linspace(lo - 0.25 * span, hi + 0.25 * span, 1201, dtype=np.float32)
+    kind = None
+    try:
+        ys = fn(xs, *args[1:], **kwargs)
+        if isinstance(ys, np.ndarray) and ys.shape == xs.shape and ys.dtype.kind in "fiu":
+            kind = "transfer"
+    except (TypeError, ValueError):
+        pass
+    if kind is None:
+        w = np.random.default_rng(0).standard_normal((16, 16)).astype(np.float32)
+        try:
+            ys = fn(w, *args[1:], **kwargs)
+            if isinstance(ys, np.ndarray) and ys.shape == w.shape and ys.dtype == bool:
+                kind = "mask"
+        except (TypeError, ValueError):
+            return None
+    if kind is None:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.2) if kind == "transfer" else (3.6, 3.6))
+    if kind == "transfer":
+        ax.plot(xs, ys.astype(np.float64), lw=1.2)
+        ax.set_xlabel("input")
+        ax.set_ylabel("output")
+        ax.grid(True, alpha=0.3)
+        caption = f"Transfer function of `{e.name}` with the parameters of its first golden vector."
+    else:
+        ax.imshow(ys, cmap="Greys_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        caption = f"Mask of `{e.name}` on a random 16 x 16 weight (white: kept), parameters of its first golden vector."
+    ax.set_title(e.name)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue(), caption
+
+
+PICTURES = {}
+for _e in ENTRIES:
+    _pic = picture(_e)
+    if _pic is not None:
+        PICTURES[_e.name] = _pic
+
 # ---- write --------------------------------------------------------------------------------------------------
+
+for _name, (_png, _) in PICTURES.items():
+    with mkdocs_gen_files.open(f"algorithms/{_name}.png", "wb") as f:
+        f.write(_png)
 
 for _e in ENTRIES:
     with mkdocs_gen_files.open(f"algorithms/{_e.name}.md", "w") as f:

@@ -16,7 +16,21 @@
     for (var i = 0; i < nodes.length; i++) {
       renderMathInElement(nodes[i], { delimiters: DELIMITERS, throwOnError: false });
     }
+    mark();
   }
+
+  // Readiness marks for the site's browser test: rendered formulas and loaded images, as data attributes.
+  function mark() {
+    var html = document.documentElement;
+    html.setAttribute("data-pqref-math", String(document.querySelectorAll(".arithmatex .katex").length));
+    var images = document.querySelectorAll("article img");
+    var loaded = 0;
+    for (var i = 0; i < images.length; i++) {
+      if (images[i].complete && images[i].naturalWidth > 0) loaded++;
+    }
+    html.setAttribute("data-pqref-images", loaded + "/" + images.length);
+  }
+  window.addEventListener("load", mark);
 
   if (typeof document$ !== "undefined" && typeof document$.subscribe === "function") {
     // mkdocs-material emits on first load and after every instant-navigation page swap.
