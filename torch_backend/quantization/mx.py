@@ -1,0 +1,151 @@
+"""MX block formats in torch; the semantics are those of `reference.quantization.mx`.
+
+Scales come from the float32 exponent bits of each block's amax; elements are encoded from the bits of `x` with the
+block exponent subtracted in integer arithmetic (no division, no `log2`, no library cast).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from reference.quantization.floats import FORMATS, QNAN
+from reference.quantization.mx import INT8_MAX_CODE, MAX_BLOCK, MX_FORMATS, SCALE_RULES
+from spec import validate
+from torch_backend import _arrays
+from torch_backend.quantization.floats import _decode, _encode, _encode_magnitude, _fields, _floor_log2
+
+__all__ = ["mx_quantize", "mx_dequantize", "mx_fake_quantize", "mx_fake_quantize_vjp"]
+
+
+def mx_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor"):
+    """Shared E8M0 scales and element codes of MX blocks; see `reference.quantization.mx.mx_quantize`."""
+    elem, rule, bs, x, k = _check_quantize(x, fmt, block_size, scale_rule, axis)
+    return _quantize(x.detach(), elem, rule, bs, k)
+
+
+def mx_dequantize(scales, codes, fmt, *, axis=-1, block_size=32):
+    """Element times block scale, in float32; see `reference.quantization.mx.mx_dequantize`."""
+    elem = MX_FORMATS[validate.choice("fmt", fmt, tuple(MX_FORMATS))]
+    bs = _check_block_size(block_size)
+    scales = _arrays.array("scales", scales, ("uint8",))
+    if elem.float_format is None:
+        codes = _arrays.array("codes", codes, ("int8",))
+    else:
+        codes = _arrays.array("codes", codes, ("uint8",))
+        _arrays.within("codes", codes, 0, 2 ** FORMATS[elem.float_format].bits - 1)
+    k = _block_axis("codes", tuple(codes.shape), axis, bs)
+    expected = tuple(n // bs if i == k else n for i, n in enumerate(codes.shape))
+    _arrays.shaped("scales", scales, expected, f"codes of shape {tuple(codes.shape)} in blocks of {bs} along {k}")
+    _arrays.same_device("scales", scales, "codes", codes)
+    s = torch.repeat_interleave(scales.to(torch.int64), bs, dim=k)
+    return _dequantize(s, codes, elem)
+
+
+def mx_fake_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor"):
+    """MX quantize then dequantize, identity gradient; see `reference.quantization.mx.mx_fake_quantize`."""
+    elem, rule, bs, x, k = _check_quantize(x, fmt, block_size, scale_rule, axis)
+    return _MXFakeQuantize.apply(x, elem, rule, bs, k)
+
+
+def mx_fake_quantize_vjp(grad, x, fmt, *, axis=-1, block_size=32, scale_rule="floor"):
+    """The gradient of `mx_fake_quantize`, computed by torch autograd through `mx_fake_quantize`."""
+    _, _, _, x, _ = _check_quantize(x, fmt, block_size, scale_rule, axis)
+    grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
+    _arrays.same_device("grad", grad, "x", x)
+    leaf = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        y = mx_fake_quantize(leaf, fmt, axis=axis, block_size=block_size, scale_rule=scale_rule)
+        (g,) = torch.autograd.grad(y, leaf, grad)
+    return g
+
+
+class _MXFakeQuantize(torch.autograd.Function):
+    """Forward: MX quantize then dequantize. Backward: the identity (straight-through)."""
+
+    @staticmethod
+    def forward(ctx, x, elem, rule, bs, k):
+        scales, codes = _quantize(x, elem, rule, bs, k)
+        return _dequantize(torch.repeat_interleave(scales.to(torch.int64), bs, dim=k), codes, elem)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.clone(), None, None, None, None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checks
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _check_block_size(block_size):
+    bs = validate.integer("block_size", block_size, lo=1, hi=MAX_BLOCK)
+    if bs & (bs - 1):
+        raise ValueError(f"block_size must be a power of two, got {bs}")
+    return bs
+
+
+def _block_axis(name, shape, axis, bs):
+    k = validate.axis("axis", axis, len(shape))
+    if shape[k] % bs:
+        raise ValueError(
+            f"{name}.shape[{k}] = {shape[k]} is not a multiple of block_size {bs}: MX blocks are never padded"
+        )
+    return k
+
+
+def _check_quantize(x, fmt, block_size, scale_rule, axis):
+    elem = MX_FORMATS[validate.choice("fmt", fmt, tuple(MX_FORMATS))]
+    rule = validate.choice("scale_rule", scale_rule, SCALE_RULES)
+    bs = _check_block_size(block_size)
+    x = _arrays.finite_array("x", x)
+    k = _block_axis("x", tuple(x.shape), axis, bs)
+    return elem, rule, bs, x, k
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scales and elements
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _quantize(x, elem, rule, bs, k):
+    moved = torch.movedim(x, k, -1)
+    blocks = moved.reshape(moved.shape[:-1] + (moved.shape[-1] // bs, bs))
+    amax = blocks.abs().amax(dim=-1) if blocks.numel() else blocks.new_zeros(blocks.shape[:-1])
+    e = _scale_exponent(amax, elem, rule)
+    shift = torch.movedim(torch.repeat_interleave(e, bs, dim=-1), -1, k)
+    codes = _encode_elements(x, elem, shift)
+    return torch.movedim((e + 127).to(torch.uint8), -1, k), codes
+
+
+def _scale_exponent(amax, elem, rule):
+    """The shared exponent e in [-127, 127] of each block; see the reference's `_scale_exponent`."""
+    _, _, _, sig, exp = _fields(amax)
+    lead = _floor_log2(sig)
+    sig24 = sig << (23 - lead)
+    e = lead + exp - elem.emax
+    if rule == "ceil":
+        e = e + (sig24 > elem.max_sig).to(torch.int64)
+    elif rule == "even":
+        e = e + (sig24 >= (1 << 24) - (1 << (22 - elem.mbits))).to(torch.int64)
+    return torch.clamp(torch.where(sig == 0, -127, e), -127, 127)
+
+
+def _encode_elements(x, elem, shift):
+    if elem.float_format is not None:
+        codes, _ = _encode(x, FORMATS[elem.float_format], True, "half_even", None, shift)
+        return codes
+    sign, _, _, sig, exp = _fields(x)
+    mag = torch.clamp(_encode_magnitude(sig, exp - shift, elem.mbits, 0, "half_even", None), max=INT8_MAX_CODE)
+    return torch.where(sign == 1, -mag, mag).to(torch.int8)
+
+
+def _dequantize(s, codes, elem):
+    if elem.float_format is None:
+        values = codes.to(torch.float32) * 2.0**-6
+    else:
+        values = _decode(codes.to(torch.int64), FORMATS[elem.float_format])
+    scale = ((torch.clamp(s, max=254) - 127 + 1023) << 52).view(torch.float64)
+    out = (values.to(torch.float64) * scale).to(torch.float32)
+    out = torch.where(torch.isnan(values), values, out)
+    qnan = torch.tensor(QNAN, dtype=torch.int32, device=out.device).view(torch.float32)
+    return torch.where(s == 255, qnan, out)
