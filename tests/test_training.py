@@ -25,6 +25,18 @@ RECIPES = {
     "random": [{**LAYERS, "algorithm": "random", "sparsity": 0.5, "seed": 3}],
     "affine-channel": [{**LAYERS, "algorithm": "affine", "bits": 4, "axis": 0}],
     "affine-tensor-asym": [{**LAYERS, "algorithm": "affine", "bits": 8, "axis": None, "symmetric": False}],
+    "lsq": [{**LAYERS, "algorithm": "lsq", "bits": 4}],
+    "twn": [{**LAYERS, "algorithm": "twn"}],
+    "xnor": [{**LAYERS, "algorithm": "xnor", "axis": None}],
+    "ttq": [{**LAYERS, "algorithm": "ttq", "t": 0.1}],
+    "w8a8": [
+        {**LAYERS, "algorithm": "affine", "bits": 8},
+        {"modules": "*", "types": ["ReLU"], "algorithm": "activation_affine", "bits": 8},
+    ],
+    "pact": [{"modules": "*", "types": ["ReLU"], "algorithm": "pact", "bits": 4, "alpha": 2.0}],
+    "slimming": [
+        {"modules": "*", "types": ["BatchNorm2d"], "algorithm": "slimming", "ratio": 0.4, "lam": 1e-3, "at": 3}
+    ],
     "prune+quant": [
         {**LAYERS, "algorithm": "magnitude", "sparsity": 0.6},
         {**LAYERS, "algorithm": "affine", "bits": 6, "axis": 0},
@@ -63,7 +75,11 @@ def test_replay_matches_after_training(name):
     _train(model, compressor, 8)
     rows = compressor.replay()
     assert rows and all(r.match for r in rows), [r for r in rows if not r.match]
-    assert any("mask updates" in r.tensor for r in rows) == any(r["algorithm"] != "affine" for r in RECIPES[name])
+    pruning = {"magnitude", "global_magnitude", "ln_structured", "nm", "random", "slimming"}
+    assert any("mask updates" in r.tensor for r in rows) == any(r["algorithm"] in pruning for r in RECIPES[name])
+    assert any("output" in r.tensor for r in rows) == any(
+        r["algorithm"] in ("pact", "activation_affine") for r in RECIPES[name]
+    )
 
 
 def test_replay_detects_a_tampered_mask():
@@ -174,7 +190,10 @@ def test_export_round_trips_bit_for_bit_and_reports_real_size(name, tmp_path):
         assert loaded[k].dtype == want.dtype and loaded[k].shape == want.shape, k
         assert loaded[k].tobytes() == want.tobytes(), k
     dense = export_safetensors(_model(), None, tmp_path / "dense.safetensors")
-    if any(r["algorithm"] in ("affine", "magnitude", "global_magnitude") for r in RECIPES[name]):
+    if any(
+        r["algorithm"] in ("affine", "magnitude", "global_magnitude", "lsq", "twn", "xnor", "ttq")
+        for r in RECIPES[name]
+    ):
         assert size < dense
 
 
@@ -286,3 +305,33 @@ def test_ddp_two_processes_agree_with_each_other_and_with_one_process(tmp_path):
         assert _bits(r0[k]) == _bits(single[k]), f"DDP differs from one process on {k}"
     masks = [k for k in single if k.endswith(".mask")]
     assert masks and all(not bool(single[k].all()) for k in masks)
+
+
+def test_lottery_rounds_prune_survivors_and_rewind_to_the_snapshot():
+    model = _model()
+    compressor = compress(model, {"rules": [{**LAYERS, "algorithm": "lottery", "fraction": 0.5, "rewind_step": 0}]})
+    snapshot = {n: p.detach().clone() for n, p in model.named_parameters() if n.endswith("original")}
+    _train(model, compressor, 4)
+    compressor.next_round()
+    compressor.next_round()
+    assert all(r.match for r in compressor.replay())
+    for name, module in model.named_modules():
+        if parametrize.is_parametrized(module):
+            mask = module.parametrizations.weight[0].mask
+            master = module.parametrizations.weight.original
+            assert abs(float(mask.float().mean()) - 0.25) < 0.02, name  # two rounds of 50%
+            want = torch.where(mask, snapshot[f"{name}.parametrizations.weight.original"], 0.0)
+            assert _bits(master) == _bits(want), name
+
+
+def test_slimmed_model_loses_its_channels_after_finalize():
+    model = _model()
+    compressor = compress(model, {"rules": RECIPES["slimming"]})
+    _train(model, compressor, 5)
+    model.eval()
+    x = _data()[0][:16]
+    masked = model(x)
+    small = remove_channels(compressor.finalize())
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in _model().parameters())
+    out = small(x)
+    assert torch.allclose(masked, out, rtol=0, atol=1e-5 * float(masked.abs().max()))

@@ -50,6 +50,12 @@ class Compressor:
             p.on_step(step)
         self.last_step = step
 
+    def next_round(self) -> None:
+        """Lottery tickets: prune and rewind, for every `lottery` rule (see `policies.Lottery`)."""
+        for p in self.policies:
+            if hasattr(p, "next_round"):
+                p.next_round()
+
     def before_optimizer_step(self) -> None:
         """Gradient-side terms (the slimming L1 subgradient), after `backward` and before `optimizer.step()`."""
         for p in self.policies:

@@ -22,20 +22,26 @@ from torch import nn
 
 from torch_backend.nn.compressor import compress
 from torch_backend.nn.export import export_safetensors, load_safetensors
+from torch_backend.nn.surgery import remove_channels
 
 LAYERS = {"modules": "*", "types": ["Conv2d", "Linear"]}
+GRADUAL_90 = {**LAYERS, "algorithm": "magnitude", "sparsity": 0.9, "schedule": {"start": 0, "end": "@70%", "every": 5}}
+ACTIVATIONS_8 = {"modules": "*", "types": ["ReLU"], "algorithm": "activation_affine", "bits": 8}
 RECIPES: dict[str, list[dict]] = {
     "dense": [],
-    "gradual magnitude 90%": [
-        {**LAYERS, "algorithm": "magnitude", "sparsity": 0.9, "schedule": {"start": 0, "end": "@70%", "every": 5}},
-    ],
+    "gradual magnitude 90%": [GRADUAL_90],
     "2:4 sparsity": [{**LAYERS, "modules": "[!0]*", "algorithm": "nm", "n": 2, "m": 4}],  # conv 0 has 9 inputs
-    "int8 QAT": [{**LAYERS, "algorithm": "affine", "bits": 8}],
-    "90% magnitude + int8": [
-        {**LAYERS, "algorithm": "magnitude", "sparsity": 0.9, "schedule": {"start": 0, "end": "@70%", "every": 5}},
-        {**LAYERS, "algorithm": "affine", "bits": 8},
+    "network slimming": [
+        {"modules": "*", "types": ["BatchNorm2d"], "algorithm": "slimming", "ratio": 0.5, "lam": 1e-3, "at": "@60%"}
     ],
+    "int8 QAT (W8A8)": [{**LAYERS, "algorithm": "affine", "bits": 8}, ACTIVATIONS_8],
+    "4-bit LSQ": [{**LAYERS, "algorithm": "lsq", "bits": 4}],
+    "ternary TWN": [{**LAYERS, "algorithm": "twn"}],
+    "binary XNOR": [{**LAYERS, "algorithm": "xnor"}],
+    "90% magnitude + int8": [GRADUAL_90, {**LAYERS, "algorithm": "affine", "bits": 8}],
 }
+# Recipes whose pruned channels are physically removed after training (Conv-BN-Conv chains, `surgery`).
+REMOVE_CHANNELS = {"network slimming"}
 
 
 @dataclass
@@ -97,15 +103,18 @@ def build_model(in_channels: int, classes: int, size: int) -> nn.Sequential:
 
 
 def _resolve(rules, steps):
-    """Replace `"@70%"`-style step placeholders by step numbers of this run."""
+    """Replace `"@70%"`-style step placeholders (in a rule or its schedule) by step numbers of this run."""
+
+    def at(v):
+        if isinstance(v, str) and v.startswith("@") and v.endswith("%"):
+            return max(1, int(steps * float(v[1:-1]) / 100))
+        return v
+
     out = []
     for rule in rules:
-        rule = copy.deepcopy(rule)
-        sched = rule.get("schedule")
-        if sched:
-            for k, v in list(sched.items()):
-                if isinstance(v, str) and v.startswith("@") and v.endswith("%"):
-                    sched[k] = max(1, int(steps * float(v[1:-1]) / 100))
+        rule = {k: at(v) for k, v in copy.deepcopy(rule).items()}
+        if isinstance(rule.get("schedule"), dict):
+            rule["schedule"] = {k: at(v) for k, v in rule["schedule"].items()}
         out.append(rule)
     return out
 
@@ -176,20 +185,27 @@ def run(*, quick=False, seed=0, device=None, out="pqref-demo", dataset=None, rec
             if name != "dense":
                 compressor = train(model, data, RECIPES[name], epochs=epochs_fine, lr=2e-3, batch=64, seed=seed + 1,
                                    device=device, bar=bar)  # fmt: skip
+            rows = compressor.replay() if compressor else []
+            summary = compressor.summary() if compressor else {"sparsity": 0.0, "bits_per_weight": 32.0}
+            if name in REMOVE_CHANNELS:
+                small = remove_channels(compressor.finalize())
+                dense_params = sum(p.numel() for p in base.parameters())
+                summary["sparsity"] = 1.0 - sum(p.numel() for p in small.parameters()) / dense_params
+                model, compressor = small, None
             acc = accuracy(model, data[2], data[3], device)
             path = out_dir / f"{_slug(name)}.safetensors"
             size_bytes = export_safetensors(model, compressor, path)
             loaded_ok = _check_export(model, path)
-            if compressor:
-                rows = compressor.replay()
+            if rows:
                 ok = all(r.match for r in rows) and loaded_ok
                 replay = f"{sum(r.match for r in rows)}/{len(rows)} match" + ("" if loaded_ok else ", export differs")
-                summary = compressor.summary()
+                if name in REMOVE_CHANNELS:
+                    replay += ", channels removed"
             else:
-                ok, replay, summary = loaded_ok, "dense", {"sparsity": 0.0, "bits_per_weight": 32.0}
+                ok, replay = loaded_ok, "dense" if loaded_ok else "export differs"
             seconds = time.perf_counter() - t0 + (base_seconds if name == "dense" else 0.0)
             results.append(Result(name, acc, summary["sparsity"], summary["bits_per_weight"], size_bytes,
-                                  dense_bytes / size_bytes, replay if ok or not compressor else "MISMATCH: " + replay,
+                                  dense_bytes / size_bytes, replay if ok else "MISMATCH: " + replay,
                                   seconds))  # fmt: skip
     echo(table(results))
     (out_dir / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
