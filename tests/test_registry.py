@@ -41,8 +41,9 @@ def test_torch_backend_mirrors_reference_file(path):
 
 
 def test_torch_backend_has_no_extra_modules():
-    """Every torch_backend module has a reference twin, except the training layer `torch_backend/nn/`, which drives
-    torch modules and is checked against the reference by replay instead."""
+    """Every torch_backend module has a reference twin, except the training layer `torch_backend/nn/` (it drives
+    torch modules and is checked by replay) and `torch_backend/kernels/` (fused extra implementations of registry
+    entries, checked against the reference by the same conformance function)."""
     for path in (ROOT / "torch_backend").rglob("*.py"):
         if path.name.startswith("_") or path.relative_to(ROOT / "torch_backend").parts[0] in ("nn", "kernels"):
             continue
