@@ -162,7 +162,7 @@ def run(*, quick=False, seed=0, device=None, out="pqref-demo", dataset=None, rec
     data = load_data(dataset, seed)
     in_ch, size = data[0].shape[1], data[0].shape[-1]
     classes = int(data[1].max()) + 1
-    epochs_base, epochs_fine = (2, 1) if quick else (15, 10)
+    epochs_base, epochs_fine = (2, 1) if quick else (12, 6)
     names = recipes or list(RECIPES)
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
