@@ -9,7 +9,11 @@ from hypothesis import given
 
 from spec.backends import TORCH
 from spec.conformance import check_case
-from tests.helpers import DEVICE_PARAMS, ENTRY_PARAMS
+from spec.entry import resolve
+from tests.helpers import DEVICE_PARAMS, ENTRIES, ENTRY_PARAMS
+
+# Extra implementations of an entry (fused kernels): checked by the same function against the same reference.
+EXTRA_PARAMS = [pytest.param(e, target, id=f"{e.name}-{impl}") for e in ENTRIES for impl, target in e.extra]
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
@@ -18,5 +22,17 @@ def test_torch_matches_reference_bitwise(entry, device):
     @given(entry.strategy())
     def check(case):
         check_case(entry, case, TORCH, device)
+
+    check()
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize(("entry", "target"), EXTRA_PARAMS)
+def test_extra_implementation_matches_reference_bitwise(entry, target, device):
+    fn = resolve(target)
+
+    @given(entry.strategy())
+    def check(case):
+        check_case(entry, case, TORCH, device, fn=fn)
 
     check()

@@ -37,7 +37,9 @@ def keep_largest(scores, count):
     """
     scores = _arrays.not_nan("scores", _arrays.array("scores", scores, SCORE_DTYPES))
     count = validate.integer("count", count, lo=0, hi=scores.size)
-    order = np.argsort(-scores.reshape(-1), kind="stable")
+    flat = scores.reshape(-1)
+    # descending = ascending on a reversed key: -x for floats, ~x = -x - 1 for int64 (which cannot overflow)
+    order = np.argsort(~flat if flat.dtype.kind == "i" else -flat, kind="stable")
     keep = np.zeros(scores.size, dtype=bool)
     keep[order[:count]] = True
     return keep.reshape(scores.shape)

@@ -108,6 +108,7 @@ def _keeps_count_largest(call, case, out):
 ENTRIES = [
     Entry(
         name="tree_sum",
+        extra=(("kernels", "torch_backend.kernels.reduce:tree_sum"),),
         family="core",
         module="core.reduce",
         summary="Float64 sum over a fixed pairwise tree, identical on every backend and device.",
@@ -340,6 +341,7 @@ ENTRIES = [
     ),
     Entry(
         name="keep_largest",
+        extra=(("kernels", "torch_backend.kernels.select:keep_largest"),),
         family="core",
         module="core.select",
         summary="Mask of the `count` largest scores; ties to the lower flat index.",
@@ -353,6 +355,7 @@ ENTRIES = [
             Golden(Case((_a([1, 3, 3, 2]), 2)), np.array([False, True, True, False]), "3 and 3 beat 2"),
             Golden(Case((_a([3, 3, 3]), 1)), np.array([True, False, False]), "ties: lowest index"),
             Golden(Case((_a([0.0, -0.0]), 1)), np.array([True, False]), "signed zeros tie"),
+            Golden(Case((_a([-(2**63), 0], np.int64), 1)), np.array([False, True]), "the int64 minimum is smallest"),
         ),
         bad=(Bad(Case((_a([1, 2]), 3)), ValueError, "count must be in [0, 2], got 3"),),
     ),

@@ -142,6 +142,7 @@ ENTRIES = [
     ),
     Entry(
         name="magnitude_mask",
+        extra=(("kernels", "torch_backend.kernels.select:magnitude_mask"),),
         family="pruning",
         module="pruning.magnitude",
         summary="Unstructured magnitude pruning to a sparsity fraction.",
@@ -163,6 +164,7 @@ ENTRIES = [
     ),
     Entry(
         name="magnitude_mask_by_count",
+        extra=(("kernels", "torch_backend.kernels.select:magnitude_mask_by_count"),),
         family="pruning",
         module="pruning.magnitude",
         summary="Prune exactly `count` smallest-magnitude weights.",
@@ -187,6 +189,7 @@ ENTRIES = [
     ),
     Entry(
         name="global_magnitude_masks",
+        extra=(("kernels", "torch_backend.kernels.select:global_magnitude_masks"),),
         family="pruning",
         module="pruning.magnitude",
         summary="Magnitude pruning over several tensors ranked together.",
@@ -278,6 +281,7 @@ ENTRIES = [
     ),
     Entry(
         name="nm_mask",
+        extra=(("kernels", "torch_backend.kernels.select:nm_mask"),),
         family="pruning",
         module="pruning.structured",
         summary="N:M sparsity: keep the n largest |w| of every m consecutive weights along an axis.",

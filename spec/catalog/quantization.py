@@ -233,6 +233,7 @@ ENTRIES = [
     ),
     Entry(
         name="fake_quantize",
+        extra=(("kernels", "torch_backend.kernels.fake_quant:fake_quantize"),),
         family="quantization",
         module="quantization.affine",
         summary="Quantize then dequantize, with a straight-through gradient.",
@@ -257,6 +258,7 @@ ENTRIES = [
     ),
     Entry(
         name="fake_quantize_vjp",
+        extra=(("kernels", "torch_backend.kernels.fake_quant:fake_quantize_vjp"),),
         family="quantization",
         module="quantization.affine",
         summary="The straight-through gradient of fake_quantize; torch's is computed by autograd.",

@@ -1,0 +1,1 @@
+"""pqref benchmarks: see README.md; run with `PYTHONPATH=. python3 -m benchmarks.run`."""

@@ -1,0 +1,137 @@
+"""One SGD training step of a ResNet-18-sized model on synthetic data: W8A8 fake quantization + 2:4 masks vs float.
+
+The quantized step, in every conv and linear layer: a 2:4 mask of the weight along its flattened input
+dimension (recomputed every step, ties to the lower index; layers whose input size is not a multiple of 4,
+like the 3-channel stem, stay dense), `where(mask, w, +0.0)`, per-output-channel symmetric int8 fake
+quantization of the weight (min-max scales), and per-tensor asymmetric uint8 fake quantization of the layer's
+input (min-max of the batch). Straight-through gradients; everything goes through `torch_backend.kernels`.
+On CPU the model is narrower and the images smaller (`Config.size`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import torch_backend.kernels as kernels
+from benchmarks.common import Config, Row, timeit
+from torch_backend.kernels import _dispatch
+from torch_backend.quantization.affine import minmax_qparams
+
+
+def quantize_weight(w):
+    w2 = w.reshape(w.shape[0], -1)
+    if w2.shape[1] % 4 == 0:
+        mask = kernels.nm_mask(w2.detach(), 2, 4, axis=1)
+        w2 = torch.where(mask, w2, 0.0)
+    s, z = minmax_qparams(w2.detach(), qmin=-127, qmax=127, symmetric=True, axis=0)
+    return kernels.fake_quantize(w2, s, z, qmin=-127, qmax=127, axis=0).reshape(w.shape)
+
+
+def quantize_activation(x):
+    s, z = minmax_qparams(x.detach(), qmin=0, qmax=255)
+    return kernels.fake_quantize(x, s, z, qmin=0, qmax=255)
+
+
+class Conv(nn.Conv2d):
+    quantized = False
+
+    def forward(self, x):
+        if not self.quantized:
+            return super().forward(x)
+        return self._conv_forward(quantize_activation(x), quantize_weight(self.weight), self.bias)
+
+
+class Linear(nn.Linear):
+    quantized = False
+
+    def forward(self, x):
+        if not self.quantized:
+            return super().forward(x)
+        return F.linear(quantize_activation(x), quantize_weight(self.weight), self.bias)
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = Conv(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = Conv(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(Conv(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + (x if self.down is None else self.down(x)))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 (He et al., 2016): a 7x7 stem, four stages of two basic blocks, global pooling, a classifier."""
+
+    def __init__(self, width=64, classes=1000):
+        super().__init__()
+        w = [width, 2 * width, 4 * width, 8 * width]
+        self.stem = Conv(3, w[0], 7, 2, 3, bias=False)
+        self.bn = nn.BatchNorm2d(w[0])
+        layers, cin = [], w[0]
+        for i, cout in enumerate(w):
+            layers += [Block(cin, cout, 1 if i == 0 else 2), Block(cout, cout, 1)]
+            cin = cout
+        self.layers = nn.Sequential(*layers)
+        self.fc = Linear(w[3], classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn(self.stem(x))), 3, 2, 1)
+        x = self.layers(x)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def set_quantized(model, on: bool):
+    for module in model.modules():
+        if isinstance(module, Conv | Linear):
+            module.quantized = on
+
+
+def run(cfg: Config) -> list[Row]:
+    width = cfg.size(64, 16, 8, 4)
+    batch = cfg.size(128, 8, 2, 2)
+    image = cfg.size(224, 64, 32, 32)
+    classes = 1000 if cfg.cuda else 100
+    torch.manual_seed(0)
+    model = ResNet18(width, classes).to(cfg.device)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    x = torch.randn((batch, 3, image, image), device=cfg.device)
+    target = torch.randint(0, classes, (batch,), device=cfg.device)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), target)
+        loss.backward()
+        opt.step()
+
+    if cfg.cuda:
+        torch.backends.cudnn.benchmark = True
+    reps = cfg.size(10, 3, 2, 1)
+    set_quantized(model, False)
+    float_ms = timeit(step, cfg, reps=reps, warmup=cfg.size(3, 1, 1, 0))
+    set_quantized(model, True)
+    quant_ms = timeit(step, cfg, reps=reps, warmup=cfg.size(3, 1, 1, 0))
+    params = sum(p.numel() for p in model.parameters())
+    case = f"ResNet-18 width {width}, {params / 1e6:.3g}M params, batch {batch}, {image}x{image}"
+    return [
+        Row(
+            "training step",
+            case,
+            "W8A8 + 2:4 (pqref kernels)",
+            quant_ms,
+            "float32 step",
+            float_ms,
+            quant_ms / float_ms,
+            path=_dispatch.path(x),
+            note="masks and scales recomputed every step",
+        )
+    ]

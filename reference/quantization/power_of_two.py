@@ -1,0 +1,257 @@
+"""Power-of-two (logarithmic) quantization: every value becomes 0 or a signed power of two $\\pm 2^e$.
+
+Exponents come from `frexp` (exact), never from a floating-point `log2`; both rounding rules are settled by
+exact comparisons, so every backend returns the same bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference import _arrays
+from spec import validate
+
+__all__ = [
+    "pow2_exponent_range",
+    "pow2_emax",
+    "pow2_quantize",
+    "pow2_quantize_vjp",
+    "pow2_encode",
+    "pow2_decode",
+]
+
+ROUNDINGS = ("linear", "log")
+E_LO, E_HI = -149, 127  # the exponents of the smallest (subnormal) and of the largest power of two in float32
+
+
+def pow2_exponent_range(bits, emax):
+    r"""The exponent range $[e_{min}, e_{max}]$ of a `bits`-bit sign-magnitude power-of-two code.
+
+    One bit is the sign; the $b - 1$ magnitude bits give $2^{b-1}$ magnitude codes, of which code 0 is the
+    value 0 and codes $1 \ldots 2^{b-1} - 1$ are the powers $2^{e_{min}} \ldots 2^{e_{max}}$:
+
+    $$ e_{min} = e_{max} - (2^{b-1} - 2) $$
+
+    (INQ's "1 bit for zero, the rest for powers of two"; with $b = 2$ the levels are $\{0, \pm 2^{e_{max}}\}$.)
+
+    **Arguments:**
+
+    - `bits`: an int in `[2, 8]`.
+    - `emax`: the largest exponent, an int in `[-149, 127]`.
+
+    **Returns:**
+
+    `(emin, emax)`: two Python ints.
+
+    !!! note
+        Every level must be a float32: `ValueError` when $e_{min} < -149$ (the exponent of the smallest
+        subnormal float32).
+
+    Example: `pow2_exponent_range(4, 0)` is `(-6, 0)`: levels $\{0, \pm 2^{-6}, \ldots, \pm 2^{-1}, \pm 1\}$.
+
+    ??? cite "Zhou et al., 2017"
+        Incremental Network Quantization: Towards Lossless CNNs with Low-Precision Weights. ICLR.
+        arXiv:1702.03044
+    """
+    bits = validate.integer("bits", bits, lo=2, hi=8)
+    emax = validate.integer("emax", emax, lo=E_LO, hi=E_HI)
+    emin = emax - (2 ** (bits - 1) - 2)
+    if emin < E_LO:
+        raise ValueError(
+            f"bits={bits}, emax={emax} give emin = {emin}, below -149 (2**-149 is the smallest float32); raise emax"
+        )
+    return emin, emax
+
+
+def pow2_emax(x):
+    r"""INQ's largest exponent for a tensor: $n_1 = \lfloor \log_2 (4 s / 3) \rfloor$ with $s = \max |x|$.
+
+    Computed exactly: writing $s = m \cdot 2^E$ with $m \in [1, 2)$ (from `frexp`),
+
+    $$ n_1 = E + [\, m \ge 1.5 \,], $$
+
+    which is the largest $n$ with $\tfrac34 \cdot 2^n \le s$: $s$ rounded to the nearer power of two, ties up.
+    No `log2` and no rounding of $4s/3$ are involved.
+
+    **Arguments:**
+
+    - `x`: a float32 array, finite, with at least one nonzero element.
+
+    **Returns:**
+
+    A Python int in `[-149, 127]`.
+
+    !!! note
+        $n_1 = 128$ (for $s \ge 1.5 \cdot 2^{127}$) is returned as 127, the largest float32 power of two.
+        An all-zero (or empty) `x` has no exponent: `ValueError`.
+
+    Example: $\max|x| = 0.75$ gives $0.75 = 1.5 \cdot 2^{-1}$, $n_1 = 0$ ($4 \cdot 0.75 / 3 = 1$);
+    $\max|x| = 0.7$ gives $n_1 = -1$.
+
+    ??? cite "Zhou et al., 2017"
+        Incremental Network Quantization: Towards Lossless CNNs with Low-Precision Weights. ICLR.
+        arXiv:1702.03044
+    """
+    x = _arrays.finite_array("x", x)
+    s = np.max(np.abs(x)) if x.size else np.float32(0)
+    if s == 0:
+        raise ValueError(f"x has shape {tuple(x.shape)} and no nonzero element: it has no largest exponent")
+    a, e = _mantissa_exponent(np.asarray(s))
+    return min(int(e) + int(a >= np.float32(1.5)), E_HI)
+
+
+def pow2_quantize(x, *, bits, emax, rounding="linear"):
+    r"""Quantize to $0$ or $\pm 2^e$, $e \in [e_{min}, e_{max}]$ (see `pow2_exponent_range`), sign kept.
+
+    Write $|x| = m \cdot 2^E$ with $m \in [1, 2)$ (exact, from `frexp`). The exponent rounds up when
+
+    $$ \text{linear: } m \ge 1.5, \qquad \text{log: } m^2 > 2 \;(\iff \log_2 m > \tfrac12), $$
+
+    i.e. `"linear"` picks the nearer power of two in the linear domain (the midpoint $1.5 \cdot 2^E$ goes up,
+    as in INQ), `"log"` rounds $\log_2 |x|$ to the nearest integer (LogQuant). $m^2$ is exact in float64 and
+    never equals 2, so the log rule has no ties and needs no approximation of $\sqrt 2$ (equivalently: up iff
+    $m \ge$ `1.4142137`, the float32 `0x3FB504F4` just above $\sqrt 2$; `1.4142135` just below stays). Then
+
+    $$ y = \begin{cases} +0 & |x| < 2^{e_{min} - 1} \\
+       \operatorname{sign}(x) \cdot 2^{\operatorname{clip}(E + \text{up},\ e_{min},\ e_{max})} & \text{otherwise}
+       \end{cases} $$
+
+    **Arguments:**
+
+    - `x`: a float32 array, finite.
+    - `bits`, `emax`: the code (see `pow2_exponent_range`).
+    - `rounding`: `"linear"` (default) or `"log"`.
+
+    **Returns:**
+
+    A float32 array shaped like `x`; its gradient is `pow2_quantize_vjp`.
+
+    !!! note "Zeros and saturation"
+        Both rules flush $|x| < 2^{e_{min}-1}$ (nearer to 0 than to $2^{e_{min}}$) to `+0.0`, and so `-0.0`
+        and tiny negatives give `+0.0`; $|x| = 2^{e_{min}-1}$ goes up to $2^{e_{min}}$, as does everything in
+        $[2^{e_{min}-1}, 2^{e_{min}})$ under the log rule (its rounded exponent is clipped). LogQuant itself
+        flushes nothing but exact zeros. Magnitudes above $2^{e_{max}}$ saturate to $2^{e_{max}}$ (INQ's
+        formula would send $|x| \ge 1.5 \cdot 2^{e_{max}}$ to 0).
+
+    Example (`bits=4, emax=0`, so $e_{min} = -6$): `[0.75, 0.7, 1.4142135, 1.4142137, 3.0, -0.0078125, 0.0078]`
+    gives `[1, 0.5, 1, 1, 1, -0.015625, 0]` under both rules: linear sends `0.75` ($m = 1.5$) up and
+    `1.4142137` down; log sends `0.75` ($m^2 = 2.25$) up and `1.4142137` up to 2, saturated to 1. They differ
+    on `0.72` ($m = 1.44$): linear gives 0.5, log gives 1.
+
+    ??? cite "Miyashita et al., 2016; Zhou et al., 2017"
+        Convolutional Neural Networks using Logarithmic Data Representation. arXiv:1603.01025.
+        Incremental Network Quantization: Towards Lossless CNNs with Low-Precision Weights. ICLR.
+        arXiv:1702.03044
+    """
+    x, emin, emax, rounding = _check(x, bits, emax, rounding)
+    magnitude, zero, _ = _round(x, emin, emax, rounding)
+    return np.asarray(np.where(zero, np.float32(0), np.copysign(_power(magnitude), x)))
+
+
+def pow2_quantize_vjp(grad, x, *, bits, emax, rounding="linear"):
+    r"""The straight-through gradient of `pow2_quantize` with respect to `x`.
+
+    $$ \frac{\partial L}{\partial x} = \begin{cases} +0 & |x| \ge 2^{e_{min}-1} \text{ and }
+       E + \text{up} > e_{max} \\ g & \text{otherwise} \end{cases} $$
+
+    The gradient passes where the value is not saturated: where its exponent, rounded by the rule of
+    `pow2_quantize` but not yet clipped, is at most $e_{max}$ (linear: $|x| < 1.5 \cdot 2^{e_{max}}$; log:
+    $|x| < \sqrt 2 \cdot 2^{e_{max}}$). Flushed values and values clipped up to $2^{e_{min}}$ pass it.
+
+    **Arguments:**
+
+    - `grad`: a float32 array shaped like `x`, the cotangent $g$.
+    - the rest: as for `pow2_quantize`.
+
+    **Returns:**
+
+    A float32 array shaped like `x`: `where(pass, grad, +0.0)`.
+
+    ??? cite "Bengio et al., 2013"
+        Estimating or Propagating Gradients Through Stochastic Neurons. arXiv:1308.3432
+    """
+    x, emin, emax, rounding = _check(x, bits, emax, rounding)
+    grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
+    _, _, saturated = _round(x, emin, emax, rounding)
+    return np.asarray(np.where(saturated, np.float32(0), grad))
+
+
+def pow2_encode(x, *, bits, emax, rounding="linear"):
+    r"""The `bits`-bit sign-magnitude codes of `pow2_quantize(x)`.
+
+    $$ c = 2^{b-1} \cdot [\, y < 0 \,] + \begin{cases} 0 & y = 0 \\ e - e_{min} + 1 & |y| = 2^e \end{cases} $$
+
+    **Arguments:** as for `pow2_quantize`.
+
+    **Returns:**
+
+    A uint8 array shaped like `x` with codes in $[0, 2^b - 1]$; zero is code 0 (never $2^{b-1}$). Pack it with
+    `pack_bits(c, bits)`.
+
+    Example (`bits=4, emax=0`): `[1.0, -0.5, 0.0, 0.015625]` gives `[7, 14, 0, 1]`.
+
+    ??? cite "Zhou et al., 2017"
+        Incremental Network Quantization: Towards Lossless CNNs with Low-Precision Weights. ICLR.
+        arXiv:1702.03044
+    """
+    x, emin, emax, rounding = _check(x, bits, emax, rounding)
+    magnitude, zero, _ = _round(x, emin, emax, rounding)
+    sign = (x < 0).astype(np.int64) << (bits - 1)
+    code = np.where(zero, 0, magnitude - emin + 1 + sign)
+    return np.asarray(code.astype(np.uint8))
+
+
+def pow2_decode(codes, *, bits, emax):
+    r"""Values of `bits`-bit sign-magnitude power-of-two codes (the inverse of `pow2_encode`).
+
+    $$ y = (-1)^{s} \cdot \begin{cases} 0 & m = 0 \\ 2^{e_{min} + m - 1} & m > 0 \end{cases}, \qquad
+       s = \lfloor c / 2^{b-1} \rfloor, \quad m = c \bmod 2^{b-1} $$
+
+    **Arguments:**
+
+    - `codes`: a uint8 array, each code in $[0, 2^b - 1]$.
+    - `bits`, `emax`: the code (see `pow2_exponent_range`).
+
+    **Returns:**
+
+    A float32 array shaped like `codes`. Both zero codes, $0$ and $2^{b-1}$, decode to `+0.0`.
+    """
+    emin, emax = pow2_exponent_range(bits, emax)
+    codes = _arrays.within("codes", _arrays.array("codes", codes, ("uint8",)), 0, 2**bits - 1)
+    c = codes.astype(np.int64)
+    m = c & (2 ** (bits - 1) - 1)
+    level = _power(emin + np.maximum(m, 1) - 1)
+    return np.asarray(np.where(m == 0, np.float32(0), np.where(c >> (bits - 1) == 1, -level, level)))
+
+
+def _check(x, bits, emax, rounding):
+    emin, emax = pow2_exponent_range(bits, emax)
+    validate.choice("rounding", rounding, ROUNDINGS)
+    x = _arrays.finite_array("x", x)
+    return x, emin, emax, rounding
+
+
+def _mantissa_exponent(x):
+    """`(m, E)` with `|x| = m * 2**E`, `m` in [1, 2) as float32, `E` as int64 (exact; `m = 0` for `x = 0`)."""
+    m, e = np.frexp(x)
+    return np.abs(m) * np.float32(2), e.astype(np.int64) - 1
+
+
+def _round(x, emin, emax, rounding):
+    """(clipped exponent, flushed-to-zero mask, saturated mask) of each element."""
+    m, e = _mantissa_exponent(x)
+    if rounding == "linear":
+        up = m >= np.float32(1.5)
+    else:
+        m64 = m.astype(np.float64)
+        up = m64 * m64 > np.float64(2)  # exact: m has 24 significant bits, m*m at most 48
+    r = e + up
+    zero = (x == 0) | (e < emin - 1)
+    return np.clip(r, emin, emax), zero, ~zero & (r > emax)
+
+
+def _power(e):
+    """2**e as float32 for integer exponents in [-149, 127], built from its bit pattern (exact everywhere)."""
+    e = np.asarray(e, dtype=np.int64)
+    bits = np.where(e >= -126, (e + 127) << 23, np.int64(1) << np.clip(e + 149, 0, 22))
+    return bits.astype(np.int32).view(np.float32)

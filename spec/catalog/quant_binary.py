@@ -1,0 +1,575 @@
+"""Registry entries for binary and ternary quantization: binarize, BinaryConnect, XNOR-Net / BWN, TWN, TTQ."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from spec import strategies as S
+from spec.entry import Bad, Case, Entry, Golden, Invariant
+
+F = np.float32
+BNN = (
+    "Hubara et al., 2016. Binarized Neural Networks: Training Deep Neural Networks with Weights and Activations "
+    "Constrained to +1 or -1. arXiv:1602.02830"
+)
+BINARYCONNECT = (
+    "Courbariaux et al., 2015. BinaryConnect: Training Deep Neural Networks with binary weights during "
+    "propagations. NeurIPS. arXiv:1511.00363"
+)
+XNOR = (
+    "Rastegari et al., 2016. XNOR-Net: ImageNet Classification Using Binary Convolutional Neural Networks. ECCV. "
+    "arXiv:1603.05279"
+)
+TWN = "Li et al., 2016. Ternary Weight Networks. arXiv:1605.04711"
+TTQ = "Zhu et al., 2017. Trained Ternary Quantization. ICLR. arXiv:1612.01064"
+
+SIGN_RULE = "b(x) = +1 where x >= 0, -1 where x < 0: sign(0) = +1 for +0.0 and -0.0 (torch.sign gives 0)."
+STE_RULE = "ste='clipped' passes the gradient where |x| <= 1 (inclusive), else +0.0; ste='identity' passes it all."
+FINITE_RULE = "Non-finite inputs (weights, cotangents, scales) raise ValueError with the flat index of the first."
+TREE_MEAN = "Means are the canonical float64 tree sum divided by n in float64, rounded once to float32."
+AXIS_RULE = "axis=None: one slice (the whole tensor); axis=k: one slice per index along k (moveaxis(w, k, 0) rows)."
+
+
+def _a(values, dtype=np.float32):
+    return np.array(values, dtype=dtype)
+
+
+def _s(v):
+    return np.array(v, dtype=np.float32)
+
+
+def _bits(a):
+    """float32 bit patterns, same shape (0-d included), so that -0.0 != +0.0."""
+    return np.array(a, dtype=np.float32).view(np.uint32)
+
+
+def _rows(a, axis):
+    if axis is None:
+        return a.reshape(1, -1)
+    a = np.moveaxis(a, axis, 0)
+    return a.reshape(a.shape[0], math.prod(a.shape[1:]))
+
+
+def _spacing(v):
+    """One float32 ulp at |v| (at least the smallest subnormal)."""
+    return float(np.spacing(np.abs(np.float32(v))))
+
+
+def _exact_mean(row):
+    return math.fsum(float(v) for v in row) / len(row)
+
+
+def _tree_error(values):
+    """A bound on |tree_mean - exact mean| of float64 `values`: one 2**-53 per tree level, relative to sum |v|."""
+    n = max(len(values), 1)
+    return max(1, math.ceil(math.log2(n))) * 2.0**-53 * math.fsum(np.abs(values).tolist()) / n * 1.0000001
+
+
+# ---- invariants ---------------------------------------------------------------------------------------------
+
+
+def _plus_minus_one(call, case, out):
+    x = case.args[-1]
+    assert out.dtype == np.float32 and out.shape == x.shape
+    expected = np.where(x >= 0, F(1), F(-1))
+    assert np.array_equal(_bits(out), _bits(expected)), "b(x) must be +1 exactly where x >= 0 (zeros included)"
+
+
+def _ste(call, case, out):
+    grad, x = case.args
+    passes = np.ones(x.shape, bool) if case.kwargs["ste"] == "identity" else np.abs(x) <= 1
+    assert np.array_equal(_bits(out)[passes], _bits(grad)[passes]), "a passing gradient must be unchanged"
+    assert np.all(_bits(out)[~passes] == 0), "a blocked gradient must be +0.0"
+
+
+def _connect(call, case, out):
+    from reference.core.random import uniform
+
+    w, kw = case.args[0], case.kwargs
+    assert out.dtype == np.float32 and set(np.unique(out).tolist()) <= {-1.0, 1.0}
+    if not kw["stochastic"]:
+        assert np.array_equal(_bits(out), _bits(np.where(w >= 0, F(1), F(-1)))), "deterministic is b(w)"
+        return
+    assert np.all(out[w >= 1] == 1) and np.all(out[w <= -1] == -1), "hard sigmoid saturates at +-1"
+    if w.size:
+        u = uniform(kw["key"], w.shape).astype(np.float64)
+        up = 2 * u - 1 < w  # u < (w + 1) / 2, rearranged so that float64 evaluates it exactly
+        assert np.array_equal(out == 1, up), "+1 iff u < (w + 1) / 2"
+
+
+def _scale_is_mean(call, case, out):
+    w, axis = case.args[0], case.kwargs["axis"]
+    rows = _rows(np.abs(w), axis)
+    got = np.asarray(out).reshape(-1)
+    assert out.dtype == np.float32 and got.size == rows.shape[0]
+    for row, alpha in zip(rows, got, strict=True):
+        assert row.min() <= alpha <= row.max(), "the mean must lie between the smallest and largest |w|"
+        assert abs(float(alpha) - _exact_mean(row)) <= _spacing(alpha), "alpha must be within 1 ulp of mean|w|"
+
+
+def _xnor_values(call, case, out):
+    w, axis = case.args[0], case.kwargs["axis"]
+    mag = _rows(np.abs(out), axis)
+    assert np.all(mag == mag[:, :1]), "every element of a slice is +-alpha"
+    for row, alpha in zip(_rows(np.abs(w), axis), mag[:, 0], strict=True):
+        assert abs(float(alpha) - _exact_mean(row)) <= _spacing(alpha)
+    nonzero = out != 0
+    assert np.array_equal((out > 0)[nonzero], (w >= 0)[nonzero]), "the sign of the output is b(w)"
+
+
+def _xnor_grad(call, case, out):
+    """Against the two-term chain rule evaluated independently (exact sums via fsum): within one float32 ulp."""
+    grad, w = case.args
+    axis, ste = case.kwargs["axis"], case.kwargs["ste"]
+    g, a = _rows(grad.astype(np.float64), axis), _rows(w.astype(np.float64), axis)
+    got = _rows(out.astype(np.float64), axis)
+    for gr, ar, yr in zip(g, a, got, strict=True):
+        alpha = float(np.float32(_exact_mean(np.abs(ar))))
+        b = np.where(ar >= 0, 1.0, -1.0)
+        m = math.fsum(b * gr) / len(gr)
+        passes = np.ones(ar.shape, bool) if ste == "identity" else np.abs(ar) <= 1
+        direct = np.where(passes, alpha * gr, 0.0)
+        expected = direct + b * m
+        ok = np.isinf(yr) & (np.abs(expected) >= 3.4028235e38)
+        tree_error = _tree_error(gr)  # the tree mean of b * g may differ from the exact mean by this much
+        tol = np.array([_spacing(min(v, 3.4e38)) for v in np.abs(direct) + abs(m)]) * 2 + tree_error + 2e-45
+        assert np.all(ok | (np.abs(yr - expected) <= tol)), f"{yr} vs {expected}"
+
+
+def _twn_params(call, case, out):
+    w, axis = case.args[0], case.kwargs["axis"]
+    delta, alpha = (np.asarray(v).reshape(-1) for v in out)
+    for row, d, a in zip(_rows(np.abs(w), axis), delta, alpha, strict=True):
+        assert abs(float(d) - 0.7 * _exact_mean(row)) <= _spacing(d), "delta must be 0.7 mean|w| within 1 ulp"
+        kept = row[row > d]
+        if kept.size:
+            assert a > d, "alpha, a mean of values above delta, must be above delta"
+            assert abs(float(a) - _exact_mean(kept)) <= _spacing(a), "alpha must be the mean of the kept |w|"
+        else:
+            assert _bits(a) == 0, "an all-pruned slice has alpha = +0.0"
+
+
+def _ternary(call, case, out):
+    """Three values per slice, +0.0 zeros, signs of w, and the kept set is an upper set of |w| in each slice."""
+    w, axis = case.args[-1], case.kwargs.get("axis")
+    assert out.dtype == np.float32 and out.shape == w.shape
+    assert not np.any(_bits(out) == 0x80000000), "zeros must be +0.0"
+    nonzero = out != 0
+    assert np.array_equal((out > 0)[nonzero], (w > 0)[nonzero]), "the sign of the output is the sign of w"
+    for o, a in zip(_rows(out, axis), _rows(np.abs(w), axis), strict=True):
+        assert len(np.unique(np.abs(o[o != 0]))) <= 1, "one magnitude per slice"
+        if (o != 0).any() and (o == 0).any():
+            assert a[o != 0].min() > a[o == 0].max(), "a pruned weight is larger than a kept one"
+
+
+def _twn_idempotent(call, case, out):
+    if np.all(np.abs(out[out != 0]) > F(1.4e-45)):
+        again = call(Case((out,), case.kwargs))
+        assert np.array_equal(_bits(again), _bits(out)), "ternarizing a TWN output must change nothing"
+
+
+def _identity_grad(call, case, out):
+    assert np.array_equal(_bits(out), _bits(case.args[0])), "the gradient passes unchanged"
+
+
+def _ttq_values(call, case, out):
+    w, wp, wn = case.args
+    t = case.kwargs["t"]
+    allowed = {int(_bits(wp)), int(_bits(-wn)), 0}
+    assert set(_bits(out).reshape(-1).tolist()) <= allowed, "values are +wp, -wn or +0.0"
+    order = np.argsort(w.reshape(-1), kind="stable")
+    assert np.all(np.diff(out.reshape(-1)[order].astype(np.float64)) >= 0), "TTQ is monotone in w"
+    if t <= 0.5 and np.abs(w).max() > 0:
+        assert out.reshape(-1)[np.argmax(np.abs(w))] != 0, "the largest |w| is never zeroed for t <= 1/2"
+
+
+def _ttq_grads(call, case, out):
+    grad, w, wp, wn = case.args
+    grad_w, grad_wp, grad_wn = out
+    assert grad_wp.shape == () and grad_wn.shape == () and grad_w.shape == w.shape
+    delta = np.float32(np.float64(case.kwargs["t"]) * float(np.abs(w).max()))
+    pos, neg = w > delta, w < -delta
+    with np.errstate(over="ignore"):
+        expected = np.where(pos, wp * grad, np.where(neg, wn * grad, grad))
+    assert np.array_equal(_bits(grad_w), _bits(expected)), "Eq. 8: wp * g, g, wn * g"
+    for got, region in ((grad_wp, grad[pos]), (grad_wn, -grad[neg])):
+        exact = math.fsum(region.tolist())
+        tol = _spacing(min(abs(float(got)), 3.4e38)) + _tree_error(region) * region.size
+        assert abs(float(got) - exact) <= tol or (np.isinf(got) and abs(exact) > 3.4e38), (got, exact)
+
+
+# ---- entries ------------------------------------------------------------------------------------------------
+
+ENTRIES = [
+    Entry(
+        name="binarize",
+        family="quantization",
+        module="quantization.binary",
+        summary="Sign binarization to +-1 with sign(0) = +1 and a straight-through gradient.",
+        strategy=S.binarize_cases,
+        vjp="binarize_vjp",
+        semantics=(
+            SIGN_RULE,
+            "The output is exactly +1.0 or -1.0 in float32; empty arrays give empty arrays.",
+            FINITE_RULE,
+        ),
+        invariants=(Invariant("+1 exactly where x >= 0", _plus_minus_one),),
+        golden=(
+            Golden(
+                Case((_a([-2.5, -0.0, 0.0, 0.3, -1e-45]),)),
+                _a([-1, 1, 1, 1, -1]),
+                "both zeros give +1; a negative subnormal is negative",
+            ),
+            Golden(Case((_s(0.0),)), _s(1.0), "0-d"),
+            Golden(Case((_a([]),)), _a([]), "empty in, empty out"),
+        ),
+        bad=(
+            Bad(Case((_a([1.0, np.nan]),)), ValueError, "x must be finite, got nan at flat index 1"),
+            Bad(Case((_a([-np.inf]),)), ValueError, "x must be finite, got -inf at flat index 0"),
+            Bad(Case((_a([1.0], np.float64),)), TypeError, "x must have dtype float32, got float64"),
+            Bad(Case(([1.0],)), TypeError, "x must be an array"),
+            Bad(
+                Case((_a([1.0]),), {"ste": "tanh"}), ValueError, "ste must be one of 'identity', 'clipped'; got 'tanh'"
+            ),
+        ),
+        paper=BNN,
+    ),
+    Entry(
+        name="binarize_vjp",
+        family="quantization",
+        module="quantization.binary",
+        summary="The straight-through gradient of binarize: identity, or clipped to |x| <= 1.",
+        strategy=lambda: S.binarize_cases(with_grad=True),
+        semantics=(STE_RULE, "clipped (the default) is BNN's hardtanh estimator.", FINITE_RULE),
+        invariants=(Invariant("grad where it passes, +0.0 elsewhere", _ste),),
+        golden=(
+            Golden(
+                Case((_a([1, 2, 3, 4, 5]), _a([-1, 1, 1.0000001, -2, 0]))),
+                _a([1, 2, 0, 0, 5]),
+                "clipped: x = +-1 pass (inclusive), the next float32 above 1 does not",
+            ),
+            Golden(Case((_a([1, -0.0]), _a([5, -5])), {"ste": "identity"}), _a([1, -0.0]), "identity keeps -0.0"),
+        ),
+        bad=(
+            Bad(Case((_a([1, 1]), _a([1.0]))), ValueError, "grad has shape (2,) but x needs shape (1,)"),
+            Bad(Case((_a([np.inf]), _a([1.0]))), ValueError, "grad must be finite, got inf at flat index 0"),
+        ),
+        paper=BNN,
+    ),
+    Entry(
+        name="binary_connect",
+        family="quantization",
+        module="quantization.binary",
+        summary="BinaryConnect: deterministic sign, or +1 with probability hard_sigmoid(w) from an explicit key.",
+        strategy=S.binary_connect_cases,
+        vjp="binary_connect_vjp",
+        semantics=(
+            "Deterministic: " + SIGN_RULE,
+            "Stochastic: u = uniform(key, w.shape); +1 iff u < clip((w + 1) / 2, 0, 1), evaluated exactly as "
+            "w > 2u - 1 (strict); P(+1) = ceil(2**24 * p) / 2**24.",
+            "stochastic=True needs a key; a key with stochastic=False is an error.",
+            "ste='identity' (the default, the paper's) or 'clipped' chooses the gradient only.",
+            FINITE_RULE,
+        ),
+        invariants=(Invariant("b(w), or +1 iff u < (w + 1) / 2", _connect),),
+        golden=(
+            Golden(Case((_a([-0.5, 0.0, 2.0]),)), _a([-1, 1, 1]), "deterministic: the sign with b(0) = +1"),
+            Golden(
+                Case((_a([0.0, 0.0, -0.5674091577529907, 0.7]),), {"stochastic": True, "key": (0, 0)}),
+                _a([1, -1, -1, 1]),
+                "key (0, 0) draws u = [0.4185, 0.6005, 0.2163, 0.8041]; +1 iff w > 2u - 1 = [-0.163, 0.201, "
+                "-0.5674091577529907, 0.608]; w[2] equals its threshold exactly, so -1",
+            ),
+            Golden(
+                Case((_a([1.0, -1.0, 5.0, -5.0]),), {"stochastic": True, "key": (7, 9)}),
+                _a([1, -1, 1, -1]),
+                "p = 1 for w >= 1 and p = 0 for w <= -1, whatever u",
+            ),
+        ),
+        bad=(
+            Bad(Case((_a([1.0]),), {"stochastic": True}), ValueError, "stochastic=True needs a key"),
+            Bad(Case((_a([1.0]),), {"key": (1, 2)}), ValueError, "key is only used with stochastic=True"),
+            Bad(Case((_a([1.0]),), {"stochastic": True, "key": (1,)}), TypeError, "key must be a key"),
+            Bad(Case((_a([1.0]),), {"stochastic": True, "key": (1, -2)}), ValueError, "key must be a key"),
+            Bad(Case((_a([1.0]),), {"stochastic": 1}), TypeError, "stochastic must be a bool, got int 1"),
+            Bad(Case((_a([np.inf]),)), ValueError, "w must be finite, got inf at flat index 0"),
+        ),
+        paper=BINARYCONNECT,
+    ),
+    Entry(
+        name="binary_connect_vjp",
+        family="quantization",
+        module="quantization.binary",
+        summary="The straight-through gradient of binary_connect (identity by default, or clipped).",
+        strategy=lambda: S.binary_connect_cases(with_grad=True),
+        semantics=(STE_RULE, "The random draw does not change the gradient.", FINITE_RULE),
+        invariants=(Invariant("grad where it passes, +0.0 elsewhere", _ste),),
+        golden=(
+            Golden(Case((_a([1, 2, 3]), _a([-3, 0.5, 3]))), _a([1, 2, 3]), "identity: the gradient unchanged"),
+            Golden(Case((_a([1, 2, 3]), _a([-3, 0.5, 3])), {"ste": "clipped"}), _a([0, 2, 0]), "clipped"),
+        ),
+        bad=(Bad(Case((_a([1, 1]), _a([1.0]))), ValueError, "grad has shape (2,) but w needs shape (1,)"),),
+        paper=BINARYCONNECT,
+    ),
+    Entry(
+        name="xnor_scale",
+        family="quantization",
+        module="quantization.binary",
+        summary="The XNOR-Net / BWN scale alpha = mean |w|, per tensor or per output channel.",
+        strategy=lambda: S.xnor_cases(with_ste=False),
+        semantics=(AXIS_RULE, TREE_MEAN, "An empty w raises ValueError.", FINITE_RULE),
+        invariants=(Invariant("within 1 ulp of the exact mean |w|", _scale_is_mean),),
+        golden=(
+            Golden(Case((_a([[1, -2], [0.5, 0.5]]),), {"axis": 0}), _a([1.5, 0.5]), "per row"),
+            Golden(Case((_a([[1, -2], [0.5, 0.5]]),), {"axis": 1}), _a([0.75, 1.25]), "per column"),
+            Golden(Case((_a([[1, -2], [0.5, 0.5]]),)), _s(1.0), "per tensor"),
+            Golden(Case((_a([0.0, -0.0]),)), _s(0.0), "all zero"),
+        ),
+        bad=(
+            Bad(Case((_a([]),)), ValueError, "w has shape (0,): the XNOR scale needs at least one element"),
+            Bad(Case((_a([1.0]),), {"axis": 1}), ValueError, "axis 1 is out of range for an array with 1 dimension(s)"),
+            Bad(Case((_s(1.0),), {"axis": 0}), ValueError, "axis 0 is out of range for an array with 0 dimension(s)"),
+            Bad(Case((_a([1.0]),), {"axis": 0.0}), TypeError, "axis must be an int, got float 0.0"),
+            Bad(Case((_a([1.0, -np.inf]),)), ValueError, "w must be finite, got -inf at flat index 1"),
+        ),
+        paper=XNOR,
+    ),
+    Entry(
+        name="xnor_binarize",
+        family="quantization",
+        module="quantization.binary",
+        summary="XNOR-Net / BWN binary weights alpha * sign(w), with the chain-rule gradient through alpha.",
+        strategy=S.xnor_cases,
+        vjp="xnor_binarize_vjp",
+        semantics=(
+            "alpha * b(w) with alpha = xnor_scale(w, axis); " + SIGN_RULE,
+            AXIS_RULE,
+            "An all-zero slice gives +0.0 (its zeros binarize to +1).",
+            FINITE_RULE,
+        ),
+        invariants=(Invariant("+-alpha per slice with the sign of b(w)", _xnor_values),),
+        golden=(
+            Golden(Case((_a([0.5, -1.0, 0.0, 2.5]),)), _a([1, -1, 1, 1]), "alpha = 4 / 4 = 1; b(0) = +1"),
+            Golden(
+                Case((_a([[1, -2], [0.5, -0.0]]),), {"axis": 0}),
+                _a([[1.5, -1.5], [0.25, 0.25]]),
+                "alpha = [1.5, 0.25] per row; -0.0 binarizes to +1",
+            ),
+            Golden(Case((_a([-0.0, 0.0]),)), _a([0.0, 0.0]), "all-zero: alpha = 0, +0.0 out"),
+        ),
+        bad=(
+            Bad(Case((_a([1.0]),), {"ste": "none"}), ValueError, "ste must be one of"),
+            Bad(Case((_a([[]]),), {"axis": 0}), ValueError, "w has shape (1, 0): the XNOR scale needs"),
+        ),
+        paper=XNOR,
+    ),
+    Entry(
+        name="xnor_binarize_vjp",
+        family="quantization",
+        module="quantization.binary",
+        summary="The gradient of xnor_binarize: alpha * g * pass + b * mean(b * g) per slice.",
+        strategy=lambda: S.xnor_cases(with_grad=True),
+        semantics=(
+            "dL/dw_i = alpha g_i pass(w_i) + b_i * (1/n) sum_j b_j g_j over the slice of w_i (d|w|/dw = b, +1 at 0).",
+            STE_RULE.replace("x", "w"),
+            "The mean term is a float64 tree mean; alpha g_i + b_i m is one float64 addition, rounded once to "
+            "float32; beyond the float32 range it is +-inf.",
+            "The paper prints (1/n + dsign/dw alpha) g_i; the authors' code computes this chain rule, then scales "
+            "by n (1 - 1/C_in), left out here.",
+            FINITE_RULE,
+        ),
+        invariants=(Invariant("the chain rule within 2 ulp (independent exact sums)", _xnor_grad),),
+        golden=(
+            Golden(
+                Case((_a([1, 1]), _a([0.5, -2.0]))),
+                _a([1.25, 0.0]),
+                "alpha = 1.25, m = (1 - 1) / 2 = 0; |-2| > 1 blocks the direct term",
+            ),
+            Golden(Case((_a([1, 1]), _a([0.5, -2.0])), {"ste": "identity"}), _a([1.25, 1.25]), "identity"),
+            Golden(
+                Case((_a([2, 0]), _a([1, 3]))),
+                _a([5, 1]),
+                "alpha = 2, b = [1, 1], m = 1: [2 * 2 + 1, 0 + 1]",
+            ),
+            Golden(
+                Case((_a([[1, 0], [0, 4]]), _a([[1, -1], [2, 2]])), {"axis": 0}),
+                _a([[1.5, -0.5], [2, 2]]),
+                "row 0: alpha 1, m = 0.5 -> [1 + 0.5, 0 - 0.5]; row 1: alpha 2, m = 2, both blocked -> [2, 2]",
+            ),
+        ),
+        bad=(
+            Bad(Case((_a([1, 1]), _a([1.0]))), ValueError, "grad has shape (2,) but w needs shape (1,)"),
+            Bad(Case((_a([np.nan]), _a([1.0]))), ValueError, "grad must be finite, got nan at flat index 0"),
+        ),
+        paper=XNOR,
+    ),
+    Entry(
+        name="twn_params",
+        family="quantization",
+        module="quantization.ternary",
+        summary="TWN's threshold delta = 0.7 mean|w| and scale alpha = mean of |w| above delta.",
+        strategy=S.twn_cases,
+        semantics=(
+            "delta = fl32(0.7 * tree_mean(|w|)): the float64 nearest 0.7 times the float64 mean, rounded once.",
+            "Kept iff |w| > delta, strictly, in float32: the returned delta is the threshold used.",
+            "alpha = fl32(tree_sum(where(kept, |w|, +0)) / count): the tree over the whole slice, pruned as +0.0.",
+            "A slice with nothing kept (all zero, or a lone tiny subnormal) has alpha = +0.0.",
+            AXIS_RULE,
+            "An empty w raises ValueError.",
+            FINITE_RULE,
+        ),
+        invariants=(Invariant("delta = 0.7 mean, alpha = mean above delta", _twn_params),),
+        golden=(
+            Golden(
+                Case((_a([1, -1, 0.25, 0]),)),
+                (_s(0.39375), _s(1.0)),
+                "mean 0.5625, delta = fl32(0.39375); 1 and -1 kept",
+            ),
+            Golden(
+                Case((_a([2, -0.875, 0.875]),)),
+                (_s(0.875), _s(2.0)),
+                "mean 1.25, 0.7 * 1.25 rounds to 0.875 exactly: the 0.875s sit on delta and are pruned",
+            ),
+            Golden(Case((_a([1e-45]),)), (_s(1e-45), _s(0.0)), "0.7 * 1.4e-45 rounds up to 1.4e-45: nothing kept"),
+            Golden(
+                Case((_a([[1, -1, 0.25, 0], [3, 1, -1, 0]]),), {"axis": 0}),
+                (_a([0.39375, 0.875]), _a([1.0, 5 / 3])),
+                "row 1: mean 1.25, delta 0.875, alpha = 5 / 3",
+            ),
+        ),
+        bad=(
+            Bad(Case((_a([]),)), ValueError, "w has shape (0,): the TWN threshold needs at least one element"),
+            Bad(Case((_a([np.nan]),)), ValueError, "w must be finite, got nan at flat index 0"),
+            Bad(Case((_a([[1.0]]),), {"axis": -3}), ValueError, "axis -3 is out of range"),
+        ),
+        paper=TWN,
+    ),
+    Entry(
+        name="twn_ternarize",
+        family="quantization",
+        module="quantization.ternary",
+        summary="Ternary Weight Networks: w to {-alpha, 0, +alpha} with delta = 0.7 mean|w|.",
+        strategy=S.twn_cases,
+        vjp="twn_ternarize_vjp",
+        semantics=(
+            "+alpha where w > delta, -alpha where w < -delta, +0.0 where |w| <= delta (strict threshold).",
+            "(delta, alpha) = twn_params(w, axis), broadcast along axis.",
+            "Zeros of the output are +0.0.",
+            FINITE_RULE,
+        ),
+        invariants=(
+            Invariant("three values, +0.0 zeros, an upper set of |w|", _ternary),
+            Invariant("idempotent", _twn_idempotent),
+        ),
+        golden=(
+            Golden(Case((_a([1, -1, 0.25, 0]),)), _a([1, -1, 0, 0])),
+            Golden(Case((_a([3, 1, -1, 0]),)), _a([5 / 3, 5 / 3, -5 / 3, 0]), "delta 0.875, alpha 5/3"),
+            Golden(Case((_a([2, -0.875, 0.875]),)), _a([2, 0, 0]), "|w| = delta is pruned"),
+            Golden(Case((_a([-0.0, 0.0]),)), _a([0.0, 0.0]), "all zero: +0.0"),
+        ),
+        bad=(Bad(Case((_a([1.0], np.float16),)), TypeError, "w must have dtype float32, got float16"),),
+        paper=TWN,
+    ),
+    Entry(
+        name="twn_ternarize_vjp",
+        family="quantization",
+        module="quantization.ternary",
+        summary="The gradient of twn_ternarize: straight through, unchanged (TWN's Algorithm 1).",
+        strategy=lambda: S.twn_cases(with_grad=True),
+        semantics=("dL/dw = dL/dw^t, bit for bit; delta and alpha are constants.", FINITE_RULE),
+        invariants=(Invariant("the cotangent unchanged", _identity_grad),),
+        golden=(Golden(Case((_a([1, -0.0, 3]), _a([1, 2, 3]))), _a([1, -0.0, 3]), "unchanged, -0.0 included"),),
+        bad=(Bad(Case((_a([1.0]), _a([1.0, 2.0]))), ValueError, "grad has shape (1,) but w needs shape (2,)"),),
+        paper=TWN,
+    ),
+    Entry(
+        name="ttq_quantize",
+        family="quantization",
+        module="quantization.ternary",
+        summary="Trained Ternary Quantization: w to {-wn, 0, +wp} with delta = t * max|w| and learned scales.",
+        strategy=S.ttq_cases,
+        vjp="ttq_quantize_vjp",
+        semantics=(
+            "delta = fl32(t * max|w|): one float64 product rounded once; comparisons in float32.",
+            "+wp where w > delta, -wn where w < -delta, +0.0 where |w| <= delta (the paper's; the authors' code "
+            "leaves |w| = delta at +-1).",
+            "wp, wn: float32 arrays of shape (), finite, > 0; t in [0, 1] (the paper uses 0.05); one delta per tensor.",
+            "An empty w raises ValueError.",
+            FINITE_RULE,
+        ),
+        invariants=(Invariant("values, monotone, the largest kept", _ttq_values),),
+        golden=(
+            Golden(
+                Case((_a([1, -0.5, 0.05, -0.04]), _s(2), _s(3))),
+                _a([2, -3, 0, 0]),
+                "delta = 0.05 * 1: 0.05 sits on delta and is zeroed",
+            ),
+            Golden(
+                Case((_a([4, -1, 1, -2, 0]), _s(1.5), _s(0.5)), {"t": 0.25}),
+                _a([1.5, 0, 0, -0.5, 0]),
+                "delta = 1: +-1 are zeroed (|w| <= delta)",
+            ),
+            Golden(
+                Case((_a([0, -0.0, 1e-45, -3]), _s(1.5), _s(0.5)), {"t": 0.0}),
+                _a([0, 0, 1.5, -0.5]),
+                "t = 0 zeroes only the zeros",
+            ),
+            Golden(Case((_a([1, -1]), _s(1), _s(1)), {"t": 1.0}), _a([0, 0]), "t = 1 zeroes everything"),
+        ),
+        bad=(
+            Bad(Case((_a([1.0]), _s(1), _s(1)), {"t": 1.5}), ValueError, "t must be in [0.0, 1.0], got 1.5"),
+            Bad(Case((_a([1.0]), _s(1), _s(1)), {"t": float("nan")}), ValueError, "t must be finite, got nan"),
+            Bad(Case((_a([1.0]), _s(1), _s(1)), {"t": True}), TypeError, "t must be a real number, got bool"),
+            Bad(Case((_a([1.0]), _s(0), _s(1))), ValueError, "wp must be > 0, got 0.0 at flat index 0"),
+            Bad(Case((_a([1.0]), _s(1), _s(-1))), ValueError, "wn must be > 0, got -1.0 at flat index 0"),
+            Bad(
+                Case((_a([1.0]), _a([1]), _s(1))), ValueError, "wp has shape (1,) but a per-tensor scale needs shape ()"
+            ),
+            Bad(Case((_a([1.0]), _s(1), _s(np.inf))), ValueError, "wn must be finite, got inf at flat index 0"),
+            Bad(Case((_a([1.0]), _s(1).astype(np.float64), _s(1))), TypeError, "wp must have dtype float32"),
+            Bad(Case((_a([]), _s(1), _s(1))), ValueError, "w has shape (0,): the TTQ threshold"),
+            Bad(Case((_a([np.nan]), _s(1), _s(1))), ValueError, "w must be finite, got nan at flat index 0"),
+        ),
+        paper=TTQ,
+    ),
+    Entry(
+        name="ttq_quantize_vjp",
+        family="quantization",
+        module="quantization.ternary",
+        summary="The TTQ gradients (grad_w, grad_wp, grad_wn): Eq. 8 for w, region sums for the scales.",
+        strategy=lambda: S.ttq_cases(with_grad=True),
+        semantics=(
+            "grad_w = wp * g where w > delta, g where |w| <= delta, wn * g where w < -delta (float32 products).",
+            "grad_wp = sum of g over w > delta; grad_wn = -(sum of g over w < -delta): the chain rule of -wn "
+            "(the authors' code); the paper's Eq. 7 prints it without the minus sign.",
+            "Scale gradients: one float64 tree sum over the whole tensor (where(region, +-g, +0.0)), rounded once "
+            "to float32; an empty region gives +0.0.",
+            FINITE_RULE,
+        ),
+        invariants=(Invariant("Eq. 8 exactly, the sums within 1 ulp", _ttq_grads),),
+        golden=(
+            Golden(
+                Case((_a([1, 1, 1, 1]), _a([1, -0.5, 0.05, -0.04]), _s(2), _s(3))),
+                (_a([2, 3, 1, 1]), _s(1), _s(-1)),
+                "one weight in each region; grad_wn = -1",
+            ),
+            Golden(
+                Case((_a([1, 2, 4, 8, 16]), _a([4, -1, 1, -2, 0]), _s(1.5), _s(0.5)), {"t": 0.25}),
+                (_a([1.5, 2, 4, 4, 16]), _s(1), _s(-8)),
+                "delta = 1: 4 -> 1.5 * 1, -2 -> 0.5 * 8, the rest pass",
+            ),
+            Golden(
+                Case((_a([3]), _a([1]), _s(2), _s(5))),
+                (_a([6]), _s(3), _s(0)),
+                "no negative weights: grad_wn = +0.0",
+            ),
+        ),
+        bad=(
+            Bad(Case((_a([1, 1]), _a([1.0]), _s(1), _s(1))), ValueError, "grad has shape (2,) but w needs shape (1,)"),
+            Bad(Case((_a([np.nan]), _a([1.0]), _s(1), _s(1))), ValueError, "grad must be finite, got nan"),
+        ),
+        paper=TTQ,
+    ),
+]

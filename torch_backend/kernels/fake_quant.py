@@ -1,0 +1,148 @@
+"""Fused exact fake quantization: one Triton kernel per call, bit-identical to `torch_backend.quantization.affine`.
+
+The eager composite runs five or more kernels (divide, round, widen to float64, add, clip, dequantize) and
+keeps several input-sized temporaries; the fused kernel reads `x` once and writes `y` once (plus a one-byte
+gradient mask when autograd needs it), per tensor, per channel or per group. Same signature, same checks,
+same error messages, same straight-through gradient as `torch_backend.quantization.affine.fake_quantize`.
+
+Exactness: the kernel divides with `tl.div_rn` (IEEE), is compiled with `enable_fp_fusion=False`, rounds with
+IEEE additions and comparisons (no libdevice, which flushes subnormals), and does the code arithmetic in int32
+after clamping `x / s` to +-2**22 (every code beyond that is clipped anyway, since `|qmin|, |qmax|, |z| <= 2**16`),
+which gives the same codes as the reference's float64 `round(x / s) + z`. The conformance tests check it
+against the NumPy reference bit for bit, on CUDA and, under `TRITON_INTERPRET=1`, on CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+from torch_backend.core import rounding as _rounding
+from torch_backend.core.random import uniform
+from torch_backend.kernels import _dispatch
+from torch_backend.quantization import affine as _affine
+
+__all__ = ["fake_quantize", "fake_quantize_vjp"]
+
+_MODES = {"half_even": 0, "half_away": 1, "floor": 2, "ceil": 3, "stochastic": 4}
+
+
+def fake_quantize(x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, rounding="half_even", key=None):
+    """Quantize then dequantize, fused; see `reference.quantization.affine.fake_quantize` for the semantics.
+
+    On CUDA (with Triton) one kernel; elsewhere `torch_backend.quantization.affine.fake_quantize`.
+    """
+    if not _dispatch.use_triton(x) or x.numel() == 0:
+        return _affine.fake_quantize(
+            x, scale, zero_point, qmin=qmin, qmax=qmax, axis=axis, group_size=group_size, rounding=rounding, key=key
+        )
+    x, s, z, qmin, qmax, mode, key = _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _FusedFakeQuantize.apply(x, s.detach(), z, qmin, qmax, mode, key, axis, group_size)
+    y, _ = _launch(x.detach(), s.detach(), z, qmin, qmax, mode, key, axis, group_size, want_mask=False)
+    return y
+
+
+def fake_quantize_vjp(
+    grad, x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, rounding="half_even", key=None
+):
+    """The gradient of the fused `fake_quantize` with respect to `x`, computed by torch autograd through it."""
+    x, *_ = _affine._check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
+    _arrays.same_device("grad", grad, "x", x)
+    leaf = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        y = fake_quantize(
+            leaf, scale, zero_point, qmin=qmin, qmax=qmax, axis=axis, group_size=group_size, rounding=rounding, key=key
+        )
+        (g,) = torch.autograd.grad(y, leaf, grad)
+    return g
+
+
+class _FusedFakeQuantize(torch.autograd.Function):
+    """Forward: the fused kernel, which also writes the pass mask. Backward: where(mask, grad, +0.0)."""
+
+    @staticmethod
+    def forward(ctx, x, s, z, qmin, qmax, mode, key, axis, group_size):
+        y, passes = _launch(x, s, z, qmin, qmax, mode, key, axis, group_size, want_mask=True)
+        ctx.save_for_backward(passes)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (passes,) = ctx.saved_tensors
+        return torch.where(passes, grad, 0.0), None, None, None, None, None, None, None, None
+
+
+def _launch(x, s, z, qmin, qmax, mode, key, axis, group_size, want_mask):
+    """Run the kernel on contiguous x; raise the reference's error if x holds a non-finite value."""
+    k = _dispatch.kernels()
+    xc = x.contiguous()
+    n = xc.numel()
+    shape = tuple(xc.shape)
+    if axis is None:
+        gran, d, t, g = 0, 1, 1, 1
+    else:
+        ax = axis % xc.ndim
+        d = shape[ax]
+        t = 1
+        for side in shape[ax + 1 :]:
+            t *= side
+        gran, g = (1, 1) if group_size is None else (2, group_size)
+    block, warps = (1024, 4) if n <= 1 << 20 else (4096, 8)
+    grid = (triton_cdiv(n, block),)
+    y = torch.empty_like(xc)
+    passes = torch.empty(shape, dtype=torch.bool, device=xc.device) if want_mask else y
+    u = uniform(key, shape, xc.device) if mode == "stochastic" else y
+    bad = torch.empty(grid, dtype=torch.int32, device=xc.device)
+    k.fake_quant_kernel[grid](
+        xc,
+        s.contiguous(),
+        z.contiguous(),
+        u,
+        y,
+        passes,
+        bad,
+        n,
+        d,
+        t,
+        g,
+        d // g,
+        qmin,
+        qmax,
+        GRAN=gran,
+        MODE=_MODES[mode],
+        WRITE_MASK=want_mask,
+        BIG=n + block >= 2**31,
+        BLOCK=block,
+        num_warps=warps,
+        **k.EXACT,
+    )
+    if bool(bad.any()):
+        _arrays.finite("x", x)  # raises the reference's message (first non-finite flat index)
+    return y, (passes if want_mask else None)
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key):
+    """`affine._check` without expanding the scale: the same checks in the same order, except that x's finiteness
+    is checked by the kernel itself (and first, eagerly, whenever a later check is about to raise)."""
+    qmin, qmax = validate.qrange(qmin, qmax)
+    mode, key = _rounding._check_mode(rounding_mode, key)
+    x = _arrays.array("x", x)
+    try:
+        shape = _affine._qparam_shape(tuple(x.shape), axis, group_size)
+        why = "axis=None" if axis is None else f"axis={axis}, group_size={group_size}"
+        s = _arrays.shaped("scale", _arrays.positive("scale", _arrays.finite_array("scale", scale)), shape, why)
+        z = _arrays.shaped("zero_point", _arrays.array("zero_point", zero_point, ("int32",)), shape, why)
+        _arrays.same_device("scale", s, "x", x)
+        _arrays.same_device("zero_point", z, "x", x)
+        _arrays.within("zero_point", zero_point, qmin, qmax)
+    except (TypeError, ValueError):
+        _arrays.finite("x", x)  # the reference checks x first: its error wins
+        raise
+    return x, s, z, qmin, qmax, mode, key

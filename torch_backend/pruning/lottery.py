@@ -1,0 +1,43 @@
+"""Lottery tickets in torch: IMP masks and rewinding; the semantics are those of `reference.pruning.lottery`."""
+
+from __future__ import annotations
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+from torch_backend.core.select import keep_largest
+from torch_backend.pruning.magnitude import pruned_count
+
+__all__ = ["imp_mask", "lottery_rewind", "imp_schedule"]
+
+
+def imp_mask(w, mask, fraction):
+    """Prune `fraction` of the surviving weights by magnitude; see `reference.pruning.lottery.imp_mask`."""
+    w = _arrays.finite_array("w", w)
+    mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
+    _arrays.same_device("mask", mask, "w", w)
+    fraction = validate.fraction("fraction", fraction)
+    alive = int(torch.count_nonzero(mask))
+    k = pruned_count(fraction, alive)
+    scores = torch.where(mask, torch.abs(w.detach()), float("-inf"))
+    return keep_largest(scores, alive - k)
+
+
+def lottery_rewind(w_rewind, mask):
+    """`where(mask, w_rewind, +0.0)`; see `reference.pruning.lottery.lottery_rewind`."""
+    w_rewind = _arrays.finite_array("w_rewind", w_rewind)
+    mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w_rewind.shape, "w_rewind")
+    _arrays.same_device("mask", mask, "w_rewind", w_rewind)
+    return torch.where(mask, w_rewind.detach(), 0.0)
+
+
+def imp_schedule(n, fraction, rounds):
+    """Survivor counts per IMP round (plain Python ints); see `reference.pruning.lottery.imp_schedule`."""
+    n = validate.integer("n", n, lo=0)
+    fraction = validate.fraction("fraction", fraction)
+    rounds = validate.integer("rounds", rounds, lo=0)
+    counts = [n]
+    for _ in range(rounds):
+        counts.append(counts[-1] - pruned_count(fraction, counts[-1]))
+    return counts

@@ -1,0 +1,174 @@
+"""Saliency pruning in torch; the semantics are those of `reference.pruning.saliency`.
+
+Scores are detached from autograd: they decide masks, they are not trained through.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+from torch_backend.core.reduce import _sqrt_to_float32, lp_norm, tree_sum
+from torch_backend.core.select import keep_largest
+from torch_backend.pruning.magnitude import pruned_count
+
+__all__ = [
+    "score_mask",
+    "movement_scores",
+    "snip_scores",
+    "taylor_scores",
+    "taylor_mask",
+    "wanda_scores",
+    "wanda_mask",
+    "fpgm_scores",
+    "fpgm_mask",
+    "block_scores",
+    "block_mask",
+]
+
+
+def score_mask(scores, sparsity):
+    """Keep the largest scores, ties to the lower flat index; see `reference.pruning.saliency.score_mask`."""
+    scores = _arrays.not_nan("scores", _arrays.array("scores", scores))
+    k = pruned_count(sparsity, scores.numel())
+    return keep_largest(scores.detach(), scores.numel() - k)
+
+
+def movement_scores(scores, w, grad):
+    """One movement-pruning step, `scores - w * grad` in float32; see `reference.pruning.saliency.movement_scores`."""
+    scores = _arrays.finite_array("scores", scores)
+    w = _arrays.finite_array("w", w)
+    _arrays.shaped("scores", scores, w.shape, "w")
+    grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
+    _arrays.same_device("scores", scores, "w", w)
+    _arrays.same_device("grad", grad, "w", w)
+    return scores.detach() - w.detach() * grad.detach()
+
+
+def snip_scores(w, grad):
+    """SNIP's sensitivity `|w * grad|`; see `reference.pruning.saliency.snip_scores`."""
+    w = _arrays.finite_array("w", w)
+    grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
+    _arrays.same_device("grad", grad, "w", w)
+    return torch.abs(w.detach() * grad.detach())
+
+
+def taylor_scores(w, grad, axis=0):
+    """Squared per-slice tree sum of `w * grad` in float64; see `reference.pruning.saliency.taylor_scores`."""
+    w = _arrays.finite_array("w", w)
+    grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
+    _arrays.same_device("grad", grad, "w", w)
+    if w.ndim == 0:
+        raise ValueError("w must have at least one dimension for per-slice scores, got a 0-d array")
+    axis = validate.axis("axis", axis, w.ndim)
+    products = _slices(w.detach(), axis).to(torch.float64) * _slices(grad.detach(), axis).to(torch.float64)
+    s = tree_sum(products, axis=1)
+    return (s * s).to(torch.float32)
+
+
+def taylor_mask(w, grad, sparsity, axis=0):
+    """Prune the slices with the smallest Taylor importance; see `reference.pruning.saliency.taylor_mask`."""
+    scores = taylor_scores(w, grad, axis)
+    axis = axis % w.ndim
+    keep = keep_largest(scores, scores.numel() - pruned_count(sparsity, scores.numel()))
+    return _broadcast_slices(keep, w.shape, axis)
+
+
+def wanda_scores(w, x):
+    """Wanda's `|W_ij| * ||X_j||_2`; see `reference.pruning.saliency.wanda_scores`."""
+    w, x = _check_wanda(w, x)
+    a = torch.abs(w.detach())
+    product = a * lp_norm(x, 2, axis=0).reshape(1, -1)
+    return torch.where(a == 0, 0.0, product)
+
+
+def wanda_mask(w, x, sparsity):
+    """Wanda pruning per output row, by a stable sort of each row; see `reference.pruning.saliency.wanda_mask`."""
+    scores = wanda_scores(w, x)
+    n_in = scores.shape[1]
+    k = pruned_count(sparsity, n_in)
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    keep = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    keep.scatter_(1, order[:, : n_in - k], True)
+    return keep
+
+
+def fpgm_scores(w, axis=0):
+    """Sum of Euclidean distances to all filters, pinned step by step; see `reference.pruning.saliency.fpgm_scores`."""
+    w = _arrays.finite_array("w", w)
+    if w.ndim == 0:
+        raise ValueError("w must have at least one dimension for per-slice scores, got a 0-d array")
+    axis = validate.axis("axis", axis, w.ndim)
+    f = _slices(w.detach(), axis).to(torch.float64)
+    diff = f[:, None, :] - f[None, :, :]
+    d = _sqrt_to_float32(tree_sum(diff * diff, axis=2))
+    infinite = torch.isinf(d).any(dim=1)
+    total = tree_sum(torch.where(torch.isinf(d), 0.0, d), axis=1).to(torch.float32)
+    return torch.where(infinite, float("inf"), total)
+
+
+def fpgm_mask(w, sparsity, axis=0):
+    """Prune the filters nearest the geometric median; see `reference.pruning.saliency.fpgm_mask`."""
+    scores = fpgm_scores(w, axis)
+    axis = axis % w.ndim
+    keep = keep_largest(scores, scores.numel() - pruned_count(sparsity, scores.numel()))
+    return _broadcast_slices(keep, w.shape, axis)
+
+
+def block_scores(w, block):
+    """The L2 norm of every tile of a 2-D weight; see `reference.pruning.saliency.block_scores`."""
+    w = _arrays.finite_array("w", w)
+    b0, b1 = _check_block(tuple(w.shape), block)
+    return lp_norm(_tiles(w.detach(), b0, b1), 2, axis=2)
+
+
+def block_mask(w, sparsity, block):
+    """Block sparsity: prune whole tiles with the smallest L2 norm; see `reference.pruning.saliency.block_mask`."""
+    scores = block_scores(w, block)
+    b0, b1 = block
+    keep = keep_largest(scores, scores.numel() - pruned_count(sparsity, scores.numel()))
+    return torch.repeat_interleave(torch.repeat_interleave(keep, b0, dim=0), b1, dim=1)
+
+
+def _slices(w, axis):
+    channels = w.shape[axis]
+    return torch.movedim(w, axis, 0).reshape(channels, math.prod(w.shape) // max(channels, 1))
+
+
+def _broadcast_slices(keep, shape, axis):
+    view = tuple(-1 if i == axis else 1 for i in range(len(shape)))
+    return keep.reshape(view).expand(shape).clone()
+
+
+def _check_wanda(w, x):
+    w = _arrays.finite_array("w", w)
+    x = _arrays.finite_array("x", x)
+    if w.ndim != 2:
+        raise ValueError(f"w must be 2-D (out, in), got shape {tuple(w.shape)}")
+    if x.ndim != 2:
+        raise ValueError(f"x must be 2-D (tokens, in), got shape {tuple(x.shape)}")
+    _arrays.shaped("x", x, (x.shape[0], w.shape[1]), f"w with {w.shape[1]} input features")
+    if x.shape[0] == 0:
+        raise ValueError("x must hold at least one calibration token (row), got 0")
+    _arrays.same_device("x", x, "w", w)
+    return w, x
+
+
+def _check_block(shape, block):
+    if not isinstance(block, tuple | list) or len(block) != 2:
+        raise TypeError(f"block must be a tuple of two ints, got {type(block).__name__} {block!r}")
+    b0 = validate.integer("block[0]", block[0], lo=1)
+    b1 = validate.integer("block[1]", block[1], lo=1)
+    if len(shape) != 2:
+        raise ValueError(f"w must be 2-D for block sparsity, got shape {tuple(shape)}")
+    if shape[0] % b0 or shape[1] % b1:
+        raise ValueError(f"block ({b0}, {b1}) does not divide w.shape {tuple(shape)}")
+    return b0, b1
+
+
+def _tiles(w, b0, b1):
+    r, c = w.shape[0] // b0, w.shape[1] // b1
+    return w.reshape(r, b0, c, b1).permute(0, 2, 1, 3).reshape(r, c, b0 * b1)

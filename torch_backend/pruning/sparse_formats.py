@@ -1,0 +1,151 @@
+"""Sparse storage in torch: bitmask and CSR encodings and their sizes; see `reference.pruning.sparse_formats`."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+
+__all__ = [
+    "to_bitmask",
+    "from_bitmask",
+    "to_csr",
+    "from_csr",
+    "dense_bytes",
+    "bitmask_bytes",
+    "csr_bytes",
+    "quantized_bytes",
+]
+
+
+def to_bitmask(w, mask):
+    """Packed bitmask (element 0 in the low bit) and the kept values; see `reference.pruning.sparse_formats`."""
+    w = _arrays.finite_array("w", w)
+    mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
+    _arrays.same_device("mask", mask, "w", w)
+    flat = mask.reshape(-1)
+    n = flat.numel()
+    padded = torch.zeros((n + 7) // 8 * 8, dtype=torch.int64, device=flat.device)
+    padded[:n] = flat.to(torch.int64)
+    weights = torch.arange(8, dtype=torch.int64, device=flat.device)
+    bits = (padded.reshape(-1, 8) << weights).sum(dim=1).to(torch.uint8)  # integer sum: exact
+    return bits, w.detach().reshape(-1)[flat]
+
+
+def from_bitmask(bits, values, shape):
+    """Decode a bitmask encoding to `(dense, mask)`; see `reference.pruning.sparse_formats.from_bitmask`."""
+    bits = _arrays.array("bits", bits, ("uint8",))
+    values = _arrays.finite_array("values", values)
+    shape = validate.shape("shape", shape)
+    n = math.prod(shape)
+    _arrays.shaped("bits", bits, ((n + 7) // 8,), f"shape {shape}")
+    _arrays.same_device("values", values, "bits", bits)
+    weights = torch.arange(8, dtype=torch.int64, device=bits.device)
+    unpacked = ((bits.to(torch.int64).reshape(-1, 1) >> weights) & 1).reshape(-1)
+    if bool(unpacked[n:].any()):
+        i = n + int(unpacked[n:].nonzero()[0])
+        raise ValueError(f"bits must be 0 past the {n} encoded elements, got a 1 at bit {i}")
+    mask = unpacked[:n].to(torch.bool)
+    nnz = int(torch.count_nonzero(mask))
+    _arrays.shaped("values", values, (nnz,), f"bits with {nnz} set bits")
+    dense = torch.zeros(n, dtype=torch.float32, device=bits.device)
+    dense[mask] = values.detach()
+    return dense.reshape(shape), mask.reshape(shape)
+
+
+def to_csr(w, mask):
+    """CSR `(indptr, indices, values)` of the kept entries; see `reference.pruning.sparse_formats.to_csr`."""
+    w = _arrays.finite_array("w", w)
+    if w.ndim != 2:
+        raise ValueError(f"w must be 2-D (rows, cols) for CSR, got shape {tuple(w.shape)}")
+    mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
+    _arrays.same_device("mask", mask, "w", w)
+    counts = torch.count_nonzero(mask, dim=1).to(torch.int64)
+    indptr = torch.cat([torch.zeros(1, dtype=torch.int64, device=w.device), torch.cumsum(counts, dim=0)])
+    cols = torch.nonzero(mask)[:, 1]
+    return indptr, cols.to(torch.int64), w.detach()[mask]
+
+
+def from_csr(indptr, indices, values, shape):
+    """Decode a CSR encoding to `(dense, mask)`; see `reference.pruning.sparse_formats.from_csr`."""
+    indptr = _arrays.array("indptr", indptr, ("int64",))
+    indices = _arrays.array("indices", indices, ("int64",))
+    values = _arrays.finite_array("values", values)
+    shape = validate.shape("shape", shape)
+    if len(shape) != 2:
+        raise ValueError(f"shape must be (rows, cols) for CSR, got {shape}")
+    rows, cols = shape
+    _arrays.shaped("indptr", indptr, (rows + 1,), f"shape {shape}")
+    _arrays.same_device("indices", indices, "indptr", indptr)
+    _arrays.same_device("values", values, "indptr", indptr)
+    if int(indptr[0]) != 0:
+        raise ValueError(f"indptr must start at 0, got {int(indptr[0])}")
+    steps = torch.diff(indptr)
+    if bool((steps < 0).any()):
+        r = int((steps < 0).nonzero()[0])
+        raise ValueError(f"indptr must be non-decreasing, got {int(indptr[r])} then {int(indptr[r + 1])} at row {r}")
+    nnz = int(indptr[-1])
+    _arrays.shaped("indices", indices, (nnz,), f"indptr ending at {nnz}")
+    _arrays.shaped("values", values, (nnz,), f"indptr ending at {nnz}")
+    _arrays.within("indices", indices, 0, cols - 1)
+    row = torch.repeat_interleave(torch.arange(rows, dtype=torch.int64, device=indptr.device), steps)
+    unsorted = (row[1:] == row[:-1]) & (indices[1:] <= indices[:-1])
+    if bool(unsorted.any()):
+        p = int(unsorted.nonzero()[0])
+        raise ValueError(
+            f"indices must increase strictly within each row, got {int(indices[p])} then {int(indices[p + 1])} "
+            f"in row {int(row[p])}"
+        )
+    dense = torch.zeros(shape, dtype=torch.float32, device=indptr.device)
+    mask = torch.zeros(shape, dtype=torch.bool, device=indptr.device)
+    dense[row, indices] = values.detach()
+    mask[row, indices] = True
+    return dense, mask
+
+
+def dense_bytes(shape, bits=32):
+    """Bytes of a dense tensor packed at `bits` per element; see `reference.pruning.sparse_formats.dense_bytes`."""
+    shape = validate.shape("shape", shape)
+    bits = validate.integer("bits", bits, lo=1, hi=64)
+    return _packed(math.prod(shape), bits)
+
+
+def bitmask_bytes(shape, nnz, bits=32):
+    """Bytes of the bitmask encoding; see `reference.pruning.sparse_formats.bitmask_bytes`."""
+    shape = validate.shape("shape", shape)
+    n = math.prod(shape)
+    nnz = validate.integer("nnz", nnz, lo=0, hi=n)
+    bits = validate.integer("bits", bits, lo=1, hi=64)
+    return _packed(n, 1) + _packed(nnz, bits)
+
+
+def csr_bytes(shape, nnz, bits=32, index_bits=32):
+    """Bytes of the CSR encoding; see `reference.pruning.sparse_formats.csr_bytes`."""
+    shape = validate.shape("shape", shape)
+    if len(shape) != 2:
+        raise ValueError(f"shape must be (rows, cols) for CSR, got {shape}")
+    rows, cols = shape
+    nnz = validate.integer("nnz", nnz, lo=0, hi=rows * cols)
+    bits = validate.integer("bits", bits, lo=1, hi=64)
+    index_bits = validate.integer("index_bits", index_bits, lo=1, hi=64)
+    largest = max(nnz, cols - 1)
+    if largest >= 2**index_bits:
+        raise ValueError(f"index_bits {index_bits} cannot hold the index {largest}")
+    return _packed(rows + 1, index_bits) + _packed(nnz, index_bits) + _packed(nnz, bits)
+
+
+def quantized_bytes(shape, bits, groups=1, scale_bits=32, zero_point_bits=0):
+    """Bytes of packed codes plus per-group scales and zero points; see the reference for the formula."""
+    shape = validate.shape("shape", shape)
+    bits = validate.integer("bits", bits, lo=1, hi=64)
+    groups = validate.integer("groups", groups, lo=0)
+    scale_bits = validate.integer("scale_bits", scale_bits, lo=0, hi=64)
+    zero_point_bits = validate.integer("zero_point_bits", zero_point_bits, lo=0, hi=64)
+    return _packed(math.prod(shape), bits) + _packed(groups, scale_bits) + _packed(groups, zero_point_bits)
+
+
+def _packed(count, bits):
+    return (count * bits + 7) // 8

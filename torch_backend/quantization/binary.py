@@ -1,0 +1,212 @@
+"""Binary weights and activations in torch; the semantics are those of `reference.quantization.binary`.
+
+sign(0) = +1 (torch.sign gives 0, so it is not used). Straight-through and XNOR gradients are private
+`torch.autograd.Function`s; every sum goes through the canonical float64 tree.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+from torch_backend.core.random import uniform
+from torch_backend.core.reduce import tree_mean
+
+__all__ = [
+    "binarize",
+    "binarize_vjp",
+    "binary_connect",
+    "binary_connect_vjp",
+    "xnor_scale",
+    "xnor_binarize",
+    "xnor_binarize_vjp",
+]
+
+STES = ("identity", "clipped")
+
+
+def binarize(x, *, ste="clipped"):
+    """Sign binarization with sign(0) = +1; see `reference.quantization.binary.binarize`."""
+    validate.choice("ste", ste, STES)
+    x = _arrays.finite_array("x", x)
+    return _Straight.apply(x, False, None, ste)
+
+
+def binarize_vjp(grad, x, *, ste="clipped"):
+    """The straight-through gradient of `binarize`, computed by torch autograd through `binarize`."""
+    validate.choice("ste", ste, STES)
+    x = _arrays.finite_array("x", x)
+    grad = _check_grad(grad, x, "x")
+    leaf = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(binarize(leaf, ste=ste), leaf, grad)
+    return g
+
+
+def binary_connect(w, *, stochastic=False, key=None, ste="identity"):
+    """BinaryConnect binarization, deterministic or stochastic; see `reference.quantization.binary.binary_connect`."""
+    stochastic, key, ste = _check_connect(stochastic, key, ste)
+    w = _arrays.finite_array("w", w)
+    return _Straight.apply(w, stochastic, key, ste)
+
+
+def binary_connect_vjp(grad, w, *, stochastic=False, key=None, ste="identity"):
+    """The straight-through gradient of `binary_connect`, computed by torch autograd through `binary_connect`."""
+    stochastic, key, ste = _check_connect(stochastic, key, ste)
+    w = _arrays.finite_array("w", w)
+    grad = _check_grad(grad, w, "w")
+    leaf = w.detach().requires_grad_(True)
+    with torch.enable_grad():
+        y = binary_connect(leaf, stochastic=stochastic, key=key, ste=ste)
+        (g,) = torch.autograd.grad(y, leaf, grad)
+    return g
+
+
+def xnor_scale(w, *, axis=None):
+    """The XNOR-Net / BWN scale fl32(tree_mean(|w|)); see `reference.quantization.binary.xnor_scale`."""
+    w, k = _check_xnor(w, axis)
+    return _scale(w.detach(), k)
+
+
+def xnor_binarize(w, *, axis=None, ste="clipped"):
+    """alpha * sign(w) with the XNOR-Net gradient; see `reference.quantization.binary.xnor_binarize`."""
+    w, k = _check_xnor(w, axis)
+    validate.choice("ste", ste, STES)
+    return _Xnor.apply(w, k, ste)
+
+
+def xnor_binarize_vjp(grad, w, *, axis=None, ste="clipped"):
+    """The gradient of `xnor_binarize`, computed by torch autograd through `xnor_binarize`."""
+    w, _ = _check_xnor(w, axis)
+    validate.choice("ste", ste, STES)
+    grad = _check_grad(grad, w, "w")
+    leaf = w.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(xnor_binarize(leaf, axis=axis, ste=ste), leaf, grad)
+    return g
+
+
+class _Straight(torch.autograd.Function):
+    """Forward: b(x), or BinaryConnect's stochastic draw. Backward: the straight-through gradient."""
+
+    @staticmethod
+    def forward(ctx, x, stochastic, key, ste):
+        ctx.save_for_backward(_passes(x, ste))
+        return _connect(x, stochastic, key)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (passes,) = ctx.saved_tensors
+        return torch.where(passes, grad, 0.0), None, None, None
+
+
+class _Xnor(torch.autograd.Function):
+    """Forward: alpha * b(w). Backward: alpha * g * pass + b * tree_mean(b * g), in float64, rounded once.
+
+    The backward does not reject non-finite cotangents (they propagate, as autograd's own functions do); the
+    public `xnor_binarize_vjp` rejects them up front, as the reference does.
+    """
+
+    @staticmethod
+    def forward(ctx, w, k, ste):
+        ctx.save_for_backward(w)
+        ctx.k, ctx.ste = k, ste
+        return _expand(_scale(w, k), w.ndim, k) * _sign(w)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (w,) = ctx.saved_tensors
+        k = ctx.k
+        alpha = _expand(_scale(w, k), w.ndim, k).to(torch.float64)
+        b = _sign(w).to(torch.float64)
+        rows = _rows(b * grad.to(torch.float64), k)
+        m = _tree_sum_last(rows) / _arrays.scalar(float(rows.shape[1]), rows)
+        m = _expand(_per_slice(m, k), w.ndim, k)
+        direct = torch.where(_passes(w, ctx.ste), alpha * grad.to(torch.float64), 0.0)
+        return (direct + b * m).to(torch.float32), None, None
+
+
+# ---- private helpers ----------------------------------------------------------------------------------------
+
+
+def _sign(x):
+    """+1 where x >= 0 (both zeros included), -1 where x < 0, as float32 on x's device."""
+    one = torch.ones((), dtype=torch.float32, device=x.device)
+    return torch.where(x >= 0, one, -one)
+
+
+def _passes(x, ste):
+    if ste == "identity":
+        return torch.ones(x.shape, dtype=torch.bool, device=x.device)
+    return torch.abs(x) <= 1
+
+
+def _check_grad(grad, x, name):
+    grad = _arrays.finite_array("grad", grad)
+    _arrays.shaped("grad", grad, x.shape, name)
+    return _arrays.same_device("grad", grad, name, x)
+
+
+def _check_connect(stochastic, key, ste):
+    stochastic = validate.boolean("stochastic", stochastic)
+    if stochastic:
+        if key is None:
+            raise ValueError("stochastic=True needs a key; pass key=make_key(seed)")
+        key = validate.key("key", key)
+    elif key is not None:
+        raise ValueError("key is only used with stochastic=True")
+    validate.choice("ste", ste, STES)
+    return stochastic, key, ste
+
+
+def _connect(w, stochastic, key):
+    if not stochastic:
+        return _sign(w)
+    u = uniform(key, tuple(w.shape), device=w.device)
+    one = torch.ones((), dtype=torch.float32, device=w.device)
+    return torch.where(w > u * 2.0 - 1.0, one, -one)
+
+
+def _check_xnor(w, axis):
+    w = _arrays.finite_array("w", w)
+    k = None if axis is None else validate.axis("axis", axis, w.ndim)
+    if w.numel() == 0:
+        raise ValueError(f"w has shape {tuple(w.shape)}: the XNOR scale needs at least one element")
+    return w, k
+
+
+def _rows(a, k):
+    """(1, n) for the whole tensor, or (C, n) with one row per index along axis k (C order within a row)."""
+    if k is None:
+        return a.reshape(1, -1)
+    return torch.movedim(a, k, 0).reshape(a.shape[k], math.prod(a.shape) // a.shape[k])
+
+
+def _scale(w, k):
+    """alpha = fl32(tree_mean(|w|)) per slice: shape () or (C,)."""
+    return _per_slice(tree_mean(_rows(torch.abs(w), k), axis=1).to(torch.float32), k)
+
+
+def _tree_sum_last(a):
+    """The canonical float64 tree sum along the last axis, as `torch_backend.core.reduce.tree_sum` computes it but
+    without its finiteness check: in a backward pass an inf or NaN cotangent (AMP loss scaling) must propagate."""
+    n = a.shape[-1]
+    size = 1 if n <= 1 else 1 << (n - 1).bit_length()
+    a = torch.nn.functional.pad(a, (0, size - n))
+    while a.shape[-1] > 1:
+        h = a.shape[-1] // 2
+        a = a[..., :h] + a[..., h:]
+    return a.reshape(a.shape[:-1])
+
+
+def _per_slice(values, k):
+    return values.reshape(()) if k is None else values
+
+
+def _expand(p, ndim, k):
+    if k is None:
+        return p
+    return p.reshape(tuple(-1 if i == k else 1 for i in range(ndim)))

@@ -1,0 +1,124 @@
+"""DoReFa-Net quantizers in torch; the semantics are those of `reference.quantization.dorefa`.
+
+tanh is evaluated in float64 and rounded once to float32, which for a float32 input is the float32 nearest the
+exact tanh on any backend whose float64 tanh errs by less than 16 ulps (see the reference). Gradients are private
+`torch.autograd.Function`s whose backward computes exactly the reference VJP.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+from torch_backend.core.reduce import tree_mean
+from torch_backend.quantization.pact import _tree_sum
+
+__all__ = ["dorefa_weight", "dorefa_weight_vjp", "dorefa_activation", "dorefa_activation_vjp"]
+
+
+def dorefa_weight(w, bits):
+    """DoReFa k-bit weights: tanh, normalise by max |tanh w|, quantize, map to [-1, 1]; see the reference."""
+    bits = _check_bits(bits)
+    w = _arrays.finite_array("w", w)
+    return _DorefaWeight.apply(w, bits)
+
+
+def dorefa_weight_vjp(grad, w, bits):
+    """The gradient of `dorefa_weight` to `w`, computed by torch autograd through `dorefa_weight`."""
+    bits = _check_bits(bits)
+    w = _arrays.finite_array("w", w)
+    grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
+    _arrays.same_device("grad", grad, "w", w)
+    leaf = w.detach().requires_grad_(True)
+    with torch.enable_grad():
+        y = dorefa_weight(leaf, bits)
+        (g,) = torch.autograd.grad(y, leaf, grad)
+    return g
+
+
+def dorefa_activation(x, bits):
+    """DoReFa k-bit activations: clip to [0, 1], then rne(n * y) / n; see the reference."""
+    bits = _check_bits(bits)
+    x = _arrays.finite_array("x", x)
+    return _DorefaActivation.apply(x, bits)
+
+
+def dorefa_activation_vjp(grad, x, bits):
+    """The gradient of `dorefa_activation` to `x`, computed by torch autograd through `dorefa_activation`."""
+    bits = _check_bits(bits)
+    x = _arrays.finite_array("x", x)
+    grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
+    _arrays.same_device("grad", grad, "x", x)
+    leaf = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        y = dorefa_activation(leaf, bits)
+        (g,) = torch.autograd.grad(y, leaf, grad)
+    return g
+
+
+class _DorefaWeight(torch.autograd.Function):
+    """Forward: the reference's float32 steps. Backward: straight through the rounding, autograd's chain rule
+    through the max normalisation (split evenly among ties) and tanh, in float64, rounded once."""
+
+    @staticmethod
+    def forward(ctx, w, bits):
+        ctx.bits = bits
+        if w.numel() == 0:
+            return w.clone()
+        if bits == 1:
+            e = tree_mean(torch.abs(w)).to(torch.float32)
+            return torch.where(w >= 0, e, -e)
+        n = float(2**bits - 1)
+        t = _tanh32(w)
+        ctx.save_for_backward(t)
+        r = _normalise(t, torch.abs(t).max())
+        c = torch.round(n * r)
+        return (2.0 * c - n) / _arrays.scalar(n, w)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.bits == 1 or grad.numel() == 0:
+            return grad.clone(), None
+        (t,) = ctx.saved_tensors
+        m = torch.abs(t).max()
+        if not bool(m > 0):
+            return torch.zeros_like(grad), None
+        g64, t64, m64 = grad.to(torch.float64), t.to(torch.float64), m.to(torch.float64)
+        d = -_tree_sum(g64 * t64) / (m64 * m64)
+        at_max = torch.abs(t) == m
+        share = d / at_max.sum().to(torch.float64)
+        direct = g64 / m64
+        dt = torch.where(at_max, direct + torch.where(t64 > 0, share, -share), direct)
+        return (dt * (1 - t64 * t64)).to(torch.float32), None
+
+
+class _DorefaActivation(torch.autograd.Function):
+    """Forward: rne(n * clip(x, 0, 1)) / n. Backward: pass where 0 <= x <= 1."""
+
+    @staticmethod
+    def forward(ctx, x, bits):
+        n = float(2**bits - 1)
+        ctx.save_for_backward((x >= 0) & (x <= 1))
+        y = torch.where(x > 0, torch.clamp(x, max=1.0), 0.0)
+        return torch.round(n * y) / _arrays.scalar(n, x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (passes,) = ctx.saved_tensors
+        return torch.where(passes, grad, 0.0), None
+
+
+def _check_bits(bits):
+    return validate.integer("bits", bits, lo=1, hi=16)
+
+
+def _tanh32(w):
+    """float64 tanh rounded once to float32: the float32 nearest tanh(w) (see the reference)."""
+    return torch.tanh(w.to(torch.float64)).to(torch.float32)
+
+
+def _normalise(t, m):
+    """r = t / (2m) + 1/2 in float32; r = 1/2 everywhere when m = 0."""
+    den = torch.where(m > 0, 2.0 * m, 1.0)
+    return t / den + 0.5

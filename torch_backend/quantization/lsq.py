@@ -1,0 +1,188 @@
+"""LSQ and LSQ+ in torch; the semantics are those of `reference.quantization.lsq`.
+
+Divisions are tensor / tensor on one device; the gradient scale is computed on the host with exact rational
+arithmetic (no `sqrt` decides its last bit); parameter gradients are summed on the canonical float64 tree and
+rounded once to float32.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from fractions import Fraction
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+from torch_backend.quantization.pact import _tree_sum
+
+__all__ = ["lsq_grad_scale", "lsq_quantize", "lsq_quantize_vjp", "lsq_plus_quantize", "lsq_plus_quantize_vjp"]
+
+
+def lsq_grad_scale(numel, qp):
+    """The float32 nearest 1 / sqrt(numel * qp), as a Python float; see the reference."""
+    numel = validate.integer("numel", numel, lo=0)
+    qp = validate.integer("qp", qp, lo=1, hi=2**16 - 1)
+    return _inverse_sqrt_float32(numel * qp)
+
+
+def lsq_quantize(x, scale, *, bits, signed, axis=None):
+    """LSQ: rne(clip(x / s, -Qn, Qp)) * s, per tensor or per channel; see the reference."""
+    x, scale, _, qn, qp, k = _check(x, scale, None, bits, signed, axis)
+    return _Lsq.apply(x, scale, None, qn, qp, k)
+
+
+def lsq_quantize_vjp(grad, x, scale, *, bits, signed, axis=None):
+    """The gradients of `lsq_quantize` to `x` and `scale`, computed by torch autograd through `lsq_quantize`."""
+    x, scale, _, _, _, _ = _check(x, scale, None, bits, signed, axis)
+    grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
+    _arrays.same_device("grad", grad, "x", x)
+    leaves = (x.detach().requires_grad_(True), scale.detach().requires_grad_(True))
+    with torch.enable_grad():
+        y = lsq_quantize(*leaves, bits=bits, signed=signed, axis=axis)
+        return torch.autograd.grad(y, leaves, grad)
+
+
+def lsq_plus_quantize(x, scale, offset, *, bits, signed, axis=None):
+    """LSQ+: rne(clip((x - beta) / s, -Qn, Qp)) * s + beta, per tensor or per channel; see the reference."""
+    x, scale, offset, qn, qp, k = _check(x, scale, offset, bits, signed, axis)
+    return _Lsq.apply(x, scale, offset, qn, qp, k)
+
+
+def lsq_plus_quantize_vjp(grad, x, scale, offset, *, bits, signed, axis=None):
+    """The gradients of `lsq_plus_quantize` to `x`, `scale` and `offset`, computed by torch autograd."""
+    x, scale, offset, _, _, _ = _check(x, scale, offset, bits, signed, axis)
+    grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
+    _arrays.same_device("grad", grad, "x", x)
+    leaves = tuple(t.detach().requires_grad_(True) for t in (x, scale, offset))
+    with torch.enable_grad():
+        y = lsq_plus_quantize(*leaves, bits=bits, signed=signed, axis=axis)
+        return torch.autograd.grad(y, leaves, grad)
+
+
+class _Lsq(torch.autograd.Function):
+    """Forward: rne(clip(v, -Qn, Qp)) * s (+ beta), v = (x (- beta)) / s. Backward: one pass region for x, the
+    step and the offset; parameter gradients tree-summed in float64, times the gradient scale, rounded once."""
+
+    @staticmethod
+    def forward(ctx, x, scale, offset, qn, qp, k):
+        s, b = _view(scale, x, k), None if offset is None else _view(offset, x, k)
+        ctx.save_for_backward(x, scale, offset)
+        ctx.qn, ctx.qp, ctx.k = qn, qp, k
+        y = _codes(_scaled_input(x, s, b), qn, qp) * s
+        return y if b is None else y + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, scale, offset = ctx.saved_tensors
+        qn, qp, k = ctx.qn, ctx.qp, ctx.k
+        s, b = _view(scale, x, k), None if offset is None else _view(offset, x, k)
+        v = _scaled_input(x, s, b)
+        inside = (v >= -qn) & (v <= qp)
+        grad_x = torch.where(inside, grad, 0.0)
+        g64 = grad.to(torch.float64)
+        gs = _inverse_sqrt_float32(_per_step(tuple(x.shape), k) * qp)
+        inner = torch.round(v).to(torch.float64) - v.to(torch.float64)
+        d = torch.where(inside, inner, torch.where(v < -qn, float(-qn), float(qp)))
+        grad_scale = _scaled_sum(g64 * d, gs, k)
+        grad_offset = None if offset is None else _scaled_sum(torch.where(inside, 0.0, g64), gs, k)
+        return grad_x, grad_scale, grad_offset, None, None, None
+
+
+def _bounds(bits, signed):
+    bits = validate.integer("bits", bits, lo=1, hi=16)
+    signed = validate.boolean("signed", signed)
+    if signed and bits < 2:
+        raise ValueError(f"signed LSQ needs bits >= 2 (so that Qp = 2**(bits-1) - 1 >= 1), got bits={bits}")
+    return (2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+
+
+def _check(x, scale, offset, bits, signed, axis):
+    """The reference's checks, in its order; returns x, scale, offset (as given), Qn, Qp, the normalized axis."""
+    qn, qp = _bounds(bits, signed)
+    x = _arrays.finite_array("x", x)
+    if axis is None:
+        k, shape, why = None, (), "axis=None"
+    else:
+        if x.ndim == 0:
+            raise ValueError(f"axis={axis!r} needs an array with at least one dimension, got shape {tuple(x.shape)}")
+        k = validate.axis("axis", axis, x.ndim)
+        shape, why = (x.shape[k],), f"axis={axis}"
+    s = _arrays.shaped("scale", _arrays.positive("scale", _arrays.finite_array("scale", scale)), shape, why)
+    _arrays.same_device("scale", s, "x", x)
+    b = None
+    if offset is not None:
+        b = _arrays.shaped("offset", _arrays.finite_array("offset", offset), shape, why)
+        _arrays.same_device("offset", b, "x", x)
+    _check_levels(s.detach(), None if b is None else b.detach(), qn, qp)
+    return x, s, b, qn, qp, k
+
+
+def _check_levels(s, b, qn, qp):
+    """The extreme levels -Qn * s (+ beta) and Qp * s (+ beta) must be finite float32 values."""
+    lo, hi = float(-qn) * s, float(qp) * s
+    if b is not None:
+        lo, hi = lo + b, hi + b
+    bad = ~(torch.isfinite(lo) & torch.isfinite(hi))
+    if bool(bad.any()):
+        i = int(bad.reshape(-1).nonzero()[0])
+        raise ValueError(
+            f"the extreme levels -Qn * scale and Qp * scale (plus offset) must be finite float32 values; "
+            f"Qn={qn}, Qp={qp}, scale={float(s.reshape(-1)[i])!r} overflows at flat index {i}"
+        )
+
+
+def _view(p, x, k):
+    """A per-tensor (0-d) or per-channel ((C,)) parameter, shaped to broadcast against x."""
+    return p if k is None else p.reshape(tuple(-1 if i == k else 1 for i in range(x.ndim)))
+
+
+def _scaled_input(x, s, b):
+    return (x if b is None else x - b) / s
+
+
+def _codes(v, qn, qp):
+    """rne(clip(v, -Qn, Qp)) as float32 integers, code 0 always +0.0 (as the reference)."""
+    q = torch.round(torch.where(v < -qn, float(-qn), torch.where(v > qp, float(qp), v)))
+    return torch.where(q == 0, 0.0, q)
+
+
+def _per_step(shape, k):
+    return math.prod(shape) if k is None else math.prod(n for i, n in enumerate(shape) if i != k)
+
+
+def _scaled_sum(terms, gs, k):
+    """fl32(tree_sum(terms) * gs), terms float64: over everything, or over each channel's elements in C order."""
+    if k is None:
+        total = _tree_sum(terms)
+    else:
+        rows = torch.movedim(terms, k, 0)
+        total = _tree_sum(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
+    return (total * gs).to(torch.float32)
+
+
+def _inverse_sqrt_float32(m):
+    """The float32 nearest 1 / sqrt(m) for an int m >= 1 (0.0 for m = 0), by exact rational comparisons."""
+    if m == 0:
+        return 0.0
+    y = _float32(1 / math.sqrt(m))
+    while True:
+        up, down = _next_float32(y, 1), _next_float32(y, -1)
+        if (Fraction(y) + Fraction(up)) ** 2 * m < 4:  # 1/sqrt(m) is above the upper midpoint
+            y = up
+        elif (Fraction(y) + Fraction(down)) ** 2 * m > 4:  # below the lower midpoint
+            y = down
+        else:
+            return y
+
+
+def _float32(v):
+    """v rounded to the nearest float32 (ties to even), as a Python float."""
+    return struct.unpack("<f", struct.pack("<f", v))[0]
+
+
+def _next_float32(y, direction):
+    """The next float32 after a positive finite float32 y, up (+1) or down (-1)."""
+    (bits,) = struct.unpack("<I", struct.pack("<f", y))
+    return struct.unpack("<f", struct.pack("<I", bits + direction))[0]

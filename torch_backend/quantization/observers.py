@@ -1,0 +1,122 @@
+"""Observers and calibration in torch; the semantics are those of `reference.quantization.observers`."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+from torch_backend.core.reduce import tree_sum
+
+__all__ = ["minmax_observer", "ema_minmax_observer", "percentile_amax", "mse_amax"]
+
+TINY = 2.0**-126
+
+
+def minmax_observer(x, state=None, *, axis=None):
+    """Running minimum and maximum with explicit state; see `reference.quantization.observers.minmax_observer`."""
+    x = _arrays.finite_array("x", x)
+    lo, hi = _batch_minmax(x.detach(), axis)
+    if state is None:
+        return lo, hi
+    old_lo, old_hi = _check_state(state, lo, axis)
+    return _plus_zero(torch.minimum(old_lo, lo)), _plus_zero(torch.maximum(old_hi, hi))
+
+
+def ema_minmax_observer(x, state=None, *, averaging_constant=0.01, axis=None):
+    """Moving-average min-max in torch.ao's float32 arithmetic; see `reference.quantization.observers`."""
+    c = validate.real("averaging_constant", averaging_constant, lo=0.0, hi=1.0, lo_open=True)
+    x = _arrays.finite_array("x", x)
+    lo, hi = _batch_minmax(x.detach(), axis)
+    if state is None:
+        return lo, hi
+    old_lo, old_hi = _check_state(state, lo, axis, ordered=False)
+    c = _arrays.scalar(c, lo, torch.float32)
+    return old_lo + c * (lo - old_lo), old_hi + c * (hi - old_hi)
+
+
+def percentile_amax(x, percentile=99.99, *, axis=None):
+    """Percentile of |x| with NumPy's linear interpolation, in float64; see `reference.quantization.observers`."""
+    p = validate.real("percentile", percentile, lo=0.0, hi=100.0)
+    x = _arrays.finite_array("x", x)
+    rows = _rows(x.detach(), axis)
+    v = torch.sort(torch.abs(rows), dim=1, stable=True).values.to(torch.float64)
+    n = v.shape[1]
+    h = p / 100.0 * float(n - 1)  # Python floats are IEEE float64: the same two operations as the reference
+    i = math.floor(h)
+    g = h - float(i)
+    a, b = v[:, i], v[:, min(i + 1, n - 1)]
+    d = b - a
+    r = a + d * _arrays.scalar(g, d) if g < 0.5 else b - d * _arrays.scalar(1.0 - g, d)
+    return _shape(r.to(torch.float32), axis)
+
+
+def mse_amax(x, *, bits=8, grid=100, axis=None):
+    """MSE-optimal symmetric clipping range over a fixed grid; see `reference.quantization.observers.mse_amax`."""
+    bits = validate.integer("bits", bits, lo=2, hi=16)
+    grid = validate.integer("grid", grid, lo=1, hi=10000)
+    x = _arrays.finite_array("x", x)
+    rows = _rows(x.detach(), axis)
+    q_max = 2 ** (bits - 1) - 1
+    amax = torch.abs(rows).amax(dim=1).to(torch.float64)
+    x64 = rows.to(torch.float64)
+    best = torch.zeros(rows.shape[0], dtype=torch.float32, device=rows.device)
+    best_error = torch.full((rows.shape[0],), math.inf, dtype=torch.float64, device=rows.device)
+    for i in range(1, grid + 1):
+        c = (amax * float(i) / _arrays.scalar(float(grid), amax)).to(torch.float32)
+        s = (c.to(torch.float64) / _arrays.scalar(float(q_max), amax)).to(torch.float32)
+        s = torch.where(s < TINY, 1.0, s)[:, None]
+        q = torch.clamp(torch.round(rows / s), -q_max - 1, q_max)
+        d = q.to(torch.float64) * s.to(torch.float64) - x64  # q * s is exact in float64: no float32 overflow
+        error = tree_sum(d * d, axis=1)
+        better = error < best_error
+        best = torch.where(better, c, best)
+        best_error = torch.where(better, error, best_error)
+    return _shape(best, axis)
+
+
+def _rows(x, axis):
+    """`x` as a 2-D tensor: one row (per tensor) or one row per index along `axis` (per channel)."""
+    if axis is None:
+        if x.numel() == 0:
+            raise ValueError(f"x has shape {tuple(x.shape)}: the statistics need at least one element")
+        return x.reshape(1, -1)
+    k = validate.axis("axis", axis, x.ndim)
+    if x.numel() == 0:
+        raise ValueError(f"x has shape {tuple(x.shape)}: per-channel statistics need at least one element per channel")
+    return torch.movedim(x, k, 0).reshape(x.shape[k], -1)
+
+
+def _shape(v, axis):
+    return v.reshape(()) if axis is None else v
+
+
+def _batch_minmax(x, axis):
+    rows = _rows(x, axis)
+    return _shape(_plus_zero(rows.amin(dim=1)), axis), _shape(_plus_zero(rows.amax(dim=1)), axis)
+
+
+def _plus_zero(v):
+    """-0.0 -> +0.0, every other value unchanged."""
+    return torch.where(v == 0, 0.0, v)
+
+
+def _check_state(state, like, axis, ordered=True):
+    if not isinstance(state, tuple) or len(state) != 2:
+        raise TypeError(f"state must be None or a tuple (min_val, max_val), got {type(state).__name__}")
+    why = "axis=None" if axis is None else f"axis={axis}"
+    lo = _arrays.shaped("min_val", _arrays.finite_array("min_val", state[0]), like.shape, why)
+    hi = _arrays.shaped("max_val", _arrays.finite_array("max_val", state[1]), like.shape, why)
+    _arrays.same_device("min_val", lo, "x", like)
+    _arrays.same_device("max_val", hi, "x", like)
+    lo, hi = lo.detach(), hi.detach()
+    bad = lo > hi
+    if ordered and bool(bad.any()):
+        i = int(bad.reshape(-1).nonzero()[0])
+        raise ValueError(
+            f"min_val must be <= max_val, got {float(lo.reshape(-1)[i])!r} > {float(hi.reshape(-1)[i])!r} "
+            f"at flat index {i}"
+        )
+    return lo, hi

@@ -1,0 +1,44 @@
+"""Bit packing in torch; the layout is that of `reference.quantization.packing` (little-endian bit stream)."""
+
+from __future__ import annotations
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+
+__all__ = ["pack_bits", "unpack_bits"]
+
+
+def pack_bits(codes, bits):
+    """Pack `bits`-bit codes into bytes, first code in the lowest bits; see `reference.quantization.packing`."""
+    bits = validate.integer("bits", bits, lo=1, hi=8)
+    codes = _arrays.within("codes", _arrays.array("codes", codes, ("uint8",)), 0, 2**bits - 1)
+    flat = codes.reshape(-1).to(torch.int64)
+    n_bytes = (flat.numel() * bits + 7) // 8
+    stream = ((flat[:, None] >> _positions(bits, flat)) & 1).reshape(-1)
+    stream = torch.nn.functional.pad(stream, (0, 8 * n_bytes - stream.numel()))
+    return (stream.reshape(n_bytes, 8) << _positions(8, flat)).sum(dim=1).to(torch.uint8)
+
+
+def unpack_bits(packed, bits, count):
+    """Unpack `count` codes from bytes written by `pack_bits`; see `reference.quantization.packing.unpack_bits`."""
+    bits = validate.integer("bits", bits, lo=1, hi=8)
+    count = validate.integer("count", count, lo=0)
+    packed = _arrays.array("packed", packed, ("uint8",))
+    n_bytes = (count * bits + 7) // 8
+    if packed.ndim != 1 or packed.shape[0] != n_bytes:
+        raise ValueError(
+            f"packed has shape {tuple(packed.shape)} but {count} codes of {bits} bits need shape ({n_bytes},)"
+        )
+    stream = ((packed.to(torch.int64)[:, None] >> _positions(8, packed)) & 1).reshape(-1)
+    padding = stream[count * bits :]
+    if bool(padding.any()):
+        k = count * bits + int(padding.nonzero()[0])
+        raise ValueError(f"packed has a set padding bit after the last code: stream bit {k} (byte {k // 8})")
+    digits = stream[: count * bits].reshape(count, bits)
+    return (digits << _positions(bits, packed)).sum(dim=1).to(torch.uint8)
+
+
+def _positions(n, like):
+    return torch.arange(n, dtype=torch.int64, device=like.device)

@@ -1,0 +1,93 @@
+"""PACT in torch; the semantics are those of `reference.quantization.pact`.
+
+The gradient to `alpha` is summed on the canonical float64 tree (`_tree_sum`, shared with the other learned
+quantizers of this package) and rounded once to float32.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+
+__all__ = ["pact_quantize", "pact_quantize_vjp"]
+
+TINY = 2.0**-126  # the smallest normal float32: the step s must be at least this
+
+
+def pact_quantize(x, alpha, bits):
+    """Clip to [0, alpha], quantize to `bits` bits with step alpha / (2**bits - 1); see the reference."""
+    x, a, bits = _check(x, alpha, bits)
+    return _Pact.apply(x, a, bits)
+
+
+def pact_quantize_vjp(grad, x, alpha, bits):
+    """The gradients of `pact_quantize` to `x` and `alpha`, computed by torch autograd through `pact_quantize`."""
+    x, a, bits = _check(x, alpha, bits)
+    grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
+    _arrays.same_device("grad", grad, "x", x)
+    x_leaf, a_leaf = x.detach().requires_grad_(True), a.detach().requires_grad_(True)
+    with torch.enable_grad():
+        y = pact_quantize(x_leaf, a_leaf, bits)
+        grad_x, grad_alpha = torch.autograd.grad(y, (x_leaf, a_leaf), grad)
+    return grad_x, grad_alpha
+
+
+class _Pact(torch.autograd.Function):
+    """Forward: rne(clip(x, 0, alpha) / s) * s. Backward: x passes on [0, alpha]; alpha collects x >= alpha."""
+
+    @staticmethod
+    def forward(ctx, x, a, bits):
+        s = _step(a, bits)
+        y = torch.where(x > 0, torch.minimum(x, a), 0.0)
+        ctx.save_for_backward(x, a)
+        return torch.round(y / s) * s
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, a = ctx.saved_tensors
+        grad_x = torch.where((x >= 0) & (x <= a), grad, 0.0)
+        grad_alpha = _tree_sum(torch.where(x >= a, grad, 0.0)).to(torch.float32)
+        return grad_x, grad_alpha, None
+
+
+def _step(a, bits):
+    return a / _arrays.scalar(float(2**bits - 1), a)
+
+
+def _check(x, alpha, bits):
+    bits = validate.integer("bits", bits, lo=1, hi=16)
+    x = _arrays.finite_array("x", x)
+    a = _arrays.shaped("alpha", _arrays.finite_array("alpha", alpha), (), "PACT's single clipping level")
+    a = _arrays.positive("alpha", a)
+    _arrays.same_device("alpha", a, "x", x)
+    s = _step(a.detach(), bits)
+    if bool(s < TINY):
+        raise ValueError(
+            f"alpha / (2**bits - 1) must be a normal float32 (>= 2**-126), got {float(s)!r} for "
+            f"alpha={float(a)!r}, bits={bits}"
+        )
+    if not bool(torch.isfinite(float(2**bits - 1) * s)):
+        raise ValueError(
+            f"alpha is too large: the top level (2**bits - 1) * (alpha / (2**bits - 1)) overflows float32 "
+            f"for alpha={float(a)!r}, bits={bits}"
+        )
+    return x, a, bits
+
+
+def _tree_sum(a, axis=None):
+    """The float64 pairwise tree of `torch_backend.core.reduce.tree_sum`, without its finiteness check.
+
+    Backward passes use it so that a non-finite cotangent propagates as IEEE arithmetic says instead of raising
+    inside autograd; the tree (zero padding to a power of two, `a[:h] + a[h:]`) and so every bit are the same.
+    """
+    a = a.to(torch.float64)
+    a = a.reshape(-1) if axis is None else torch.movedim(a, axis, -1)
+    n = a.shape[-1]
+    size = 1 if n <= 1 else 1 << (n - 1).bit_length()
+    a = torch.nn.functional.pad(a, (0, size - n))
+    while a.shape[-1] > 1:
+        h = a.shape[-1] // 2
+        a = a[..., :h] + a[..., h:]
+    return a.reshape(a.shape[:-1])

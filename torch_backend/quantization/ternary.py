@@ -1,0 +1,168 @@
+"""Ternary weights (TWN, TTQ) in torch; the semantics are those of `reference.quantization.ternary`.
+
+Thresholds are float64 products rounded once to float32; every sum goes through the canonical float64 tree;
+gradients are private `torch.autograd.Function`s.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from spec import validate
+from torch_backend import _arrays
+from torch_backend.core.reduce import tree_mean, tree_sum
+
+__all__ = ["twn_params", "twn_ternarize", "twn_ternarize_vjp", "ttq_quantize", "ttq_quantize_vjp"]
+
+TWN_FACTOR = 0.7  # the float64 nearest 0.7
+
+
+def twn_params(w, *, axis=None):
+    """TWN's threshold 0.7 * mean|w| and scale; see `reference.quantization.ternary.twn_params`."""
+    w, k = _check_twn(w, axis)
+    delta, alpha, _ = _twn(w.detach(), k)
+    return _per_slice(delta, k), _per_slice(alpha, k)
+
+
+def twn_ternarize(w, *, axis=None):
+    """Ternary Weight Networks; see `reference.quantization.ternary.twn_ternarize`."""
+    w, k = _check_twn(w, axis)
+    return _Twn.apply(w, k)
+
+
+def twn_ternarize_vjp(grad, w, *, axis=None):
+    """The straight-through gradient of `twn_ternarize`, computed by torch autograd through `twn_ternarize`."""
+    w, _ = _check_twn(w, axis)
+    grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
+    _arrays.same_device("grad", grad, "w", w)
+    leaf = w.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(twn_ternarize(leaf, axis=axis), leaf, grad)
+    return g
+
+
+def ttq_quantize(w, wp, wn, *, t=0.05):
+    """Trained Ternary Quantization; see `reference.quantization.ternary.ttq_quantize`."""
+    w, wp, wn, delta = _check_ttq(w, wp, wn, t)
+    return _Ttq.apply(w, wp, wn, delta)
+
+
+def ttq_quantize_vjp(grad, w, wp, wn, *, t=0.05):
+    """The gradients of `ttq_quantize` to (w, wp, wn), computed by torch autograd through `ttq_quantize`."""
+    w, wp, wn, _ = _check_ttq(w, wp, wn, t)
+    grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
+    _arrays.same_device("grad", grad, "w", w)
+    leaves = tuple(a.detach().requires_grad_(True) for a in (w, wp, wn))
+    with torch.enable_grad():
+        return torch.autograd.grad(ttq_quantize(*leaves, t=t), leaves, grad)
+
+
+class _Twn(torch.autograd.Function):
+    """Forward: where(|w| > delta, +-alpha, +0). Backward: the gradient unchanged."""
+
+    @staticmethod
+    def forward(ctx, w, k):
+        _, alpha, kept = _twn(w, k)
+        a = _expand(_per_slice(alpha, k), w.ndim, k)
+        zero = torch.zeros((), dtype=torch.float32, device=w.device)
+        return torch.where(kept, torch.where(w > 0, a, -a), zero)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.clone(), None
+
+
+class _Ttq(torch.autograd.Function):
+    """Forward: wp above delta, -wn below -delta, +0 between. Backward: the paper's Eq. 8 and the scale sums.
+
+    The backward does not reject non-finite cotangents (they propagate, as autograd's own functions do); the
+    public `ttq_quantize_vjp` rejects them up front, as the reference does.
+    """
+
+    @staticmethod
+    def forward(ctx, w, wp, wn, delta):
+        pos, neg = w > delta, w < -delta
+        ctx.save_for_backward(pos, neg, wp, wn)
+        zero = torch.zeros((), dtype=torch.float32, device=w.device)
+        return torch.where(pos, wp, torch.where(neg, -wn, zero))
+
+    @staticmethod
+    def backward(ctx, grad):
+        pos, neg, wp, wn = ctx.saved_tensors
+        grad_w = torch.where(pos, wp * grad, torch.where(neg, wn * grad, grad))
+        grad_wp = _tree_sum_all(torch.where(pos, grad, 0.0)).to(torch.float32)
+        grad_wn = _tree_sum_all(torch.where(neg, -grad, 0.0)).to(torch.float32)
+        return grad_w, grad_wp, grad_wn, None
+
+
+# ---- private helpers ----------------------------------------------------------------------------------------
+
+
+def _check_twn(w, axis):
+    w = _arrays.finite_array("w", w)
+    k = None if axis is None else validate.axis("axis", axis, w.ndim)
+    if w.numel() == 0:
+        raise ValueError(f"w has shape {tuple(w.shape)}: the TWN threshold needs at least one element")
+    return w, k
+
+
+def _twn(w, k):
+    """Per-slice delta and alpha (float32, shape (C,) with C = 1 for the whole tensor) and the kept mask."""
+    a = torch.abs(w)
+    m = tree_mean(_rows(a, k), axis=1)
+    delta = (_arrays.scalar(TWN_FACTOR, m) * m).to(torch.float32)
+    kept = a > _expand(_per_slice(delta, k), w.ndim, k)
+    total = tree_sum(_rows(torch.where(kept, a, 0.0), k), axis=1)
+    count = _rows(kept, k).sum(dim=1)
+    alpha = (total / torch.clamp(count, min=1).to(torch.float64)).to(torch.float32)
+    return delta, alpha, kept
+
+
+def _check_ttq(w, wp, wn, t):
+    t = validate.fraction("t", t)
+    w = _arrays.finite_array("w", w)
+    if w.numel() == 0:
+        raise ValueError(f"w has shape {tuple(w.shape)}: the TTQ threshold t * max|w| needs at least one element")
+    wp = _check_scale("wp", wp, w)
+    wn = _check_scale("wn", wn, w)
+    amax = torch.abs(w.detach()).max().to(torch.float64)
+    delta = (_arrays.scalar(t, amax) * amax).to(torch.float32)
+    return w, wp, wn, delta
+
+
+def _check_scale(name, s, w):
+    s = _arrays.shaped(name, _arrays.finite_array(name, s), (), "a per-tensor scale")
+    _arrays.positive(name, s)
+    return _arrays.same_device(name, s, "w", w)
+
+
+def _tree_sum_all(a):
+    """The canonical float64 tree sum of every element, as `torch_backend.core.reduce.tree_sum` computes it but
+    without its finiteness check: in a backward pass an inf or NaN cotangent (AMP loss scaling) must propagate."""
+    a = a.to(torch.float64).reshape(-1)
+    n = a.shape[0]
+    size = 1 if n <= 1 else 1 << (n - 1).bit_length()
+    a = torch.nn.functional.pad(a, (0, size - n))
+    while a.shape[0] > 1:
+        h = a.shape[0] // 2
+        a = a[:h] + a[h:]
+    return a.reshape(())
+
+
+def _rows(a, k):
+    """(1, n) for the whole tensor, or (C, n) with one row per index along axis k (C order within a row)."""
+    if k is None:
+        return a.reshape(1, -1)
+    return torch.movedim(a, k, 0).reshape(a.shape[k], math.prod(a.shape) // a.shape[k])
+
+
+def _per_slice(values, k):
+    return values.reshape(()) if k is None else values
+
+
+def _expand(p, ndim, k):
+    if k is None:
+        return p
+    return p.reshape(tuple(-1 if i == k else 1 for i in range(ndim)))
