@@ -63,7 +63,8 @@ def kmeans_codebook(w, k, *, iterations=20):
     if w.size == 0:
         raise ValueError(f"w has shape {tuple(w.shape)}: k-means needs at least one weight")
     flat = w.reshape(-1)
-    lo, hi = flat.min().astype(np.float64), flat.max().astype(np.float64)
+    # + 0.0 turns a -0.0 extreme into +0.0 (minimum and maximum do not order the two zeros)
+    lo, hi = flat.min().astype(np.float64) + 0.0, flat.max().astype(np.float64) + 0.0
     j = np.arange(k, dtype=np.float64)
     codebook = ((lo * (np.float64(k - 1) - j) + hi * j) / np.float64(k - 1)).astype(np.float32)
     for _ in range(iterations):

@@ -25,7 +25,8 @@ def kmeans_codebook(w, k, *, iterations=20):
     if w.numel() == 0:
         raise ValueError(f"w has shape {tuple(w.shape)}: k-means needs at least one weight")
     flat = w.detach().reshape(-1)
-    lo, hi = flat.min().to(torch.float64), flat.max().to(torch.float64)
+    # + 0.0 turns a -0.0 extreme into +0.0 (minimum and maximum do not order the two zeros)
+    lo, hi = flat.min().to(torch.float64) + 0.0, flat.max().to(torch.float64) + 0.0
     j = torch.arange(k, dtype=torch.float64, device=flat.device)
     codebook = ((lo * (float(k - 1) - j) + hi * j) / _arrays.scalar(float(k - 1), j)).to(torch.float32)
     for _ in range(iterations):
