@@ -354,3 +354,61 @@ def test_only_the_eager_path_can_be_forced():
         with _dispatch.forced("triton"):
             pass
     assert set(K.status()) == {"triton", "interpreter", "why_not"}
+
+
+# ---- the compiled kernels keep the exactness rules: audited in their PTX for an H100/H200, without a GPU -----------
+
+
+def test_audit_rules_flag_each_kind_of_inexact_instruction():
+    from torch_backend.kernels.audit import audit_ptx
+
+    exact = """
+        add.rn.f32 %f3, %f1, %f2;
+        @%p1 mul.rn.f64 %fd1, %fd2, %fd3;
+        div.rn.f32 %f4, %f1, %f2;
+        sqrt.rn.f64 %fd4, %fd1;
+        mad.lo.s32 %r3, %r1, %r2, %r4;
+        cvt.rzi.s32.f32 %r5, %f1;
+    """
+    assert audit_ptx(exact) == []
+    bad = {
+        "add.f32 %f3, %f1, %f2;": "without .rn",
+        "sub.f64 %fd3, %fd1, %fd2;": "without .rn",
+        "mul.ftz.f32 %f3, %f1, %f2;": "without .rn",
+        "fma.rn.f32 %f4, %f1, %f2, %f3;": "fused multiply-add",
+        "mad.rn.f64 %fd4, %fd1, %fd2, %fd3;": "fused multiply-add",
+        "div.full.f32 %f3, %f1, %f2;": "not IEEE",
+        "div.approx.ftz.f32 %f3, %f1, %f2;": "not IEEE",
+        "sqrt.approx.f32 %f2, %f1;": "not IEEE",
+        "ex2.approx.f32 %f2, %f1;": "approximate",
+        "cvt.rn.ftz.f32.f64 %f1, %fd1;": "flush-to-zero",
+    }
+    for line, why in bad.items():
+        problems = audit_ptx(f"    {line}\n")
+        assert len(problems) == 1 and why in problems[0], (line, problems)
+
+
+def test_compiled_kernels_are_exact_in_ptx():
+    """Compile every kernel variant the launchers can request for sm_90 and audit the PTX (no GPU needed); then
+    compile one with `enable_fp_fusion=True` and see the audit catch it, so the audit is known to bite."""
+    if not HAS_TRITON:
+        pytest.skip("Triton is not installed: nothing to compile")
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from torch_backend.kernels import audit\n"
+        "status = audit.main(['--arch', '90'])\n"
+        "v = next(v for v in audit.variants() if v.kernel == 'fake_quant_kernel')\n"
+        "fused = audit.audit_ptx(audit.compile_ptx(v, 90, fusion=True))\n"
+        "print('with fusion:', fused)\n"
+        "sys.exit(status if fused else 3)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    if proc.returncode == 2:
+        pytest.skip(out.strip().splitlines()[-1])
+    assert proc.returncode == 0, out
+    assert ", 0 failing" in out and "without .rn" in out, out

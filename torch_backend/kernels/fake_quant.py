@@ -90,7 +90,7 @@ def _launch(x, s, z, qmin, qmax, mode, key, axis, group_size, want_mask):
         for side in shape[ax + 1 :]:
             t *= side
         gran, g = (1, 1) if group_size is None else (2, group_size)
-    block, warps = (1024, 4) if n <= 1 << 20 else (4096, 8)
+    block, warps = launch_config(n)
     grid = (triton_cdiv(n, block),)
     y = torch.empty_like(xc)
     passes = torch.empty(shape, dtype=torch.bool, device=xc.device) if want_mask else y
@@ -122,6 +122,11 @@ def _launch(x, s, z, qmin, qmax, mode, key, axis, group_size, want_mask):
     if bool(bad.any()):
         _arrays.finite("x", x)  # raises the reference's message (first non-finite flat index)
     return y, (passes if want_mask else None)
+
+
+def launch_config(n: int) -> tuple[int, int]:
+    """`(BLOCK, num_warps)` for an input of `n` elements (`torch_backend.kernels.audit` compiles both)."""
+    return (1024, 4) if n <= 1 << 20 else (4096, 8)
 
 
 def triton_cdiv(a: int, b: int) -> int:

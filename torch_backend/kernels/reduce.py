@@ -69,6 +69,11 @@ def _tree_eager(rows):
     return buf[:, 0]
 
 
+def tree_block(q: int) -> int:
+    """`BQ` for a tree16 launch over rows of length `q` (`torch_backend.kernels.audit` compiles both)."""
+    return 512 if q >= 512 else 32
+
+
 def _tree_triton(rows):
     """The canonical tree with the 16-row Triton kernel for the top levels, four at a time."""
     k = _dispatch.kernels()
@@ -78,7 +83,7 @@ def _tree_triton(rows):
     while levels >= 4:
         levels -= 4
         q = 1 << levels
-        bq = 512 if q >= 512 else 32
+        bq = tree_block(q)
         nqb = -(-q // bq)
         dst = torch.empty((batch, q), dtype=torch.float64, device=rows.device)
         k.tree16_kernel[(batch * nqb,)](src, dst, valid, q, stride, nqb, BQ=bq, num_warps=4, **k.EXACT)

@@ -305,11 +305,16 @@ def _nth_true(eq, r):
 # ---- N:M ----------------------------------------------------------------------------------------------------
 
 
+def nm_config(m: int) -> tuple[int, int]:
+    """`(MP, BG)` for an nm_kernel launch with groups of `m` (`torch_backend.kernels.audit` compiles each)."""
+    mp = 1 << (m - 1).bit_length()
+    return mp, max(16, 4096 // (mp * mp))
+
+
 def _nm_triton(a, n, m):
     k = _dispatch.kernels()
     groups = a.numel() // m
-    mp = 1 << (m - 1).bit_length()
-    bg = max(16, 4096 // (mp * mp))
+    mp, bg = nm_config(m)
     grid = (math.ceil(groups / bg),)
     out = torch.empty(a.shape, dtype=torch.bool, device=a.device)
     bad = torch.empty(grid, dtype=torch.int32, device=a.device)

@@ -208,6 +208,11 @@ def run(*, quick=False, seed=0, device=None, out="pqref-demo", dataset=None, rec
                                   dense_bytes / size_bytes, replay if ok else "MISMATCH: " + replay,
                                   seconds))  # fmt: skip
     echo(table(results))
+    if quick:
+        echo(
+            f"quick mode: {epochs_base} base epoch(s) and {epochs_fine} fine-tuning epoch(s), a smoke run; the 90% sparsity "
+            "recipes need the full run's fine-tuning to recover their accuracy (run `pqref demo` without --quick)"
+        )
     (out_dir / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     plot(results, out_dir / "accuracy_vs_size.png")
     echo(f"wrote {out_dir / 'results.json'} and {out_dir / 'accuracy_vs_size.png'}")
