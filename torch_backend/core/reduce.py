@@ -15,18 +15,7 @@ _FLOATS = ("float32", "float64")
 def tree_sum(x, axis=None):
     """Sum in float64 along the fixed pairwise tree; see `reference.core.reduce.tree_sum` for the semantics."""
     x = _arrays.finite_array("x", x, _FLOATS)
-    a = x.to(torch.float64)
-    if axis is None:
-        a = a.reshape(-1)
-    else:
-        a = torch.movedim(a, validate.axis("axis", axis, x.ndim), -1)
-    n = a.shape[-1]
-    size = 1 if n <= 1 else 1 << (n - 1).bit_length()
-    a = torch.nn.functional.pad(a, (0, size - n))
-    while a.shape[-1] > 1:
-        h = a.shape[-1] // 2
-        a = a[..., :h] + a[..., h:]
-    return a.reshape(a.shape[:-1])
+    return _tree(x, None if axis is None else validate.axis("axis", axis, x.ndim))
 
 
 def tree_mean(x, axis=None):
@@ -47,6 +36,23 @@ def lp_norm(x, p=2, axis=None):
     if p == 1:
         return tree_sum(torch.abs(a), axis).to(torch.float32)
     return _sqrt_to_float32(tree_sum(a * a, axis))
+
+
+def _tree(a, axis=None):
+    """The canonical tree of `tree_sum` (float64, `+0.0` padding to a power of two, `a[:h] + a[h:]`), unchecked.
+
+    `tree_sum` calls it after its checks; backward passes call it directly, so that a non-finite cotangent (AMP
+    loss scaling) propagates as IEEE addition says instead of raising inside autograd. `axis` is None or valid.
+    """
+    a = a.to(torch.float64)
+    a = a.reshape(-1) if axis is None else torch.movedim(a, axis, -1)
+    n = a.shape[-1]
+    size = 1 if n <= 1 else 1 << (n - 1).bit_length()
+    a = torch.nn.functional.pad(a, (0, size - n))
+    while a.shape[-1] > 1:
+        h = a.shape[-1] // 2
+        a = a[..., :h] + a[..., h:]
+    return a.reshape(a.shape[:-1])
 
 
 def _sqrt_to_float32(s):

@@ -13,7 +13,7 @@ import torch
 from spec import validate
 from torch_backend import _arrays
 from torch_backend.core.random import uniform
-from torch_backend.core.reduce import tree_mean
+from torch_backend.core.reduce import _tree, tree_mean
 
 __all__ = [
     "binarize",
@@ -123,7 +123,7 @@ class _Xnor(torch.autograd.Function):
         alpha = _expand(_scale(w, k), w.ndim, k).to(torch.float64)
         b = _sign(w).to(torch.float64)
         rows = _rows(b * grad.to(torch.float64), k)
-        m = _tree_sum_last(rows) / _arrays.scalar(float(rows.shape[1]), rows)
+        m = _tree(rows, -1) / _arrays.scalar(float(rows.shape[1]), rows)
         m = _expand(_per_slice(m, k), w.ndim, k)
         direct = torch.where(_passes(w, ctx.ste), alpha * grad.to(torch.float64), 0.0)
         return (direct + b * m).to(torch.float32), None, None
@@ -188,18 +188,6 @@ def _rows(a, k):
 def _scale(w, k):
     """alpha = fl32(tree_mean(|w|)) per slice: shape () or (C,)."""
     return _per_slice(tree_mean(_rows(torch.abs(w), k), axis=1).to(torch.float32), k)
-
-
-def _tree_sum_last(a):
-    """The canonical float64 tree sum along the last axis, as `torch_backend.core.reduce.tree_sum` computes it but
-    without its finiteness check: in a backward pass an inf or NaN cotangent (AMP loss scaling) must propagate."""
-    n = a.shape[-1]
-    size = 1 if n <= 1 else 1 << (n - 1).bit_length()
-    a = torch.nn.functional.pad(a, (0, size - n))
-    while a.shape[-1] > 1:
-        h = a.shape[-1] // 2
-        a = a[..., :h] + a[..., h:]
-    return a.reshape(a.shape[:-1])
 
 
 def _per_slice(values, k):

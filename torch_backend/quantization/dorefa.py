@@ -11,8 +11,7 @@ import torch
 
 from spec import validate
 from torch_backend import _arrays
-from torch_backend.core.reduce import tree_mean
-from torch_backend.quantization.pact import _tree_sum
+from torch_backend.core.reduce import _tree, tree_mean
 
 __all__ = ["dorefa_weight", "dorefa_weight_vjp", "dorefa_activation", "dorefa_activation_vjp"]
 
@@ -85,7 +84,7 @@ class _DorefaWeight(torch.autograd.Function):
         if not bool(m > 0):
             return torch.zeros_like(grad), None
         g64, t64, m64 = grad.to(torch.float64), t.to(torch.float64), m.to(torch.float64)
-        d = -_tree_sum(g64 * t64) / (m64 * m64)
+        d = -_tree(g64 * t64) / (m64 * m64)
         at_max = torch.abs(t) == m
         share = d / at_max.sum().to(torch.float64)
         direct = g64 / m64

@@ -15,7 +15,7 @@ import torch
 
 from spec import validate
 from torch_backend import _arrays
-from torch_backend.quantization.pact import _tree_sum
+from torch_backend.core.reduce import _tree
 
 __all__ = ["lsq_grad_scale", "lsq_quantize", "lsq_quantize_vjp", "lsq_plus_quantize", "lsq_plus_quantize_vjp"]
 
@@ -155,10 +155,10 @@ def _per_step(shape, k):
 def _scaled_sum(terms, gs, k):
     """fl32(tree_sum(terms) * gs), terms float64: over everything, or over each channel's elements in C order."""
     if k is None:
-        total = _tree_sum(terms)
+        total = _tree(terms)
     else:
         rows = torch.movedim(terms, k, 0)
-        total = _tree_sum(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
+        total = _tree(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
     return (total * gs).to(torch.float32)
 
 

@@ -1,7 +1,7 @@
 """PACT in torch; the semantics are those of `reference.quantization.pact`.
 
-The gradient to `alpha` is summed on the canonical float64 tree (`_tree_sum`, shared with the other learned
-quantizers of this package) and rounded once to float32.
+The gradient to `alpha` is summed on the canonical float64 tree (`torch_backend.core.reduce._tree`, shared
+with the other learned quantizers' backward passes) and rounded once to float32.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import torch
 
 from spec import validate
 from torch_backend import _arrays
+from torch_backend.core.reduce import _tree
 
 __all__ = ["pact_quantize", "pact_quantize_vjp"]
 
@@ -48,7 +49,7 @@ class _Pact(torch.autograd.Function):
     def backward(ctx, grad):
         x, a = ctx.saved_tensors
         grad_x = torch.where((x >= 0) & (x <= a), grad, 0.0)
-        grad_alpha = _tree_sum(torch.where(x >= a, grad, 0.0)).to(torch.float32)
+        grad_alpha = _tree(torch.where(x >= a, grad, 0.0)).to(torch.float32)
         return grad_x, grad_alpha, None
 
 
@@ -74,20 +75,3 @@ def _check(x, alpha, bits):
             f"for alpha={float(a)!r}, bits={bits}"
         )
     return x, a, bits
-
-
-def _tree_sum(a, axis=None):
-    """The float64 pairwise tree of `torch_backend.core.reduce.tree_sum`, without its finiteness check.
-
-    Backward passes use it so that a non-finite cotangent propagates as IEEE arithmetic says instead of raising
-    inside autograd; the tree (zero padding to a power of two, `a[:h] + a[h:]`) and so every bit are the same.
-    """
-    a = a.to(torch.float64)
-    a = a.reshape(-1) if axis is None else torch.movedim(a, axis, -1)
-    n = a.shape[-1]
-    size = 1 if n <= 1 else 1 << (n - 1).bit_length()
-    a = torch.nn.functional.pad(a, (0, size - n))
-    while a.shape[-1] > 1:
-        h = a.shape[-1] // 2
-        a = a[..., :h] + a[..., h:]
-    return a.reshape(a.shape[:-1])

@@ -12,7 +12,7 @@ import torch
 
 from spec import validate
 from torch_backend import _arrays
-from torch_backend.core.reduce import tree_mean, tree_sum
+from torch_backend.core.reduce import _tree, tree_mean, tree_sum
 
 __all__ = ["twn_params", "twn_ternarize", "twn_ternarize_vjp", "ttq_quantize", "ttq_quantize_vjp"]
 
@@ -92,8 +92,8 @@ class _Ttq(torch.autograd.Function):
     def backward(ctx, grad):
         pos, neg, wp, wn = ctx.saved_tensors
         grad_w = torch.where(pos, wp * grad, torch.where(neg, wn * grad, grad))
-        grad_wp = _tree_sum_all(torch.where(pos, grad, 0.0)).to(torch.float32)
-        grad_wn = _tree_sum_all(torch.where(neg, -grad, 0.0)).to(torch.float32)
+        grad_wp = _tree(torch.where(pos, grad, 0.0)).to(torch.float32)
+        grad_wn = _tree(torch.where(neg, -grad, 0.0)).to(torch.float32)
         return grad_w, grad_wp, grad_wn, None
 
 
@@ -136,19 +136,6 @@ def _check_scale(name, s, w):
     s = _arrays.shaped(name, _arrays.finite_array(name, s), (), "a per-tensor scale")
     _arrays.positive(name, s)
     return _arrays.same_device(name, s, "w", w)
-
-
-def _tree_sum_all(a):
-    """The canonical float64 tree sum of every element, as `torch_backend.core.reduce.tree_sum` computes it but
-    without its finiteness check: in a backward pass an inf or NaN cotangent (AMP loss scaling) must propagate."""
-    a = a.to(torch.float64).reshape(-1)
-    n = a.shape[0]
-    size = 1 if n <= 1 else 1 << (n - 1).bit_length()
-    a = torch.nn.functional.pad(a, (0, size - n))
-    while a.shape[0] > 1:
-        h = a.shape[0] // 2
-        a = a[:h] + a[h:]
-    return a.reshape(())
 
 
 def _rows(a, k):
