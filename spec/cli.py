@@ -17,6 +17,11 @@ def main(argv=None) -> int:
     v.add_argument("--examples", type=int, default=100, help="Hypothesis examples per algorithm (default 100)")
     v.add_argument("--algorithm", action="append", help="only this algorithm (repeatable); see `pqref list`")
     v.add_argument("--seed", type=int, default=None, help="random seed; default: derandomized (reproducible)")
+    v.add_argument("--shard", default=None, metavar="K/N",
+                   help="only every N-th algorithm from the K-th (0-based), to run N processes side by side")  # fmt: skip
+    v.add_argument("--seconds", type=float, default=None,
+                   help="time budget for the generated examples, shared evenly by the algorithms still to run; "
+                        "the table then says how many examples each one reached")  # fmt: skip
     v.add_argument("--backend", default=None, help="check this module instead of torch_backend (see the docs)")
     v.add_argument("--kind", choices=["numpy", "torch"], default=None,
                    help="what --backend takes and returns (default: numpy; torch for torch_backend)")  # fmt: skip
@@ -95,6 +100,12 @@ def _verify(args) -> int:
     if unknown:
         print(f"pqref verify: unknown algorithm(s) {', '.join(unknown)}; see `pqref list`", file=sys.stderr)
         return 2
+    if args.shard is not None:
+        k, _, n = args.shard.partition("/")
+        if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
+            print(f"pqref verify: --shard must be K/N with 0 <= K < N, got {args.shard!r}", file=sys.stderr)
+            return 2
+        names = names[int(k) :: int(n)]
     if args.backend and args.backend != "torch_backend":
         backend = module_backend(args.backend, args.kind or "numpy")
         try:
@@ -128,22 +139,30 @@ def _verify(args) -> int:
     header = f"{'algorithm':<28} {'device':<6} {'examples':>8} {'goldens':>7} {'mismatches':>10} {'seconds':>8}"
     print(header)
     print("-" * len(header))
-    total = missing = 0
-    for name in names:
-        for device in devices:
-            start = time.perf_counter()
-            row = verify_entry(REGISTRY[name], backend, device, args.examples, args.seed,
-                               vectors=None if vectors is None else vectors.get(name, []))  # fmt: skip
-            total += row.mismatches
-            missing += row.missing
-            mismatches = "missing" if row.missing else row.mismatches
-            print(
-                f"{name:<28} {device:<6} {row.examples:>8} {row.goldens:>7} {mismatches:>10} "
-                f"{time.perf_counter() - start:>8.2f}"
-            )
-            if row.first:
-                print(f"    first mismatch: {row.first}")
+    total = missing = examples = 0
+    runs = [(name, device) for name in names for device in devices]
+    began = time.perf_counter()
+    for k, (name, device) in enumerate(runs):
+        start = time.perf_counter()
+        share = None
+        if args.seconds is not None:  # an even share of what is left
+            share = max(0.0, args.seconds - (start - began)) / (len(runs) - k)
+        row = verify_entry(REGISTRY[name], backend, device, args.examples, args.seed,
+                           vectors=None if vectors is None else vectors.get(name, []), seconds=share)  # fmt: skip
+        total += row.mismatches
+        examples += row.examples
+        missing += row.missing
+        mismatches = "missing" if row.missing else row.mismatches
+        print(
+            f"{name:<28} {device:<6} {row.examples:>8} {row.goldens:>7} {mismatches:>10} "
+            f"{time.perf_counter() - start:>8.2f}"
+        )
+        if row.first:
+            print(f"    first mismatch: {row.first}")
     print("-" * len(header))
+    if args.seconds is not None:
+        print(f"{examples} generated examples in all, within --seconds {args.seconds:g} "
+              f"(at most {args.examples} per algorithm)")  # fmt: skip
     note = f"; {missing} algorithm(s) not implemented by the backend" if missing else ""
     print(f"{total} mismatches{note}" + ("" if total == 0 else " - the backend does NOT conform"))
     return 1 if total else 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,18 +21,23 @@ class Row:
     first: str = ""
 
 
-def verify_entry(entry, backend, device, examples, seed=None, vectors=None) -> Row:
+def verify_entry(entry, backend, device, examples, seed=None, vectors=None, seconds=None) -> Row:
     """Check `examples` Hypothesis cases, every golden vector of `entry`, and exported `vectors` (a list of
     `(case, output, error)` from `spec.vectors.load`) on `backend` / `device`.
+
+    With `seconds`, the generated cases run in chunks of `max(10, examples // 100)` and stop at the first chunk
+    boundary after `seconds` (at least one chunk runs; goldens and vectors always run; `Row.examples` says how
+    many cases ran). Chunk 0 is derandomized (or drawn from `seed`), chunk `i > 0` is seeded with
+    `(seed or 0) * 1_000_003 + i`, so a time-limited run is reproducible given how many chunks it reached.
 
     NumPy's floating-point warnings are off during the run: the strategies reach overflow to +-Inf and other
     IEEE edge cases on purpose, and the reference's results there are specified, not accidents.
     """
     with np.errstate(all="ignore"):
-        return _verify_entry(entry, backend, device, examples, seed, vectors)
+        return _verify_entry(entry, backend, device, examples, seed, vectors, seconds)
 
 
-def _verify_entry(entry, backend, device, examples, seed, vectors) -> Row:
+def _verify_entry(entry, backend, device, examples, seed, vectors, seconds) -> Row:
     row = Row()
     try:
         fn = backend.function(entry)
@@ -67,6 +73,26 @@ def _verify_entry(entry, backend, device, examples, seed, vectors) -> Row:
         except Mismatch as exc:
             record(f"golden {golden.case.repro(entry.name)}: {exc}")
 
+    def check(case):
+        row.examples += 1
+        try:
+            check_case(entry, case, backend, device, fn)
+        except Mismatch as exc:
+            record(f"{case.repro(entry.name)}: {exc}")
+
+    if seconds is None:
+        _generate(entry, check, examples, seed)
+        return row
+    start, chunk, i = time.perf_counter(), max(10, examples // 100), 0
+    while row.examples < examples and (i == 0 or time.perf_counter() - start < seconds):
+        _generate(entry, check, min(chunk, examples - row.examples), seed if i == 0 else (seed or 0) * 1_000_003 + i)
+        i += 1
+    return row
+
+
+def _generate(entry, check, examples, seed):
+    """Run `check` on `examples` cases drawn from the entry's strategy: derandomized, or from `seed`."""
+
     @settings(
         max_examples=examples,
         derandomize=seed is None,
@@ -77,15 +103,10 @@ def _verify_entry(entry, backend, device, examples, seed, vectors) -> Row:
     )
     @given(entry.strategy())
     def run(case):
-        row.examples += 1
-        try:
-            check_case(entry, case, backend, device, fn)
-        except Mismatch as exc:
-            record(f"{case.repro(entry.name)}: {exc}")
+        check(case)
 
     if seed is not None:
         from hypothesis import seed as hypothesis_seed
 
         run = hypothesis_seed(seed)(run)
     run()
-    return row

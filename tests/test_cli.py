@@ -25,6 +25,30 @@ def test_verify_prints_a_table_and_passes(capsys):
     assert row.split()[1:5] == ["cpu", "5", "4", "0"]  # device, examples, goldens, mismatches
 
 
+def test_verify_with_a_time_budget_runs_whole_chunks(capsys):
+    """`--seconds 0`: one chunk of max(10, examples // 100) cases per algorithm; a long budget: all of them."""
+    argv = ["verify", "--examples", "1500", "--algorithm", "tree_sum", "--device", "cpu"]
+    assert cli.main([*argv, "--seconds", "0"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("tree_sum "))
+    assert row.split()[2] == "15" and "15 generated examples in all, within --seconds 0" in out
+    assert cli.main(["verify", "--examples", "30", "--algorithm", "tree_sum", "--device", "cpu", "--seconds", "600"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("tree_sum "))
+    assert row.split()[2] == "30"
+
+
+def test_verify_shards_split_the_algorithms(capsys):
+    seen = []
+    for k in range(3):
+        argv = ["verify", "--examples", "1", "--algorithm", "tree_sum", "--algorithm", "quantize"]
+        assert cli.main([*argv, "--algorithm", "nm_mask", "--device", "cpu", "--shard", f"{k}/3"]) == 0
+        rows = [line.split()[0] for line in capsys.readouterr().out.splitlines() if " cpu " in line]
+        seen.append(rows)
+    assert seen == [["tree_sum"], ["quantize"], ["nm_mask"]]
+    assert cli.main(["verify", "--shard", "3/3"]) == 2
+    assert "--shard must be K/N" in capsys.readouterr().err
+
+
 def test_verify_reports_a_wrong_backend(monkeypatch, capsys):
     import torch_backend.pruning.magnitude as mag
 
