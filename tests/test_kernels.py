@@ -34,6 +34,7 @@ if HAS_TRITON and CPU_ONLY and "torch_backend.kernels._triton_kernels" not in sy
     # while interpreting, so it stays set for this process (it only affects Triton)
     os.environ["TRITON_INTERPRET"] = "1"
 
+import torch_backend as T  # noqa: E402
 import torch_backend.kernels as K  # noqa: E402
 from torch_backend.kernels import _dispatch  # noqa: E402
 from torch_backend.kernels import select as ksel  # noqa: E402
@@ -412,3 +413,68 @@ def test_compiled_kernels_are_exact_in_ptx():
         pytest.skip(out.strip().splitlines()[-1])
     assert proc.returncode == 0, out
     assert ", 0 failing" in out and "without .rn" in out, out
+
+
+# ---- host syncs: on CUDA every read of a device value by the host waits for the GPU, so the fused paths read once
+
+
+def _host_reads(fn):
+    """How many times `fn()` reads a tensor's value on the host (bool/int/float/item/tolist/numpy/cpu/nonzero)."""
+    names = ["__bool__", "__int__", "__float__", "__index__", "item", "tolist", "numpy", "cpu", "nonzero"]
+    count = [0]
+    saved = {n: getattr(torch.Tensor, n) for n in names}
+
+    def wrap(original):
+        def reading(self, *a, **k):
+            count[0] += 1
+            return original(self, *a, **k)
+
+        return reading
+
+    try:
+        for n in names:
+            setattr(torch.Tensor, n, wrap(saved[n]))
+        fn()
+    finally:
+        for n, original in saved.items():
+            setattr(torch.Tensor, n, original)
+    return count[0]
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="the fused path needs Triton (compiled, or its interpreter on CPU)")
+@pytest.mark.parametrize("axis", [None, 0])
+@pytest.mark.parametrize("grad", [False, True])
+def test_fused_fake_quantize_reads_the_device_once(axis, grad):
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    x = torch.linspace(-3, 3, 64, device=dev).reshape(8, 8).requires_grad_(grad)
+    shape = () if axis is None else (8,)
+    s = torch.full(shape, 0.05, device=dev)
+    z = torch.zeros(shape, dtype=torch.int32, device=dev)
+    assert _dispatch.use_triton(x)
+    kw = {"qmin": -128, "qmax": 127, "axis": axis}
+    assert _host_reads(lambda: K.fake_quantize(x, s, z, **kw)) == 1
+    # and a bad scale is still reported with the eager message, after that one read
+    with pytest.raises(ValueError) as fused:
+        K.fake_quantize(x, s - 1.0, z, **kw)
+    with pytest.raises(ValueError) as eager:
+        T.fake_quantize(x, s - 1.0, z, **kw)
+    assert str(fused.value) == str(eager.value) and "scale" in str(fused.value)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize("kw", [{}, {"axis": 0}, {"axis": 1, "group_size": 4}, {"symmetric": True, "axis": 0}])
+def test_minmax_qparams_reads_the_device_once(device, kw):
+    """Calibration runs every step in training: one host read, and a NaN still raises the reference's error."""
+    from torch_backend.quantization.affine import minmax_qparams
+
+    x = torch.linspace(-3, 3, 64, device=device).reshape(8, 8)
+    assert _host_reads(lambda: minmax_qparams(x, qmin=-127, qmax=127, **kw)) == 1
+    bad = x.clone()
+    bad[5, 3] = float("nan")
+    with pytest.raises(ValueError) as ours:
+        minmax_qparams(bad, qmin=-127, qmax=127, **kw)
+    with pytest.raises(ValueError) as ref:
+        import reference
+
+        reference.minmax_qparams(bad.cpu().numpy(), qmin=-127, qmax=127, **kw)
+    assert str(ours.value) == str(ref.value) and "flat index 43" in str(ours.value)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from tests.helpers import DEVICE_PARAMS
 from torch_backend.nn import RecipeError, compress, export_safetensors, load_safetensors
 from torch_backend.nn.demo import build_model
 from torch_backend.nn.export import effective_tensors
@@ -49,11 +50,11 @@ def _data(n=96, seed=0):
     return torch.rand(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
-def _train(model, compressor, steps, start=0, seed=0, opt=None):
-    x, y = _data(seed=seed)
+def _train(model, compressor, steps, start=0, seed=0, opt=None, device="cpu"):
+    x, y = (t.to(device) for t in _data(seed=seed))
     opt = opt or torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     for step in range(start, start + steps):
-        idx = torch.arange(step * 16, step * 16 + 16) % len(y)
+        idx = (torch.arange(step * 16, step * 16 + 16) % len(y)).to(device)
         compressor.step(step)
         loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad()
@@ -68,11 +69,14 @@ def _model(seed=0):
     return build_model(1, 10, 8)
 
 
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
 @pytest.mark.parametrize("name", list(RECIPES))
-def test_replay_matches_after_training(name):
-    model = _model()
+def test_replay_matches_after_training(name, device):
+    """Every recipe, trained on each device present (on CUDA the affine quantizers take the fused kernel), replays
+    bit for bit on the NumPy reference."""
+    model = _model().to(device)
     compressor = compress(model, {"rules": RECIPES[name]})
-    _train(model, compressor, 8)
+    _train(model, compressor, 8, device=device)
     rows = compressor.replay()
     assert rows and all(r.match for r in rows), [r for r in rows if not r.match]
     pruning = {"magnitude", "global_magnitude", "ln_structured", "nm", "random", "slimming"}

@@ -37,10 +37,11 @@ def fake_quantize(x, scale, zero_point, *, qmin, qmax, axis=None, group_size=Non
         return _affine.fake_quantize(
             x, scale, zero_point, qmin=qmin, qmax=qmax, axis=axis, group_size=group_size, rounding=rounding, key=key
         )
-    x, s, z, qmin, qmax, mode, key = _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    args = (x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    x, s, z, qmin, qmax, mode, key, guard = _check(*args)
     if torch.is_grad_enabled() and x.requires_grad:
-        return _FusedFakeQuantize.apply(x, s.detach(), z, qmin, qmax, mode, key, axis, group_size)
-    y, _ = _launch(x.detach(), s.detach(), z, qmin, qmax, mode, key, axis, group_size, want_mask=False)
+        return _FusedFakeQuantize.apply(x, s.detach(), z, qmin, qmax, mode, key, axis, group_size, guard)
+    y, _ = _launch(x.detach(), s.detach(), z, qmin, qmax, mode, key, axis, group_size, guard, want_mask=False)
     return y
 
 
@@ -64,19 +65,20 @@ class _FusedFakeQuantize(torch.autograd.Function):
     """Forward: the fused kernel, which also writes the pass mask. Backward: where(mask, grad, +0.0)."""
 
     @staticmethod
-    def forward(ctx, x, s, z, qmin, qmax, mode, key, axis, group_size):
-        y, passes = _launch(x, s, z, qmin, qmax, mode, key, axis, group_size, want_mask=True)
+    def forward(ctx, x, s, z, qmin, qmax, mode, key, axis, group_size, guard):
+        y, passes = _launch(x, s, z, qmin, qmax, mode, key, axis, group_size, guard, want_mask=True)
         ctx.save_for_backward(passes)
         return y
 
     @staticmethod
     def backward(ctx, grad):
         (passes,) = ctx.saved_tensors
-        return torch.where(passes, grad, 0.0), None, None, None, None, None, None, None, None
+        return torch.where(passes, grad, 0.0), None, None, None, None, None, None, None, None, None
 
 
-def _launch(x, s, z, qmin, qmax, mode, key, axis, group_size, want_mask):
-    """Run the kernel on contiguous x; raise the reference's error if x holds a non-finite value."""
+def _launch(x, s, z, qmin, qmax, mode, key, axis, group_size, guard, want_mask):
+    """Run the kernel on contiguous x; then, in one host sync, raise the reference's error if x holds a
+    non-finite value or the guard from `_check` flags the scale or zero point."""
     k = _dispatch.kernels()
     xc = x.contiguous()
     n = xc.numel()
@@ -119,8 +121,10 @@ def _launch(x, s, z, qmin, qmax, mode, key, axis, group_size, want_mask):
         num_warps=warps,
         **k.EXACT,
     )
-    if bool(bad.any()):
-        _arrays.finite("x", x)  # raises the reference's message (first non-finite flat index)
+    flagged, explain = guard
+    if bool(bad.any() | flagged):  # the only host sync of the call
+        explain()  # raises the eager checks' first error, as the reference orders them
+        raise RuntimeError("the fused fake_quantize flagged an input that the eager checks accept")
     return y, (passes if want_mask else None)
 
 
@@ -134,20 +138,31 @@ def triton_cdiv(a: int, b: int) -> int:
 
 
 def _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key):
-    """`affine._check` without expanding the scale: the same checks in the same order, except that x's finiteness
-    is checked by the kernel itself (and first, eagerly, whenever a later check is about to raise)."""
-    qmin, qmax = validate.qrange(qmin, qmax)
-    mode, key = _rounding._check_mode(rounding_mode, key)
-    x = _arrays.array("x", x)
+    """`affine._check` with one host sync per call instead of one per check.
+
+    Types, dtypes, shapes, devices and parameters are checked here, on the host. The values (scale finite and
+    positive, zero point within `[qmin, qmax]`) become one boolean on the device, `flagged`, which `_launch` reads
+    together with the kernel's non-finite-x flag after the launch. Whenever anything is wrong, `explain` runs the
+    eager `affine._check` in full, so the exception (type, message, and which of several problems is reported
+    first) is exactly the eager one, which is the reference's. Returns the checked values and `(flagged, explain)`.
+    """
+
+    def explain():
+        _affine._check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key)
+
     try:
-        shape = _affine._qparam_shape(tuple(x.shape), axis, group_size)
+        qmin_, qmax_ = validate.qrange(qmin, qmax)
+        mode, key_ = _rounding._check_mode(rounding_mode, key)
+        xt = _arrays.array("x", x)
+        shape = _affine._qparam_shape(tuple(xt.shape), axis, group_size)
         why = "axis=None" if axis is None else f"axis={axis}, group_size={group_size}"
-        s = _arrays.shaped("scale", _arrays.positive("scale", _arrays.finite_array("scale", scale)), shape, why)
+        s = _arrays.shaped("scale", _arrays.array("scale", scale), shape, why)
         z = _arrays.shaped("zero_point", _arrays.array("zero_point", zero_point, ("int32",)), shape, why)
-        _arrays.same_device("scale", s, "x", x)
-        _arrays.same_device("zero_point", z, "x", x)
-        _arrays.within("zero_point", zero_point, qmin, qmax)
+        _arrays.same_device("scale", s, "x", xt)
+        _arrays.same_device("zero_point", z, "x", xt)
     except (TypeError, ValueError):
-        _arrays.finite("x", x)  # the reference checks x first: its error wins
+        explain()  # a value problem reported earlier by the reference (x not finite, say) wins
         raise
-    return x, s, z, qmin, qmax, mode, key
+    sd = s.detach()
+    flagged = ~(torch.isfinite(sd) & (sd > 0)).all() | ((z < qmin_) | (z > qmax_)).any()
+    return xt, s, z, qmin_, qmax_, mode, key_, (flagged, explain)

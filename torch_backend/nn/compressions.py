@@ -105,7 +105,7 @@ class AffineQuant(Compression):
 
     def compress(self, w):
         scale, zero_point = self.qparams(w)
-        return tb.fake_quantize(w, scale, zero_point, rounding=self.rounding, **self._kw())
+        return _fake_quantize(w, scale, zero_point, rounding=self.rounding, **self._kw())
 
     def reference(self, w):
         scale, zero_point = ref.minmax_qparams(w, symmetric=self.symmetric, **self._kw())
@@ -313,3 +313,13 @@ class TTQQuant(Compression):
 
     def describe(self):
         return {"algorithm": self.algorithm, "t": self.t}
+
+
+def _fake_quantize(x, scale, zero_point, **kw):
+    """`torch_backend.fake_quantize`; on CUDA through the fused kernel of `torch_backend.kernels` (bit-identical,
+    one pass over `x`, one host sync), elsewhere the eager function itself."""
+    if x.is_cuda:
+        from torch_backend import kernels
+
+        return kernels.fake_quantize(x, scale, zero_point, **kw)
+    return tb.fake_quantize(x, scale, zero_point, **kw)

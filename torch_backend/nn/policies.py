@@ -31,7 +31,7 @@ from torch.nn.utils import parametrize
 import reference as ref
 import torch_backend as tb
 from spec import validate
-from torch_backend.nn.compressions import AffineQuant, LSQQuant, Mask, TTQQuant, TWNQuant, XNORQuant
+from torch_backend.nn.compressions import AffineQuant, LSQQuant, Mask, TTQQuant, TWNQuant, XNORQuant, _fake_quantize
 
 ALGORITHMS: dict[str, type] = {}
 
@@ -393,7 +393,7 @@ class ActivationQuant(torch.nn.Module):
                     self.max_val.copy_(hi)
                     self.initialized.fill_(True)
             scale, zero_point = tb.qparams_from_range(self.min_val, self.max_val, qmin=self.qmin, qmax=self.qmax)
-            y = tb.fake_quantize(xf, scale, zero_point, qmin=self.qmin, qmax=self.qmax)
+            y = _fake_quantize(xf, scale, zero_point, qmin=self.qmin, qmax=self.qmax)
         self.last = (xf.detach().clone(), before, self.training, y.detach().clone())
         return y.to(x.dtype)
 

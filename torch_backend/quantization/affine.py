@@ -51,32 +51,30 @@ def qparams_from_range(min_val, max_val, *, qmin, qmax, symmetric=False):
             f"min_val must be <= max_val, got {float(min_val.reshape(-1)[i])!r} > "
             f"{float(max_val.reshape(-1)[i])!r} at flat index {i}"
         )
-    lo = torch.clamp(min_val, max=0.0).to(torch.float64)
-    hi = torch.clamp(max_val, min=0.0).to(torch.float64)
-    one = torch.ones((), dtype=torch.float32, device=lo.device)
-    if symmetric:
-        zero = qmin + (qmax - qmin + 1) // 2
-        if qmax - zero < 1:
-            raise ValueError(f"symmetric quantization needs at least 3 codes, got qmin={qmin}, qmax={qmax}")
-        scale = (torch.maximum(-lo, hi) / _arrays.scalar(float(qmax - zero), lo)).to(torch.float32)
-        scale = torch.where(scale < TINY, one, scale)
-        return scale, torch.full(scale.shape, zero, dtype=torch.int32, device=scale.device)
-    if qmax == qmin:
-        raise ValueError(f"quantization needs at least 2 codes, got qmin={qmin}, qmax={qmax}")
-    scale = ((hi - lo) / _arrays.scalar(float(qmax - qmin), lo)).to(torch.float32)
-    scale = torch.where(scale < TINY, one, scale)
-    zero_point = torch.clamp(float(qmin) - torch.round(lo / scale.to(torch.float64)), qmin, qmax)
-    return scale, zero_point.to(torch.int32)
+    _check_codes(qmin, qmax, symmetric)
+    return _qparams(min_val, max_val, qmin, qmax, symmetric)
 
 
 def minmax_qparams(x, *, qmin, qmax, symmetric=False, axis=None, group_size=None):
-    """Min-max calibration at a granularity; see `reference.quantization.affine.minmax_qparams`."""
-    x = _arrays.finite_array("x", x)
-    shape = _qparam_shape(tuple(x.shape), axis, group_size)
-    if x.numel() == 0:
-        raise ValueError(f"x has shape {tuple(x.shape)}: min-max calibration needs at least one element")
+    """Min-max calibration at a granularity; see `reference.quantization.affine.minmax_qparams`.
+
+    One host read of a device value per call (on CUDA each one waits for the GPU): `x` is not scanned for NaN or
+    Inf up front, because its minima and maxima carry any NaN or Inf it holds; only if they are not finite is `x`
+    scanned, to raise the reference's error.
+    """
+    x = _arrays.array("x", x)
+    try:
+        shape = _qparam_shape(tuple(x.shape), axis, group_size)
+        if x.numel() == 0:
+            raise ValueError(f"x has shape {tuple(x.shape)}: min-max calibration needs at least one element")
+        axis = None if axis is None else validate.axis("axis", axis, x.ndim)
+        qmin, qmax = validate.qrange(qmin, qmax)
+        symmetric = validate.boolean("symmetric", symmetric)
+        _check_codes(qmin, qmax, symmetric)
+    except (TypeError, ValueError):
+        _arrays.finite("x", x)  # the reference checks x first: its error wins
+        raise
     x = x.detach()
-    axis = None if axis is None else validate.axis("axis", axis, x.ndim)
     if axis is None:
         lo, hi = x.min(), x.max()
     elif group_size is None:
@@ -87,7 +85,9 @@ def minmax_qparams(x, *, qmin, qmax, symmetric=False, axis=None, group_size=None
         groups = groups.reshape(groups.shape[:-1] + (groups.shape[-1] // group_size, group_size))
         lo = torch.movedim(groups.amin(dim=-1), -1, axis)
         hi = torch.movedim(groups.amax(dim=-1), -1, axis)
-    return qparams_from_range(lo.reshape(shape), hi.reshape(shape), qmin=qmin, qmax=qmax, symmetric=symmetric)
+    if not bool(torch.isfinite(lo).all() & torch.isfinite(hi).all()):  # min and max propagate NaN and Inf
+        _arrays.finite("x", x)
+    return _qparams(lo.reshape(shape), hi.reshape(shape), qmin, qmax, symmetric)
 
 
 def quantize(x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, rounding="half_even", key=None):
@@ -159,6 +159,30 @@ def _qparam_shape(x_shape, axis, group_size):
     if x_shape[k] % g:
         raise ValueError(f"group_size {g} does not divide x.shape[{k}] = {x_shape[k]}")
     return tuple(n // g if i == k else n for i, n in enumerate(x_shape))
+
+
+def _check_codes(qmin, qmax, symmetric):
+    """Enough codes for the scheme: 3 for symmetric (a zero and one level each side), else 2."""
+    if symmetric and qmax - (qmin + (qmax - qmin + 1) // 2) < 1:
+        raise ValueError(f"symmetric quantization needs at least 3 codes, got qmin={qmin}, qmax={qmax}")
+    if not symmetric and qmax == qmin:
+        raise ValueError(f"quantization needs at least 2 codes, got qmin={qmin}, qmax={qmax}")
+
+
+def _qparams(min_val, max_val, qmin, qmax, symmetric):
+    """`qparams_from_range` after its checks: finite `min_val <= max_val`, valid codes."""
+    lo = torch.clamp(min_val, max=0.0).to(torch.float64)
+    hi = torch.clamp(max_val, min=0.0).to(torch.float64)
+    one = torch.ones((), dtype=torch.float32, device=lo.device)
+    if symmetric:
+        zero = qmin + (qmax - qmin + 1) // 2
+        scale = (torch.maximum(-lo, hi) / _arrays.scalar(float(qmax - zero), lo)).to(torch.float32)
+        scale = torch.where(scale < TINY, one, scale)
+        return scale, torch.full(scale.shape, zero, dtype=torch.int32, device=scale.device)
+    scale = ((hi - lo) / _arrays.scalar(float(qmax - qmin), lo)).to(torch.float32)
+    scale = torch.where(scale < TINY, one, scale)
+    zero_point = torch.clamp(float(qmin) - torch.round(lo / scale.to(torch.float64)), qmin, qmax)
+    return scale, zero_point.to(torch.int32)
 
 
 def _expand(x, scale, zero_point, axis, group_size):
