@@ -378,7 +378,8 @@ class ActivationQuant(torch.nn.Module):
         self.last = None
 
     def forward(self, x):
-        before = (self.min_val.clone(), self.max_val.clone(), bool(self.initialized))
+        initialized = bool(self.initialized)  # read once: on CUDA each read waits for the GPU
+        before = (self.min_val.clone(), self.max_val.clone(), initialized)
         if self.kind == "pact":
             before = (self.alpha.detach().clone(), None, None)  # the optimizer moves alpha after this call
         xf = x.float()
@@ -386,7 +387,7 @@ class ActivationQuant(torch.nn.Module):
             y = tb.pact_quantize(xf, self.alpha, self.bits)
         else:
             if self.training:
-                state = (self.min_val, self.max_val) if bool(self.initialized) else None
+                state = (self.min_val, self.max_val) if initialized else None
                 lo, hi = tb.ema_minmax_observer(xf.detach(), state, averaging_constant=self.averaging_constant)
                 with torch.no_grad():
                     self.min_val.copy_(lo)
