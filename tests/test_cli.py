@@ -32,7 +32,9 @@ def test_verify_with_a_time_budget_runs_whole_chunks(capsys):
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("tree_sum "))
     assert row.split()[2] == "15" and "15 generated examples in all, within --seconds 0" in out
-    assert cli.main(["verify", "--examples", "30", "--algorithm", "tree_sum", "--device", "cpu", "--seconds", "600"]) == 0
+    assert (
+        cli.main(["verify", "--examples", "30", "--algorithm", "tree_sum", "--device", "cpu", "--seconds", "600"]) == 0
+    )
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("tree_sum "))
     assert row.split()[2] == "30"
 

@@ -52,6 +52,7 @@ def _norm_correctly_rounded(call, case, out):
     for s, y in zip(sums, np.asarray(out).reshape(-1), strict=True):
         target = Fraction(float(s))
         up, down = np.nextafter(y, np.float32(np.inf)), np.nextafter(y, np.float32(0))
+
         def value(v):
             return Fraction(2**128) if np.isinf(v) else Fraction(float(v))
 
@@ -160,8 +161,11 @@ ENTRIES = [
         golden=(
             Golden(Case((_a([3, -4]),), {"p": 2}), np.array(5.0, np.float32), "sqrt(9 + 16)"),
             Golden(Case((_a([3, -4]),), {"p": 1}), np.array(7.0, np.float32), "3 + 4"),
-            Golden(Case((_a([0.10153881, 5.5, 8.0]),), {"p": 2}), np.array(9.708775, np.float32),
-                   "torch's CPU float64 sqrt gives ...127 instead of ...129 here; the float32 result is exact"),
+            Golden(
+                Case((_a([0.10153881, 5.5, 8.0]),), {"p": 2}),
+                np.array(9.708775, np.float32),
+                "torch's CPU float64 sqrt gives ...127 instead of ...129 here; the float32 result is exact",
+            ),
             Golden(Case((_a([3e38, 3e38]),), {"p": 2}), np.array(np.inf, np.float32), "beyond float32: inf"),
         ),
         bad=(Bad(Case((_a([3, -4]),), {"p": 3}), ValueError, "p must be one of 1, 2; got 3"),),
