@@ -478,3 +478,109 @@ def test_minmax_qparams_reads_the_device_once(device, kw):
 
         reference.minmax_qparams(bad.cpu().numpy(), qmin=-127, qmax=127, **kw)
     assert str(ours.value) == str(ref.value) and "flat index 43" in str(ours.value)
+
+
+# ---- deferred_checks: a block's device-side checks read once at its end, with the errors of the calls themselves
+
+
+def _bad_calls(dev):
+    """(call, same call outside any block) pairs whose inputs are bad in a value, not in a type or shape."""
+    from torch_backend.quantization.affine import minmax_qparams
+
+    x = torch.linspace(-3, 3, 64, device=dev).reshape(8, 8)
+    nan = x.clone()
+    nan[2, 5] = float("nan")
+    s = torch.full((), 0.05, device=dev)
+    z = torch.zeros((), dtype=torch.int32, device=dev)
+    return {
+        "fake_quantize x": lambda: K.fake_quantize(nan, s, z, qmin=-128, qmax=127),
+        "fake_quantize scale": lambda: K.fake_quantize(x, -s, z, qmin=-128, qmax=127),
+        "fake_quantize zero_point": lambda: K.fake_quantize(x, s, z + 300, qmin=-128, qmax=127),
+        "minmax_qparams": lambda: minmax_qparams(nan, qmin=0, qmax=255),
+        "nm_mask": lambda: K.nm_mask(nan, 2, 4, axis=1),
+        "tree_sum": lambda: K.tree_sum(nan),
+    }
+
+
+def _error(fn):
+    with pytest.raises((ValueError, TypeError)) as info:
+        fn()
+    return type(info.value), str(info.value)
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="the device-side checks are those of the Triton paths")
+@pytest.mark.parametrize("name", list(_bad_calls("cpu")))
+def test_deferred_checks_raise_the_same_error_at_the_end_of_the_block(name):
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    call = _bad_calls(dev)[name]
+    at_once = _error(call)
+    reached = []
+
+    def block():
+        with K.deferred_checks():
+            call()
+            reached.append(True)  # the call itself did not raise
+
+    assert _error(block) == at_once and reached == [True]
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="the device-side checks are those of the Triton paths")
+def test_deferred_checks_report_the_first_bad_call_and_outrank_a_later_error():
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    calls = _bad_calls(dev)
+    first = _error(calls["minmax_qparams"])
+
+    def two_bad():
+        with K.deferred_checks():
+            calls["minmax_qparams"]()
+            calls["fake_quantize scale"]()
+
+    assert _error(two_bad) == first
+    x = torch.ones(4, device=dev)
+
+    def then_a_type_error():  # an error raised at once inside the block: the earlier recorded one wins
+        with K.deferred_checks():
+            calls["nm_mask"]()
+            T.tree_sum(x.double().to(torch.int32))
+
+    with pytest.raises(ValueError) as info:
+        then_a_type_error()
+    assert (type(info.value), str(info.value)) == _error(calls["nm_mask"])
+    assert isinstance(info.value.__cause__, TypeError)
+
+    def nested():
+        with K.deferred_checks():
+            with K.deferred_checks():
+                calls["tree_sum"]()
+            assert True  # the inner block did not read: the outer one does
+
+    assert _error(nested) == _error(calls["tree_sum"])
+    with K.deferred_checks():  # an overflow from finite inputs is not an error
+        big = K.tree_sum(torch.full((4,), 1e308, dtype=torch.float64, device=dev))
+    assert float(big) == float("inf")
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="the fused path needs Triton (compiled, or its interpreter on CPU)")
+def test_a_deferred_training_step_reads_the_device_once():
+    from benchmarks import bench_training as B
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    model = B.ResNet18(4, 10).to(dev)
+    B.set_quantized(model, True)
+    x, t = torch.randn(2, 3, 32, 32, device=dev), torch.randint(0, 10, (2,), device=dev)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), t).backward()
+        opt.step()
+
+    def deferred_step():
+        with K.deferred_checks():
+            step()
+
+    step()
+    checked = _host_reads(step)
+    assert checked > 60  # a read per calibration, fake quantization and mask: about five per layer
+    assert _host_reads(deferred_step) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from spec import validate
@@ -74,3 +76,40 @@ def scalar(value, like: torch.Tensor, dtype=None) -> torch.Tensor:
     (On CUDA, a Python-number divisor is turned into a multiplication by its reciprocal.)
     """
     return torch.tensor(value, dtype=dtype or like.dtype, device=like.device)
+
+
+# ---- checks read from the device: now, or batched at the end of a `torch_backend.kernels.deferred_checks()` block
+
+
+_DEFERRED = threading.local()
+
+
+def check_flag(flag: torch.Tensor, explain) -> None:
+    """If the device boolean `flag` is set, call `explain()`, which raises the function's error (or returns when
+    the flag was a false alarm, e.g. a sum that overflowed from finite inputs).
+
+    Outside a deferred block this reads `flag` at once (one host sync). Inside
+    `torch_backend.kernels.deferred_checks()` it only records `(flag, explain)`; the block reads every flag of the
+    block together when it ends and calls the `explain` of the first one set.
+    """
+    pending = getattr(_DEFERRED, "pending", None)
+    if pending is None:
+        if bool(flag):
+            explain()
+    else:
+        pending.append((flag.detach().reshape(()), explain))
+
+
+def run_deferred(pending) -> None:
+    """Read the recorded flags (one host read per device) and call `explain` for each set one, in call order."""
+    by_device: dict = {}
+    for i, (flag, _) in enumerate(pending):
+        by_device.setdefault(flag.device, []).append(i)
+    fired = [False] * len(pending)
+    for indices in by_device.values():
+        values = torch.stack([pending[i][0] for i in indices]).tolist()
+        for i, value in zip(indices, values, strict=True):
+            fired[i] = bool(value)
+    for (_, explain), hit in zip(pending, fired, strict=True):
+        if hit:
+            explain()

@@ -9,11 +9,14 @@ reference) and is checked against the reference by the same conformance suite:
 - `nm_mask`: a Triton ranking kernel on CUDA, pairwise comparisons elsewhere;
 - `tree_sum`: the canonical float64 tree, four levels per Triton launch on CUDA, in place eagerly elsewhere.
 
+`deferred_checks()` batches the device-side input checks of a block (a training step) into one read at its end.
+
 Without CUDA or without Triton every function falls back to eager torch (see `_dispatch`); with
 `TRITON_INTERPRET=1` set before import, the Triton kernels run on CPU tensors in Triton's interpreter.
 """
 
 from ._dispatch import status
+from .checks import deferred_checks
 from .fake_quant import fake_quantize, fake_quantize_vjp
 from .reduce import tree_sum
 from .select import global_magnitude_masks, keep_largest, magnitude_mask, magnitude_mask_by_count, nm_mask
@@ -28,4 +31,5 @@ __all__ = [
     "nm_mask",
     "tree_sum",
     "status",
+    "deferred_checks",
 ]

@@ -122,9 +122,7 @@ def _launch(x, s, z, qmin, qmax, mode, key, axis, group_size, guard, want_mask):
         **k.EXACT,
     )
     flagged, explain = guard
-    if bool(bad.any() | flagged):  # the only host sync of the call
-        explain()  # raises the eager checks' first error, as the reference orders them
-        raise RuntimeError("the fused fake_quantize flagged an input that the eager checks accept")
+    _arrays.check_flag(bad.any() | flagged, explain)  # the call's only host sync (or deferred: `checks`)
     return y, (passes if want_mask else None)
 
 
@@ -147,8 +145,9 @@ def _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, ke
     first) is exactly the eager one, which is the reference's. Returns the checked values and `(flagged, explain)`.
     """
 
-    def explain():
+    def explain():  # the eager checks' first error, as the reference orders them
         _affine._check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key)
+        raise RuntimeError("the fused fake_quantize flagged an input that the eager checks accept")
 
     try:
         qmin_, qmax_ = validate.qrange(qmin, qmax)
@@ -161,7 +160,8 @@ def _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, ke
         _arrays.same_device("scale", s, "x", xt)
         _arrays.same_device("zero_point", z, "x", xt)
     except (TypeError, ValueError):
-        explain()  # a value problem reported earlier by the reference (x not finite, say) wins
+        # a value problem reported earlier by the reference (x not finite, say) wins
+        _affine._check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key)
         raise
     sd = s.detach()
     flagged = ~(torch.isfinite(sd) & (sd > 0)).all() | ((z < qmin_) | (z > qmax_)).any()

@@ -110,10 +110,13 @@ def nm_mask(w, n, m, axis=-1):
     if m == 1 or m > 16 or w.numel() == 0:
         return _structured.nm_mask(w, n, m, axis)
     a = torch.movedim(w.detach(), axis, -1)
-    keep = _nm_triton(a.contiguous(), n, m)
-    if keep is None:  # the kernel saw a non-finite weight
+    keep, bad = _nm_triton(a.contiguous(), n, m)
+
+    def explain():  # the kernel saw a non-finite weight
         _arrays.finite("w", w)
         raise RuntimeError("nm_kernel flagged a non-finite weight that the eager check did not find")
+
+    _arrays.check_flag(bad.any(), explain)
     return torch.movedim(keep, -1, axis)
 
 
@@ -319,4 +322,4 @@ def _nm_triton(a, n, m):
     out = torch.empty(a.shape, dtype=torch.bool, device=a.device)
     bad = torch.empty(grid, dtype=torch.int32, device=a.device)
     k.nm_kernel[grid](a, out, bad, groups, m, n, MP=mp, BG=bg, num_warps=4, **k.EXACT)
-    return None if bool(bad.any()) else out  # None: a weight is not finite (the caller raises the error)
+    return out, bad  # bad[i] = 1: program i saw a non-finite weight (the caller raises the error)

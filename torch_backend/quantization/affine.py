@@ -85,8 +85,8 @@ def minmax_qparams(x, *, qmin, qmax, symmetric=False, axis=None, group_size=None
         groups = groups.reshape(groups.shape[:-1] + (groups.shape[-1] // group_size, group_size))
         lo = torch.movedim(groups.amin(dim=-1), -1, axis)
         hi = torch.movedim(groups.amax(dim=-1), -1, axis)
-    if not bool(torch.isfinite(lo).all() & torch.isfinite(hi).all()):  # min and max propagate NaN and Inf
-        _arrays.finite("x", x)
+    # min and max propagate NaN and Inf: x is scanned (for the reference's error) only if they are not finite
+    _arrays.check_flag(~(torch.isfinite(lo).all() & torch.isfinite(hi).all()), lambda: _arrays.finite("x", x))
     return _qparams(lo.reshape(shape), hi.reshape(shape), qmin, qmax, symmetric)
 
 
