@@ -584,3 +584,15 @@ def test_a_deferred_training_step_reads_the_device_once():
     checked = _host_reads(step)
     assert checked > 60  # a read per calibration, fake quantization and mask: about five per layer
     assert _host_reads(deferred_step) == 1
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="the device-side checks are those of the Triton paths")
+def test_deferred_check_of_an_input_changed_in_place_does_not_pass_silently():
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    x = torch.ones(8, 8, device=dev)
+    x[1, 2] = float("inf")
+    s, z = torch.full((), 0.5, device=dev), torch.zeros((), dtype=torch.int32, device=dev)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        with K.deferred_checks():
+            K.fake_quantize(x, s, z, qmin=-8, qmax=7)
+            x[1, 2] = 0.0  # the evidence is gone by the end of the block

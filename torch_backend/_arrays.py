@@ -84,32 +84,42 @@ def scalar(value, like: torch.Tensor, dtype=None) -> torch.Tensor:
 _DEFERRED = threading.local()
 
 
-def check_flag(flag: torch.Tensor, explain) -> None:
-    """If the device boolean `flag` is set, call `explain()`, which raises the function's error (or returns when
-    the flag was a false alarm, e.g. a sum that overflowed from finite inputs).
+def check_flag(flag: torch.Tensor, explain, strict: bool = True) -> None:
+    """If the device boolean `flag` is set, call `explain()`, which raises the function's error. With
+    `strict=False`, `explain` may also return: the flag was a false alarm (a sum that overflowed from finite
+    inputs); with `strict=True` a flag that `explain` cannot explain is an error of its own.
 
     Outside a deferred block this reads `flag` at once (one host sync). Inside
-    `torch_backend.kernels.deferred_checks()` it only records `(flag, explain)`; the block reads every flag of the
-    block together when it ends and calls the `explain` of the first one set.
+    `torch_backend.kernels.deferred_checks()` it only records the check; the block reads every flag of the block
+    together when it ends and calls the `explain` of each one set, in call order.
     """
     pending = getattr(_DEFERRED, "pending", None)
     if pending is None:
         if bool(flag):
-            explain()
+            _explain(explain, strict)
     else:
-        pending.append((flag.detach().reshape(()), explain))
+        pending.append((flag.detach().reshape(()), explain, strict))
+
+
+def _explain(explain, strict):
+    explain()
+    if strict:
+        raise RuntimeError(
+            "a device-side check flagged an input that the function's checks now accept: was the input modified "
+            "in place inside a `deferred_checks()` block before the block ended?"
+        )
 
 
 def run_deferred(pending) -> None:
     """Read the recorded flags (one host read per device) and call `explain` for each set one, in call order."""
     by_device: dict = {}
-    for i, (flag, _) in enumerate(pending):
+    for i, (flag, _, _) in enumerate(pending):
         by_device.setdefault(flag.device, []).append(i)
     fired = [False] * len(pending)
     for indices in by_device.values():
         values = torch.stack([pending[i][0] for i in indices]).tolist()
         for i, value in zip(indices, values, strict=True):
             fired[i] = bool(value)
-    for (_, explain), hit in zip(pending, fired, strict=True):
+    for (_, explain, strict), hit in zip(pending, fired, strict=True):
         if hit:
-            explain()
+            _explain(explain, strict)

@@ -18,6 +18,11 @@ them out of the block (an optimizer step belongs after it, or inside it only if 
 from bad inputs is raised about afterwards). If the block raises for another reason, the recorded flags are read
 first, and an earlier call's error wins, raised from the original exception. Checks that do not run on the device
 (types, shapes, parameters) still raise at the call. Blocks nest: the outermost one reads the flags.
+
+The error is reproduced at the end from the call's own inputs, so do not modify them in place inside the block
+(an `optimizer.step()` belongs after it). If a flagged input was modified meanwhile, the end of the block raises
+`RuntimeError` saying so, rather than passing (except for `tree_sum`, whose non-finite result may also be an
+overflow of finite inputs: there a NaN or Inf written over in place goes unreported).
 """
 
 from __future__ import annotations

@@ -112,11 +112,7 @@ def nm_mask(w, n, m, axis=-1):
     a = torch.movedim(w.detach(), axis, -1)
     keep, bad = _nm_triton(a.contiguous(), n, m)
 
-    def explain():  # the kernel saw a non-finite weight
-        _arrays.finite("w", w)
-        raise RuntimeError("nm_kernel flagged a non-finite weight that the eager check did not find")
-
-    _arrays.check_flag(bad.any(), explain)
+    _arrays.check_flag(bad.any(), lambda: _arrays.finite("w", w))  # the kernel saw a non-finite weight
     return torch.movedim(keep, -1, axis)
 
 
