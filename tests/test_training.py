@@ -339,3 +339,16 @@ def test_slimmed_model_loses_its_channels_after_finalize():
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in _model().parameters())
     out = small(x)
     assert torch.allclose(masked, out, rtol=0, atol=1e-5 * float(masked.abs().max()))
+
+
+def test_activations_not_recorded_keep_no_copies_and_replay_says_so():
+    model = _model()
+    compressor = compress(model, {"rules": RECIPES["w8a8"]}, record_activations=False)
+    _train(model, compressor, 3)
+    quantizers = [m for m in model.modules() if m.__class__.__name__ == "ActivationQuant"]
+    assert quantizers and all(q.last is None for q in quantizers)
+    rows = compressor.replay()
+    outputs = [r for r in rows if "output" in r.tensor]
+    assert len(outputs) == len(quantizers)
+    assert all(r.elements == 0 and "not recorded" in r.detail for r in outputs)
+    assert all(r.match and r.elements > 0 for r in rows if "output" not in r.tensor)

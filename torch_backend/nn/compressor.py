@@ -126,8 +126,14 @@ class Compressor:
         return self.model
 
 
-def compress(model: nn.Module, recipe, *, verify_masks: bool = True) -> Compressor:
-    """Validate `recipe` against `model`, then register its compressions. Nothing is changed if any rule is bad."""
+def compress(model: nn.Module, recipe, *, verify_masks: bool = True, record_activations: bool = True) -> Compressor:
+    """Validate `recipe` against `model`, then register its compressions. Nothing is changed if any rule is bad.
+
+    `verify_masks`: recompute every mask update with the NumPy reference when it happens. `record_activations`:
+    keep the last call of each activation quantizer (a copy of its input and output) for `replay`; turn it off
+    for large models, where the two activation-sized copies per quantized layer cost memory, and `replay` then
+    lists those quantizers as not recorded.
+    """
     recipe = Recipe.parse(recipe)
     planned = []
     for rule in recipe.rules:
@@ -149,7 +155,10 @@ def compress(model: nn.Module, recipe, *, verify_masks: bool = True) -> Compress
             cls.check_shapes(targets, rule.tensor, params)
         except (TypeError, ValueError) as exc:
             raise RecipeError(f"{rule.where()}: {exc}") from None
-    policy_list = [cls(rule, targets, params, verify_masks=verify_masks) for cls, rule, targets, params in planned]
+    policy_list = [
+        cls(rule, targets, params, verify_masks=verify_masks, record_activations=record_activations)
+        for cls, rule, targets, params in planned
+    ]
     return Compressor(model, recipe, policy_list)
 
 

@@ -47,8 +47,9 @@ class Policy:
     name = ""
     PARAMS: dict = {}  # parameter -> (checker, default); a default of `validate.REQUIRED` means required
 
-    def __init__(self, rule, targets, params, verify_masks=True):
+    def __init__(self, rule, targets, params, verify_masks=True, record_activations=True):
         self.rule, self.targets, self.params, self.verify_masks = rule, targets, params, verify_masks
+        self.record_activations = record_activations
         self.checks = 0
         self.mismatches = 0
         self.attach()
@@ -366,9 +367,9 @@ class ActivationQuant(torch.nn.Module):
     (inputs, state before, output) so that `Compressor.replay` can recompute it with the reference.
     """
 
-    def __init__(self, kind, bits, averaging_constant=0.01, alpha=6.0):
+    def __init__(self, kind, bits, averaging_constant=0.01, alpha=6.0, record=True):
         super().__init__()
-        self.kind, self.bits, self.averaging_constant = kind, bits, averaging_constant
+        self.kind, self.bits, self.averaging_constant, self.record = kind, bits, averaging_constant, record
         self.qmin, self.qmax = tb.integer_range(bits, False, False)
         self.register_buffer("min_val", torch.zeros(()))
         self.register_buffer("max_val", torch.zeros(()))
@@ -395,7 +396,8 @@ class ActivationQuant(torch.nn.Module):
                     self.initialized.fill_(True)
             scale, zero_point = tb.qparams_from_range(self.min_val, self.max_val, qmin=self.qmin, qmax=self.qmax)
             y = _fake_quantize(xf, scale, zero_point, qmin=self.qmin, qmax=self.qmax)
-        self.last = (xf.detach().clone(), before, self.training, y.detach().clone())
+        if self.record:
+            self.last = (xf.detach().clone(), before, self.training, y.detach().clone())
         return y.to(x.dtype)
 
     def replay(self):
@@ -430,7 +432,7 @@ class _Activation(Policy):
     def attach(self):
         self.handles = []
         for _, module in self.tensors():
-            module.pqref_activation = ActivationQuant(self.kind, **self.params)
+            module.pqref_activation = ActivationQuant(self.kind, **self.params, record=self.record_activations)
             self.handles.append(module.register_forward_hook(lambda m, args, out: m.pqref_activation(out)))
 
     def replay_rows(self):
@@ -438,6 +440,10 @@ class _Activation(Policy):
 
         rows = []
         for name, module in self.tensors():
+            if not module.pqref_activation.record:
+                detail = "not recorded: compress(..., record_activations=False)"
+                rows.append(ReplayRow(f"{name} output", f"activation {self.kind}", 0, True, detail))
+                continue
             n, ok = module.pqref_activation.replay()
             if n:
                 rows.append(ReplayRow(f"{name} output (last batch)", f"activation {self.kind}", n, ok))
