@@ -189,7 +189,7 @@ def xnor_scale(w, *, axis=None):
         XNOR-Net: ImageNet Classification Using Binary Convolutional Neural Networks. ECCV.
         arXiv:1603.05279 (Eq. 4: $\alpha^* = \frac{1}{n}\|W\|_{\ell 1}$)
     """
-    w, k = _check_xnor(w, axis)
+    w, k = _check_slices(w, axis, "the XNOR scale")
     return _scale(w, k)
 
 
@@ -221,7 +221,7 @@ def xnor_binarize(w, *, axis=None, ste="clipped"):
     ??? cite "Rastegari et al., 2016"
         XNOR-Net (arXiv:1603.05279), Section 3.1, Binary-Weight-Networks.
     """
-    w, k = _check_xnor(w, axis)
+    w, k = _check_slices(w, axis, "the XNOR scale")
     validate.choice("ste", ste, STES)
     return _expand(_scale(w, k), w.ndim, k) * _sign(w)
 
@@ -263,7 +263,7 @@ def xnor_binarize_vjp(grad, w, *, axis=None, ste="clipped"):
     ??? cite "Rastegari et al., 2016"
         XNOR-Net (arXiv:1603.05279), Section 3.1, "Training Binary-Weights-Networks".
     """
-    w, k = _check_xnor(w, axis)
+    w, k = _check_slices(w, axis, "the XNOR scale")
     validate.choice("ste", ste, STES)
     grad = _check_grad(grad, w, "w")
     alpha = _expand(_scale(w, k), w.ndim, k).astype(np.float64)
@@ -312,12 +312,12 @@ def _connect(w, stochastic, key):
     return np.where(w > u * F32(2) - F32(1), F32(1), F32(-1))
 
 
-def _check_xnor(w, axis):
-    """w: finite float32 with an element; axis: None or normalized."""
+def _check_slices(w, axis, what):
+    """w: finite float32 with an element (`what` needs one); axis: None or normalized."""
     w = _arrays.finite_array("w", w)
     k = None if axis is None else validate.axis("axis", axis, w.ndim)
     if w.size == 0:
-        raise ValueError(f"w has shape {w.shape}: the XNOR scale needs at least one element")
+        raise ValueError(f"w has shape {w.shape}: {what} needs at least one element")
     return w, k
 
 

@@ -7,12 +7,11 @@ threshold; TTQ follows the authors' paper and code.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from reference import _arrays
 from reference.core.reduce import tree_mean, tree_sum
+from reference.quantization.binary import _check_slices, _expand, _per_slice, _rows
 from spec import validate
 
 __all__ = ["twn_params", "twn_ternarize", "twn_ternarize_vjp", "ttq_quantize", "ttq_quantize_vjp"]
@@ -64,7 +63,7 @@ def twn_params(w, *, axis=None):
         Ternary Weight Networks. arXiv:1605.04711 (Eq. 9 and 10: $\Delta^* \approx 0.7 \cdot E(|W|)$,
         $\alpha^* = \frac{1}{|I_\Delta|} \sum_{i \in I_\Delta} |W_i|$)
     """
-    w, k = _check_twn(w, axis)
+    w, k = _check_slices(w, axis, "the TWN threshold")
     delta, alpha, _ = _twn(w, k)
     return _per_slice(delta, k), _per_slice(alpha, k)
 
@@ -96,7 +95,7 @@ def twn_ternarize(w, *, axis=None):
     ??? cite "Li et al., 2016"
         Ternary Weight Networks. arXiv:1605.04711
     """
-    w, k = _check_twn(w, axis)
+    w, k = _check_slices(w, axis, "the TWN threshold")
     _, alpha, kept = _twn(w, k)
     a = _expand(_per_slice(alpha, k), w.ndim, k)
     return np.asarray(np.where(kept, np.where(w > 0, a, -a), F32(0)))
@@ -123,7 +122,7 @@ def twn_ternarize_vjp(grad, w, *, axis=None):
     ??? cite "Li et al., 2016"
         Ternary Weight Networks. arXiv:1605.04711, Algorithm 1.
     """
-    w, _ = _check_twn(w, axis)
+    w, _ = _check_slices(w, axis, "the TWN threshold")
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     return np.array(grad, copy=True)
 
@@ -212,14 +211,6 @@ def ttq_quantize_vjp(grad, w, wp, wn, *, t=0.05):
 # ---- private helpers ----------------------------------------------------------------------------------------
 
 
-def _check_twn(w, axis):
-    w = _arrays.finite_array("w", w)
-    k = None if axis is None else validate.axis("axis", axis, w.ndim)
-    if w.size == 0:
-        raise ValueError(f"w has shape {w.shape}: the TWN threshold needs at least one element")
-    return w, k
-
-
 def _twn(w, k):
     """Per-slice delta and alpha (float32, shape (C,) with C = 1 for the whole tensor) and the kept mask."""
     a = np.abs(w)
@@ -245,22 +236,3 @@ def _check_ttq(w, wp, wn, t):
 def _check_scale(name, s):
     s = _arrays.shaped(name, _arrays.finite_array(name, s), (), "a per-tensor scale")
     return _arrays.positive(name, s)
-
-
-def _rows(a, k):
-    """(1, n) for the whole tensor, or (C, n) with one row per index along axis k (C order within a row)."""
-    if k is None:
-        return a.reshape(1, -1)
-    return np.moveaxis(a, k, 0).reshape(a.shape[k], math.prod(a.shape) // a.shape[k])
-
-
-def _per_slice(values, k):
-    """Row results (C,) as the parameter shape: () for the whole tensor, (C,) per channel."""
-    return np.asarray(values.reshape(()) if k is None else values)
-
-
-def _expand(p, ndim, k):
-    """A per-slice parameter, broadcastable against w."""
-    if k is None:
-        return p
-    return p.reshape(tuple(-1 if i == k else 1 for i in range(ndim)))

@@ -101,13 +101,13 @@ def compile_ptx(variant: Variant, arch: int = 90, fusion: bool = False) -> str:
     from torch_backend.kernels import _triton_kernels as k
 
     fn = getattr(k, variant.kernel)
-    names = list(variant.signature) + list(variant.constexprs)
-    signature = dict(variant.signature) | {name: "constexpr" for name in variant.constexprs}
-    signature = {name: signature[name] for name in _params(fn) if name in signature}
-    missing = [name for name in _params(fn) if name not in names]
+    given = dict(variant.signature) | {name: "constexpr" for name in variant.constexprs}
+    params = [p.name for p in fn.params]  # Triton wants the signature in the kernel's parameter order
+    missing = [name for name in params if name not in given]
     if missing:
         raise ValueError(f"{variant.kernel}: the audit gives no type for {missing}")
-    constexprs = {(list(signature).index(name),): value for name, value in variant.constexprs.items()}
+    signature = {name: given[name] for name in params}
+    constexprs = {(params.index(name),): value for name, value in variant.constexprs.items()}
     src = ASTSource(fn=fn, signature=signature, constexprs=constexprs)
     options = {"enable_fp_fusion": fusion, "num_warps": variant.num_warps}
     return triton.compile(src, target=GPUTarget("cuda", arch, 32), options=options).asm["ptx"]
@@ -159,11 +159,6 @@ def main(argv=None) -> int:
         + (" (enable_fp_fusion=True)" if args.fusion else "")
     )
     return 1 if failed else 0
-
-
-def _params(fn) -> list[str]:
-    """The parameter names of a `triton.jit` function, in order."""
-    return [p.name for p in fn.params]
 
 
 if __name__ == "__main__":

@@ -97,13 +97,7 @@ def nm_mask(w, n, m, axis=-1):
         return _structured.nm_mask(w, n, m, axis)
     w = _arrays.array("w", w)
     try:  # the same checks as the eager function; w's finiteness is checked by the kernel (or first, on error)
-        m = validate.integer("m", m, lo=1)
-        n = validate.integer("n", n, lo=0, hi=m)
-        if w.ndim == 0:
-            raise ValueError("w must have at least one dimension for N:M pruning, got a 0-d array")
-        axis = validate.axis("axis", axis, w.ndim)
-        if w.shape[axis] % m:
-            raise ValueError(f"m {m} does not divide w.shape[{axis}] = {w.shape[axis]}")
+        n, m, axis = _structured._check_nm(w, n, m, axis)
     except (TypeError, ValueError):
         _arrays.finite("w", w)
         raise
@@ -111,7 +105,6 @@ def nm_mask(w, n, m, axis=-1):
         return _structured.nm_mask(w, n, m, axis)
     a = torch.movedim(w.detach(), axis, -1)
     keep, bad = _nm_triton(a.contiguous(), n, m)
-
     _arrays.check_flag(bad.any(), lambda: _arrays.finite("w", w))  # the kernel saw a non-finite weight
     return torch.movedim(keep, -1, axis)
 

@@ -33,6 +33,17 @@ def ln_structured_mask(w, sparsity, p=2, axis=0):
 def nm_mask(w, n, m, axis=-1):
     """N:M sparsity with ties to the lower index, by a stable sort; see `reference.pruning.structured.nm_mask`."""
     w = _arrays.finite_array("w", w)
+    n, m, axis = _check_nm(w, n, m, axis)
+    a = torch.movedim(torch.abs(w.detach()), axis, -1)
+    g = a.reshape(a.shape[:-1] + (a.shape[-1] // m, m))
+    order = torch.sort(g, dim=-1, descending=True, stable=True).indices
+    keep = torch.zeros(g.shape, dtype=torch.bool, device=g.device)
+    keep.scatter_(-1, order[..., :n], True)
+    return torch.movedim(keep.reshape(a.shape), -1, axis)
+
+
+def _check_nm(w, n, m, axis):
+    """The N:M parameters against `w`'s shape (its dtype and values are checked by the caller): `(n, m, axis)`."""
     m = validate.integer("m", m, lo=1)
     n = validate.integer("n", n, lo=0, hi=m)
     if w.ndim == 0:
@@ -40,9 +51,4 @@ def nm_mask(w, n, m, axis=-1):
     axis = validate.axis("axis", axis, w.ndim)
     if w.shape[axis] % m:
         raise ValueError(f"m {m} does not divide w.shape[{axis}] = {w.shape[axis]}")
-    a = torch.movedim(torch.abs(w.detach()), axis, -1)
-    g = a.reshape(a.shape[:-1] + (a.shape[-1] // m, m))
-    order = torch.sort(g, dim=-1, descending=True, stable=True).indices
-    keep = torch.zeros(g.shape, dtype=torch.bool, device=g.device)
-    keep.scatter_(-1, order[..., :n], True)
-    return torch.movedim(keep.reshape(a.shape), -1, axis)
+    return n, m, axis

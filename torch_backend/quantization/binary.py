@@ -67,20 +67,20 @@ def binary_connect_vjp(grad, w, *, stochastic=False, key=None, ste="identity"):
 
 def xnor_scale(w, *, axis=None):
     """The XNOR-Net / BWN scale fl32(tree_mean(|w|)); see `reference.quantization.binary.xnor_scale`."""
-    w, k = _check_xnor(w, axis)
+    w, k = _check_slices(w, axis, "the XNOR scale")
     return _scale(w.detach(), k)
 
 
 def xnor_binarize(w, *, axis=None, ste="clipped"):
     """alpha * sign(w) with the XNOR-Net gradient; see `reference.quantization.binary.xnor_binarize`."""
-    w, k = _check_xnor(w, axis)
+    w, k = _check_slices(w, axis, "the XNOR scale")
     validate.choice("ste", ste, STES)
     return _Xnor.apply(w, k, ste)
 
 
 def xnor_binarize_vjp(grad, w, *, axis=None, ste="clipped"):
     """The gradient of `xnor_binarize`, computed by torch autograd through `xnor_binarize`."""
-    w, _ = _check_xnor(w, axis)
+    w, _ = _check_slices(w, axis, "the XNOR scale")
     validate.choice("ste", ste, STES)
     grad = _check_grad(grad, w, "w")
     leaf = w.detach().requires_grad_(True)
@@ -170,11 +170,12 @@ def _connect(w, stochastic, key):
     return torch.where(w > u * 2.0 - 1.0, one, -one)
 
 
-def _check_xnor(w, axis):
+def _check_slices(w, axis, what):
+    """w: finite float32 with an element (`what` needs one); axis: None or normalized."""
     w = _arrays.finite_array("w", w)
     k = None if axis is None else validate.axis("axis", axis, w.ndim)
     if w.numel() == 0:
-        raise ValueError(f"w has shape {tuple(w.shape)}: the XNOR scale needs at least one element")
+        raise ValueError(f"w has shape {tuple(w.shape)}: {what} needs at least one element")
     return w, k
 
 

@@ -6,13 +6,12 @@ gradients are private `torch.autograd.Function`s.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from spec import validate
 from torch_backend import _arrays
 from torch_backend.core.reduce import _tree, tree_mean, tree_sum
+from torch_backend.quantization.binary import _check_slices, _expand, _per_slice, _rows
 
 __all__ = ["twn_params", "twn_ternarize", "twn_ternarize_vjp", "ttq_quantize", "ttq_quantize_vjp"]
 
@@ -21,20 +20,20 @@ TWN_FACTOR = 0.7  # the float64 nearest 0.7
 
 def twn_params(w, *, axis=None):
     """TWN's threshold 0.7 * mean|w| and scale; see `reference.quantization.ternary.twn_params`."""
-    w, k = _check_twn(w, axis)
+    w, k = _check_slices(w, axis, "the TWN threshold")
     delta, alpha, _ = _twn(w.detach(), k)
     return _per_slice(delta, k), _per_slice(alpha, k)
 
 
 def twn_ternarize(w, *, axis=None):
     """Ternary Weight Networks; see `reference.quantization.ternary.twn_ternarize`."""
-    w, k = _check_twn(w, axis)
+    w, k = _check_slices(w, axis, "the TWN threshold")
     return _Twn.apply(w, k)
 
 
 def twn_ternarize_vjp(grad, w, *, axis=None):
     """The straight-through gradient of `twn_ternarize`, computed by torch autograd through `twn_ternarize`."""
-    w, _ = _check_twn(w, axis)
+    w, _ = _check_slices(w, axis, "the TWN threshold")
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
     leaf = w.detach().requires_grad_(True)
@@ -100,14 +99,6 @@ class _Ttq(torch.autograd.Function):
 # ---- private helpers ----------------------------------------------------------------------------------------
 
 
-def _check_twn(w, axis):
-    w = _arrays.finite_array("w", w)
-    k = None if axis is None else validate.axis("axis", axis, w.ndim)
-    if w.numel() == 0:
-        raise ValueError(f"w has shape {tuple(w.shape)}: the TWN threshold needs at least one element")
-    return w, k
-
-
 def _twn(w, k):
     """Per-slice delta and alpha (float32, shape (C,) with C = 1 for the whole tensor) and the kept mask."""
     a = torch.abs(w)
@@ -136,20 +127,3 @@ def _check_scale(name, s, w):
     s = _arrays.shaped(name, _arrays.finite_array(name, s), (), "a per-tensor scale")
     _arrays.positive(name, s)
     return _arrays.same_device(name, s, "w", w)
-
-
-def _rows(a, k):
-    """(1, n) for the whole tensor, or (C, n) with one row per index along axis k (C order within a row)."""
-    if k is None:
-        return a.reshape(1, -1)
-    return torch.movedim(a, k, 0).reshape(a.shape[k], math.prod(a.shape) // a.shape[k])
-
-
-def _per_slice(values, k):
-    return values.reshape(()) if k is None else values
-
-
-def _expand(p, ndim, k):
-    if k is None:
-        return p
-    return p.reshape(tuple(-1 if i == k else 1 for i in range(ndim)))
