@@ -172,7 +172,7 @@ def algorithm_page(e) -> str:
         rows = [[code(compact(b.case.repro(e.name))), code(b.error.__name__), code(b.match)] for b in e.bad]
         out.append(table(["Call", "Raises", "Message contains"], rows))
     else:
-        out.append("None pinned beyond the shared checks of `spec.validate`.\n")
+        out.append("None pinned beyond the shared checks of `reference.common.validate`.\n")
 
     out.append("\n## Invariants\n\n")
     if e.invariants:

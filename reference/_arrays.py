@@ -1,10 +1,10 @@
-"""Array checks for the NumPy reference; the wording lives in `spec.validate`, shared with torch_backend."""
+"""Array checks for the NumPy reference; the wording lives in `reference.common.validate`, shared with torch_backend."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from spec import validate
+from reference.common import validate
 
 
 def array(name, x, dtypes=("float32",)) -> np.ndarray:

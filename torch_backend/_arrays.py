@@ -1,4 +1,4 @@
-"""Array checks for the torch backend; the wording lives in `spec.validate`, shared with the reference."""
+"""Array checks for the torch backend; the wording lives in `reference.common.validate`, shared with the reference."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import torch
 
-from spec import validate
+from reference.common import validate
 
 
 def dtype_name(dtype: torch.dtype) -> str:

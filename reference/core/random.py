@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
-from spec import validate
+from reference.common import validate
 
 __all__ = ["threefry2x32", "make_key", "split", "fold_in", "random_bits", "uniform"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.random import uniform
-from spec import validate
 
 __all__ = ["round_half_even", "round_half_away", "round_floor", "round_ceil", "round_stochastic", "round_with"]
 

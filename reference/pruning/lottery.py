@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.select import keep_largest
 from reference.pruning.magnitude import pruned_count
-from spec import validate
 
 __all__ = ["imp_mask", "lottery_rewind", "imp_schedule"]
 

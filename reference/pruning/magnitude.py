@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.select import keep_largest
-from spec import validate
 
 __all__ = [
     "pruned_count",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.random import random_bits
 from reference.core.select import keep_largest
 from reference.pruning.magnitude import pruned_count
-from spec import validate
 
 __all__ = ["random_mask"]
 

@@ -12,8 +12,8 @@ import math
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.reduce import lp_norm, tree_sum
-from spec import validate
 
 __all__ = [
     "l1_penalty",

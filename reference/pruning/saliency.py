@@ -13,10 +13,10 @@ import math
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.reduce import _sqrt_to_float32, lp_norm, tree_sum
 from reference.core.select import keep_largest
 from reference.pruning.magnitude import pruned_count
-from spec import validate
 
 __all__ = [
     "score_mask",

@@ -19,9 +19,9 @@ import math
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.select import keep_largest
 from reference.pruning.magnitude import pruned_count
-from spec import validate
 
 __all__ = [
     "agp_sparsity",

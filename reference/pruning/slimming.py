@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.select import keep_largest
 from reference.pruning.magnitude import _tensor_list, pruned_count
 from reference.pruning.regularization import l1_subgradient
-from spec import validate
 
 __all__ = ["slimming_penalty_grad", "slimming_masks"]
 

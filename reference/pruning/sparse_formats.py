@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from reference import _arrays
-from spec import validate
+from reference.common import validate
 
 __all__ = [
     "to_bitmask",

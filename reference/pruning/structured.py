@@ -7,10 +7,10 @@ import math
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.reduce import lp_norm
 from reference.core.select import keep_largest
 from reference.pruning.magnitude import pruned_count
-from spec import validate
 
 __all__ = ["ln_structured_mask", "nm_mask"]
 

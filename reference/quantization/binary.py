@@ -12,9 +12,9 @@ import math
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.random import uniform
 from reference.core.reduce import tree_mean
-from spec import validate
 
 __all__ = [
     "binarize",

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.reduce import tree_mean, tree_sum
-from spec import validate
 
 __all__ = ["kmeans_codebook", "codebook_assign", "codebook_decode", "codebook_decode_vjp"]
 

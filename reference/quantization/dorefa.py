@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.reduce import tree_mean, tree_sum
-from spec import validate
 
 __all__ = ["dorefa_weight", "dorefa_weight_vjp", "dorefa_activation", "dorefa_activation_vjp"]
 

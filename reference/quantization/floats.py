@@ -24,8 +24,8 @@ from typing import NamedTuple
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.random import random_bits
-from spec import validate
 
 __all__ = ["float_encode", "float_decode", "float_quantize", "float_quantize_vjp"]
 

@@ -19,8 +19,8 @@ from fractions import Fraction
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.reduce import tree_sum
-from spec import validate
 
 __all__ = ["lsq_grad_scale", "lsq_quantize", "lsq_quantize_vjp", "lsq_plus_quantize", "lsq_plus_quantize_vjp"]
 

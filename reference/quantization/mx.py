@@ -23,8 +23,8 @@ from typing import NamedTuple
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.quantization.floats import FORMATS, QNAN, _decode, _encode, _encode_magnitude, _fields, _floor_log2
-from spec import validate
 
 __all__ = ["mx_quantize", "mx_dequantize", "mx_fake_quantize", "mx_fake_quantize_vjp"]
 

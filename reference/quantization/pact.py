@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.reduce import tree_sum
-from spec import validate
 
 __all__ = ["pact_quantize", "pact_quantize_vjp"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
-from spec import validate
+from reference.common import validate
 
 __all__ = [
     "pow2_exponent_range",

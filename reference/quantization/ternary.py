@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
+from reference.common import validate
 from reference.core.reduce import tree_mean, tree_sum
 from reference.quantization.binary import _check_slices, _expand, _per_slice, _rows
-from spec import validate
 
 __all__ = ["twn_params", "twn_ternarize", "twn_ternarize_vjp", "ttq_quantize", "ttq_quantize_vjp"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from spec import validate
+from reference.common import validate
 from torch_backend import _arrays
 
 __all__ = ["threefry2x32", "make_key", "split", "fold_in", "random_bits", "uniform"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from spec import validate
+from reference.common import validate
 from torch_backend import _arrays
 
 __all__ = ["tree_sum", "tree_mean", "lp_norm"]

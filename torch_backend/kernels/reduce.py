@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from spec import validate
+from reference.common import validate
 from torch_backend import _arrays
 from torch_backend.core import reduce as _reduce
 from torch_backend.kernels import _dispatch

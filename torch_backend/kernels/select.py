@@ -18,7 +18,7 @@ import math
 import numpy as np
 import torch
 
-from spec import validate
+from reference.common import validate
 from torch_backend import _arrays
 from torch_backend.core import select as _select
 from torch_backend.kernels import _dispatch

@@ -30,7 +30,7 @@ from torch.nn.utils import parametrize
 
 import reference as ref
 import torch_backend as tb
-from spec import validate
+from reference.common import validate
 from torch_backend.nn.compressions import AffineQuant, LSQQuant, Mask, TTQQuant, TWNQuant, XNORQuant, _fake_quantize
 
 ALGORITHMS: dict[str, type] = {}

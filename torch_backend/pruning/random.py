@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spec import validate
+from reference.common import validate
 from torch_backend import _arrays
 from torch_backend.core.random import random_bits
 from torch_backend.core.select import keep_largest

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from spec import validate
+from reference.common import validate
 from torch_backend import _arrays
 from torch_backend.core.reduce import _sqrt_to_float32, lp_norm, tree_sum
 from torch_backend.core.select import keep_largest

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from spec import validate
+from reference.common import validate
 from torch_backend import _arrays
 from torch_backend.core.select import keep_largest
 from torch_backend.pruning.magnitude import pruned_count

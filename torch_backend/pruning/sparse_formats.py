@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from spec import validate
+from reference.common import validate
 from torch_backend import _arrays
 
 __all__ = [

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from spec import validate
+from reference.common import validate
 from torch_backend import _arrays
 from torch_backend.core.random import uniform
 from torch_backend.core.reduce import _tree, tree_mean

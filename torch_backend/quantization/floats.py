@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from reference.common import validate
 from reference.quantization.floats import FORMATS, QNAN, ROUNDINGS
-from spec import validate
 from torch_backend import _arrays
 from torch_backend.core.random import random_bits
 

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import torch
 
-from spec import validate
+from reference.common import validate
 from torch_backend import _arrays
 from torch_backend.core.reduce import _tree
 

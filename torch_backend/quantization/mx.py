@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
+from reference.common import validate
 from reference.quantization.floats import FORMATS, QNAN
 from reference.quantization.mx import INT8_MAX_CODE, MAX_BLOCK, MX_FORMATS, SCALE_RULES
-from spec import validate
 from torch_backend import _arrays
 from torch_backend.quantization.floats import _decode, _encode, _encode_magnitude, _fields, _floor_log2
 

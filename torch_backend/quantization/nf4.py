@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from spec import validate
+from reference.common import validate
 from torch_backend import _arrays
 from torch_backend.core.reduce import tree_mean
 
