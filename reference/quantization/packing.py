@@ -1,4 +1,4 @@
-"""Bit packing: codes of 1 to 8 bits into a little-endian stream of bytes, and back."""
+"""Bit packing: codes of 1 to 16 bits into a little-endian stream of bytes, and back."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from reference import _arrays
 from reference.common import validate
 
 __all__ = ["pack_bits", "unpack_bits"]
+
+CODE_DTYPES = ("uint8", "uint16")
 
 
 def pack_bits(codes, bits):
@@ -20,12 +22,13 @@ def pack_bits(codes, bits):
        2^{(8j + r) \bmod b} \big\rfloor \bmod 2 $$
 
     For $b \in \{1, 2, 4, 8\}$ a code never crosses a byte; for $b = 3$ (and 5, 6, 7) a code may straddle two
-    bytes, its low bits in the first. The unused high bits of the last byte are 0.
+    bytes, its low bits in the first; codes of 9 to 16 bits span two or three bytes (16-bit codes are their
+    little-endian bytes). The unused high bits of the last byte are 0.
 
     **Arguments:**
 
-    - `codes`: a uint8 array of any shape (read in C order), each code in $[0, 2^b - 1]$.
-    - `bits`: the code width $b$, an int in `[1, 8]`.
+    - `codes`: a uint8 or uint16 array of any shape (read in C order), each code in $[0, 2^b - 1]$.
+    - `bits`: the code width $b$, an int in `[1, 16]`.
 
     **Returns:**
 
@@ -45,8 +48,8 @@ def pack_bits(codes, bits):
         Microscaling Data Formats for Deep Learning (OCP MX v1.0). arXiv:2310.10537. The ONNX `INT4`, `UINT4`,
         `INT2` and `FLOAT6` tensor layouts store sub-byte elements in the same order.
     """
-    bits = validate.integer("bits", bits, lo=1, hi=8)
-    codes = _arrays.within("codes", _arrays.array("codes", codes, ("uint8",)), 0, 2**bits - 1)
+    bits = validate.integer("bits", bits, lo=1, hi=16)
+    codes = _arrays.within("codes", _arrays.array("codes", codes, CODE_DTYPES), 0, 2**bits - 1)
     flat = codes.reshape(-1).astype(np.int64)
     n_bytes = (flat.size * bits + 7) // 8
     stream = ((flat[:, None] >> np.arange(bits)) & 1).reshape(-1)
@@ -64,12 +67,12 @@ def unpack_bits(packed, bits, count):
     **Arguments:**
 
     - `packed`: a 1-D uint8 array of exactly $\lceil \text{count} \cdot b / 8 \rceil$ bytes.
-    - `bits`: the code width $b$, an int in `[1, 8]`.
+    - `bits`: the code width $b$, an int in `[1, 16]`.
     - `count`: the number of codes, an int $\ge 0$.
 
     **Returns:**
 
-    A 1-D uint8 array of `count` codes in $[0, 2^b - 1]$.
+    A 1-D array of `count` codes in $[0, 2^b - 1]$: uint8 for $b \le 8$, uint16 for $b > 8$.
 
     !!! note
         Strict: a buffer of the wrong length raises `ValueError`, and so does a set padding bit (a bit of the
@@ -77,7 +80,7 @@ def unpack_bits(packed, bits, count):
 
     Example: `unpack_bits([221, 1], 3, 3)` is `[5, 3, 7]`.
     """
-    bits = validate.integer("bits", bits, lo=1, hi=8)
+    bits = validate.integer("bits", bits, lo=1, hi=16)
     count = validate.integer("count", count, lo=0)
     packed = _arrays.array("packed", packed, ("uint8",))
     n_bytes = (count * bits + 7) // 8
@@ -91,4 +94,4 @@ def unpack_bits(packed, bits, count):
         k = count * bits + int(np.flatnonzero(padding)[0])
         raise ValueError(f"packed has a set padding bit after the last code: stream bit {k} (byte {k // 8})")
     digits = stream[: count * bits].reshape(count, bits)
-    return np.asarray((digits << np.arange(bits)).sum(axis=1).astype(np.uint8))
+    return np.asarray((digits << np.arange(bits)).sum(axis=1).astype(np.uint8 if bits <= 8 else np.uint16))

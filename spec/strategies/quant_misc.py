@@ -273,10 +273,11 @@ def mse_cases(draw):
 
 @st.composite
 def pack_cases(draw):
-    bits = draw(st.integers(1, 8))
+    bits = draw(st.integers(1, 16))
     top = 2**bits - 1
+    dtype = np.uint16 if bits > 8 else draw(st.sampled_from([np.uint8, np.uint16]))
     codes = draw(
-        hnp.arrays(np.uint8, shapes(max_dims=2, max_side=7), elements=st.one_of(st.integers(0, top), st.just(top)))
+        hnp.arrays(dtype, shapes(max_dims=2, max_side=7), elements=st.one_of(st.integers(0, top), st.just(top)))
     )
     return Case((codes, bits))
 
@@ -285,6 +286,7 @@ def pack_cases(draw):
 def unpack_cases(draw):
     from reference.quantization.packing import pack_bits
 
-    bits = draw(st.integers(1, 8))
-    codes = draw(hnp.arrays(np.uint8, st.integers(0, 24), elements=st.integers(0, 2**bits - 1)))
+    bits = draw(st.integers(1, 16))
+    dtype = np.uint8 if bits <= 8 else np.uint16
+    codes = draw(hnp.arrays(dtype, st.integers(0, 24), elements=st.integers(0, 2**bits - 1)))
     return Case((pack_bits(codes, bits), bits, codes.size))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from reference.common import validate
+from reference.quantization.packing import CODE_DTYPES
 from torch_backend import _arrays
 
 __all__ = ["pack_bits", "unpack_bits"]
@@ -12,9 +13,9 @@ __all__ = ["pack_bits", "unpack_bits"]
 
 def pack_bits(codes, bits):
     """Pack `bits`-bit codes into bytes, first code in the lowest bits; see `reference.quantization.packing`."""
-    bits = validate.integer("bits", bits, lo=1, hi=8)
-    codes = _arrays.within("codes", _arrays.array("codes", codes, ("uint8",)), 0, 2**bits - 1)
-    flat = codes.reshape(-1).to(torch.int64)
+    bits = validate.integer("bits", bits, lo=1, hi=16)
+    codes = _arrays.array("codes", codes, CODE_DTYPES).to(torch.int64)  # torch has few uint16 ops
+    flat = _arrays.within("codes", codes, 0, 2**bits - 1).reshape(-1)
     n_bytes = (flat.numel() * bits + 7) // 8
     stream = ((flat[:, None] >> _positions(bits, flat)) & 1).reshape(-1)
     stream = torch.nn.functional.pad(stream, (0, 8 * n_bytes - stream.numel()))
@@ -23,7 +24,7 @@ def pack_bits(codes, bits):
 
 def unpack_bits(packed, bits, count):
     """Unpack `count` codes from bytes written by `pack_bits`; see `reference.quantization.packing.unpack_bits`."""
-    bits = validate.integer("bits", bits, lo=1, hi=8)
+    bits = validate.integer("bits", bits, lo=1, hi=16)
     count = validate.integer("count", count, lo=0)
     packed = _arrays.array("packed", packed, ("uint8",))
     n_bytes = (count * bits + 7) // 8
@@ -37,7 +38,7 @@ def unpack_bits(packed, bits, count):
         k = count * bits + int(padding.nonzero()[0])
         raise ValueError(f"packed has a set padding bit after the last code: stream bit {k} (byte {k // 8})")
     digits = stream[: count * bits].reshape(count, bits)
-    return (digits << _positions(bits, packed)).sum(dim=1).to(torch.uint8)
+    return (digits << _positions(bits, packed)).sum(dim=1).to(torch.uint8 if bits <= 8 else torch.uint16)
 
 
 def _positions(n, like):
