@@ -20,9 +20,16 @@ import numpy as np
 
 from reference import _arrays
 from reference.common import validate
-from reference.core.reduce import tree_sum
+from reference.core.reduce import tree_mean, tree_sum
 
-__all__ = ["lsq_grad_scale", "lsq_quantize", "lsq_quantize_vjp", "lsq_plus_quantize", "lsq_plus_quantize_vjp"]
+__all__ = [
+    "lsq_grad_scale",
+    "lsq_init_scale",
+    "lsq_quantize",
+    "lsq_quantize_vjp",
+    "lsq_plus_quantize",
+    "lsq_plus_quantize_vjp",
+]
 
 F32 = np.float32
 
@@ -52,6 +59,54 @@ def lsq_grad_scale(numel, qp):
     numel = validate.integer("numel", numel, lo=0)
     qp = validate.integer("qp", qp, lo=1, hi=2**16 - 1)
     return _inverse_sqrt_float32(numel * qp)
+
+
+def lsq_init_scale(w, *, bits, signed, axis=None):
+    r"""LSQ's initial step, $2\,\overline{|w|} / \sqrt{Q_P}$, per tensor or per channel, the same on every device.
+
+    $$ s_0 = \operatorname{fl}_{32}\!\Big( \operatorname{fl}_{64}(2 m) \oslash \operatorname{sqrt}_{rn}(Q_P) \Big),
+       \qquad m = \operatorname{tree\_mean}(|w|) $$
+
+    $m$ is the float64 mean of the slice (all of `w`, or one channel along `axis`), $2m$ is exact,
+    $\operatorname{sqrt}_{rn}(Q_P)$ is the correctly rounded float64 square root of the integer $Q_P$ (computed
+    on the host: CPython's `math.sqrt` is IEEE `sqrt`; torch's CPU float64 `sqrt` is not correctly rounded),
+    $\oslash$ is one IEEE float64 division, and the quotient is rounded once to float32.
+
+    **Arguments:**
+
+    - `w`: a float32 array, finite, with at least one element.
+    - `bits`, `signed`: the code range, as for `lsq_quantize` ($Q_P = 2^{b-1} - 1$ signed, $2^b - 1$ unsigned).
+    - `axis`: `None` (one step) or the channel axis (one step per index along it).
+
+    **Returns:**
+
+    A float32 array, shape `()` for `axis=None`, `(w.shape[axis],)` otherwise, every step finite and > 0.
+
+    !!! note
+        A slice whose step rounds to 0 (all zeros, or a mean that underflows) gets step `1.0`, so the result is
+        always a valid `scale` for `lsq_quantize`. A step beyond the float32 range raises `ValueError`.
+
+    Example: `w = [1, -3]`, 4 signed bits ($Q_P = 7$): $m = 2$, $s_0 = \operatorname{fl}_{32}(4 / \sqrt 7)
+    = 1.5118579$.
+
+    ??? cite "Esser et al., 2020"
+        Learned Step Size Quantization. ICLR. arXiv:1902.08153 (Section 2.1: "$2\langle|v|\rangle/\sqrt{Q_P}$")
+    """
+    _, qp = _bounds(bits, signed)
+    w = _arrays.finite_array("w", w)
+    k = None if axis is None else validate.axis("axis", axis, w.ndim)
+    if w.size == 0:
+        raise ValueError(f"w has shape {w.shape}: the LSQ initial step needs at least one element")
+    a = np.abs(w)
+    if k is None:
+        m = tree_mean(a)
+    else:
+        rows = np.moveaxis(a, k, 0)
+        m = tree_mean(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
+    with np.errstate(over="ignore"):
+        s = ((m * 2) / np.float64(math.sqrt(qp))).astype(F32)
+    _check_init(s)
+    return np.asarray(np.where(s > 0, s, F32(1)))
 
 
 def lsq_quantize(x, scale, *, bits, signed, axis=None):
@@ -307,3 +362,10 @@ def _inverse_sqrt_float32(m):
             y = down
         else:
             return float(y)
+
+
+def _check_init(s):
+    bad = ~np.isfinite(s)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"the initial step overflows float32 at flat index {i}: 2 * mean|w| / sqrt(Qp) > 3.4e38")

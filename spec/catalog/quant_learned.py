@@ -38,6 +38,13 @@ def _bits_of(a):
 # ---- invariants ---------------------------------------------------------------------------------------------
 
 
+def _lsq_init_steps(call, case, out):
+    (w,) = case.args
+    axis = case.kwargs.get("axis")
+    assert out.dtype == np.float32 and out.shape == (() if axis is None else (w.shape[axis],)), "parameter shape"
+    assert np.all(np.isfinite(out) & (out > 0)), "every step is a valid LSQ scale"
+
+
 def _in_levels(out, levels):
     assert np.all(np.isin(_bits_of(out.reshape(-1)), _bits_of(levels))), "an output is not one of the levels"
 
@@ -396,6 +403,50 @@ ENTRIES = [
             Bad(Case((-1, 3)), ValueError, "numel must be in [0, inf], got -1"),
             Bad(Case((4, 0)), ValueError, "qp must be in [1, 65535], got 0"),
             Bad(Case((4.0, 3)), TypeError, "numel must be an int, got float 4.0"),
+        ),
+        paper=LSQ,
+    ),
+    Entry(
+        name="lsq_init_scale",
+        family="quantization",
+        module="quantization.lsq",
+        summary="LSQ's initial step fl32(2 mean|w| / sqrt(Qp)), per tensor or per channel, the same on every device.",
+        strategy=S.lsq_init_cases,
+        semantics=(
+            "m = tree_mean(|w|) in float64 per slice (all of w, or each index along axis); 2m is exact.",
+            "sqrt(Qp) is the correctly rounded float64 square root of the integer Qp (host-side IEEE sqrt).",
+            "One IEEE float64 division 2m / sqrt(Qp), then one rounding to float32.",
+            "A step that rounds to 0 becomes 1.0 (a valid scale); a step beyond float32 raises ValueError.",
+        ),
+        invariants=(Invariant("positive finite steps of the parameter shape", _lsq_init_steps),),
+        golden=(
+            Golden(
+                Case((_a([1.0, -3.0]),), {"bits": 4, "signed": True}),
+                _s(float(4 / np.sqrt(7))),
+                "m = 2, 2m / sqrt(7) = 1.511857892..., to float32",
+            ),
+            Golden(
+                Case((_a([[1.0, -1.0], [0.0, 0.0]]),), {"bits": 2, "signed": False, "axis": 0}),
+                _a([2 / np.sqrt(3), 1.0]),
+                "per row: m = [1, 0]; Qp = 3; the all-zero row gets 1.0",
+            ),
+            Golden(
+                Case((_a([0.5, 0.5, 0.5, 0.5]),), {"bits": 3, "signed": True}),
+                _s(float(1 / np.sqrt(3))),
+                "ties: m = 0.5, 1 / sqrt(3)",
+            ),
+        ),
+        bad=(
+            Bad(
+                Case((_a([]),), {"bits": 4, "signed": True}),
+                ValueError,
+                "the LSQ initial step needs at least one element",
+            ),
+            Bad(
+                Case((_a([3e38, 3e38]),), {"bits": 2, "signed": True}), ValueError, "the initial step overflows float32"
+            ),
+            Bad(Case((_a([1.0]),), {"bits": 1, "signed": True}), ValueError, "signed LSQ needs bits >= 2"),
+            Bad(Case((_a([1.0]),), {"bits": 4, "signed": True, "axis": 1}), ValueError, "axis 1 is out of range"),
         ),
         paper=LSQ,
     ),

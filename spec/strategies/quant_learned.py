@@ -24,6 +24,7 @@ __all__ = [
     "pact_cases",
     "lsq_cases",
     "lsq_grad_scale_cases",
+    "lsq_init_cases",
 ]
 
 # The float32 inputs w > 0 whose exact tanh comes closest to a float32 rounding midpoint (distance in float64
@@ -173,6 +174,18 @@ def lsq_cases(draw, plus=False, with_grad=False):
     if with_grad:
         return Case((draw(float32_arrays(shape=st.just(shape))), x, *params), kwargs)
     return Case((x, *params), kwargs)
+
+
+@st.composite
+def lsq_init_cases(draw):
+    """`(w,)` and `bits`, `signed`, `axis` for LSQ's initial step: non-empty weights (ties, zeros, subnormals,
+    huge values that overflow the step), per tensor or per channel."""
+    signed = draw(st.booleans())
+    bits = draw(st.integers(2 if signed else 1, 16))
+    shape = draw(shapes(min_dims=0, max_dims=3, min_side=1, max_side=5))
+    w = draw(float32_arrays(shape=st.just(shape)))
+    axis = draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1))) if shape else None
+    return Case((w,), {"bits": bits, "signed": signed, "axis": axis})
 
 
 def lsq_grad_scale_cases():

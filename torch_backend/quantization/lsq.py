@@ -15,9 +15,16 @@ import torch
 
 from reference.common import validate
 from torch_backend import _arrays
-from torch_backend.core.reduce import _tree
+from torch_backend.core.reduce import _tree, tree_mean
 
-__all__ = ["lsq_grad_scale", "lsq_quantize", "lsq_quantize_vjp", "lsq_plus_quantize", "lsq_plus_quantize_vjp"]
+__all__ = [
+    "lsq_grad_scale",
+    "lsq_init_scale",
+    "lsq_quantize",
+    "lsq_quantize_vjp",
+    "lsq_plus_quantize",
+    "lsq_plus_quantize_vjp",
+]
 
 
 def lsq_grad_scale(numel, qp):
@@ -25,6 +32,24 @@ def lsq_grad_scale(numel, qp):
     numel = validate.integer("numel", numel, lo=0)
     qp = validate.integer("qp", qp, lo=1, hi=2**16 - 1)
     return _inverse_sqrt_float32(numel * qp)
+
+
+def lsq_init_scale(w, *, bits, signed, axis=None):
+    """LSQ's initial step `fl32(fl64(2 mean|w|) / sqrt_rn(Qp))`; see `reference.quantization.lsq.lsq_init_scale`."""
+    _, qp = _bounds(bits, signed)
+    w = _arrays.finite_array("w", w)
+    k = None if axis is None else validate.axis("axis", axis, w.ndim)
+    if w.numel() == 0:
+        raise ValueError(f"w has shape {tuple(w.shape)}: the LSQ initial step needs at least one element")
+    a = torch.abs(w.detach())
+    if k is None:
+        m = tree_mean(a)
+    else:
+        rows = torch.movedim(a, k, 0)
+        m = tree_mean(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
+    s = ((m * 2) / _arrays.scalar(math.sqrt(qp), m)).to(torch.float32)
+    _check_init(s)
+    return torch.where(s > 0, s, torch.ones_like(s))
 
 
 def lsq_quantize(x, scale, *, bits, signed, axis=None):
@@ -186,3 +211,10 @@ def _next_float32(y, direction):
     """The next float32 after a positive finite float32 y, up (+1) or down (-1)."""
     (bits,) = struct.unpack("<I", struct.pack("<f", y))
     return struct.unpack("<f", struct.pack("<I", bits + direction))[0]
+
+
+def _check_init(s):
+    bad = ~torch.isfinite(s)
+    if bool(bad.any()):
+        i = int(bad.reshape(-1).nonzero()[0])
+        raise ValueError(f"the initial step overflows float32 at flat index {i}: 2 * mean|w| / sqrt(Qp) > 3.4e38")
