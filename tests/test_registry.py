@@ -26,13 +26,17 @@ def _public_functions(path: pathlib.Path) -> dict[str, list[str]]:
     return out
 
 
+# Not algorithm modules: `reference/common/` (array-free code both backends import, written once) and
+# `reference/checkpoint.py` (the NumPy-only reader of exported models); neither has a twin or registry entries.
+NOT_ALGORITHMS = ("common", "checkpoint.py")
+
+
 def _reference_files():
-    """The algorithm modules: every public file, except `reference/common/` (array-free code both backends import,
-    written once; it has no twin and no entries)."""
+    """The algorithm modules: every public file of `reference/` except `NOT_ALGORITHMS`."""
     return sorted(
         p
         for p in (ROOT / "reference").rglob("*.py")
-        if not p.name.startswith("_") and p.relative_to(ROOT / "reference").parts[0] != "common"
+        if not p.name.startswith("_") and p.relative_to(ROOT / "reference").parts[0] not in NOT_ALGORITHMS
     )
 
 

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from tests.helpers import DEVICE_PARAMS
-from torch_backend.nn import RecipeError, compress, export_safetensors, load_safetensors
+from torch_backend.nn import ActivationQuant, RecipeError, compress, export_safetensors, load_safetensors
 from torch_backend.nn.demo import build_model
 from torch_backend.nn.export import effective_tensors
 from torch_backend.nn.surgery import remove_channels
@@ -95,7 +95,7 @@ def test_replay_detects_a_tampered_mask():
         mask.mask[0, 0, 0, 0] = ~mask.mask[0, 0, 0, 0]
     assert all(r.match for r in compressor.replay())  # the forward uses the tampered mask too: still consistent
     # but a compression whose forward disagrees with its reference is caught:
-    mask.compress = lambda w: torch.where(mask.mask, w, -0.0)
+    mask.forward = lambda w: torch.where(mask.mask, w, -0.0)
     assert not all(r.match for r in compressor.replay())
 
 
@@ -110,7 +110,7 @@ def test_replay_detects_a_tampered_mask():
         ([{**LAYERS, "algorithm": "nm", "n": 2, "m": 4}], "no axis -1 divisible by m=4"),
         ([{**LAYERS, "algorithm": "nm", "n": 5, "m": 4}], "n must be <= m"),
         ([{**LAYERS, "algorithm": "affine", "bits": 1}], "bits must be in [2, 16], got 1"),
-        ([{"modules": "1", "algorithm": "affine", "tensor": "scale"}], "has no floating-point tensor 'scale'"),
+        ([{"modules": "1", "algorithm": "affine", "tensor": "scale"}], "has no parameter 'scale'"),
     ],
 )
 def test_bad_recipes_fail_before_training_and_name_the_rule(rules, message):
@@ -345,7 +345,7 @@ def test_activations_not_recorded_keep_no_copies_and_replay_says_so():
     model = _model()
     compressor = compress(model, {"rules": RECIPES["w8a8"]}, record_activations=False)
     _train(model, compressor, 3)
-    quantizers = [m for m in model.modules() if m.__class__.__name__ == "ActivationQuant"]
+    quantizers = [m for m in model.modules() if isinstance(m, ActivationQuant)]
     assert quantizers and all(q.last is None for q in quantizers)
     rows = compressor.replay()
     outputs = [r for r in rows if "output" in r.tensor]

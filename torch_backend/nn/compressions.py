@@ -1,49 +1,98 @@
-"""Weight compressions as `torch.nn.utils.parametrize` parametrizations, each with its NumPy replay.
+"""Weight compressions as `torch.nn.utils.parametrize` parametrizations, each written once for both backends.
 
-A `Compression` maps the dense float32 master weight to the weight the layer uses, in every forward, with the
-functions of `torch_backend`. Its `reference` method computes the same tensor with the functions of `reference`
-from NumPy copies of the same inputs, so `replay` can prove after training that every compressed tensor is exactly
-what the reference says it is. State (masks, learned scales, observer statistics) lives in buffers and parameters,
-so it travels with `state_dict`.
+A `Compression` maps the master weight to the weight the layer uses, in every forward. Its algorithm calls are
+stated once, in `compute(B, w, s)` (see `torch_backend.nn.backend`): the forward runs them on tensors with
+`B = TORCH`; `replay` runs the same calls with `B = NUMPY` on NumPy copies of the master weight and of the state
+`s` (masks, learned scales: the module's own buffers and parameters, which travel with `state_dict`), so
+`Compressor.replay` proves every compressed tensor equal to what the reference computes.
 
-Mixed precision rule: a float16 or bfloat16 weight is widened to float32 (exact), compressed in float32, and
-rounded back to its dtype with round-to-nearest-even. The reference does the same with NumPy / ml_dtypes.
+**Dtype rule.** Every algorithm is defined on float32. A float16 or bfloat16 master weight is widened to float32
+(exact), compressed, and rounded back to its dtype (round to nearest, ties to even); a float64 master weight is
+rounded to float32 first (ties to even), compressed, and widened back (exact). The replay applies the same rule
+with NumPy and ml_dtypes. A compression's own state (masks, scales, observer statistics) stays float32 when the
+model is cast (`model.half()`, `.to(torch.bfloat16)`, `.double()`): only the master weights change dtype.
+
+**Export.** `encode(B, w, s)` gives the integer codes and parameters a deployment stores, through registry
+functions only (`quantize`, `codebook_assign`); the NumPy reader decodes them with `dequantize` or
+`codebook_decode` (`reference.checkpoint`), and the exporter checks that the decoded tensor is bit-identical to the
+forward's before it writes anything.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-import reference as ref
-import torch_backend as tb
-
-LOW_PRECISION = (torch.float16, torch.bfloat16)
+from torch_backend.nn.backend import NUMPY, TORCH
 
 
-class Compression(nn.Module):
-    """Base class: `compress` (torch, float32 -> float32) and `reference` (NumPy, the same bits)."""
+class Float32State(nn.Module):
+    """A module whose floating-point state stays float32 under dtype casts of the model: `.half()`,
+    `.to(dtype)`, `.double()` and the like move it between devices but do not change its dtype."""
+
+    def _apply(self, fn, recurse=True):
+        probe = fn(torch.zeros((), dtype=torch.float32))
+        if probe.dtype == torch.float32:
+            return super()._apply(fn, recurse)
+        device = probe.device
+        return super()._apply(lambda t: t.to(device), recurse)
+
+    def state(self, B=TORCH) -> dict:
+        """The module's own parameters and buffers by name: the tensors themselves for `TORCH`, NumPy copies for
+        `NUMPY`."""
+        own = dict(self.named_parameters(recurse=False)) | dict(self.named_buffers(recurse=False))
+        return {name: B.array(t) for name, t in own.items()}
+
+
+@dataclass
+class Encoded:
+    """What a deployment stores for one quantized tensor: integer `codes` and the `parts` that decode them.
+
+    `decode` names the reference function that turns them back into float32: `"dequantize"` (`parts`: `scale`,
+    `zero_point`; `params`: `axis`, `group_size`) or `"codebook_decode"` (`parts`: `codebook`). The codes lie in
+    `[qmin, qmax]`; they are stored as `code - qmin` in `bits` bits each.
+    """
+
+    codes: object
+    decode: str
+    parts: dict
+    qmin: int
+    qmax: int
+    params: dict = field(default_factory=dict)
+
+    @property
+    def bits(self) -> int:
+        return max(1, math.ceil(math.log2(self.qmax - self.qmin + 1)))
+
+
+class Compression(Float32State):
+    """Base class of the weight compressions: `compute(B, w, s)` on float32, once for both backends."""
 
     algorithm = ""
     kind = "quantization"  # or "pruning"
 
     def forward(self, w):
-        if w.dtype in LOW_PRECISION:
-            return self.compress(w.float()).to(w.dtype)
-        return self.compress(w)
+        if w.dtype == torch.float32:
+            return self.compute(TORCH, w, self.state(TORCH))
+        return self.compute(TORCH, w.float(), self.state(TORCH)).to(w.dtype)
 
-    def compress(self, w):
+    def compute(self, B, w, s):
         raise NotImplementedError
 
-    def reference(self, w: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    def encode(self, B, w, s) -> Encoded | None:
+        """The codes of `w` (the float32 input of this compression) for export; None for masks."""
+        return None
 
     def replay(self, w: np.ndarray) -> np.ndarray:
-        """The reference result for a master weight of any float dtype, with the mixed precision rule."""
+        """The reference's result for a NumPy master weight of any float dtype, with the dtype rule."""
+        s = self.state(NUMPY)
         if w.dtype == np.float32:
-            return self.reference(w)
-        return self.reference(w.astype(np.float32)).astype(w.dtype)
+            return self.compute(NUMPY, w, s)
+        return self.compute(NUMPY, w.astype(np.float32), s).astype(w.dtype)
 
     def bits_per_weight(self) -> float:
         return 32.0
@@ -51,9 +100,8 @@ class Compression(nn.Module):
     def describe(self) -> dict:
         return {"algorithm": self.algorithm}
 
-
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy().copy()
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "algorithm")
 
 
 class Mask(Compression):
@@ -66,11 +114,8 @@ class Mask(Compression):
         super().__init__()
         self.register_buffer("mask", torch.ones(shape, dtype=torch.bool, device=device))
 
-    def compress(self, w):
-        return tb.apply_mask(w, self.mask)
-
-    def reference(self, w):
-        return ref.apply_mask(w, _np(self.mask))
+    def compute(self, B, w, s):
+        return B.apply_mask(w, s["mask"])
 
     def sparsity(self) -> float:
         return 1.0 - float(self.mask.sum()) / max(1, self.mask.numel())
@@ -87,43 +132,27 @@ class AffineQuant(Compression):
 
     def __init__(self, bits=8, symmetric=True, axis=0, group_size=None, rounding="half_even"):
         super().__init__()
-        self.qmin, self.qmax = tb.integer_range(bits, True, symmetric)
+        self.qmin, self.qmax = TORCH.integer_range(bits, True, symmetric)
         self.bits, self.symmetric, self.axis, self.group_size, self.rounding = (
-            bits,
-            symmetric,
-            axis,
-            group_size,
-            rounding,
-        )
+            bits, symmetric, axis, group_size, rounding,
+        )  # fmt: skip
 
     def _kw(self):
         return {"qmin": self.qmin, "qmax": self.qmax, "axis": self.axis, "group_size": self.group_size}
 
-    def qparams(self, w):
-        kw = self._kw()
-        return tb.minmax_qparams(w.detach(), symmetric=self.symmetric, **kw)
+    def qparams(self, B, w):
+        return B.minmax_qparams(B.constant(w), symmetric=self.symmetric, **self._kw())
 
-    def compress(self, w):
-        scale, zero_point = self.qparams(w)
-        return _fake_quantize(w, scale, zero_point, rounding=self.rounding, **self._kw())
+    def compute(self, B, w, s):
+        scale, zero_point = self.qparams(B, w)
+        return B.fake_quantize(w, scale, zero_point, rounding=self.rounding, **self._kw())
 
-    def reference(self, w):
-        scale, zero_point = ref.minmax_qparams(w, symmetric=self.symmetric, **self._kw())
-        return ref.fake_quantize(w, scale, zero_point, rounding=self.rounding, **self._kw())
-
-    def export(self, w):
-        """`(arrays, meta)`: the integer codes, scales and zero points a deployment stores."""
-        scale, zero_point = self.qparams(w)
-        codes = tb.quantize(w.detach(), scale, zero_point, rounding=self.rounding, **self._kw())
-        meta = {"algorithm": self.algorithm, "bits": self.bits, "qmin": self.qmin, "qmax": self.qmax,
-                "axis": self.axis, "group_size": self.group_size, "parts": ["scale", "zero_point"]}  # fmt: skip
-        return {"codes": _np(codes), "scale": _np(scale), "zero_point": _np(zero_point)}, meta
-
-    @staticmethod
-    def decode(codes, parts, meta):
-        """The reference's `dequantize` of exported codes."""
-        return ref.dequantize(
-            codes, parts["scale"], parts["zero_point"], axis=meta["axis"], group_size=meta["group_size"]
+    def encode(self, B, w, s):
+        scale, zero_point = self.qparams(B, w)
+        codes = B.quantize(B.constant(w), scale, zero_point, rounding=self.rounding, **self._kw())
+        parts = {"scale": scale, "zero_point": zero_point}
+        return Encoded(
+            codes, "dequantize", parts, self.qmin, self.qmax, {"axis": self.axis, "group_size": self.group_size}
         )
 
     def bits_per_weight(self) -> float:
@@ -134,23 +163,12 @@ class AffineQuant(Compression):
                 "group_size": self.group_size, "rounding": self.rounding}  # fmt: skip
 
 
-def _per(axis, value, ndim):
-    """A per-channel value reshaped to broadcast along `axis` of an `ndim`-dimensional weight."""
-    if axis is None or value.ndim == 0:
-        return value
-    return value.reshape(tuple(-1 if i == axis % ndim else 1 for i in range(ndim)))
-
-
-def _codes_meta(algorithm, bits, qmin, axis, parts):
-    return {"algorithm": algorithm, "bits": bits, "qmin": qmin, "qmax": qmin + 2**bits - 1, "axis": axis,
-            "group_size": None, "parts": parts}  # fmt: skip
-
-
 class LSQQuant(Compression):
     """Learned step size quantization: the step is an `nn.Parameter`, trained with LSQ's gradient.
 
-    Initialized as in the paper, $s = 2\\,\\mathrm{mean}|w| / \\sqrt{Q_P}$ (per channel with `axis`), from the first
-    weight it sees; the replay uses the stored step, so the initialization need not be reproduced.
+    Initialized from the first weight it sees with `lsq_init_scale` (the paper's $2\\,\\mathrm{mean}|w| /
+    \\sqrt{Q_P}$, per channel with `axis`); the replay uses the stored step, so the initialization need not be
+    reproduced, but it is the same on every device.
     """
 
     algorithm = "lsq"
@@ -158,43 +176,36 @@ class LSQQuant(Compression):
     def __init__(self, weight, bits=4, axis=0):
         super().__init__()
         self.bits, self.axis = bits, axis
-        qp = 2 ** (bits - 1) - 1
-        a = torch.abs(weight.detach().float())
-        if axis is None:
-            mean = tb.tree_mean(a)
-        else:
-            rows = torch.movedim(a, axis, 0)
-            mean = tb.tree_mean(rows.reshape(rows.shape[0], -1), axis=1)
-        step = (mean * 2.0 / torch.tensor(qp, dtype=torch.float64, device=mean.device).sqrt()).to(torch.float32)
-        step = torch.where(step > 0, step, torch.ones_like(step))
-        self.scale = nn.Parameter(step)
+        self.scale = nn.Parameter(TORCH.lsq_init_scale(weight.detach().float(), bits=bits, signed=True, axis=axis))
 
-    def compress(self, w):
-        return tb.lsq_quantize(w, self.scale, bits=self.bits, signed=True, axis=self.axis)
+    def _range(self):
+        return -(2 ** (self.bits - 1)), 2 ** (self.bits - 1) - 1
 
-    def reference(self, w):
-        return ref.lsq_quantize(w, _np(self.scale), bits=self.bits, signed=True, axis=self.axis)
+    def compute(self, B, w, s):
+        return B.lsq_quantize(w, s["scale"], bits=self.bits, signed=True, axis=self.axis)
 
-    def export(self, w):
-        out = self.compress(w).detach()
-        s = _per(self.axis, self.scale.detach(), w.ndim)
-        codes = torch.round(out / s).to(torch.int32)  # out is code * s exactly, so out / s is the code
-        return {"codes": _np(codes), "scale": _np(self.scale)}, _codes_meta(
-            "lsq", self.bits, -(2 ** (self.bits - 1)), self.axis, ["scale"]
-        )
-
-    @staticmethod
-    def decode(codes, parts, meta):
-        s = parts["scale"]
-        if meta["axis"] is not None and s.ndim:
-            s = s.reshape(tuple(-1 if i == meta["axis"] % codes.ndim else 1 for i in range(codes.ndim)))
-        return codes.astype(np.float32) * s
+    def encode(self, B, w, s):
+        qmin, qmax = self._range()
+        scale = B.constant(s["scale"])
+        codes = B.quantize(B.constant(w), scale, B.int32_zeros_like(scale), qmin=qmin, qmax=qmax, axis=self.axis)
+        parts = {"scale": scale, "zero_point": B.int32_zeros_like(scale)}
+        return Encoded(codes, "dequantize", parts, qmin, qmax, {"axis": self.axis, "group_size": None})
 
     def bits_per_weight(self):
         return float(self.bits)
 
     def describe(self):
         return {"algorithm": self.algorithm, "bits": self.bits, "axis": self.axis}
+
+
+def _sign_codes(B, out, alpha, axis):
+    """Codes in {-1, 0, 1} of a binary or ternary weight `out` whose levels are `+-alpha`, through `quantize`
+    (`out / alpha` is exactly -1, 0 or 1). A slice with `alpha = 0` is all zeros and gets scale 1; the exporter's
+    decode check catches the one case codes cannot hold (a `-0.0` from an XNOR slice whose mean underflows)."""
+    scale = B.where(alpha > 0, alpha, B.full_like(alpha, 1.0))
+    codes = B.quantize(out, scale, B.int32_zeros_like(scale), qmin=-1, qmax=1, axis=axis)
+    parts = {"scale": scale, "zero_point": B.int32_zeros_like(scale)}
+    return Encoded(codes, "dequantize", parts, -1, 1, {"axis": axis, "group_size": None})
 
 
 class TWNQuant(Compression):
@@ -206,25 +217,13 @@ class TWNQuant(Compression):
         super().__init__()
         self.axis = axis
 
-    def compress(self, w):
-        return tb.twn_ternarize(w, axis=self.axis)
+    def compute(self, B, w, s):
+        return B.twn_ternarize(w, axis=self.axis)
 
-    def reference(self, w):
-        return ref.twn_ternarize(w, axis=self.axis)
-
-    def export(self, w):
-        out = self.compress(w).detach()
-        _, alpha = tb.twn_params(w.detach(), axis=self.axis)
-        codes = (out > 0).to(torch.int32) - (out < 0).to(torch.int32)
-        return {"codes": _np(codes), "alpha": _np(alpha)}, _codes_meta("twn", 2, -1, self.axis, ["alpha"])
-
-    @staticmethod
-    def decode(codes, parts, meta):
-        a = parts["alpha"]
-        if meta["axis"] is not None and a.ndim:
-            a = a.reshape(tuple(-1 if i == meta["axis"] % codes.ndim else 1 for i in range(codes.ndim)))
-        a = np.broadcast_to(a, codes.shape)
-        return np.where(codes > 0, a, np.where(codes < 0, -a, np.float32(0))).astype(np.float32)
+    def encode(self, B, w, s):
+        w = B.constant(w)
+        _, alpha = B.twn_params(w, axis=self.axis)
+        return _sign_codes(B, self.compute(B, w, s), alpha, self.axis)
 
     def bits_per_weight(self):
         return 2.0
@@ -234,7 +233,10 @@ class TWNQuant(Compression):
 
 
 class XNORQuant(Compression):
-    """XNOR-Net / BWN binary weights: the sign times the mean absolute value, per channel with `axis`."""
+    """XNOR-Net / BWN binary weights: the sign times the mean absolute value, per channel with `axis`.
+
+    Exported with 2-bit codes `{-1, 0, 1}`: code 0 holds the `+0.0` of an all-zero slice (`alpha = 0`).
+    """
 
     algorithm = "xnor"
 
@@ -242,25 +244,12 @@ class XNORQuant(Compression):
         super().__init__()
         self.axis = axis
 
-    def compress(self, w):
-        return tb.xnor_binarize(w, axis=self.axis)
+    def compute(self, B, w, s):
+        return B.xnor_binarize(w, axis=self.axis)
 
-    def reference(self, w):
-        return ref.xnor_binarize(w, axis=self.axis)
-
-    def export(self, w):
-        out = self.compress(w).detach()
-        alpha = tb.xnor_scale(w.detach(), axis=self.axis)
-        codes = torch.signbit(out).to(torch.int32)  # 1 where the weight is -alpha (or -0.0)
-        return {"codes": _np(codes), "alpha": _np(alpha)}, _codes_meta("xnor", 1, 0, self.axis, ["alpha"])
-
-    @staticmethod
-    def decode(codes, parts, meta):
-        a = parts["alpha"]
-        if meta["axis"] is not None and a.ndim:
-            a = a.reshape(tuple(-1 if i == meta["axis"] % codes.ndim else 1 for i in range(codes.ndim)))
-        a = np.broadcast_to(a, codes.shape)
-        return np.where(codes == 1, -a, a).astype(np.float32)
+    def encode(self, B, w, s):
+        w = B.constant(w)
+        return _sign_codes(B, self.compute(B, w, s), B.xnor_scale(w, axis=self.axis), self.axis)
 
     def bits_per_weight(self):
         return 1.0
@@ -270,43 +259,35 @@ class XNORQuant(Compression):
 
 
 class TTQQuant(Compression):
-    """Trained ternary quantization: learned positive and negative scales (`nn.Parameter`s), threshold t max|w|."""
+    """Trained ternary quantization: learned positive and negative scales (`nn.Parameter`s), threshold t max|w|.
+
+    TTQ needs positive scales; a training step may push one below zero, so the forward uses
+    `where(scale >= 2**-126, scale, 2**-126)` (the gradient passes where the scale is at or above the floor, as
+    `clamp` lets it), and so does the replay.
+    """
 
     algorithm = "ttq"
+    FLOOR = 2.0**-126
 
     def __init__(self, weight, t=0.05):
         super().__init__()
         self.t = t
-        init = tb.xnor_scale(weight.detach().float())
+        init = TORCH.xnor_scale(weight.detach().float())
         init = torch.where(init > 0, init, torch.ones_like(init))
         self.wp = nn.Parameter(init.clone())
         self.wn = nn.Parameter(init.clone())
 
-    # TTQ needs positive scales; a training step may push one below zero, so the forward uses
-    # max(scale, 2**-126) (the gradient passes where the scale is above the floor), and so does the replay.
-    FLOOR = 2.0**-126
+    def _floored(self, B, scale):
+        return B.where(scale >= self.FLOOR, scale, B.full_like(scale, self.FLOOR))
 
-    def _scales(self):
-        return torch.clamp(self.wp, min=self.FLOOR), torch.clamp(self.wn, min=self.FLOOR)
+    def compute(self, B, w, s):
+        return B.ttq_quantize(w, self._floored(B, s["wp"]), self._floored(B, s["wn"]), t=self.t)
 
-    def compress(self, w):
-        wp, wn = self._scales()
-        return tb.ttq_quantize(w, wp, wn, t=self.t)
-
-    def reference(self, w):
-        floor = np.float32(self.FLOOR)
-        return ref.ttq_quantize(w, np.maximum(_np(self.wp), floor), np.maximum(_np(self.wn), floor), t=self.t)
-
-    def export(self, w):
-        out = self.compress(w).detach()
-        codes = (out > 0).to(torch.int32) - (out < 0).to(torch.int32)
-        wp, wn = self._scales()
-        return {"codes": _np(codes), "wp": _np(wp), "wn": _np(wn)}, _codes_meta("ttq", 2, -1, None, ["wp", "wn"])
-
-    @staticmethod
-    def decode(codes, parts, meta):
-        wp, wn = parts["wp"], parts["wn"]
-        return np.where(codes > 0, wp, np.where(codes < 0, -wn, np.float32(0))).astype(np.float32)
+    def encode(self, B, w, s):
+        wp, wn = (B.constant(self._floored(B, s[k])) for k in ("wp", "wn"))
+        codebook = B.stack([-wn, B.full_like(wp, 0.0), wp])
+        codes = B.codebook_assign(self.compute(B, B.constant(w), s), codebook)  # exact: the output is in it
+        return Encoded(codes, "codebook_decode", {"codebook": codebook}, 0, 2)
 
     def bits_per_weight(self):
         return 2.0
@@ -315,11 +296,4 @@ class TTQQuant(Compression):
         return {"algorithm": self.algorithm, "t": self.t}
 
 
-def _fake_quantize(x, scale, zero_point, **kw):
-    """`torch_backend.fake_quantize`; on CUDA through the fused kernel of `torch_backend.kernels` (bit-identical,
-    one pass over `x`, one host sync), elsewhere the eager function itself."""
-    if x.is_cuda:
-        from torch_backend import kernels
-
-        return kernels.fake_quantize(x, scale, zero_point, **kw)
-    return tb.fake_quantize(x, scale, zero_point, **kw)
+WEIGHT_QUANTIZERS = (AffineQuant, LSQQuant, TWNQuant, XNORQuant, TTQQuant)

@@ -1,149 +1,247 @@
-"""Export a compressed model to safetensors with packed integer codes, and load it back with NumPy alone.
+"""Export a compressed model to safetensors with packed integer codes; read it back with NumPy alone.
 
-Layout, per tensor the model uses (names as a plain model has them, e.g. `3.weight`):
+The layout and the reader are in `reference.checkpoint` (one schema, documented there, readable without torch):
+every tensor the model uses under its plain `state_dict` name, pruned ones as a packed mask plus the kept
+entries, quantized ones as packed integer codes (`pack_bits`, up to 16 bits) plus the registry parameters that
+decode them (`dequantize` or `codebook_decode`), and the activation quantizers' parameters, so that the NumPy
+reader can run the quantized forward exactly. Every file tensor carries a sha256 in the record, and the record
+its own sha256.
 
-- uncompressed: the float32 tensor under its name;
-- pruned: `<name>.mask` (the bool mask packed 8 per byte, first element in the lowest bit) and `<name>.values`
-  (the kept entries in C order), or, if also quantized, the kept entries' codes;
-- quantized: `<name>.codes` (unsigned `code - qmin`, packed `bits` per code, little-endian bit stream),
-  `<name>.scale`, `<name>.zero_point`, and the parameters in the file's metadata.
-
-`load_safetensors` reconstructs every tensor with the NumPy reference (`dequantize`, `apply_mask` semantics), and
-the result equals the tensor the torch model uses, bit for bit. Sizes reported are the files' real sizes.
+Before writing, the exporter decodes every compressed tensor with the reader and compares it bit for bit with the
+tensor the torch model uses; a tensor whose codes cannot hold its values exactly (an XNOR slice whose mean
+underflows to 0 and leaves a `-0.0`) is stored dense instead, with a warning. The file is written to a temporary
+file in the same folder and renamed into place, with the usual permissions (`0o666` less the umask): a failed
+export leaves no partial file and does not replace an existing one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn.utils import parametrize
 
+from reference import checkpoint
+from reference.common.version import PQREF_VERSION, SEMANTICS_VERSION
+from torch_backend.nn import activations
+from torch_backend.nn.backend import NUMPY, TORCH, same_bits, to_numpy
 from torch_backend.nn.compressions import Compression
+
+load_safetensors = checkpoint.load_safetensors
 
 
 def effective_tensors(model):
-    """`(name, tensor)` for every parameter and buffer, parametrized ones as the forward sees them."""
-    seen = set()
+    """`(name, tensor)` for every tensor of the model's `state_dict` as a plain model has it: parametrized ones as
+    the forward sees them; parametrization internals and activation quantizers left out."""
+    skip = set()
     for mname, module in model.named_modules():
-        if "parametrizations" in mname.split("."):
-            continue  # the master weights and compression state inside a parametrization
+        if activations.quantizer_of(module) is not None:
+            skip.add(f"{mname}.{activations.ATTRIBUTE}" if mname else activations.ATTRIBUTE)
+    for mname, module in model.named_modules():
+        parts = mname.split(".")
+        if "parametrizations" in parts or any(mname == s or mname.startswith(s + ".") for s in skip):
+            continue
         prefix = f"{mname}." if mname else ""
+        done = set()
         if parametrize.is_parametrized(module):
             for tname in module.parametrizations:
                 with torch.no_grad():
                     yield prefix + tname, getattr(module, tname).detach()
-                seen.add(prefix + tname)
-        for pname, p in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False)):
-            name = prefix + pname
-            if name not in seen and p is not None:
-                seen.add(name)
-                yield name, p.detach()
+                done.add(tname)
+        for pname, p in module.named_parameters(recurse=False):
+            if pname not in done:
+                yield prefix + pname, p.detach()
+        for bname, b in module.named_buffers(recurse=False):
+            if bname not in done and b is not None and bname not in module._non_persistent_buffers_set:
+                yield prefix + bname, b.detach()
 
 
 def export_safetensors(model, compressor, path) -> int:
-    """Write `model` (compressed per `compressor`, or plain if None) to `path`; returns the file size in bytes."""
-    from safetensors.numpy import save_file
+    """Write `model` (compressed per `compressor`, or plain if None) to `path`; returns the file size in bytes.
 
-    arrays: dict[str, np.ndarray] = {}
-    meta: dict[str, dict] = {}
-    chains = {}
-    scalars: list[str] = []
-    if compressor is not None:
-        for name, module, tname, chain in compressor.compressed_tensors():
-            chains[name] = (module, tname, chain)
-    for name, tensor in effective_tensors(model):
-        if name not in chains:
-            arrays[name] = np.array(tensor.cpu().numpy(), copy=True)
-            if tensor.ndim == 0:
-                scalars.append(name)
-            continue
-        module, tname, chain = chains[name]
-        w = module.parametrizations[tname].original.detach()
-        mask = None
-        info: dict = {"shape": list(w.shape), "dtype": str(w.dtype).removeprefix("torch.")}
-        stored = None
-        for c in chain:
-            if c.kind == "pruning":
-                mask = c.mask if mask is None else mask & c.mask
-            elif isinstance(c, Compression) and hasattr(c, "export"):
-                parts, qmeta = c.export(w.float())
-                stored = parts
-                info["quant"] = qmeta
-            w = c(w)
-        if mask is not None:
-            m = mask.cpu().numpy()
-            arrays[f"{name}.mask"] = pack(m.reshape(-1).astype(np.uint32), 1)
-            info["pruned"] = True
-        keep = None if mask is None else mask.cpu().numpy().reshape(-1)
-        if stored is None:
-            values = w.detach().cpu().numpy().reshape(-1)
-            arrays[f"{name}.values"] = np.ascontiguousarray(values if keep is None else values[keep])
-        else:
-            codes = stored.pop("codes").reshape(-1)
-            q = info["quant"]
-            codes = codes if keep is None else codes[keep]
-            arrays[f"{name}.codes"] = pack((codes - q["qmin"]).astype(np.uint32), q["bits"])
-            q["part_shapes"] = {k: list(np.shape(v)) for k, v in stored.items()}
-            for k, v in stored.items():
-                arrays[f"{name}.{k}"] = np.array(v, copy=True)
-        meta[name] = info
-    save_file(arrays, str(path), metadata={"pqref": json.dumps(meta), "pqref_scalars": json.dumps(scalars)})
+    **Arguments:**
+
+    - `model`: the `nn.Module`.
+    - `compressor`: its `Compressor` (not finalized), or `None` for a model without pqref compressions.
+    - `path`: the file to write (its folder must exist); an existing file is replaced only when the export
+      succeeds.
+
+    **Returns:**
+
+    The size of the written file in bytes.
+    """
+    from torch_backend.nn.compressor import Compressor, is_compressed
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if compressor is None:
+        if is_compressed(model):
+            raise ValueError(
+                "model carries pqref compressions: pass its Compressor (export_safetensors(model, c, path))"
+            )
+    elif not isinstance(compressor, Compressor):
+        raise TypeError(f"compressor must be a Compressor or None, got {type(compressor).__name__}")
+    elif compressor.model is not model:
+        raise ValueError("compressor belongs to another model (compressor.model is not model)")
+    elif compressor.finalized:
+        raise ValueError(
+            "compressor was finalized, so the model holds plain weights and no codes: export before finalize(), "
+            "or export the plain model with compressor=None"
+        )
+    path = _target(path)
+    files, record = _build(model, compressor)
+    data = _serialize(files, record)
+    _write_atomically(path, data)
     return os.path.getsize(path)
 
 
-def load_safetensors(path) -> dict[str, np.ndarray]:
-    """Every tensor of an exported model, reconstructed with NumPy and the reference alone."""
-    from safetensors import safe_open
-    from safetensors.numpy import load_file
+def _target(path) -> Path:
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"path {str(path)!r} is a directory; give a file name such as model.safetensors")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ValueError(f"path {str(path)!r}: the folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"path {str(path)!r}: the folder {str(folder)!r} is not writable")
+    return path
 
-    arrays = load_file(str(path))
-    with safe_open(str(path), framework="numpy") as f:
-        header = f.metadata() or {}
-    meta = json.loads(header.get("pqref", "{}"))
-    for k in json.loads(header.get("pqref_scalars", "[]")):
-        arrays[k] = arrays[k].reshape(())
-    out = {k: v for k, v in arrays.items() if k.rsplit(".", 1)[0] not in meta}
-    for name, info in meta.items():
-        shape = tuple(info["shape"])
-        n = int(np.prod(shape, dtype=np.int64))
-        keep = unpack(arrays[f"{name}.mask"], 1, n).astype(bool) if info.get("pruned") else np.ones(n, dtype=bool)
-        if "quant" in info:
-            q = info["quant"]
-            codes = np.full(n, 0, dtype=np.int32)
-            codes[keep] = unpack(arrays[f"{name}.codes"], q["bits"], int(keep.sum())).astype(np.int32) + q["qmin"]
-            decode = decoders()[q["algorithm"]]
-            parts = {k: arrays[f"{name}.{k}"].reshape(q["part_shapes"][k]) for k in q["parts"]}
-            full = decode(codes.reshape(shape), parts, q)
-            flat = full.reshape(-1)
-            w = np.where(keep, flat, np.float32(0))
+
+def _build(model, compressor):
+    chains = {}
+    if compressor is not None:
+        for name, module, tname, chain in compressor.compressed_tensors():
+            chains[name] = (module, tname, chain)
+    files: dict[str, np.ndarray] = {}
+    tensors: dict[str, dict] = {}
+    for name, tensor in effective_tensors(model):
+        if name in chains:
+            entry, parts = _compressed(name, tensor, *chains[name])
+            if not same_bits(checkpoint.decode_tensor(name, entry, parts, "export"), to_numpy(tensor)):
+                warnings.warn(
+                    f"export: {name} cannot be stored exactly as codes ({entry['quant']['algorithm']}); it is stored "
+                    f"dense",
+                    stacklevel=3,
+                )
+            else:
+                tensors[name] = entry
+                files.update(parts)
+                continue
+        tensors[name] = _dense(name, tensor, files)
+    acts = {}
+    for mname, module in model.named_modules():
+        q = activations.quantizer_of(module)
+        if q is None:
+            continue
+        spec = q.export()
+        keys = []
+        for arg, value in spec["args"]:
+            key = f"{mname}.{activations.ATTRIBUTE}.{arg}" if mname else f"{activations.ATTRIBUTE}.{arg}"
+            files[key] = np.array(value, order="C", copy=True)
+            keys.append(key)
+        acts[mname] = {"algorithm": q.algorithm, "function": spec["function"], "args": keys, "kwargs": spec["kwargs"]}
+    record = {
+        "format": checkpoint.FORMAT,
+        "schema": checkpoint.SCHEMA,
+        "pqref": PQREF_VERSION,
+        "semantics": SEMANTICS_VERSION,
+        "tensors": tensors,
+        "activations": acts,
+        "files": {k: _file_entry(v) for k, v in files.items()},
+    }
+    return files, record
+
+
+def _storable(t: torch.Tensor) -> np.ndarray:
+    """A tensor as a NumPy array safetensors can hold: bfloat16 as its raw uint16 bits."""
+    t = t.detach().cpu().contiguous()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(np.uint16).copy()
+    return t.numpy().copy()
+
+
+def _dtype_name(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
+
+
+def _dense(name, tensor, files) -> dict:
+    files[name] = _storable(tensor)
+    return {"dtype": _dtype_name(tensor), "shape": list(tensor.shape), "storage": "dense", "file": name}
+
+
+def _compressed(name, tensor, module, tname, chain):
+    """The record entry and file tensors of one compressed tensor (before the decode check)."""
+    w = module.parametrizations[tname].original.detach()
+    mask, encoded, setting = None, None, None
+    for c in chain:
+        if c.kind == "pruning":
+            mask = c.mask if mask is None else mask & c.mask
         else:
-            w = np.zeros(n, dtype=np.float32)
-            w[keep] = arrays[f"{name}.values"]
-        out[name] = w.reshape(shape)
-    return out
+            encoded = c.encode(TORCH, w.float(), c.state(TORCH))
+            setting = c.describe()
+        w = c(w)
+    n = tensor.numel()
+    keep = np.ones(n, dtype=bool) if mask is None else to_numpy(mask).reshape(-1)
+    kept = int(keep.sum())
+    files = {}
+    entry = {"dtype": _dtype_name(tensor), "shape": list(tensor.shape), "storage": "compressed",
+             "pruned": mask is not None, "kept": kept}  # fmt: skip
+    if mask is not None:
+        files[f"{name}.mask"] = NUMPY.pack_bits(keep.astype(np.uint8), 1)
+    if encoded is None:
+        files[f"{name}.values"] = _storable(tensor).reshape(-1)[keep]
+        return entry, files
+    codes = to_numpy(encoded.codes).astype(np.int64).reshape(-1)[keep] - encoded.qmin
+    bits = encoded.bits
+    files[f"{name}.codes"] = NUMPY.pack_bits(codes.astype(np.uint8 if bits <= 8 else np.uint16), bits)
+    parts = {}
+    for part, value in encoded.parts.items():
+        files[f"{name}.{part}"] = np.array(to_numpy(value), order="C", copy=True)
+        parts[part] = f"{name}.{part}"
+    entry["quant"] = {
+        "algorithm": setting["algorithm"],
+        "settings": {k: v for k, v in setting.items() if k != "algorithm"},
+        "decode": encoded.decode,
+        "bits": bits,
+        "qmin": encoded.qmin,
+        "qmax": encoded.qmax,
+        "parts": parts,
+        "params": encoded.params,
+    }
+    return entry, files
 
 
-def pack(codes: np.ndarray, bits: int) -> np.ndarray:
-    """Unsigned codes below 2**bits into a little-endian bit stream: bit b of code j is stream bit j * bits + b."""
-    stream = (codes.reshape(-1, 1) >> np.arange(bits, dtype=np.uint32)) & 1
-    return np.packbits(stream.astype(np.uint8).reshape(-1), bitorder="little")
+def _file_entry(a: np.ndarray) -> dict:
+    return {"dtype": a.dtype.name, "shape": list(a.shape), "sha256": hashlib.sha256(a.tobytes()).hexdigest()}
 
 
-def unpack(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
-    stream = np.unpackbits(packed, bitorder="little")[: count * bits].reshape(count, bits).astype(np.uint32)
-    return (stream << np.arange(bits, dtype=np.uint32)).sum(axis=1, dtype=np.uint32)
+def _serialize(files, record) -> bytes:
+    from safetensors.numpy import save
+
+    text = json.dumps(record, sort_keys=True)
+    meta = {"pqref": text, "pqref_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    return save({k: np.array(v, order="C", copy=True) for k, v in files.items()}, metadata=meta)
 
 
-def decoders():
-    """`algorithm -> decode(codes, parts, meta)` for every quantizing compression (NumPy reference only)."""
-    out = {}
-    todo = [Compression]
-    while todo:
-        cls = todo.pop()
-        todo.extend(cls.__subclasses__())
-        if "decode" in cls.__dict__:
-            out[cls.algorithm] = cls.decode
-    return out
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+__all__ = ["export_safetensors", "load_safetensors", "effective_tensors", "Compression"]

@@ -2,11 +2,11 @@
 
 | algorithm | kind | parameters |
 |---|---|---|
-| `magnitude` | pruning, per tensor | `sparsity`, optional `schedule = {start, end, every, initial}` (AGP cubic) or `at` |
+| `magnitude` | pruning, per tensor | `sparsity`, and `schedule = {start, end, every, initial}` (AGP cubic) or `at` |
 | `global_magnitude` | pruning, ranked over all matched tensors | as `magnitude` |
-| `ln_structured` | pruning of slices | `sparsity`, `p` (1, 2), `axis`, schedule or `at` |
+| `ln_structured` | pruning of slices | `sparsity`, `p` (1, 2; default 2), `axis` (default 0), schedule or `at` |
 | `nm` | N:M pruning | `n`, `m`, `axis`, `at` |
-| `random` | pruning | `sparsity`, `seed`, `at` |
+| `random` | pruning | `sparsity`, `seed` (in [0, 2**64)), `at` |
 | `affine` | weight fake quantization, min-max scales each forward | `bits`, `symmetric`, `axis`, `group_size`, `rounding` |
 | `lsq` | weight quantization with a learned step (LSQ) | `bits`, `axis` |
 | `twn` | ternary weights (TWN) | `axis` |
@@ -18,22 +18,43 @@
 | `lottery` | iterative magnitude pruning with rewinding (`Compressor.next_round()`) | `fraction`, `rewind_step` |
 
 Mask updates score the *masked* weights (pruned weights count as 0), so masks are nested as sparsity grows.
+
+Every algorithm call is written once, as a function of a backend `B` (`torch_backend.nn.backend`): the training
+step runs it on `TORCH` (the fused kernels where they exist), and with `verify_masks` the same call runs on the
+NumPy reference and the two results are compared bit for bit (`Policy.verified`).
+
+One tensor takes at most one pruning algorithm and at most one weight quantizer (in either order; their
+composition is the chain of parametrizations, in rule order); one module's output takes at most one activation
+quantizer. A tensor shared by several modules (tied weights) is compressed once, for all of them.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn.utils import parametrize
 
-import reference as ref
-import torch_backend as tb
 from reference.common import validate
-from torch_backend.nn.compressions import AffineQuant, LSQQuant, Mask, TTQQuant, TWNQuant, XNORQuant, _fake_quantize
+from torch_backend.nn import activations
+from torch_backend.nn.backend import NUMPY, TORCH, numpy_tree, same_bits
+from torch_backend.nn.compressions import (
+    AffineQuant,
+    Compression,
+    LSQQuant,
+    Mask,
+    TTQQuant,
+    TWNQuant,
+    XNORQuant,
+)
 
 ALGORITHMS: dict[str, type] = {}
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
 def algorithm(cls):
@@ -41,19 +62,57 @@ def algorithm(cls):
     return cls
 
 
+@dataclass
+class Target:
+    """One tensor a rule compresses: the module matched (`name`, `module`), the parameter's attribute name
+    (`tensor`), and every `(name, module, attribute)` that holds the same parameter (`owners`: more than one for
+    tied weights; the matched one first)."""
+
+    name: str
+    module: nn.Module
+    tensor: str
+    owners: list = field(default_factory=list)
+
+    @property
+    def param(self) -> torch.Tensor:
+        plist = getattr(self.module, "parametrizations", None)
+        if plist is not None and self.tensor in plist:
+            return plist[self.tensor].original
+        return self.module._parameters[self.tensor]
+
+    def describe(self) -> str:
+        p = self.param
+        return f"module {self.name!r} ({type(self.module).__name__}.{self.tensor}, shape {tuple(p.shape)}, {p.dtype})"
+
+
+@dataclass
+class ReplayRow:
+    tensor: str
+    algorithms: str
+    elements: int
+    match: bool
+    detail: str = ""
+
+
 class Policy:
-    """One recipe rule applied to its matched modules."""
+    """One recipe rule applied to its matched modules.
+
+    The life of a policy: `validate` (parameters alone), `targets` (the matched tensors, checked one by one),
+    `check` (a dry run of every algorithm call on every matched tensor, changing nothing), `attach` (register the
+    parametrizations and hooks), then `on_step` / `before_optimizer_step` / `next_round` during training.
+    """
 
     name = ""
-    PARAMS: dict = {}  # parameter -> (checker, default); a default of `validate.REQUIRED` means required
+    kind = ""  # "pruning", "quantization" or "activation"
+    PARAMS: dict = {}  # parameter -> (checker, default); a default of `REQUIRED` means required
 
-    def __init__(self, rule, targets, params, verify_masks=True, record_activations=True):
-        self.rule, self.targets, self.params, self.verify_masks = rule, targets, params, verify_masks
-        self.record_activations = record_activations
+    def __init__(self, rule, targets, params, *, verify_masks=True, record_activations=True):
+        self.rule, self.targets, self.params = rule, targets, params
+        self.verify_masks, self.record_activations = verify_masks, record_activations
         self.checks = 0
         self.mismatches = 0
-        self.attach()
 
+    # ---- before the model is touched ----------------------------------------------------------------------
     @classmethod
     def validate(cls, params: dict) -> dict:
         unknown = set(params) - set(cls.PARAMS)
@@ -70,46 +129,204 @@ class Policy:
         return out
 
     @classmethod
-    def check_targets(cls, targets, tensor):
-        for name, module in targets:
-            t = getattr(module, tensor, None)
-            if not isinstance(t, torch.Tensor) or not t.is_floating_point():
-                raise ValueError(f"module {name!r} has no floating-point tensor {tensor!r}")
+    def make_targets(cls, model, rule, matched) -> list[Target]:
+        """The tensors the rule compresses on its matched modules, checked: a floating-point `nn.Parameter`, not
+        already compressed, no foreign parametrization; tied owners found."""
+        out, seen = [], set()
+        for name, module in matched:
+            param = weight_parameter(name, module, rule.tensor)
+            if id(param) in seen:
+                continue  # a second owner of a tensor already targeted
+            seen.add(id(param))
+            out.append(Target(name, module, rule.tensor, owners_of(model, param, name)))
+        return out
 
-    @classmethod
-    def check_shapes(cls, targets, tensor, params):
-        """Shape checks that need the validated parameters (run for every rule before anything is registered)."""
+    def check(self) -> None:
+        """A dry run of every algorithm call on detached copies; raises the algorithm's own error."""
 
-    def tensors(self):
-        yield from self.targets
+    def touched(self) -> list[tuple[object, str, str]]:
+        """`(tensor or module, kind, description)` for everything this policy compresses (for conflict checks)."""
+        return [(t.param, self.kind, t.describe()) for t in self.targets]
 
-    def attach(self):
+    def compressions(self) -> list[Compression]:
+        """The parametrization modules this policy registered."""
+        return []
+
+    # ---- on the model -------------------------------------------------------------------------------------
+    def attach(self) -> None:
         raise NotImplementedError
 
-    def on_step(self, step):
+    def due(self, lo: int, hi: int) -> bool:
+        """Whether an update is scheduled at a step in `(lo, hi]`; `on_step(hi)` then runs it once."""
+        return False
+
+    def on_step(self, step) -> None:
         pass
 
-    def before_optimizer_step(self):
+    def before_optimizer_step(self) -> None:
         pass
 
-    def replay_rows(self):
-        from torch_backend.nn.compressor import ReplayRow
+    def next_round(self) -> None:
+        pass
 
+    def finalize(self) -> None:
+        pass
+
+    # ---- verification -------------------------------------------------------------------------------------
+    def verified(self, fn, *args):
+        """`fn(TORCH, *args)`; with `verify_masks`, also `fn(NUMPY, *NumPy copies of args)`, compared bit for bit
+        (counted in `checks` and `mismatches`, reported by `replay`)."""
+        got = fn(TORCH, *args)
+        if self.verify_masks:
+            want = fn(NUMPY, *numpy_tree(args))
+            self.checks += 1
+            self.mismatches += int(not same_bits(got, want))
+        return got
+
+    def replay_rows(self) -> list[ReplayRow]:
         if self.checks == 0:
             return []
         return [ReplayRow(f"{self.rule.where()} mask updates", self.name, self.checks, self.mismatches == 0)]
 
-    def state_dict(self):
-        return {"checks": self.checks, "mismatches": self.mismatches}
+    def state_dict(self) -> dict:
+        return {"algorithm": self.name, "checks": self.checks, "mismatches": self.mismatches}
 
-    def load_state_dict(self, state):
-        self.checks, self.mismatches = state["checks"], state["mismatches"]
+    def load_state_dict(self, state: dict) -> None:
+        self.checks, self.mismatches = _state_ints(state, self, ("checks", "mismatches"))
 
-    def finalize(self):
-        pass
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.name}({params}) on {len(self.targets)} target(s) [{self.rule.where()}]"
 
 
 REQUIRED = object()
+
+
+def _state_ints(state, policy, keys):
+    if not isinstance(state, dict):
+        raise ValueError(f"{policy.rule.where()}: its state must be a dict, got {type(state).__name__}")
+    if state.get("algorithm", policy.name) != policy.name:
+        raise ValueError(f"{policy.rule.where()}: the state is of algorithm {state.get('algorithm')!r}")
+    out = []
+    for key in keys:
+        value = state.get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{policy.rule.where()}: state[{key!r}] must be an int, got {value!r}")
+        out.append(value)
+    return out
+
+
+def weight_parameter(name, module, tensor) -> nn.Parameter:
+    """The floating-point `nn.Parameter` `tensor` of `module`, or a `ValueError` that says why not."""
+    plist = getattr(module, "parametrizations", None)
+    if plist is not None and parametrize.is_parametrized(module):
+        for tname, chain in plist.items():
+            foreign = [type(c).__name__ for c in chain if not isinstance(c, Compression)]
+            if foreign:
+                raise ValueError(
+                    f"module {name!r} has a torch parametrization on {tname!r} ({', '.join(foreign)}, e.g. "
+                    f"weight_norm): pqref compresses plain parameters; remove it first "
+                    f"(torch.nn.utils.parametrize.remove_parametrizations(module, {tname!r}, leave_parametrized=True))"
+                )
+        if tensor in plist:
+            raise ValueError(
+                f"module {name!r}: {tensor!r} is already compressed by an earlier compress(); a tensor is compressed "
+                f"by one Compressor (call its finalize() first, or put all rules in one recipe)"
+            )
+    if tensor in module._buffers:
+        raise ValueError(
+            f"module {name!r}: {tensor!r} is a buffer, not a parameter; pqref compresses parameters (a rule's "
+            f"'tensor' key names one, e.g. 'weight', 'bias', 'in_proj_weight')"
+        )
+    param = module._parameters.get(tensor)
+    if param is None:
+        have = sorted(k for k, v in module._parameters.items() if v is not None)
+        raise ValueError(
+            f"module {name!r} ({type(module).__name__}) has no parameter {tensor!r} (it has "
+            f"{', '.join(map(repr, have)) or 'none'}); choose one with the rule's 'tensor' key, e.g. "
+            f"tensor = 'in_proj_weight' for nn.MultiheadAttention or 'weight_ih_l0' for nn.LSTM"
+        )
+    if param.dtype not in WEIGHT_DTYPES:
+        raise ValueError(
+            f"module {name!r}: {tensor!r} has dtype {param.dtype}; pqref compresses float32, float16, bfloat16 "
+            f"and float64 parameters"
+        )
+    return param
+
+
+def owners_of(model, param, first_name) -> list[tuple[str, nn.Module, str]]:
+    """Every `(module name, module, attribute)` whose parameter is `param`, the one named `first_name` first."""
+    owners = []
+    for mname, module in model.named_modules():
+        if isinstance(module, parametrize.ParametrizationList):
+            if module.original is param:
+                raise ValueError(
+                    f"module {first_name!r}: its tensor is tied to {mname!r}, which an earlier compress() already "
+                    f"compressed; a tensor is compressed by one Compressor"
+                )
+            continue
+        for attr, p in module._parameters.items():
+            if p is param:
+                owners.append((mname, module, attr))
+    owners.sort(key=lambda o: o[0] != first_name)
+    return owners
+
+
+def register(target: Target, compression: Compression) -> None:
+    """Register `compression` on every owner of the target's tensor (once per module and attribute)."""
+    done = set()
+    for _, module, attr in target.owners:
+        if (id(module), attr) in done:
+            continue
+        done.add((id(module), attr))
+        parametrize.register_parametrization(module, attr, compression)
+        independent_copies(module)
+
+
+def independent_copies(module) -> None:
+    """Make `copy.deepcopy` give this parametrized module a class of its own.
+
+    torch's parametrization injects a per-instance class (`ParametrizedLinear`) that holds the tensor's property,
+    but its default `__deepcopy__` shares that class between the copy and the original, so removing the
+    parametrization from one (`finalize`) deletes the property from both. The copy gets a fresh class with the
+    same contents instead.
+    """
+    type(module).__deepcopy__ = _independent_deepcopy
+
+
+def _independent_deepcopy(self, memo):
+    found = memo.get(id(self))
+    if found is not None:
+        return found
+    cls = type(self)
+    body = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+    fresh = type(cls.__name__, cls.__bases__, body)
+    replica = fresh.__new__(fresh)
+    memo[id(self)] = replica
+    replica.__dict__ = copy.deepcopy(self.__dict__, memo)
+    return replica
+
+
+def chain_input(target: Target, compression: Compression) -> torch.Tensor:
+    """The float32 tensor `compression` sees: the master weight through the compressions registered before it."""
+    plist = target.module.parametrizations[target.tensor]
+    w = plist.original.detach()
+    for c in plist:
+        if c is compression:
+            break
+        w = c(w)
+    return w.float()
+
+
+def _in_target(target, fn):
+    """Run `fn()`, prefixing a `TypeError`/`ValueError` with the target's description."""
+    try:
+        return fn()
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{target.describe()}: {exc}") from None
+
+
+# ---- parameter checks ---------------------------------------------------------------------------------------
 
 
 def _schedule(key, value):
@@ -118,75 +335,107 @@ def _schedule(key, value):
     unknown = set(value) - {"start", "end", "every", "initial"}
     if unknown:
         raise ValueError(f"{key} has unknown key(s) {sorted(unknown)}")
+    if "end" not in value:
+        raise ValueError(f"{key} needs 'end', the step at which the final sparsity is reached")
     start = validate.integer(f"{key}.start", value.get("start", 0), lo=0)
-    end = validate.integer(f"{key}.end", value.get("end", REQUIRED) if "end" in value else None, lo=start + 1)
+    end = validate.integer(f"{key}.end", value["end"], lo=start + 1)
     every = validate.integer(f"{key}.every", value.get("every", 1), lo=1)
     initial = validate.fraction(f"{key}.initial", value.get("initial", 0.0))
     return {"start": start, "end": end, "every": every, "initial": initial}
+
+
+def _step(key, value):
+    return validate.integer(key, value, lo=0)
+
+
+def _optional_int(key, value):
+    return None if value is None else validate.integer(key, value)
+
+
+def _bits_between(lo, hi):
+    return lambda k, v: validate.integer(k, v, lo=lo, hi=hi)
+
+
+def _float32(key, value, *, positive=False):
+    """A real number that is a finite float32 (and > 0 there, with `positive`): what the algorithm will see."""
+    v = validate.real(key, value, lo=0.0, lo_open=positive)
+    f = float(np.float32(v)) if abs(v) <= FLOAT32_MAX else math.inf
+    if not math.isfinite(f) or (positive and f == 0.0):
+        what = "inf" if not math.isfinite(f) else "0"
+        raise ValueError(
+            f"{key} must be a {'positive ' if positive else ''}finite float32 value, got {value!r} ({what} in float32)"
+        )
+    return v
 
 
 def agp_sparsity(step, final, schedule):
     """Zhu & Gupta's cubic schedule (`torch_backend.agp_sparsity`): from `initial` at `start` to `final`, updated
     every `every` steps over `(end - start) // every` pruning steps; `initial` before, `final` after."""
     start, end, every, initial = schedule["start"], schedule["end"], schedule["every"], schedule["initial"]
-    return tb.agp_sparsity(step, s_i=initial, s_f=final, t0=start, n=max(1, (end - start) // every), dt=every)
+    return TORCH.agp_sparsity(step, s_i=initial, s_f=final, t0=start, n=max(1, (end - start) // every), dt=every)
+
+
+# ---- pruning ------------------------------------------------------------------------------------------------
+
+_SCHEDULED = {"schedule": (_schedule, None), "at": (_step, None)}
 
 
 class _Pruning(Policy):
-    """Registers a `Mask` on every matched tensor; subclasses compute new masks."""
+    """Registers a `Mask` on every matched tensor; subclasses state `masks(B, inputs, sparsity)` once."""
+
+    kind = "pruning"
+
+    @classmethod
+    def validate(cls, params):
+        out = super().validate(params)
+        if out.get("schedule") is not None and out.get("at") is not None:
+            raise ValueError("give either 'schedule' (gradual pruning) or 'at' (one step), not both")
+        if "at" in out and out["at"] is None:
+            out["at"] = 0
+        return out
+
+    def masks(self, B, inputs, sparsity):
+        raise NotImplementedError
+
+    def final_sparsity(self):
+        return self.params.get("sparsity", 0.0)
+
+    def check(self):
+        for t in self.targets:
+            x = t.param.detach().float()
+            _in_target(t, lambda x=x: self.masks(TORCH, [x], self.final_sparsity()))
 
     def attach(self):
-        self.masks = []
-        for _, module in self.tensors():
-            w = getattr(module, self.rule.tensor)
-            m = Mask(w.shape, device=w.device)
-            parametrize.register_parametrization(module, self.rule.tensor, m)
-            self.masks.append((module, m))
+        self.mask_modules = []
+        for t in self.targets:
+            m = Mask(t.param.shape, device=t.param.device)
+            register(t, m)
+            self.mask_modules.append(m)
 
-    def _chain_index(self, module, mask):
-        return list(module.parametrizations[self.rule.tensor]).index(mask)
+    def compressions(self):
+        return list(getattr(self, "mask_modules", []))
 
-    def _input(self, module, mask):
-        """The weight this mask sees: the master weight through the compressions registered before it."""
-        plist = module.parametrizations[self.rule.tensor]
-        w = plist.original.detach()
-        for c in list(plist)[: self._chain_index(module, mask)]:
-            w = c(w)
-        return w.float()  # float16 / bfloat16 weights are scored on their exact float32 widening
-
-    def due(self, step):
+    def due(self, lo, hi):
         sched = self.params.get("schedule")
-        if sched:
-            last = sched["start"] + max(1, (sched["end"] - sched["start"]) // sched["every"]) * sched["every"]
-            return sched["start"] <= step <= last and (step - sched["start"]) % sched["every"] == 0
-        return step == self.params.get("at", 0)
+        if sched is None:
+            return lo < self.params["at"] <= hi
+        start, every = sched["start"], sched["every"]
+        last = start + max(1, (sched["end"] - start) // every) * every  # updates at start, start + every, ..., last
+        a, b = max(lo + 1, start), min(hi, last)
+        return a <= b and start + -(-(a - start) // every) * every <= b
 
-    def target(self, step):
+    def target_sparsity(self, step):
         sched = self.params.get("schedule")
-        return agp_sparsity(step, self.params["sparsity"], sched) if sched else self.params["sparsity"]
+        return agp_sparsity(step, self.params["sparsity"], sched) if sched else self.final_sparsity()
 
     def on_step(self, step):
-        if not self.due(step):
-            return
         with torch.no_grad():
-            inputs = [tb.apply_mask(self._input(mod, m), m.mask) for mod, m in self.masks]
-            new = self.new_masks(inputs, step)
-            if self.verify_masks:
-                want = self.reference_masks([x.cpu().numpy() for x in inputs], step)
-                for got, w in zip(new, want, strict=True):
-                    self.checks += 1
-                    self.mismatches += int(not np.array_equal(got.cpu().numpy(), w))
-            for (_, m), mask in zip(self.masks, new, strict=True):
+            pairs = zip(self.targets, self.mask_modules, strict=True)
+            inputs = [TORCH.apply_mask(chain_input(t, m), m.mask) for t, m in pairs]
+            sparsity = self.target_sparsity(step)
+            new = self.verified(lambda B, xs: self.masks(B, xs, sparsity), inputs)
+            for m, mask in zip(self.mask_modules, new, strict=True):
                 m.mask.copy_(mask)
-
-    def new_masks(self, inputs, step):
-        raise NotImplementedError
-
-    def reference_masks(self, inputs, step):
-        raise NotImplementedError
-
-
-_SCHEDULED = {"schedule": (_schedule, None), "at": (lambda k, v: validate.integer(k, v, lo=0), 0)}
 
 
 @algorithm
@@ -194,11 +443,8 @@ class Magnitude(_Pruning):
     name = "magnitude"
     PARAMS = {"sparsity": (validate.fraction, REQUIRED), **_SCHEDULED}
 
-    def new_masks(self, inputs, step):
-        return [tb.magnitude_mask(w, self.target(step)) for w in inputs]
-
-    def reference_masks(self, inputs, step):
-        return [ref.magnitude_mask(w, self.target(step)) for w in inputs]
+    def masks(self, B, inputs, sparsity):
+        return [B.magnitude_mask(w, sparsity) for w in inputs]
 
 
 @algorithm
@@ -206,11 +452,11 @@ class GlobalMagnitude(_Pruning):
     name = "global_magnitude"
     PARAMS = {"sparsity": (validate.fraction, REQUIRED), **_SCHEDULED}
 
-    def new_masks(self, inputs, step):
-        return tb.global_magnitude_masks(inputs, self.target(step))
+    def masks(self, B, inputs, sparsity):
+        return B.global_magnitude_masks(inputs, sparsity)
 
-    def reference_masks(self, inputs, step):
-        return ref.global_magnitude_masks(inputs, self.target(step))
+    def check(self):
+        self.masks(TORCH, [t.param.detach().float() for t in self.targets], self.final_sparsity())
 
 
 def _p(key, value):
@@ -222,11 +468,13 @@ class LnStructured(_Pruning):
     name = "ln_structured"
     PARAMS = {"sparsity": (validate.fraction, REQUIRED), "p": (_p, 2), "axis": (validate.integer, 0), **_SCHEDULED}
 
-    def new_masks(self, inputs, step):
-        return [tb.ln_structured_mask(w, self.target(step), self.params["p"], self.params["axis"]) for w in inputs]
+    def masks(self, B, inputs, sparsity):
+        return [B.ln_structured_mask(w, sparsity, self.params["p"], self.params["axis"]) for w in inputs]
 
-    def reference_masks(self, inputs, step):
-        return [ref.ln_structured_mask(w, self.target(step), self.params["p"], self.params["axis"]) for w in inputs]
+
+def _rows(w):
+    """Conv weights (out, in, kh, kw) are pruned N:M as the matrix (out, in * kh * kw), like Linear weights."""
+    return w.reshape(w.shape[0], math.prod(w.shape[1:])) if w.ndim > 2 else w
 
 
 @algorithm
@@ -246,78 +494,131 @@ class NM(_Pruning):
             raise ValueError(f"n must be <= m, got n={out['n']}, m={out['m']}")
         return out
 
-    @classmethod
-    def check_shapes(cls, targets, tensor, params):
-        for name, module in targets:
-            rows = _rows(getattr(module, tensor))
-            axis = params["axis"]
-            if not -rows.ndim <= axis < rows.ndim or rows.shape[axis] % params["m"]:
+    def check(self):
+        for t in self.targets:
+            rows = _rows(t.param.detach())
+            axis, m = self.params["axis"], self.params["m"]
+            if not -rows.ndim <= axis < rows.ndim or rows.shape[axis] % m:
                 raise ValueError(
-                    f"module {name!r}: {tensor} viewed as {tuple(rows.shape)} has no axis {axis} divisible "
-                    f"by m={params['m']}"
+                    f"module {t.name!r}: {t.tensor} viewed as {tuple(rows.shape)} has no axis {axis} divisible by m={m}"
                 )
+        super().check()
 
-    def new_masks(self, inputs, step):
-        return [tb.nm_mask(_rows(w), self.params["n"], self.params["m"], self.params["axis"]).reshape(w.shape)
-                for w in inputs]  # fmt: skip
-
-    def reference_masks(self, inputs, step):
-        return [ref.nm_mask(_rows(w), self.params["n"], self.params["m"], self.params["axis"]).reshape(w.shape)
-                for w in inputs]  # fmt: skip
-
-
-def _rows(w):
-    """Conv weights (out, in, kh, kw) are pruned N:M as the matrix (out, in * kh * kw), like Linear weights."""
-    return w.reshape(w.shape[0], math.prod(w.shape[1:])) if w.ndim > 2 else w
+    def masks(self, B, inputs, sparsity):
+        n, m, axis = self.params["n"], self.params["m"], self.params["axis"]
+        return [B.nm_mask(_rows(w), n, m, axis).reshape(w.shape) for w in inputs]
 
 
 @algorithm
 class Random(_Pruning):
     name = "random"
-    PARAMS = {"sparsity": (validate.fraction, REQUIRED), "seed": (lambda k, v: validate.integer(k, v, lo=0), 0),
-              "at": _SCHEDULED["at"]}  # fmt: skip
+    PARAMS = {
+        "sparsity": (validate.fraction, REQUIRED),
+        "seed": (lambda k, v: validate.integer(k, v, lo=0, hi=2**64 - 1), 0),
+        "at": _SCHEDULED["at"],
+    }
 
-    def _key(self, i):
-        return tb.fold_in(tb.make_key(self.params["seed"]), i)
+    def masks(self, B, inputs, sparsity):
+        key = B.make_key(self.params["seed"])
+        return [B.random_mask(w, sparsity, B.fold_in(key, i)) for i, w in enumerate(inputs)]
 
-    def new_masks(self, inputs, step):
-        return [tb.random_mask(w, self.params["sparsity"], self._key(i)) for i, w in enumerate(inputs)]
-
-    def reference_masks(self, inputs, step):
-        return [ref.random_mask(w, self.params["sparsity"], self._key(i)) for i, w in enumerate(inputs)]
-
-
-def _optional_int(key, value):
-    return None if value is None else validate.integer(key, value)
+    def check(self):
+        self.masks(TORCH, [t.param.detach().float() for t in self.targets], self.final_sparsity())
 
 
 @algorithm
-class Affine(Policy):
+class Lottery(_Pruning):
+    """Iterative magnitude pruning with rewinding. The master weights are snapshotted at `rewind_step` (0: at
+    `compress`, before training); each `Compressor.next_round()` prunes `fraction` of the surviving weights by
+    magnitude (`imp_mask`) and rewinds the survivors to the snapshot (`lottery_rewind`). Train between rounds."""
+
+    name = "lottery"
+    PARAMS = {"fraction": (validate.fraction, 0.2), "rewind_step": (_step, 0)}
+
+    def check(self):
+        for t in self.targets:
+            w = t.param.detach().float()
+            _in_target(t, lambda w=w: self.prune(TORCH, w, torch.ones(w.shape, dtype=torch.bool), w))
+
+    def attach(self):
+        super().attach()
+        for m, t in zip(self.mask_modules, self.targets, strict=True):
+            m.register_buffer("rewind", torch.zeros(m.mask.shape, dtype=torch.float32, device=t.param.device))
+        self.rounds = 0
+
+    def due(self, lo, hi):
+        return lo < self.params["rewind_step"] <= hi
+
+    def prune(self, B, w, mask, rewind):
+        new = B.imp_mask(w, mask, self.params["fraction"])
+        return new, B.lottery_rewind(rewind, new)
+
+    def on_step(self, step):
+        with torch.no_grad():
+            for m, t in zip(self.mask_modules, self.targets, strict=True):
+                m.rewind.copy_(t.param.detach().float())
+
+    def next_round(self):
+        with torch.no_grad():
+            for m, t in zip(self.mask_modules, self.targets, strict=True):
+                master = t.param
+                new, rewound = self.verified(self.prune, master.detach().float(), m.mask, m.rewind)
+                m.mask.copy_(new)
+                master.copy_(rewound.to(master.dtype))
+        self.rounds += 1
+
+    def state_dict(self):
+        return {**super().state_dict(), "rounds": self.rounds}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        (self.rounds,) = _state_ints(state, self, ("rounds",))
+
+
+# ---- weight quantization ------------------------------------------------------------------------------------
+
+
+class _WeightQuant(Policy):
+    """One compression per matched tensor, built by `make(weight)` during `check`, registered by `attach`."""
+
+    kind = "quantization"
+
+    def make(self, w) -> Compression:
+        raise NotImplementedError
+
+    def check(self):
+        self.built = []
+        for t in self.targets:
+            w = t.param.detach().float()
+
+            def build(w=w):
+                c = self.make(w).to(w.device)
+                c.compute(TORCH, w, c.state(TORCH))
+                return c
+
+            self.built.append(_in_target(t, build))
+
+    def attach(self):
+        for t, c in zip(self.targets, self.built, strict=True):
+            register(t, c)
+
+    def compressions(self):
+        return list(getattr(self, "built", []))
+
+
+@algorithm
+class Affine(_WeightQuant):
     name = "affine"
     PARAMS = {
-        "bits": (lambda k, v: validate.integer(k, v, lo=2, hi=16), 8),
+        "bits": (_bits_between(2, 16), 8),
         "symmetric": (validate.boolean, True),
         "axis": (_optional_int, 0),
         "group_size": (_optional_int, None),
         "rounding": (lambda k, v: validate.choice(k, v, ("half_even", "half_away", "floor", "ceil")), "half_even"),
     }
 
-    def attach(self):
-        for _, module in self.tensors():
-            parametrize.register_parametrization(module, self.rule.tensor, AffineQuant(**self.params))
-
-
-def _bits_between(lo, hi):
-    return lambda k, v: validate.integer(k, v, lo=lo, hi=hi)
-
-
-class _WeightQuant(Policy):
-    """Registers one compression per matched tensor, built by `make(weight)`."""
-
-    def attach(self):
-        for _, module in self.tensors():
-            w = getattr(module, self.rule.tensor)
-            parametrize.register_parametrization(module, self.rule.tensor, self.make(w))
+    def make(self, w):
+        return AffineQuant(**self.params)
 
 
 @algorithm
@@ -359,101 +660,77 @@ class TTQ(_WeightQuant):
 # ---- activations --------------------------------------------------------------------------------------------
 
 
-class ActivationQuant(torch.nn.Module):
-    """Fake quantization of a module's output, installed as a child `pqref_activation` with a forward hook.
-
-    `affine`: unsigned `bits`-bit codes over an EMA min-max range (torch.ao's observer arithmetic), updated in
-    training mode only. `pact`: clip at a learned `alpha` (an `nn.Parameter`) and quantize. The last call is kept
-    (inputs, state before, output) so that `Compressor.replay` can recompute it with the reference.
-    """
-
-    def __init__(self, kind, bits, averaging_constant=0.01, alpha=6.0, record=True):
-        super().__init__()
-        self.kind, self.bits, self.averaging_constant, self.record = kind, bits, averaging_constant, record
-        self.qmin, self.qmax = tb.integer_range(bits, False, False)
-        self.register_buffer("min_val", torch.zeros(()))
-        self.register_buffer("max_val", torch.zeros(()))
-        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
-        if kind == "pact":
-            self.alpha = torch.nn.Parameter(torch.tensor(float(alpha)))
-        self.last = None
-
-    def forward(self, x):
-        initialized = bool(self.initialized)  # read once: on CUDA each read waits for the GPU
-        before = (self.min_val.clone(), self.max_val.clone(), initialized)
-        if self.kind == "pact":
-            before = (self.alpha.detach().clone(), None, None)  # the optimizer moves alpha after this call
-        xf = x.float()
-        if self.kind == "pact":
-            y = tb.pact_quantize(xf, self.alpha, self.bits)
-        else:
-            if self.training:
-                state = (self.min_val, self.max_val) if initialized else None
-                lo, hi = tb.ema_minmax_observer(xf.detach(), state, averaging_constant=self.averaging_constant)
-                with torch.no_grad():
-                    self.min_val.copy_(lo)
-                    self.max_val.copy_(hi)
-                    self.initialized.fill_(True)
-            scale, zero_point = tb.qparams_from_range(self.min_val, self.max_val, qmin=self.qmin, qmax=self.qmax)
-            y = _fake_quantize(xf, scale, zero_point, qmin=self.qmin, qmax=self.qmax)
-        if self.record:
-            self.last = (xf.detach().clone(), before, self.training, y.detach().clone())
-        return y.to(x.dtype)
-
-    def replay(self):
-        """`(elements, match)` for the last call, recomputed with the reference."""
-        if self.last is None:
-            return 0, True
-        x, (lo0, hi0, init0), training, y = self.last
-        xn = x.cpu().numpy()
-        if self.kind == "pact":
-            want = ref.pact_quantize(xn, lo0.cpu().numpy(), self.bits)  # the alpha this call used
-        else:
-            lo, hi = lo0.cpu().numpy(), hi0.cpu().numpy()
-            if training:
-                state = (lo, hi) if init0 else None
-                lo, hi = ref.ema_minmax_observer(xn, state, averaging_constant=self.averaging_constant)
-                if not (
-                    np.array_equal(lo, self.min_val.cpu().numpy()) and np.array_equal(hi, self.max_val.cpu().numpy())
-                ):
-                    return int(x.numel()), False
-            scale, zero_point = ref.qparams_from_range(np.asarray(lo), np.asarray(hi), qmin=self.qmin, qmax=self.qmax)
-            want = ref.fake_quantize(xn, scale, zero_point, qmin=self.qmin, qmax=self.qmax)
-        return int(x.numel()), want.tobytes() == y.cpu().numpy().tobytes()
-
-
 class _Activation(Policy):
-    kind = ""
+    """Quantizes the output of every matched module with one `ActivationQuant` each (no `tensor`)."""
+
+    kind = "activation"
+    quantizer: type = activations.ActivationQuant
 
     @classmethod
-    def check_targets(cls, targets, tensor):
-        pass  # any module's output can be quantized
+    def make_targets(cls, model, rule, matched):
+        if rule.tensor != "weight":
+            raise ValueError(f"{cls.name!r} quantizes a module's output and takes no 'tensor' (got {rule.tensor!r})")
+        out = []
+        for name, module in matched:
+            if activations.quantizer_of(module) is not None:
+                raise ValueError(
+                    f"module {name!r} already has an activation quantizer from an earlier compress(); one module's "
+                    f"output takes one"
+                )
+            out.append(Target(name, module, "output", [(name, module, "output")]))
+        return out
+
+    def touched(self):
+        return [(t.module, "activation", f"module {t.name!r} ({type(t.module).__name__})") for t in self.targets]
+
+    def check(self):
+        self.quantizers = []
+        for t in self.targets:
+
+            def build():
+                q = self.quantizer(**self.params, record=self.record_activations)
+                q.compute(TORCH, torch.zeros(1), q.state(TORCH))  # the parameters are valid for the algorithm
+                return q
+
+            self.quantizers.append(_in_target(t, build))
 
     def attach(self):
         self.handles = []
-        for _, module in self.tensors():
-            module.pqref_activation = ActivationQuant(self.kind, **self.params, record=self.record_activations)
-            self.handles.append(module.register_forward_hook(lambda m, args, out: m.pqref_activation(out)))
+        for t, q in zip(self.targets, self.quantizers, strict=True):
+            device = _device_of(t.module)
+            if device is not None:
+                q.to(device)
+            self.handles.append(activations.install(t.module, q))
 
     def replay_rows(self):
-        from torch_backend.nn.compressor import ReplayRow
-
         rows = []
-        for name, module in self.tensors():
-            if not module.pqref_activation.record:
+        for t, q in zip(self.targets, self.quantizers, strict=True):
+            if not q.record:
                 detail = "not recorded: compress(..., record_activations=False)"
-                rows.append(ReplayRow(f"{name} output", f"activation {self.kind}", 0, True, detail))
+                rows.append(ReplayRow(f"{t.name} output", f"activation {self.name}", 0, True, detail))
                 continue
-            n, ok = module.pqref_activation.replay()
+            n, ok = q.replay()
             if n:
-                rows.append(ReplayRow(f"{name} output (last batch)", f"activation {self.kind}", n, ok))
+                rows.append(ReplayRow(f"{t.name} output (last batch)", f"activation {self.name}", n, ok))
         return rows
+
+    def finalize(self):
+        for t, handle in zip(self.targets, self.handles, strict=True):
+            activations.uninstall(t.module, handle)
+
+    detach = finalize
+
+
+def _device_of(module):
+    for t in list(module.parameters()) + list(module.buffers()):
+        return t.device
+    return None
 
 
 @algorithm
 class ActivationAffine(_Activation):
     name = "activation_affine"
-    kind = "affine"
+    quantizer = activations.AffineActivation
     PARAMS = {
         "bits": (_bits_between(2, 16), 8),
         "averaging_constant": (lambda k, v: validate.real(k, v, lo=0.0, hi=1.0, lo_open=True), 0.01),
@@ -463,8 +740,11 @@ class ActivationAffine(_Activation):
 @algorithm
 class PACT(_Activation):
     name = "pact"
-    kind = "pact"
-    PARAMS = {"bits": (_bits_between(1, 16), 4), "alpha": (lambda k, v: validate.real(k, v, lo=0.0, lo_open=True), 6.0)}
+    quantizer = activations.PACTActivation
+    PARAMS = {
+        "bits": (_bits_between(1, 16), 4),
+        "alpha": (lambda k, v: _float32(k, v, positive=True), 6.0),
+    }
 
 
 # ---- network slimming ---------------------------------------------------------------------------------------
@@ -477,122 +757,82 @@ class Slimming(Policy):
     so a pruned channel outputs exactly 0 and `surgery.remove_channels` can delete it."""
 
     name = "slimming"
+    kind = "pruning"
     PARAMS = {
-        "lam": (lambda k, v: validate.real(k, v, lo=0.0), 1e-4),
+        "lam": (lambda k, v: _float32(k, v), 1e-4),
         "ratio": (validate.fraction, REQUIRED),
         "min_channels": (lambda k, v: validate.integer(k, v, lo=0), 1),
-        "at": _SCHEDULED["at"],
+        "at": (_step, 0),
     }
 
     @classmethod
-    def check_targets(cls, targets, tensor):
-        for name, module in targets:
-            if not isinstance(module, torch.nn.modules.batchnorm._BatchNorm) or module.weight is None:
-                raise ValueError(f"module {name!r} is not an affine batch norm")
-
-    def attach(self):
-        self.masks = []
-        for _, module in self.tensors():
-            pair = []
+    def make_targets(cls, model, rule, matched):
+        if rule.tensor != "weight":
+            raise ValueError(f"'slimming' masks a batch norm's weight and bias together; it takes no 'tensor' "
+                             f"(got {rule.tensor!r})")  # fmt: skip
+        out = []
+        for name, module in matched:
+            if not isinstance(module, nn.modules.batchnorm._BatchNorm) or not module.affine:
+                raise ValueError(f"module {name!r} ({type(module).__name__}) is not an affine batch norm")
             for tname in ("weight", "bias"):
-                m = Mask(module.weight.shape, device=module.weight.device)
-                parametrize.register_parametrization(module, tname, m)
-                pair.append(m)
-            self.masks.append((module, pair))
-        self.pruned = False
+                param = weight_parameter(name, module, tname)
+                out.append(Target(name, module, tname, owners_of(model, param, name)))
+        return out
+
+    def _pairs(self):
+        return list(zip(self.targets[0::2], self.targets[1::2], strict=True))
 
     def _gammas(self):
-        return [module.parametrizations.weight.original for module, _ in self.masks]
+        return [w.param.detach().float() for w, _ in self._pairs()]
+
+    def select(self, B, gammas):
+        return B.slimming_masks(gammas, self.params["ratio"], self.params["min_channels"])
+
+    def check(self):
+        gammas = self._gammas()
+        self.select(TORCH, gammas)
+        TORCH.slimming_penalty_grad([torch.zeros_like(g) for g in gammas], gammas, self.params["lam"])
+
+    def attach(self):
+        self.mask_modules = []
+        for t in self.targets:
+            m = Mask(t.param.shape, device=t.param.device)
+            register(t, m)
+            self.mask_modules.append(m)
+        self.pruned = False
+
+    def compressions(self):
+        return list(getattr(self, "mask_modules", []))
+
+    def due(self, lo, hi):
+        return lo < self.params["at"] <= hi
 
     def on_step(self, step):
-        if step != self.params["at"]:
-            return
         with torch.no_grad():
-            gammas = [g.detach() for g in self._gammas()]
-            new = tb.slimming_masks(gammas, self.params["ratio"], self.params["min_channels"])
-            if self.verify_masks:
-                want = ref.slimming_masks(
-                    [g.cpu().numpy() for g in gammas], self.params["ratio"], self.params["min_channels"]
-                )
-                for got, w in zip(new, want, strict=True):
-                    self.checks += 1
-                    self.mismatches += int(not np.array_equal(got.cpu().numpy(), w))
-            for (_, pair), mask in zip(self.masks, new, strict=True):
-                for m in pair:
-                    m.mask.copy_(mask)
+            new = self.verified(self.select, self._gammas())
+            pairs = zip(self.mask_modules[0::2], self.mask_modules[1::2], strict=True)
+            for (mw, mb), mask in zip(pairs, new, strict=True):
+                mw.mask.copy_(mask)
+                mb.mask.copy_(mask)
         self.pruned = True
 
     def before_optimizer_step(self):
         if self.pruned or self.params["lam"] == 0:
             return
-        gammas = self._gammas()
+        gammas = [w.param for w, _ in self._pairs()]
         if any(g.grad is None for g in gammas):
             return
         with torch.no_grad():
-            new = tb.slimming_penalty_grad([g.grad for g in gammas], [g.detach() for g in gammas], self.params["lam"])
+            grads = [g.grad.float() for g in gammas]
+            new = TORCH.slimming_penalty_grad(grads, [g.detach().float() for g in gammas], self.params["lam"])
             for g, n in zip(gammas, new, strict=True):
-                g.grad.copy_(n)
+                g.grad.copy_(n.to(g.grad.dtype))
 
     def state_dict(self):
         return {**super().state_dict(), "pruned": self.pruned}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
+        if not isinstance(state.get("pruned"), bool):
+            raise ValueError(f"{self.rule.where()}: state['pruned'] must be a bool, got {state.get('pruned')!r}")
         self.pruned = state["pruned"]
-
-
-# ---- lottery tickets ----------------------------------------------------------------------------------------
-
-
-@algorithm
-class Lottery(_Pruning):
-    """Iterative magnitude pruning with rewinding. The master weights are snapshotted at `rewind_step` (0: the
-    initialization); each `Compressor.next_round()` prunes `fraction` of the surviving weights by magnitude
-    (`imp_mask`) and rewinds the survivors to the snapshot (`lottery_rewind`). Train between rounds."""
-
-    name = "lottery"
-    PARAMS = {"fraction": (validate.fraction, 0.2), "rewind_step": (lambda k, v: validate.integer(k, v, lo=0), 0)}
-
-    def attach(self):
-        super().attach()
-        for _, m in self.masks:
-            m.register_buffer("rewind", torch.zeros(m.mask.shape, device=m.mask.device))
-        self.rounds = 0
-
-    def _master(self, module):
-        return module.parametrizations[self.rule.tensor].original
-
-    def due(self, step):
-        return False
-
-    def on_step(self, step):
-        if step == self.params["rewind_step"]:
-            with torch.no_grad():
-                for module, m in self.masks:
-                    m.rewind.copy_(self._master(module).detach().float())
-
-    def next_round(self):
-        with torch.no_grad():
-            for module, m in self.masks:
-                w = self._master(module).detach().float()
-                new = tb.imp_mask(w, m.mask, self.params["fraction"])
-                rewound = tb.lottery_rewind(m.rewind, new)
-                if self.verify_masks:
-                    want_mask = ref.imp_mask(w.cpu().numpy(), m.mask.cpu().numpy(), self.params["fraction"])
-                    want_w = ref.lottery_rewind(m.rewind.cpu().numpy(), want_mask)
-                    self.checks += 1
-                    ok = (
-                        np.array_equal(new.cpu().numpy(), want_mask)
-                        and rewound.cpu().numpy().tobytes() == want_w.tobytes()
-                    )
-                    self.mismatches += int(not ok)
-                m.mask.copy_(new)
-                self._master(module).copy_(rewound.to(self._master(module).dtype))
-        self.rounds += 1
-
-    def state_dict(self):
-        return {**super().state_dict(), "rounds": self.rounds}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.rounds = state["rounds"]
