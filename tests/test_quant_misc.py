@@ -143,7 +143,7 @@ def test_pow2_decode_of_encode_is_quantize(backend_device, case):
     kw = case.kwargs
     y = _call(backend_device, "pow2_quantize", *case.args, **kw)
     codes = _call(backend_device, "pow2_encode", *case.args, **kw)
-    back = _call(backend_device, "pow2_decode", codes, bits=kw["bits"], emax=kw["emax"])
+    back = _call(backend_device, "pow2_decode", codes, bits=kw["bits"], emax=kw["emax"], levels=kw["levels"])
     assert np.array_equal(_bits(back), _bits(y))
 
 
@@ -152,7 +152,7 @@ def test_pow2_rounding_rules_exhaustively_around_both_boundaries(backend_device)
     """Every float32 in [1.25, 1.75), which holds both boundaries: linear goes up iff m >= 1.5; log iff
     m > sqrt(2) (the float64 sqrt(2) decides correctly: no float32 lies between it and the true value)."""
     m = (np.arange(2**22, dtype=np.int64) + 0x3FA00000).astype(np.int32).view(F32)
-    kw = {"bits": 3, "emax": 1}  # levels 0, 1, 2: nothing flushes or saturates in [1, 2)
+    kw = {"bits": 3, "emax": 1}  # INQ's levels 0, 1, 2: nothing flushes or saturates in [1, 2)
     linear = _call(backend_device, "pow2_quantize", m, **kw)
     log = _call(backend_device, "pow2_quantize", m, **kw, rounding="log")
     assert np.array_equal(linear, np.where(m >= 1.5, F32(2), F32(1)))
@@ -181,7 +181,7 @@ def _inq(x, emin, emax):
 @given(S.pow2_cases())
 def test_pow2_quantize_matches_logquant_and_inq_where_they_are_defined_alike(case):
     x, kw = case.args[0], case.kwargs
-    emin, emax = R.pow2_exponent_range(kw["bits"], kw["emax"])
+    emin, emax = R.pow2_exponent_range(kw["bits"], kw["emax"], levels=kw["levels"])
     y = R.pow2_quantize(x, **kw)
     if kw["rounding"] == "log":  # LogQuant never flushes: compare where pqref does not
         keep = np.abs(x) >= np.float64(2.0) ** (emin - 1)
@@ -192,10 +192,10 @@ def test_pow2_quantize_matches_logquant_and_inq_where_they_are_defined_alike(cas
 
 
 def test_pow2_recorded_divergences_from_logquant_and_inq():
-    x = np.array([2.0**-9, 1.6, -100.0], dtype=F32)  # bits 4, emax 0: emin = -6
-    assert list(R.pow2_quantize(x, bits=4, emax=0, rounding="log")) == [0.0, 1.0, -1.0]
+    x = np.array([2.0**-9, 1.6, -100.0], dtype=F32)  # bits 4, emax 0, dense levels: emin = -6
+    assert list(R.pow2_quantize(x, bits=4, emax=0, rounding="log", levels="dense")) == [0.0, 1.0, -1.0]
     assert list(_logquant(x, -6, 0)) == [2.0**-6, 1.0, -1.0], "LogQuant clips tiny values up to 2**emin"
-    assert list(R.pow2_quantize(x, bits=4, emax=0)) == [0.0, 1.0, -1.0]
+    assert list(R.pow2_quantize(x, bits=4, emax=0, levels="dense")) == [0.0, 1.0, -1.0]
     assert list(_inq(x, -6, 0)) == [0.0, 0.0, 0.0], "INQ's formula sends |x| >= 1.5 * 2**emax to 0"
 
 

@@ -21,23 +21,29 @@ __all__ = [
 ]
 
 ROUNDINGS = ("linear", "log")
+LEVELS = ("inq", "dense")
 E_LO, E_HI = -149, 127  # the exponents of the smallest (subnormal) and of the largest power of two in float32
 
 
-def pow2_exponent_range(bits, emax):
-    r"""The exponent range $[e_{min}, e_{max}]$ of a `bits`-bit sign-magnitude power-of-two code.
+def pow2_exponent_range(bits, emax, *, levels="inq"):
+    r"""The exponent range $[e_{min}, e_{max}]$ of a `bits`-bit power-of-two code: INQ's, or the dense variant.
 
-    One bit is the sign; the $b - 1$ magnitude bits give $2^{b-1}$ magnitude codes, of which code 0 is the
-    value 0 and codes $1 \ldots 2^{b-1} - 1$ are the powers $2^{e_{min}} \ldots 2^{e_{max}}$:
+    `levels="inq"` (default) is INQ's set: "1 bit to represent zero, the remaining $b - 1$ bits for at most
+    $2^{b-1}$ different values for the powers of two", i.e. $2^{b-1}$ signed powers, $2^{b-2}$ exponents, with
+    INQ's $n_2 = n_1 + 1 - 2^{b-1}/2$:
 
-    $$ e_{min} = e_{max} - (2^{b-1} - 2) $$
+    $$ \text{inq: } e_{min} = e_{max} + 1 - 2^{b-2} $$
 
-    (INQ's "1 bit for zero, the rest for powers of two"; with $b = 2$ the levels are $\{0, \pm 2^{e_{max}}\}$.)
+    `levels="dense"` spends every sign-magnitude code but negative zero: one sign bit, magnitude code 0 is the
+    value 0 and codes $1 \ldots 2^{b-1} - 1$ are $2^{e_{min}} \ldots 2^{e_{max}}$, so $2^{b-1} - 1$ exponents:
+
+    $$ \text{dense: } e_{min} = e_{max} - (2^{b-1} - 2) $$
 
     **Arguments:**
 
     - `bits`: an int in `[2, 8]`.
-    - `emax`: the largest exponent, an int in `[-149, 127]`.
+    - `emax`: the largest exponent, an int in `[-149, 127]` (INQ's $n_1$, see `pow2_emax`).
+    - `levels`: `"inq"` (default) or `"dense"`.
 
     **Returns:**
 
@@ -45,17 +51,23 @@ def pow2_exponent_range(bits, emax):
 
     !!! note
         Every level must be a float32: `ValueError` when $e_{min} < -149$ (the exponent of the smallest
-        subnormal float32).
+        subnormal float32). With $b = 2$ INQ's levels are $\{0, \pm 2^{e_{max}}\}$ (ternary), as are the dense
+        ones; from $b = 3$ on the dense code has $2^{b-2} - 1$ more exponents than INQ's.
 
-    Example: `pow2_exponent_range(4, 0)` is `(-6, 0)`: levels $\{0, \pm 2^{-6}, \ldots, \pm 2^{-1}, \pm 1\}$.
+    Example: `pow2_exponent_range(3, -1)` is `(-2, -1)`, the paper's example ($b = 3$, $n_1 = -1$, $n_2 = -2$:
+    levels $\{0, \pm 2^{-2}, \pm 2^{-1}\}$), dense `(-3, -1)`. `pow2_exponent_range(5, 0)` is `(-7, 0)`
+    (INQ's 5 bits: 8 exponents), dense `(-14, 0)`; `pow2_exponent_range(4, 0)` is `(-3, 0)`, dense `(-6, 0)`.
 
     ??? cite "Zhou et al., 2017"
         Incremental Network Quantization: Towards Lossless CNNs with Low-Precision Weights. ICLR.
-        arXiv:1702.03044
+        arXiv:1702.03044 (Section 2.1: $P_l = \{\pm 2^{n_1}, \ldots, \pm 2^{n_2}, 0\}$,
+        $n_2 = n_1 + 1 - 2^{b-1}/2$; the authors' Caffe code loops over the 8 exponents $n_1 - 7 \ldots n_1$ for
+        its default 5 bits).
     """
     bits = validate.integer("bits", bits, lo=2, hi=8)
     emax = validate.integer("emax", emax, lo=E_LO, hi=E_HI)
-    emin = emax - (2 ** (bits - 1) - 2)
+    validate.choice("levels", levels, LEVELS)
+    emin = emax - (_exponent_count(bits, levels) - 1)
     if emin < E_LO:
         raise ValueError(
             f"bits={bits}, emax={emax} give emin = {emin}, below -149 (2**-149 is the smallest float32); raise emax"
@@ -100,7 +112,7 @@ def pow2_emax(x):
     return min(int(e) + int(a >= np.float32(1.5)), E_HI)
 
 
-def pow2_quantize(x, *, bits, emax, rounding="linear"):
+def pow2_quantize(x, *, bits, emax, rounding="linear", levels="inq"):
     r"""Quantize to $0$ or $\pm 2^e$, $e \in [e_{min}, e_{max}]$ (see `pow2_exponent_range`), sign kept.
 
     Write $|x| = m \cdot 2^E$ with $m \in [1, 2)$ (exact, from `frexp`). The exponent rounds up when
@@ -119,7 +131,7 @@ def pow2_quantize(x, *, bits, emax, rounding="linear"):
     **Arguments:**
 
     - `x`: a float32 array, finite.
-    - `bits`, `emax`: the code (see `pow2_exponent_range`).
+    - `bits`, `emax`, `levels`: the code (see `pow2_exponent_range`; INQ's set by default).
     - `rounding`: `"linear"` (default) or `"log"`.
 
     **Returns:**
@@ -133,22 +145,23 @@ def pow2_quantize(x, *, bits, emax, rounding="linear"):
         flushes nothing but exact zeros. Magnitudes above $2^{e_{max}}$ saturate to $2^{e_{max}}$ (INQ's
         formula would send $|x| \ge 1.5 \cdot 2^{e_{max}}$ to 0).
 
-    Example (`bits=4, emax=0`, so $e_{min} = -6$): `[0.75, 0.7, 1.4142135, 1.4142137, 3.0, -0.0078125, 0.0078]`
-    gives `[1, 0.5, 1, 1, 1, -0.015625, 0]` under both rules: linear sends `0.75` ($m = 1.5$) up and
-    `1.4142137` down; log sends `0.75` ($m^2 = 2.25$) up and `1.4142137` up to 2, saturated to 1. They differ
-    on `0.72` ($m = 1.44$): linear gives 0.5, log gives 1.
+    Example (`bits=4, emax=0, levels="dense"`, so $e_{min} = -6$): `[0.75, 0.7, 1.4142135, 1.4142137, 3.0,
+    -0.0078125, 0.0078]` gives `[1, 0.5, 1, 1, 1, -0.015625, 0]` under both rules: linear sends `0.75`
+    ($m = 1.5$) up and `1.4142137` down; log sends `0.75` ($m^2 = 2.25$) up and `1.4142137` up to 2, saturated
+    to 1. They differ on `0.72` ($m = 1.44$): linear gives 0.5, log gives 1. With INQ's levels (the default,
+    $e_{min} = -3$) `-0.0078125` flushes to `+0.0` instead: it is below $2^{-4}$.
 
     ??? cite "Miyashita et al., 2016; Zhou et al., 2017"
         Convolutional Neural Networks using Logarithmic Data Representation. arXiv:1603.01025.
         Incremental Network Quantization: Towards Lossless CNNs with Low-Precision Weights. ICLR.
         arXiv:1702.03044
     """
-    x, emin, emax, rounding = _check(x, bits, emax, rounding)
+    x, emin, emax, rounding = _check(x, bits, emax, rounding, levels)
     magnitude, zero, _ = _round(x, emin, emax, rounding)
     return np.asarray(np.where(zero, np.float32(0), np.copysign(_power(magnitude), x)))
 
 
-def pow2_quantize_vjp(grad, x, *, bits, emax, rounding="linear"):
+def pow2_quantize_vjp(grad, x, *, bits, emax, rounding="linear", levels="inq"):
     r"""The straight-through gradient of `pow2_quantize` with respect to `x`.
 
     $$ \frac{\partial L}{\partial x} = \begin{cases} +0 & |x| \ge 2^{e_{min}-1} \text{ and }
@@ -170,13 +183,13 @@ def pow2_quantize_vjp(grad, x, *, bits, emax, rounding="linear"):
     ??? cite "Bengio et al., 2013"
         Estimating or Propagating Gradients Through Stochastic Neurons. arXiv:1308.3432
     """
-    x, emin, emax, rounding = _check(x, bits, emax, rounding)
+    x, emin, emax, rounding = _check(x, bits, emax, rounding, levels)
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
     _, _, saturated = _round(x, emin, emax, rounding)
     return np.asarray(np.where(saturated, np.float32(0), grad))
 
 
-def pow2_encode(x, *, bits, emax, rounding="linear"):
+def pow2_encode(x, *, bits, emax, rounding="linear", levels="inq"):
     r"""The `bits`-bit sign-magnitude codes of `pow2_quantize(x)`.
 
     $$ c = 2^{b-1} \cdot [\, y < 0 \,] + \begin{cases} 0 & y = 0 \\ e - e_{min} + 1 & |y| = 2^e \end{cases} $$
@@ -188,20 +201,26 @@ def pow2_encode(x, *, bits, emax, rounding="linear"):
     A uint8 array shaped like `x` with codes in $[0, 2^b - 1]$; zero is code 0 (never $2^{b-1}$). Pack it with
     `pack_bits(c, bits)`.
 
-    Example (`bits=4, emax=0`): `[1.0, -0.5, 0.0, 0.015625]` gives `[7, 14, 0, 1]`.
+    !!! note
+        INQ counts its $b$ bits as one bit for zero and $b - 1$ for $2^{b-1}$ signed powers; this layout holds
+        the same $2^{b-1} + 1$ levels in $b$ bits with the sign on top, and with `levels="inq"` the magnitude
+        codes above $2^{b-2}$ stay unused (`pow2_decode` rejects them).
+
+    Example (`bits=4, emax=0, levels="dense"`): `[1.0, -0.5, 0.0, 0.015625]` gives `[7, 14, 0, 1]`; with INQ's
+    levels ($e_{min} = -3$) `[1.0, -0.5, 0.0, 0.125]` gives `[4, 11, 0, 1]`.
 
     ??? cite "Zhou et al., 2017"
         Incremental Network Quantization: Towards Lossless CNNs with Low-Precision Weights. ICLR.
         arXiv:1702.03044
     """
-    x, emin, emax, rounding = _check(x, bits, emax, rounding)
+    x, emin, emax, rounding = _check(x, bits, emax, rounding, levels)
     magnitude, zero, _ = _round(x, emin, emax, rounding)
     sign = (x < 0).astype(np.int64) << (bits - 1)
     code = np.where(zero, 0, magnitude - emin + 1 + sign)
     return np.asarray(code.astype(np.uint8))
 
 
-def pow2_decode(codes, *, bits, emax):
+def pow2_decode(codes, *, bits, emax, levels="inq"):
     r"""Values of `bits`-bit sign-magnitude power-of-two codes (the inverse of `pow2_encode`).
 
     $$ y = (-1)^{s} \cdot \begin{cases} 0 & m = 0 \\ 2^{e_{min} + m - 1} & m > 0 \end{cases}, \qquad
@@ -209,23 +228,34 @@ def pow2_decode(codes, *, bits, emax):
 
     **Arguments:**
 
-    - `codes`: a uint8 array, each code in $[0, 2^b - 1]$.
-    - `bits`, `emax`: the code (see `pow2_exponent_range`).
+    - `codes`: a uint8 array, each code in $[0, 2^b - 1]$ with $m \le e_{max} - e_{min} + 1$ (every $m$ for
+      `levels="dense"`, $m \le 2^{b-2}$ for INQ's).
+    - `bits`, `emax`, `levels`: the code (see `pow2_exponent_range`).
 
     **Returns:**
 
     A float32 array shaped like `codes`. Both zero codes, $0$ and $2^{b-1}$, decode to `+0.0`.
+
+    !!! note
+        A magnitude code beyond the last exponent (INQ's unused codes) raises `ValueError` naming
+        `codes mod 2**(bits-1)`.
     """
-    emin, emax = pow2_exponent_range(bits, emax)
+    emin, emax = pow2_exponent_range(bits, emax, levels=levels)
     codes = _arrays.within("codes", _arrays.array("codes", codes, ("uint8",)), 0, 2**bits - 1)
     c = codes.astype(np.int64)
     m = c & (2 ** (bits - 1) - 1)
+    _arrays.within("codes mod 2**(bits-1)", m, 0, emax - emin + 1)
     level = _power(emin + np.maximum(m, 1) - 1)
     return np.asarray(np.where(m == 0, np.float32(0), np.where(c >> (bits - 1) == 1, -level, level)))
 
 
-def _check(x, bits, emax, rounding):
-    emin, emax = pow2_exponent_range(bits, emax)
+def _exponent_count(bits, levels):
+    """How many exponents a code has: INQ's 2**(bits-2), or 2**(bits-1) - 1 for the dense code."""
+    return 2 ** (bits - 2) if levels == "inq" else 2 ** (bits - 1) - 1
+
+
+def _check(x, bits, emax, rounding, levels):
+    emin, emax = pow2_exponent_range(bits, emax, levels=levels)
     validate.choice("rounding", rounding, ROUNDINGS)
     x = _arrays.finite_array("x", x)
     return x, emin, emax, rounding

@@ -33,7 +33,8 @@ WU = (
 )
 MX = "Rouhani et al., 2023. Microscaling Data Formats for Deep Learning. arXiv:2310.10537 (OCP MX v1.0 packing order)"
 STE = "Bengio et al., 2013. Estimating or Propagating Gradients Through Stochastic Neurons. arXiv:1308.3432"
-P4 = {"bits": 4, "emax": 0}
+P4 = {"bits": 4, "emax": 0, "levels": "dense"}  # emin = -6 (INQ's 4-bit levels: emin = -3)
+INQ4 = {"bits": 4, "emax": 0}
 
 
 def _a(values, dtype=np.float32):
@@ -63,8 +64,13 @@ def _plus_zeros(a, what):
 # ---- invariants: power of two --------------------------------------------------------------------------------
 
 
+def _pow2_count(bits, levels):
+    """Exponents of a code, from INQ's n2 = n1 + 1 - 2**(b-1) / 2, or the dense 2**(bits-1) - 1."""
+    return 2 ** (bits - 1) // 2 if levels == "inq" else 2 ** (bits - 1) - 1
+
+
 def _pow2_emin(kw):
-    return kw["emax"] - (2 ** (kw["bits"] - 1) - 2)
+    return kw["emax"] + 1 - _pow2_count(kw["bits"], kw.get("levels", "inq"))
 
 
 def _pow2_levels(call, case, out):
@@ -95,7 +101,8 @@ def _grad_or_zero(call, case, out):
 
 def _pow2_range(call, case, out):
     bits, emax = case.args
-    assert out[1] == emax and emax - out[0] == 2 ** (bits - 1) - 2 and out[0] >= -149
+    count = _pow2_count(bits, case.kwargs.get("levels", "inq"))
+    assert out[1] == emax and emax - out[0] + 1 == count and out[0] >= -149
 
 
 def _pow2_emax_bracket(call, case, out):
@@ -286,24 +293,35 @@ ENTRIES = [
         name="pow2_exponent_range",
         family="quantization",
         module="quantization.power_of_two",
-        summary="The exponent range [emin, emax] of a bits-bit sign-magnitude power-of-two code.",
+        summary="The exponent range [emin, emax] of a bits-bit power-of-two code: INQ's set, or the dense variant.",
         strategy=S.pow2_range_cases,
         semantics=(
-            "One sign bit; magnitude code 0 is zero, codes 1 .. 2**(bits-1) - 1 are 2**emin .. 2**emax.",
-            "emin = emax - (2**(bits-1) - 2); every level must be a float32 (emin >= -149).",
+            "levels='inq' (default), INQ's set: 1 bit for zero, b - 1 bits for 2**(b-1) signed powers, so "
+            "2**(bits-2) exponents: emin = emax + 1 - 2**(bits-2) (INQ's n2 = n1 + 1 - 2**(b-1)/2).",
+            "levels='dense': one sign bit; magnitude code 0 is zero, codes 1 .. 2**(bits-1) - 1 are 2**emin .. "
+            "2**emax: emin = emax - (2**(bits-1) - 2).",
+            "Every level must be a float32 (emin >= -149).",
         ),
-        invariants=(Invariant("2**(bits-1) - 1 exponents", _pow2_range),),
+        invariants=(Invariant("INQ's 2**(bits-2) or the dense 2**(bits-1) - 1 exponents", _pow2_range),),
         golden=(
-            Golden(Case((4, 0)), (-6, 0), "levels 0, +-2**-6 .. +-1"),
-            Golden(Case((2, 3)), (3, 3), "one nonzero level"),
-            Golden(Case((8, -23)), (-149, -23), "down to the smallest subnormal"),
+            Golden(Case((3, -1)), (-2, -1), "INQ's example: b = 3, n1 = -1 gives n2 = -2"),
+            Golden(Case((5, 0)), (-7, 0), "INQ's 5 bits: 8 exponents"),
+            Golden(Case((5, 0), {"levels": "dense"}), (-14, 0), "dense 5 bits: 15 exponents"),
+            Golden(Case((4, 0)), (-3, 0), "INQ: levels 0, +-2**-3 .. +-1"),
+            Golden(Case((4, 0), {"levels": "dense"}), (-6, 0), "dense: levels 0, +-2**-6 .. +-1"),
+            Golden(Case((2, 3)), (3, 3), "one nonzero level (ternary)"),
+            Golden(Case((2, 3), {"levels": "dense"}), (3, 3), "one nonzero level in both"),
+            Golden(Case((8, -86)), (-149, -86), "INQ 8 bits: 64 exponents down to the smallest subnormal"),
+            Golden(Case((8, -23), {"levels": "dense"}), (-149, -23), "dense 8 bits: 127 exponents"),
         ),
         bad=(
             Bad(Case((1, 0)), ValueError, "bits must be in [2, 8], got 1"),
             Bad(Case((9, 0)), ValueError, "bits must be in [2, 8], got 9"),
             Bad(Case((4, 128)), ValueError, "emax must be in [-149, 127], got 128"),
-            Bad(Case((8, -24)), ValueError, "give emin = -150, below -149"),
+            Bad(Case((8, -87)), ValueError, "give emin = -150, below -149"),
+            Bad(Case((8, -24), {"levels": "dense"}), ValueError, "give emin = -150, below -149"),
             Bad(Case((4.0, 0)), TypeError, "bits must be an int, got float 4.0"),
+            Bad(Case((4, 0), {"levels": "log"}), ValueError, "levels must be one of 'inq', 'dense'; got 'log'"),
         ),
         paper=INQ,
     ),
@@ -340,6 +358,8 @@ ENTRIES = [
         strategy=S.pow2_cases,
         vjp="pow2_quantize_vjp",
         semantics=(
+            "Levels 0 and +-2**e, e in [emin, emax] of pow2_exponent_range(bits, emax, levels=levels): INQ's set "
+            "by default, levels='dense' for the sign-magnitude variant with 2**(bits-1) - 1 exponents.",
             "|x| = m * 2**E with m in [1, 2) from frexp (exact; no log2).",
             "linear: the exponent rounds up iff m >= 1.5 (nearer power of two, midpoint up, as INQ).",
             "log: up iff m*m > 2 in float64 (exact, never equal): round(log2|x|) with no ties (m >= 0x3FB504F4).",
@@ -358,6 +378,16 @@ ENTRIES = [
                 _a([1, 0.5, 1, 1, 1, -0.015625, 0, 1]),
                 "log: 0.72 = 1.44 * 2**-1 and 1.44**2 > 2, so up",
             ),
+            Golden(
+                Case((_X8,), INQ4),
+                _a([1, 0.5, 1, 1, 1, 0, 0, 0.5]),
+                "INQ's 4 bits, emin = -3: -0.0078125 is below 2**-4 and flushes",
+            ),
+            Golden(
+                Case((_a([0.0625, 0.06249999, -0.1, 0.7]),), INQ4),
+                _a([0.125, 0, -0.125, 0.5]),
+                "INQ's 4 bits: 0.0625 = 2**(emin-1) goes up to 2**-3, just below flushes",
+            ),
             Golden(Case((_a([-0.0, -1e-10, 0.0]),), {"bits": 3, "emax": 0}), _a([0, 0, 0]), "flushed to +0.0"),
             Golden(
                 Case((_a([0.5, 0.49999997, -7.0]),), {"bits": 2, "emax": 0}),
@@ -370,6 +400,7 @@ ENTRIES = [
             Bad(Case((_a([np.inf]),), P4), ValueError, "x must be finite, got inf at flat index 0"),
             Bad(Case((_a([1.0], np.float64),), P4), TypeError, "x must have dtype float32, got float64"),
             Bad(Case((_a([1.0]),), {"bits": 9, "emax": 0}), ValueError, "bits must be in [2, 8], got 9"),
+            Bad(Case((_a([1.0]),), {**INQ4, "levels": "all"}), ValueError, "levels must be one of 'inq', 'dense'"),
         ),
         paper=f"{LOGQUANT}; {INQ}",
     ),
@@ -408,10 +439,17 @@ ENTRIES = [
         semantics=(
             "code = 2**(bits-1) * [y < 0] + (0 if y = 0 else e - emin + 1) for y = pow2_quantize(x) = +-2**e.",
             "Zero is always code 0, never the negative-zero code 2**(bits-1).",
+            "INQ's levels (default) use magnitude codes 0 .. 2**(bits-2) only; the dense variant uses them all.",
         ),
         invariants=(Invariant("codes fit the width", _codes_fit),),
-        golden=(Golden(Case((_a([1.0, -0.5, 0.0, 0.015625, -0.0, -100.0]),), P4), _u8([7, 14, 0, 1, 0, 15])),),
-        bad=(Bad(Case((_a([1.0]),), {"bits": 4, "emax": -146}), ValueError, "give emin = -152, below -149"),),
+        golden=(
+            Golden(Case((_a([1.0, -0.5, 0.0, 0.015625, -0.0, -100.0]),), P4), _u8([7, 14, 0, 1, 0, 15]), "dense"),
+            Golden(Case((_a([1.0, -0.5, 0.0, 0.125, -0.0, -100.0]),), INQ4), _u8([4, 11, 0, 1, 0, 12]), "INQ's"),
+        ),
+        bad=(
+            Bad(Case((_a([1.0]),), {**P4, "emax": -146}), ValueError, "give emin = -152, below -149"),
+            Bad(Case((_a([1.0]),), {"bits": 8, "emax": -87}), ValueError, "give emin = -150, below -149"),
+        ),
         paper=INQ,
     ),
     Entry(
@@ -423,12 +461,21 @@ ENTRIES = [
         semantics=(
             "m = code mod 2**(bits-1), s = code >> (bits-1): (-1)**s * 2**(emin + m - 1), or +0.0 for m = 0.",
             "Both zero codes (0 and 2**(bits-1)) decode to +0.0.",
+            "m must name a level: m <= emax - emin + 1 (INQ's codes above 2**(bits-2) are rejected).",
         ),
         invariants=(Invariant("decoded levels", _pow2_decoded_levels),),
-        golden=(Golden(Case((_u8([7, 14, 0, 1, 8, 15]),), P4), _a([1, -0.5, 0, 0.015625, 0, -1])),),
+        golden=(
+            Golden(Case((_u8([7, 14, 0, 1, 8, 15]),), P4), _a([1, -0.5, 0, 0.015625, 0, -1]), "dense"),
+            Golden(Case((_u8([4, 11, 0, 1, 8, 12]),), INQ4), _a([1, -0.5, 0, 0.125, 0, -1]), "INQ's"),
+        ),
         bad=(
             Bad(Case((_u8([16]),), P4), ValueError, "codes must be in [0, 15], got 16 at flat index 0"),
             Bad(Case((_a([1], np.int32),), P4), TypeError, "codes must have dtype uint8, got int32"),
+            Bad(
+                Case((_u8([4, 13]),), INQ4),
+                ValueError,
+                "codes mod 2**(bits-1) must be in [0, 4], got 5 at flat index 1",
+            ),
         ),
         paper=INQ,
     ),

@@ -56,12 +56,13 @@ def _nf4_table():
 
 @st.composite
 def _pow2_code(draw):
-    """(bits, emax, emin) of a valid code."""
+    """(bits, emax, emin, levels) of a valid code: INQ's 2**(bits-2) exponents or the dense 2**(bits-1) - 1."""
     bits = draw(st.integers(2, 8))
-    span = 2 ** (bits - 1) - 2
+    levels = draw(st.sampled_from(["inq", "dense"]))
+    span = 2 ** (bits - 2) - 1 if levels == "inq" else 2 ** (bits - 1) - 2
     lo = -149 + span
     emax = draw(st.one_of(st.integers(max(lo, -6), 6), st.integers(lo, 127), st.sampled_from([lo, 127])))
-    return bits, emax, emax - span
+    return bits, emax, emax - span, levels
 
 
 def _near_powers(emin, emax):
@@ -77,7 +78,7 @@ def _near_powers(emin, emax):
 
 
 def pow2_range_cases():
-    return _pow2_code().map(lambda c: Case((c[0], c[1])))
+    return _pow2_code().map(lambda c: Case((c[0], c[1]), {"levels": c[3]}))
 
 
 @st.composite
@@ -92,9 +93,9 @@ def pow2_emax_cases(draw):
 
 @st.composite
 def pow2_cases(draw, with_grad=False):
-    bits, emax, emin = draw(_pow2_code())
+    bits, emax, emin, levels = draw(_pow2_code())
     x = draw(float32_arrays(elements=st.one_of(_near_powers(emin, emax), _near_powers(emin, emax), float32_values())))
-    kwargs = {"bits": bits, "emax": emax, "rounding": draw(st.sampled_from(["linear", "log"]))}
+    kwargs = {"bits": bits, "emax": emax, "rounding": draw(st.sampled_from(["linear", "log"])), "levels": levels}
     if with_grad:
         return Case((draw(float32_arrays(shape=st.just(x.shape))), x), kwargs)
     return Case((x,), kwargs)
@@ -102,9 +103,11 @@ def pow2_cases(draw, with_grad=False):
 
 @st.composite
 def pow2_decode_cases(draw):
-    bits, emax, _ = draw(_pow2_code())
-    codes = draw(hnp.arrays(np.uint8, shapes(), elements=st.integers(0, 2**bits - 1)))
-    return Case((codes,), {"bits": bits, "emax": emax})
+    bits, emax, emin, levels = draw(_pow2_code())
+    count = emax - emin + 1  # magnitude codes 1 .. count are levels; INQ's codes above it are not
+    magnitude = draw(hnp.arrays(np.uint8, shapes(), elements=st.integers(0, count)))
+    sign = draw(hnp.arrays(np.uint8, magnitude.shape, elements=st.sampled_from([0, 2 ** (bits - 1)])))
+    return Case((magnitude | sign,), {"bits": bits, "emax": emax, "levels": levels})
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -20,14 +20,16 @@ __all__ = [
 ]
 
 ROUNDINGS = ("linear", "log")
+LEVELS = ("inq", "dense")
 E_LO, E_HI = -149, 127
 
 
-def pow2_exponent_range(bits, emax):
-    """The exponent range of a sign-magnitude power-of-two code; see `reference.quantization.power_of_two`."""
+def pow2_exponent_range(bits, emax, *, levels="inq"):
+    """The exponent range of INQ's (or the dense) power-of-two code; see `reference.quantization.power_of_two`."""
     bits = validate.integer("bits", bits, lo=2, hi=8)
     emax = validate.integer("emax", emax, lo=E_LO, hi=E_HI)
-    emin = emax - (2 ** (bits - 1) - 2)
+    validate.choice("levels", levels, LEVELS)
+    emin = emax - (_exponent_count(bits, levels) - 1)
     if emin < E_LO:
         raise ValueError(
             f"bits={bits}, emax={emax} give emin = {emin}, below -149 (2**-149 is the smallest float32); raise emax"
@@ -45,39 +47,36 @@ def pow2_emax(x):
     return min(int(e) + int(bool(a >= 1.5)), E_HI)
 
 
-def pow2_quantize(x, *, bits, emax, rounding="linear"):
+def pow2_quantize(x, *, bits, emax, rounding="linear", levels="inq"):
     """Quantize to 0 or a signed power of two, straight-through gradient; see the reference for the semantics."""
-    x, emin, emax, rounding = _check(x, bits, emax, rounding)
+    x, emin, emax, rounding = _check(x, bits, emax, rounding, levels)
     return _Pow2Quantize.apply(x, emin, emax, rounding)
 
 
-def pow2_quantize_vjp(grad, x, *, bits, emax, rounding="linear"):
+def pow2_quantize_vjp(grad, x, *, bits, emax, rounding="linear", levels="inq"):
     """The gradient of `pow2_quantize` with respect to `x`, computed by torch autograd through `pow2_quantize`."""
-    x, *_ = _check(x, bits, emax, rounding)
+    x, *_ = _check(x, bits, emax, rounding, levels)
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
-    leaf = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        y = pow2_quantize(leaf, bits=bits, emax=emax, rounding=rounding)
-        (g,) = torch.autograd.grad(y, leaf, grad)
-    return g
+    return _arrays.vjp(lambda v: pow2_quantize(v, bits=bits, emax=emax, rounding=rounding, levels=levels), (x,), grad)
 
 
-def pow2_encode(x, *, bits, emax, rounding="linear"):
+def pow2_encode(x, *, bits, emax, rounding="linear", levels="inq"):
     """Sign-magnitude codes of `pow2_quantize(x)`; see `reference.quantization.power_of_two.pow2_encode`."""
-    x, emin, emax, rounding = _check(x, bits, emax, rounding)
+    x, emin, emax, rounding = _check(x, bits, emax, rounding, levels)
     magnitude, zero, _ = _round(x.detach(), emin, emax, rounding)
     sign = (x.detach() < 0).to(torch.int64) << (bits - 1)
     code = torch.where(zero, 0, magnitude - emin + 1 + sign)
     return code.to(torch.uint8)
 
 
-def pow2_decode(codes, *, bits, emax):
+def pow2_decode(codes, *, bits, emax, levels="inq"):
     """Values of sign-magnitude power-of-two codes; see `reference.quantization.power_of_two.pow2_decode`."""
-    emin, emax = pow2_exponent_range(bits, emax)
+    emin, emax = pow2_exponent_range(bits, emax, levels=levels)
     codes = _arrays.within("codes", _arrays.array("codes", codes, ("uint8",)), 0, 2**bits - 1)
     c = codes.to(torch.int64)
     m = c & (2 ** (bits - 1) - 1)
+    _arrays.within("codes mod 2**(bits-1)", m, 0, emax - emin + 1)
     level = _power(emin + torch.clamp(m, min=1) - 1)
     zero = torch.zeros((), dtype=torch.float32, device=codes.device)
     return torch.where(m == 0, zero, torch.where(c >> (bits - 1) == 1, -level, level))
@@ -98,8 +97,13 @@ class _Pow2Quantize(torch.autograd.Function):
         return torch.where(saturated, 0.0, grad), None, None, None
 
 
-def _check(x, bits, emax, rounding):
-    emin, emax = pow2_exponent_range(bits, emax)
+def _exponent_count(bits, levels):
+    """How many exponents a code has: INQ's 2**(bits-2), or 2**(bits-1) - 1 for the dense code."""
+    return 2 ** (bits - 2) if levels == "inq" else 2 ** (bits - 1) - 1
+
+
+def _check(x, bits, emax, rounding, levels):
+    emin, emax = pow2_exponent_range(bits, emax, levels=levels)
     validate.choice("rounding", rounding, ROUNDINGS)
     x = _arrays.finite_array("x", x)
     return x, emin, emax, rounding
