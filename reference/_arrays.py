@@ -8,13 +8,31 @@ from reference.common import validate
 
 
 def array(name, x, dtypes=("float32",)) -> np.ndarray:
-    """`x` must be an `np.ndarray` (or a NumPy scalar, taken as 0-d) whose dtype name is one of `dtypes`."""
+    """`x` must be an `np.ndarray` (or a NumPy scalar, taken as 0-d) whose dtype name is one of `dtypes`.
+
+    Returns `x` as every algorithm may assume it: a plain `np.ndarray` in native byte order, with the same
+    values. This is the one place where layouts are settled, for every function:
+
+    - a non-native (big-endian on the usual little-endian machines, `astype(">f4")`) array becomes a native copy:
+      the algorithms read float bits with `view(np.uint32)`, which would read the bytes swapped, and outputs
+      must be native. Converted, not rejected: byte order is storage, not value (files and network formats
+      bring big-endian data), and the copy changes no value;
+    - an ndarray subclass (`np.matrix`, `np.memmap`) is viewed as a plain ndarray (`np.matrix` redefines `*`
+      and keeps every result 2-D); a masked array (`np.ma`) is rejected with `TypeError`, as its mask would
+      silently be ignored;
+    - strided, reversed, Fortran-ordered, read-only, zero-stride (broadcast) and unaligned arrays pass as they
+      are: NumPy computes the same values on them and no function writes to its inputs.
+    """
     if isinstance(x, np.generic):
         x = np.asarray(x)
-    if not isinstance(x, np.ndarray):
+    if not isinstance(x, np.ndarray) or isinstance(x, np.ma.MaskedArray):
         raise validate.not_array(name, x)
     if x.dtype.name not in dtypes:
         raise validate.bad_dtype(name, x.dtype.name, dtypes)
+    if type(x) is not np.ndarray:
+        x = x.view(np.ndarray)
+    if not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))
     return x
 
 

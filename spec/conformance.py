@@ -15,12 +15,19 @@ class Mismatch(AssertionError):
     """Two backends disagree on a case (values, bits, dtype, shape, exception, or an input was mutated)."""
 
 
-def same_bits(expected, got, where="output") -> None:
+def same_bits(expected, got, where="output", *, strict=False) -> None:
     """Raise `Mismatch` unless `got` equals `expected` exactly: same types, dtypes, shapes and bit patterns.
 
-    Floats compare as unsigned integers of their width, so `-0.0 != +0.0` and NaN payloads count.
+    Floats compare as unsigned integers of their width, so `-0.0 != +0.0` and NaN payloads count. A NumPy scalar
+    on either side counts as the 0-d array of its value (goldens may be written as `np.float32(1.5)`), unless
+    `strict`: then an `expected` NumPy scalar is a mismatch, so the reference's output must be a 0-d array where a
+    tensor backend returns a 0-d tensor (`check_case` compares strictly).
     """
     if isinstance(expected, np.generic):
+        if strict:
+            raise Mismatch(
+                f"{where}: expected side is the NumPy scalar {expected!r}, not an array (got {type(got).__name__})"
+            )
         expected = np.asarray(expected)
     if isinstance(got, np.generic):
         got = np.asarray(got)
@@ -45,7 +52,7 @@ def same_bits(expected, got, where="output") -> None:
         if type(got) is not type(expected) or len(got) != len(expected):
             raise Mismatch(f"{where}: expected {type(expected).__name__} of {len(expected)}, got {got!r:.200}")
         for i, (e, g) in enumerate(zip(expected, got, strict=True)):
-            same_bits(e, g, f"{where}[{i}]")
+            same_bits(e, g, f"{where}[{i}]", strict=strict)
         return
     if type(expected) is not type(got):
         raise Mismatch(f"{where}: expected {type(expected).__name__} {expected!r}, got {type(got).__name__} {got!r}")
@@ -74,7 +81,8 @@ def check_case(entry: Entry, case: Case, backend: Backend, device: str, fn=None)
     """Run `case` through the reference and through `backend` on `device`; raise `Mismatch` on any difference.
 
     Both must return bit-identical outputs or raise the same exception type with the same message, and neither
-    may change its inputs.
+    may change its inputs. The reference's outputs are compared strictly: a NumPy scalar where the backend
+    returns an array (a 0-d tensor) is a mismatch.
     """
     fn = fn or backend.function(entry)
     ref_case = Case(REFERENCE.to_native(case.args, "cpu"), REFERENCE.to_native(case.kwargs, "cpu"))
@@ -87,7 +95,7 @@ def check_case(entry: Entry, case: Case, backend: Backend, device: str, fn=None)
                 f"{entry.name}: reference {_describe(kind_ref, ref)}, {backend.name} {_describe(kind_got, got)}"
             )
     else:
-        same_bits(ref, backend.to_numpy(got), f"{entry.name} output")
+        same_bits(ref, backend.to_numpy(got), f"{entry.name} output", strict=True)
     same_bits(case.args, REFERENCE.to_numpy(ref_case.args), f"{entry.name}: reference changed its input args")
     same_bits(case.kwargs, REFERENCE.to_numpy(ref_case.kwargs), f"{entry.name}: reference changed its input kwargs")
     same_bits(case.args, backend.to_numpy(native.args), f"{entry.name}: {backend.name} changed its input args")

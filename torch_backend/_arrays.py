@@ -14,12 +14,20 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 def array(name, x, dtypes=("float32",)) -> torch.Tensor:
-    """`x` must be a `torch.Tensor` whose dtype name is one of `dtypes`."""
+    """`x` must be a `torch.Tensor` whose dtype name is one of `dtypes`.
+
+    Returns `x` as every algorithm may assume it, with the same values: a negative-bit view
+    (`torch._neg_view(t)`, the imaginary part of a conjugated complex tensor, `t.conj().imag`) is resolved into a
+    plain tensor (`resolve_neg`, differentiable), since `view(dtype)`, which the float and MX encoders use to read
+    bits, refuses it. Everything else passes as it is: strided, transposed, expanded (zero-stride) and
+    channels_last tensors, parameters and inference tensors give the same bits as a contiguous copy.
+    (Real dtypes carry no conjugate bit: `conj()` of a real tensor is the tensor itself.)
+    """
     if not isinstance(x, torch.Tensor):
         raise validate.not_array(name, x)
     if dtype_name(x.dtype) not in dtypes:
         raise validate.bad_dtype(name, dtype_name(x.dtype), dtypes)
-    return x
+    return x.resolve_neg()
 
 
 def finite(name, x) -> torch.Tensor:
@@ -68,6 +76,37 @@ def same_device(name, x, other_name, other) -> torch.Tensor:
     if x.device != other.device:
         raise ValueError(f"{name} is on {x.device} but {other_name} is on {other.device}; move them to one device")
     return x
+
+
+def vjp(fn, args, grad, *, wrt=0):
+    r"""The vector-Jacobian product of `fn(*args)` with the cotangent `grad`, by torch autograd: the gradient of
+    $\langle \text{grad}, \text{fn}(\text{args}) \rangle$ with respect to `args[i]` for each `i` in `wrt` (an
+    int gives one tensor, a tuple of ints a tuple). This is every `*_vjp` function of the torch backend.
+
+    It works wherever it is called: under `torch.no_grad()`, inside `torch.inference_mode()`, and on inference
+    tensors (made inside inference mode), where a bare `requires_grad_` or `autograd.grad` raises `RuntimeError`.
+    Autograd is switched on and inference mode off for the call; a tensor argument that is an inference tensor is
+    replaced by a plain copy of its bits (`clone()`), the others are used as they are. So no result changes: the
+    gradients are those of the same values. The arguments in `wrt` are detached first: the result never joins
+    the caller's graph, and the caller's tensors are never changed.
+    """
+    several = isinstance(wrt, tuple)
+    wrt = wrt if several else (wrt,)
+    with torch.inference_mode(False), torch.enable_grad():
+        inputs = [_usable(a) for a in args]
+        for i in wrt:
+            inputs[i] = inputs[i].detach().requires_grad_(True)
+        grads = torch.autograd.grad(fn(*inputs), [inputs[i] for i in wrt], _usable(grad))
+    return tuple(grads) if several else grads[0]
+
+
+def _usable(value):
+    """An inference tensor as a plain copy (autograd refuses inference tensors), anything else as it is."""
+    if isinstance(value, torch.Tensor) and value.is_inference():
+        return value.clone()
+    if isinstance(value, list | tuple):
+        return type(value)(_usable(v) for v in value)
+    return value
 
 
 def scalar(value, like: torch.Tensor, dtype=None) -> torch.Tensor:

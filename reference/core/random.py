@@ -163,4 +163,4 @@ def uniform(key, shape, device=None):
     A float32 array of shape `shape`.
     """
     bits = random_bits(key, shape, device)
-    return (bits >> 8).astype(np.float32) * np.float32(2.0**-24)
+    return np.asarray((bits >> 8).astype(np.float32) * np.float32(2.0**-24))

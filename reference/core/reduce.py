@@ -76,7 +76,7 @@ def tree_mean(x, axis=None):
     n = x.size if axis is None else x.shape[validate.axis("axis", axis, x.ndim)]
     if n == 0:
         raise ValueError(f"x has no elements to average along axis={axis!r}")
-    return tree_sum(x, axis) / np.float64(n)
+    return np.asarray(tree_sum(x, axis) / np.float64(n))
 
 
 def lp_norm(x, p=2, axis=None):

@@ -69,7 +69,7 @@ def round_floor(x):
 
     A float32 array shaped like `x`.
     """
-    return np.floor(_arrays.finite_array("x", x))
+    return np.asarray(np.floor(_arrays.finite_array("x", x)))
 
 
 def round_ceil(x):
@@ -83,7 +83,7 @@ def round_ceil(x):
 
     A float32 array shaped like `x`; `ceil(-0.5)` is `-0.0`.
     """
-    return np.ceil(_arrays.finite_array("x", x))
+    return np.asarray(np.ceil(_arrays.finite_array("x", x)))
 
 
 def round_stochastic(x, key):
@@ -146,21 +146,21 @@ def _round(x, mode, key):
     if mode == "half_away":
         return _half_away(x)
     if mode == "floor":
-        return np.floor(x)
+        return np.asarray(np.floor(x))
     if mode == "ceil":
-        return np.ceil(x)
+        return np.asarray(np.ceil(x))
     return _stochastic(x, key)
 
 
 def _half_even(x):
-    return np.rint(x)
+    return np.asarray(np.rint(x))
 
 
 def _half_away(x):
     a = np.abs(x)
     whole = np.floor(a)
     up = (a - whole) >= np.float32(0.5)
-    return np.copysign(np.where(up, whole + np.float32(1), whole), x)
+    return np.asarray(np.copysign(np.where(up, whole + np.float32(1), whole), x))
 
 
 def _stochastic(x, key):

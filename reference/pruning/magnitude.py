@@ -101,7 +101,7 @@ def magnitude_mask_by_threshold(w, threshold):
     """
     w = _arrays.finite_array("w", w)
     t = validate.real("threshold", threshold, lo=0.0)
-    return np.abs(w).astype(np.float64) > t
+    return np.asarray(np.abs(w).astype(np.float64) > t)
 
 
 def global_magnitude_masks(ws, sparsity):

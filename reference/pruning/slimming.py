@@ -54,7 +54,7 @@ def slimming_penalty_grad(grads, gammas, lam):
     for i, (g, gamma) in enumerate(zip(grads, gammas, strict=True)):
         _arrays.shaped(f"grads[{i}]", g, gamma.shape, f"gammas[{i}]")
     lam = validate.real("lam", lam, lo=0.0)
-    return [g + l1_subgradient(gamma, lam) for g, gamma in zip(grads, gammas, strict=True)]
+    return [np.asarray(g + l1_subgradient(gamma, lam)) for g, gamma in zip(grads, gammas, strict=True)]
 
 
 def slimming_masks(gammas, ratio, min_channels=1):

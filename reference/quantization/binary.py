@@ -223,7 +223,7 @@ def xnor_binarize(w, *, axis=None, ste="clipped"):
     """
     w, k = _check_slices(w, axis, "the XNOR scale")
     validate.choice("ste", ste, STES)
-    return _expand(_scale(w, k), w.ndim, k) * _sign(w)
+    return np.asarray(_expand(_scale(w, k), w.ndim, k) * _sign(w))
 
 
 def xnor_binarize_vjp(grad, w, *, axis=None, ste="clipped"):

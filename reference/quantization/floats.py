@@ -117,7 +117,7 @@ def float_encode(x, fmt, *, saturate=True, rounding="half_even", key=None):
     form, saturate, mode, key = _check_options(fmt, saturate, rounding, key)
     x = _check_x(x, fmt, form)
     code, _ = _encode(x, form, saturate, mode, key)
-    return code
+    return np.asarray(code)
 
 
 def float_decode(codes, fmt):

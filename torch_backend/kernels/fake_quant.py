@@ -52,13 +52,8 @@ def fake_quantize_vjp(
     x, *_ = _affine._check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
-    leaf = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        y = fake_quantize(
-            leaf, scale, zero_point, qmin=qmin, qmax=qmax, axis=axis, group_size=group_size, rounding=rounding, key=key
-        )
-        (g,) = torch.autograd.grad(y, leaf, grad)
-    return g
+    options = {"qmin": qmin, "qmax": qmax, "axis": axis, "group_size": group_size, "rounding": rounding, "key": key}
+    return _arrays.vjp(lambda *a: fake_quantize(*a, **options), (x, scale, zero_point), grad)
 
 
 class _FusedFakeQuantize(torch.autograd.Function):

@@ -69,10 +69,7 @@ def apply_mask_vjp(grad, w, mask):
     mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
-    leaf = w.detach().requires_grad_(True)
-    with torch.enable_grad():
-        (g,) = torch.autograd.grad(apply_mask(leaf, mask), leaf, grad)
-    return g
+    return _arrays.vjp(apply_mask, (w, mask), grad)
 
 
 def _tensor_list(name, ws):

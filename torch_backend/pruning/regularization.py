@@ -38,10 +38,7 @@ def l1_penalty_vjp(grad, w, lam):
     lam = validate.real("lam", lam, lo=0.0)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), (), "the scalar penalty")
     _arrays.same_device("grad", grad, "w", ws[0])
-    leaves = [x.detach().requires_grad_(True) for x in ws]
-    with torch.enable_grad():
-        y = l1_penalty(leaves[0] if single else leaves, lam)
-        grads = torch.autograd.grad(y, leaves, grad)
+    grads = _arrays.vjp(lambda *v: l1_penalty(v[0] if single else list(v), lam), ws, grad, wrt=tuple(range(len(ws))))
     return grads[0] if single else list(grads)
 
 
@@ -76,10 +73,7 @@ def group_lasso_penalty_vjp(grad, w, lam, axis=0):
     axis = _group_axis(w, axis)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), (), "the scalar penalty")
     _arrays.same_device("grad", grad, "w", w)
-    leaf = w.detach().requires_grad_(True)
-    with torch.enable_grad():
-        (g,) = torch.autograd.grad(group_lasso_penalty(leaf, lam, axis), leaf, grad)
-    return g
+    return _arrays.vjp(lambda v: group_lasso_penalty(v, lam, axis), (w,), grad)
 
 
 def group_lasso_proximal(w, lr, lam, axis=0):

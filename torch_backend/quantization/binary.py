@@ -40,10 +40,7 @@ def binarize_vjp(grad, x, *, ste="clipped"):
     validate.choice("ste", ste, STES)
     x = _arrays.finite_array("x", x)
     grad = _check_grad(grad, x, "x")
-    leaf = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        (g,) = torch.autograd.grad(binarize(leaf, ste=ste), leaf, grad)
-    return g
+    return _arrays.vjp(lambda v: binarize(v, ste=ste), (x,), grad)
 
 
 def binary_connect(w, *, stochastic=False, key=None, ste="identity"):
@@ -58,11 +55,7 @@ def binary_connect_vjp(grad, w, *, stochastic=False, key=None, ste="identity"):
     stochastic, key, ste = _check_connect(stochastic, key, ste)
     w = _arrays.finite_array("w", w)
     grad = _check_grad(grad, w, "w")
-    leaf = w.detach().requires_grad_(True)
-    with torch.enable_grad():
-        y = binary_connect(leaf, stochastic=stochastic, key=key, ste=ste)
-        (g,) = torch.autograd.grad(y, leaf, grad)
-    return g
+    return _arrays.vjp(lambda v: binary_connect(v, stochastic=stochastic, key=key, ste=ste), (w,), grad)
 
 
 def xnor_scale(w, *, axis=None):
@@ -83,10 +76,7 @@ def xnor_binarize_vjp(grad, w, *, axis=None, ste="clipped"):
     w, _ = _check_slices(w, axis, "the XNOR scale")
     validate.choice("ste", ste, STES)
     grad = _check_grad(grad, w, "w")
-    leaf = w.detach().requires_grad_(True)
-    with torch.enable_grad():
-        (g,) = torch.autograd.grad(xnor_binarize(leaf, axis=axis, ste=ste), leaf, grad)
-    return g
+    return _arrays.vjp(lambda v: xnor_binarize(v, axis=axis, ste=ste), (w,), grad)
 
 
 class _Straight(torch.autograd.Function):

@@ -58,11 +58,7 @@ def codebook_decode_vjp(grad, indices, codebook):
     indices, codebook = _check_decode(indices, codebook)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), indices.shape, "indices")
     _arrays.same_device("grad", grad, "indices", indices)
-    leaf = codebook.detach().requires_grad_(True)
-    with torch.enable_grad():
-        y = codebook_decode(indices, leaf)
-        (g,) = torch.autograd.grad(y, leaf, grad)
-    return g
+    return _arrays.vjp(codebook_decode, (indices, codebook), grad, wrt=1)
 
 
 class _Decode(torch.autograd.Function):

@@ -29,11 +29,7 @@ def dorefa_weight_vjp(grad, w, bits):
     w = _arrays.finite_array("w", w)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
-    leaf = w.detach().requires_grad_(True)
-    with torch.enable_grad():
-        y = dorefa_weight(leaf, bits)
-        (g,) = torch.autograd.grad(y, leaf, grad)
-    return g
+    return _arrays.vjp(lambda v: dorefa_weight(v, bits), (w,), grad)
 
 
 def dorefa_activation(x, bits):
@@ -49,11 +45,7 @@ def dorefa_activation_vjp(grad, x, bits):
     x = _arrays.finite_array("x", x)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
-    leaf = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        y = dorefa_activation(leaf, bits)
-        (g,) = torch.autograd.grad(y, leaf, grad)
-    return g
+    return _arrays.vjp(lambda v: dorefa_activation(v, bits), (x,), grad)
 
 
 class _DorefaWeight(torch.autograd.Function):

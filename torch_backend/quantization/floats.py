@@ -48,11 +48,7 @@ def float_quantize_vjp(grad, x, fmt, *, saturate=True, rounding="half_even", key
     x = _check_x(x, fmt, form)
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
-    leaf = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        y = float_quantize(leaf, fmt, saturate=saturate, rounding=rounding, key=key)
-        (g,) = torch.autograd.grad(y, leaf, grad)
-    return g
+    return _arrays.vjp(lambda v: float_quantize(v, fmt, saturate=saturate, rounding=rounding, key=key), (x,), grad)
 
 
 class _FloatQuantize(torch.autograd.Function):

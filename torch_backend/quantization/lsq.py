@@ -63,10 +63,7 @@ def lsq_quantize_vjp(grad, x, scale, *, bits, signed, axis=None):
     x, scale, _, _, _, _ = _check(x, scale, None, bits, signed, axis)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
-    leaves = (x.detach().requires_grad_(True), scale.detach().requires_grad_(True))
-    with torch.enable_grad():
-        y = lsq_quantize(*leaves, bits=bits, signed=signed, axis=axis)
-        return torch.autograd.grad(y, leaves, grad)
+    return _arrays.vjp(lambda *a: lsq_quantize(*a, bits=bits, signed=signed, axis=axis), (x, scale), grad, wrt=(0, 1))
 
 
 def lsq_plus_quantize(x, scale, offset, *, bits, signed, axis=None):
@@ -80,10 +77,8 @@ def lsq_plus_quantize_vjp(grad, x, scale, offset, *, bits, signed, axis=None):
     x, scale, offset, _, _, _ = _check(x, scale, offset, bits, signed, axis)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
-    leaves = tuple(t.detach().requires_grad_(True) for t in (x, scale, offset))
-    with torch.enable_grad():
-        y = lsq_plus_quantize(*leaves, bits=bits, signed=signed, axis=axis)
-        return torch.autograd.grad(y, leaves, grad)
+    options = {"bits": bits, "signed": signed, "axis": axis}
+    return _arrays.vjp(lambda *a: lsq_plus_quantize(*a, **options), (x, scale, offset), grad, wrt=(0, 1, 2))
 
 
 class _Lsq(torch.autograd.Function):

@@ -52,11 +52,9 @@ def mx_fake_quantize_vjp(grad, x, fmt, *, axis=-1, block_size=32, scale_rule="fl
     _, _, _, x, _ = _check_quantize(x, fmt, block_size, scale_rule, axis)
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
-    leaf = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        y = mx_fake_quantize(leaf, fmt, axis=axis, block_size=block_size, scale_rule=scale_rule)
-        (g,) = torch.autograd.grad(y, leaf, grad)
-    return g
+    return _arrays.vjp(
+        lambda v: mx_fake_quantize(v, fmt, axis=axis, block_size=block_size, scale_rule=scale_rule), (x,), grad
+    )
 
 
 class _MXFakeQuantize(torch.autograd.Function):

@@ -28,11 +28,7 @@ def pact_quantize_vjp(grad, x, alpha, bits):
     x, a, bits = _check(x, alpha, bits)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
-    x_leaf, a_leaf = x.detach().requires_grad_(True), a.detach().requires_grad_(True)
-    with torch.enable_grad():
-        y = pact_quantize(x_leaf, a_leaf, bits)
-        grad_x, grad_alpha = torch.autograd.grad(y, (x_leaf, a_leaf), grad)
-    return grad_x, grad_alpha
+    return _arrays.vjp(lambda *v: pact_quantize(*v, bits), (x, a), grad, wrt=(0, 1))
 
 
 class _Pact(torch.autograd.Function):

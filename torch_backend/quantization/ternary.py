@@ -36,10 +36,7 @@ def twn_ternarize_vjp(grad, w, *, axis=None):
     w, _ = _check_slices(w, axis, "the TWN threshold")
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
-    leaf = w.detach().requires_grad_(True)
-    with torch.enable_grad():
-        (g,) = torch.autograd.grad(twn_ternarize(leaf, axis=axis), leaf, grad)
-    return g
+    return _arrays.vjp(lambda v: twn_ternarize(v, axis=axis), (w,), grad)
 
 
 def ttq_quantize(w, wp, wn, *, t=0.05):
@@ -53,9 +50,7 @@ def ttq_quantize_vjp(grad, w, wp, wn, *, t=0.05):
     w, wp, wn, _ = _check_ttq(w, wp, wn, t)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
-    leaves = tuple(a.detach().requires_grad_(True) for a in (w, wp, wn))
-    with torch.enable_grad():
-        return torch.autograd.grad(ttq_quantize(*leaves, t=t), leaves, grad)
+    return _arrays.vjp(lambda *a: ttq_quantize(*a, t=t), (w, wp, wn), grad, wrt=(0, 1, 2))
 
 
 class _Twn(torch.autograd.Function):
