@@ -196,7 +196,7 @@ class Compressor:
             first = id(original) not in baked
             baked.add(id(original))
             # the first owner bakes the shared parameter in place (its identity is kept); the others take it back
-            parametrize.remove_parametrizations(module, tname, leave_parametrized=first)
+            policies.unregister(module, tname, leave_parametrized=first)
         self.finalized = True
         return self.model
 
@@ -285,7 +285,7 @@ def _rollback(planned) -> None:
         for t in p.targets:
             for _, module, attr in t.owners:
                 if parametrize.is_parametrized(module, attr):
-                    parametrize.remove_parametrizations(module, attr, leave_parametrized=False)
+                    policies.unregister(module, attr, leave_parametrized=False)
 
 
 def is_compressed(model: nn.Module) -> bool:

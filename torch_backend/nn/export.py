@@ -31,6 +31,7 @@ from reference.common.version import PQREF_VERSION, SEMANTICS_VERSION
 from torch_backend.nn import activations
 from torch_backend.nn.backend import NUMPY, TORCH, same_bits, to_numpy
 from torch_backend.nn.compressions import Compression
+from torch_backend.nn.policies import parameter_order
 
 load_safetensors = checkpoint.load_safetensors
 
@@ -47,17 +48,15 @@ def effective_tensors(model):
         if "parametrizations" in parts or any(mname == s or mname.startswith(s + ".") for s in skip):
             continue
         prefix = f"{mname}." if mname else ""
-        done = set()
-        if parametrize.is_parametrized(module):
-            for tname in module.parametrizations:
+        parametrized = module.parametrizations if parametrize.is_parametrized(module) else {}
+        for pname in parameter_order(module):
+            if pname in parametrized:
                 with torch.no_grad():
-                    yield prefix + tname, getattr(module, tname).detach()
-                done.add(tname)
-        for pname, p in module.named_parameters(recurse=False):
-            if pname not in done:
-                yield prefix + pname, p.detach()
+                    yield prefix + pname, getattr(module, pname).detach()
+            elif module._parameters.get(pname) is not None:
+                yield prefix + pname, module._parameters[pname].detach()
         for bname, b in module.named_buffers(recurse=False):
-            if bname not in done and b is not None and bname not in module._non_persistent_buffers_set:
+            if bname not in parametrized and b is not None and bname not in module._non_persistent_buffers_set:
                 yield prefix + bname, b.detach()
 
 
@@ -225,7 +224,7 @@ def _file_entry(a: np.ndarray) -> dict:
 def _serialize(files, record) -> bytes:
     from safetensors.numpy import save
 
-    text = json.dumps(record, sort_keys=True)
+    text = json.dumps(record)
     meta = {"pqref": text, "pqref_sha256": hashlib.sha256(text.encode()).hexdigest()}
     return save({k: np.array(v, order="C", copy=True) for k, v in files.items()}, metadata=meta)
 

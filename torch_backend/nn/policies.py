@@ -272,15 +272,39 @@ def owners_of(model, param, first_name) -> list[tuple[str, nn.Module, str]]:
     return owners
 
 
+ORDER = "_pqref_parameter_order"
+
+
 def register(target: Target, compression: Compression) -> None:
-    """Register `compression` on every owner of the target's tensor (once per module and attribute)."""
+    """Register `compression` on every owner of the target's tensor (once per module and attribute).
+
+    The module's parameter order is saved first (a parametrization moves the tensor out of `_parameters`), so the
+    export, `finalize` and a rollback give the plain module's order back (`model.parameters()` order is what an
+    optimizer's state is keyed by)."""
     done = set()
     for _, module, attr in target.owners:
         if (id(module), attr) in done:
             continue
         done.add((id(module), attr))
+        module.__dict__.setdefault(ORDER, list(module._parameters))
         parametrize.register_parametrization(module, attr, compression)
         independent_copies(module)
+
+
+def parameter_order(module) -> list[str]:
+    """The names of the module's tensors as the plain module orders its parameters."""
+    return list(module.__dict__.get(ORDER, module._parameters))
+
+
+def unregister(module, attr, *, leave_parametrized: bool) -> None:
+    """Remove the parametrizations of `module.attr`; once none is left, the saved parameter order is restored."""
+    parametrize.remove_parametrizations(module, attr, leave_parametrized=leave_parametrized)
+    if not parametrize.is_parametrized(module) and ORDER in module.__dict__:
+        order = module.__dict__.pop(ORDER)
+        params = dict(module._parameters)
+        module._parameters.clear()
+        module._parameters.update({k: params[k] for k in order if k in params})
+        module._parameters.update(params)
 
 
 def independent_copies(module) -> None:

@@ -6,9 +6,12 @@ input slice can be deleted. The smaller model computes the same function; its ou
 to float rounding, **not bit for bit**: the consumer's sums now run over fewer terms, in another order. The tests
 state the tolerance (relative 1e-5 of the output scale).
 
-Supported chains inside an `nn.Sequential`: `Conv2d | Linear -> BatchNorm -> (ReLU, MaxPool, AvgPool, Dropout,
-Identity)* -> [Flatten] -> Conv2d | Linear`. Flatten is channel-major: channel c owns `in_features / channels`
-consecutive inputs of the consumer.
+It handles one model shape only: a flat `nn.Sequential` whose layers form chains
+`Conv2d | Linear -> BatchNorm -> (ReLU, MaxPool, AvgPool, Dropout, Identity)* -> [Flatten] -> Conv2d | Linear`.
+Flatten is channel-major: channel c owns `in_features / channels` consecutive inputs of the consumer. Models with
+branches (residual additions, concatenations), nested containers, grouped convolutions or attention are not
+handled here: their channels must be removed in dependency groups (a separate piece of work). The model must be
+plain: call `Compressor.finalize()` first (a parametrized or activation-quantized model is rejected).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import copy
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 PASS_THROUGH = (nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.AvgPool2d, nn.Dropout, nn.Identity, nn.LeakyReLU)
 PRODUCERS = (nn.Conv2d, nn.Linear)
@@ -41,6 +45,7 @@ def remove_channels(model: nn.Sequential, keep: dict[int, torch.Tensor] | None =
 
     A new `nn.Sequential`; `model` is not changed.
     """
+    _check_plain(model)
     layers = list(copy.deepcopy(model))
     if keep is None:
         keep = {i: channel_keep(m) for i, m in enumerate(layers) if isinstance(m, NORMS)}
@@ -75,6 +80,22 @@ def remove_channels(model: nn.Sequential, keep: dict[int, torch.Tensor] | None =
         cols = (idx.reshape(-1, 1) * per + torch.arange(per)).reshape(-1) if per > 1 else idx
         layers[c] = _slice_in(layers[c], cols)
     return nn.Sequential(*layers).train(model.training)
+
+
+def _check_plain(model):
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(
+            f"remove_channels handles an nn.Sequential of layers, got {type(model).__name__} (models with branches "
+            f"need dependency-aware channel groups, which this function does not build)"
+        )
+    for name, module in model.named_modules():
+        if parametrize.is_parametrized(module):
+            raise ValueError(
+                f"layer {name!r} is parametrized (a compressed model): call Compressor.finalize() first, then "
+                f"remove the channels of the plain model"
+            )
+        if hasattr(module, "pqref_activation"):
+            raise ValueError(f"layer {name!r} has an activation quantizer: call Compressor.finalize() first")
 
 
 def _slice_out(m, idx):
