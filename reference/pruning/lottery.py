@@ -49,6 +49,24 @@ def imp_mask(w, mask, fraction):
         flattened weights and masks. Example: $w = [4, 1, 3, 2]$, mask $[T, T, T, F]$, fraction 0.5: $m = 3$,
         $k = \operatorname{rne}(1.5) = 2$, only the largest survivor stays: $[T, F, F, F]$.
 
+    !!! note "The lottery-ticket codebases prune more"
+        Both reference codebases sort the surviving $|w|$ ascending and prune up to and including a cutoff
+        element, so they prune one weight more than their count on distinct magnitudes, and every weight tied
+        with the cutoff:
+
+        - Frankle & Carbin's code (`google-research/lottery-ticket-hypothesis`, `foundations/pruning.py`,
+          `prune_by_percent_once`): cutoff $= \operatorname{sorted}(|w|)[\operatorname{rne}(p\,m)]$ (NumPy's
+          `np.round`), prune $|w| \le$ cutoff: $\operatorname{rne}(p\,m) + 1$ weights (and an `IndexError` at
+          $p = 1$);
+        - OpenLTH (`facebookresearch/open_lth`, `pruning/sparse_global.py`, the default strategy): threshold
+          $= \operatorname{sorted}(|w|)[\lceil p\,m \rceil]$, keep $|w| >$ threshold: $\lceil p\,m \rceil + 1$
+          weights. (Its `sparse_layerwise.py` keeps $|w| \ge$ threshold: $\lceil p\,m \rceil$, fewer on ties.)
+
+        pqref prunes exactly $k = \operatorname{rne}(p\,m)$, `torch.nn.utils.prune`'s count, with ties to the
+        lower index. Example: $m = 10$ distinct magnitudes, $p = 0.2$: pqref prunes 2, both codebases 3;
+        $p = 0.25$: pqref 2, Frankle & Carbin's 3, OpenLTH's 4. The per-round counts, and so `imp_schedule`,
+        differ accordingly (tests/test_divergences.py models both rules).
+
     ??? cite "Frankle & Carbin, 2019"
         The Lottery Ticket Hypothesis: Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635
     """
@@ -109,7 +127,10 @@ def imp_schedule(n, fraction, rounds):
 
     !!! note
         Example: `imp_schedule(10, 0.2, 3)` is `[10, 8, 6, 5]`: $0.2 \cdot 8 = 1.6$ rounds to 2, then
-        $0.2 \cdot 6 = 1.2$ to 1. Once $\text{fraction} \cdot m_r < 0.5$ the count stops moving.
+        $0.2 \cdot 6 = 1.2$ to 1. Once $\text{fraction} \cdot m_r < 0.5$ the count stops moving. The
+        lottery-ticket codebases prune one more per round ($\operatorname{rne}(p\,m) + 1$, OpenLTH
+        $\lceil p\,m \rceil + 1$; see `imp_mask`): from $n = 10$, $p = 0.2$ Frankle & Carbin's code keeps
+        $[10, 7, 5, 3]$ and OpenLTH's $[10, 7, 4, 2]$.
 
     ??? cite "Frankle & Carbin, 2019"
         The Lottery Ticket Hypothesis: Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635

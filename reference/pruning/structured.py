@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import shapes, validate
 from reference.core.reduce import lp_norm
 from reference.core.select import keep_largest
 from reference.pruning.magnitude import pruned_count
@@ -39,6 +39,14 @@ def ln_structured_mask(w, sparsity, p=2, axis=0):
         Equal norms go to the lower slice index. `torch.nn.utils.prune.ln_structured` computes norms in float32
         and selects with `topk`: it agrees wherever norms are well separated.
 
+    !!! note "The default is L2; Li et al. rank filters by L1"
+        Li et al. prune the filters with the smallest sum of absolute kernel weights, the L1 norm: `p=1`,
+        `axis=0` for a `(out, in, kh, kw)` conv weight. The default `p=2` is kept because this one function serves
+        structured pruning of any slice (filters, channels, rows), where the L2 norm is the other established
+        ranking (Soft Filter Pruning, He et al. 2018, ranks filters by L2; `torch.nn.utils.prune.ln_structured`
+        has no default and takes `n` from the caller); pass `p=1` for the paper's criterion. Changing the default
+        would change pinned outputs.
+
     ??? cite "Li et al., 2017"
         Pruning Filters for Efficient ConvNets. ICLR. arXiv:1608.08710
     """
@@ -51,7 +59,7 @@ def ln_structured_mask(w, sparsity, p=2, axis=0):
     k = pruned_count(sparsity, channels)
     rows = np.moveaxis(w, axis, 0).reshape(channels, math.prod(w.shape) // max(channels, 1))
     keep = keep_largest(lp_norm(rows, p, axis=1), channels - k)
-    view = tuple(-1 if i == axis else 1 for i in range(w.ndim))
+    view = shapes.per_axis(w.ndim, axis)
     return np.broadcast_to(keep.reshape(view), w.shape).copy()
 
 

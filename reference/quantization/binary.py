@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import shapes, validate
 from reference.core.random import uniform
 from reference.core.reduce import tree_mean
 
@@ -183,6 +183,13 @@ def xnor_scale(w, *, axis=None):
         An empty `w` raises `ValueError` (the mean of nothing is undefined; with `axis=k` every channel must have
         an element).
 
+    !!! note "The default is one scale per tensor; XNOR-Net's is one per filter"
+        XNOR-Net (and its BWN) estimates one $\alpha$ per output filter: `axis=0` for a `(out, in, kh, kw)` conv
+        or `(out, in)` linear weight. The default `axis=None` is one $\alpha$ for the whole tensor, because it
+        needs no assumption about which axis holds the filters (a 1-D weight has none, and layouts put them on
+        different axes); pass the filter axis for the paper's scale. pqref's training layer (the XNOR recipe in
+        `torch_backend.nn`) does, with `axis=0`.
+
     Example: `w = [[1, -2], [0.5, 0.5]]`, `axis=0`: $\alpha = [1.5, 0.5]$; `axis=None`: $\alpha = 1.0$.
 
     ??? cite "Rastegari et al., 2016"
@@ -250,18 +257,23 @@ def xnor_binarize_vjp(grad, w, *, axis=None, ste="clipped"):
 
     A float32 array shaped like `w`; a true gradient beyond the float32 range becomes $\pm\infty$.
 
-    !!! note
-        The paper prints $\frac{\partial C}{\partial W_i} = \frac{\partial C}{\partial \widetilde{W}_i}
+    !!! note "Whose formula this is"
+        This is the chain rule of pqref's forward pass, not the authors' gradient. The paper prints
+        $\frac{\partial C}{\partial W_i} = \frac{\partial C}{\partial \widetilde{W}_i}
         (\frac{1}{n} + \frac{\partial \operatorname{sign}}{\partial W_i}\alpha)$, which is not the derivative of
-        its forward pass; the authors' released training code (`updateBinaryGradWeight`, copied by the popular
-        PyTorch ports) computes the two-term chain rule above, then multiplies it by $n (1 - 1/C_{in})$, a
-        learning-rate factor left out here.
+        its forward pass, and the authors' Torch7 code computes exactly that: `updateBinaryGradWeight` in
+        `allenai/XNOR-Net` (`util.lua`) multiplies the gradient by $\alpha \, \mathbb{1}_{|W_i| < 1} + 1/n$ (then
+        by $(1 - 1/C_{in})$, and by $n$ for SGD: learning-rate factors). The term
+        $b_i \cdot \frac{1}{n} \sum_j b_j g_j$ appears only in a PyTorch port (`jiecaoyu/XNOR-Net-PyTorch`,
+        `BinOp.updateBinaryGradWeight`, which keeps the Lua line as a comment), with the pass region
+        $|W_i| \le 1$ and `torch.sign(0) = 0`, and the same $n (1 - 1/C_{in})$ factor, left out here.
 
     Example: `g = [1, 1]`, `w = [0.5, -2.0]`: $\alpha = 1.25$, $m = (1 - 1)/2 = 0$, clipped pass `[T, F]`, so the
     gradient is `[1.25, 0]`.
 
     ??? cite "Rastegari et al., 2016"
-        XNOR-Net (arXiv:1603.05279), Section 3.1, "Training Binary-Weights-Networks".
+        XNOR-Net (arXiv:1603.05279), Section 3.1, "Training Binary-Weights-Networks" (the printed gradient);
+        the authors' code: github.com/allenai/XNOR-Net, `util.lua`.
     """
     w, k = _check_slices(w, axis, "the XNOR scale")
     validate.choice("ste", ste, STES)
@@ -342,4 +354,4 @@ def _expand(p, ndim, k):
     """A per-slice parameter, broadcastable against w."""
     if k is None:
         return p
-    return p.reshape(tuple(-1 if i == k else 1 for i in range(ndim)))
+    return p.reshape(shapes.per_axis(ndim, k))

@@ -259,6 +259,8 @@ ENTRIES = [
         semantics=(
             "Slice norms by lp_norm (float64, canonical tree sum); " + COUNT_RULE + " n is the number of slices.",
             "Equal norms go to the lower slice index.",
+            "Default p = 2 (L2, as Soft Filter Pruning), which is not Li et al.'s criterion: they rank filters by "
+            "the L1 norm, p = 1 with axis = 0; the default serves any slice and is kept so pinned outputs stay.",
         ),
         invariants=(Invariant("whole slices, count", _structured),),
         golden=(

@@ -319,7 +319,14 @@ ENTRIES = [
         module="quantization.binary",
         summary="The XNOR-Net / BWN scale alpha = mean |w|, per tensor or per output channel.",
         strategy=lambda: S.xnor_cases(with_ste=False),
-        semantics=(AXIS_RULE, TREE_MEAN, "An empty w raises ValueError.", FINITE_RULE),
+        semantics=(
+            AXIS_RULE,
+            "Default axis=None: one scale per tensor, which needs no assumption about where the filters are. "
+            "XNOR-Net's BWN has one scale per output filter: axis=0 for (out, in, kh, kw) or (out, in).",
+            TREE_MEAN,
+            "An empty w raises ValueError.",
+            FINITE_RULE,
+        ),
         invariants=(Invariant("within 1 ulp of the exact mean |w|", _scale_is_mean),),
         golden=(
             Golden(Case((_a([[1, -2], [0.5, 0.5]]),), {"axis": 0}), _a([1.5, 0.5]), "per row"),
@@ -376,8 +383,9 @@ ENTRIES = [
             STE_RULE.replace("x", "w"),
             "The mean term is a float64 tree mean; alpha g_i + b_i m is one float64 addition, rounded once to "
             "float32; beyond the float32 range it is +-inf.",
-            "The paper prints (1/n + dsign/dw alpha) g_i; the authors' code computes this chain rule, then scales "
-            "by n (1 - 1/C_in), left out here.",
+            "This is the chain rule of the forward pass. The paper prints (1/n + dsign/dw alpha) g_i and the authors' "
+            "Lua code (allenai/XNOR-Net updateBinaryGradWeight) computes g (alpha 1{|w|<1} + 1/n); only a PyTorch "
+            "port (jiecaoyu/XNOR-Net-PyTorch) has the b * mean(b * g) term. Both scale by n (1 - 1/C_in), left out.",
             FINITE_RULE,
         ),
         invariants=(Invariant("the chain rule within 2 ulp (independent exact sums)", _xnor_grad),),

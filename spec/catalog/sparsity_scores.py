@@ -705,6 +705,8 @@ ENTRIES = [
         semantics=(
             "k = round_half_even(fraction * survivors); the survivors - k largest |w| among the survivors stay.",
             "Pruned weights stay pruned whatever their value. " + TIE_RULE,
+            "Divergence: the lottery-ticket codebases prune |w| <= sorted|w|[rne(p m)] (Frankle & Carbin) or "
+            "|w| <= sorted|w|[ceil(p m)] (OpenLTH, global): one more than their count, and every tie at the cutoff.",
         ),
         invariants=(
             Invariant("subset, count, order among survivors", _imp),
@@ -746,7 +748,11 @@ ENTRIES = [
         module="pruning.lottery",
         summary="Survivor counts of iterative magnitude pruning: m_{r+1} = m_r - rne(fraction * m_r).",
         strategy=S.imp_schedule_cases,
-        semantics=("Counts are Python ints; each round prunes round_half_even(fraction * survivors).",),
+        semantics=(
+            "Counts are Python ints; each round prunes round_half_even(fraction * survivors).",
+            "The lottery-ticket codebases prune rne(p m) + 1 (Frankle & Carbin) or ceil(p m) + 1 (OpenLTH) per "
+            "round on distinct magnitudes: from 10 at p = 0.2 they keep [10, 7, 5, 3] and [10, 7, 4, 2].",
+        ),
         invariants=(Invariant("length, start, per-round counts", _schedule),),
         golden=(
             Golden(Case((10, 0.2, 3)), [10, 8, 6, 5], "1.6 rounds to 2, 1.2 to 1"),
