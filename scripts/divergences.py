@@ -1,7 +1,9 @@
 """Regenerate docs/divergences.md: where peers differ from pqref, each with a runnable snippet and its count.
 
 Every number on the page is measured by running the snippet shown above it (this script executes the snippet
-text itself), on the machine and library versions named at the top of the page.
+text itself), and is printed with the version of the peer it measured (and the machine). A count is a record of
+that version, never a requirement: tests/test_divergences.py checks the page against a new measurement only when
+the installed peer has the recorded version.
 
     python scripts/divergences.py            # rewrite docs/divergences.md
     python scripts/divergences.py --print    # print the page instead
@@ -14,9 +16,11 @@ import platform
 import textwrap
 from pathlib import Path
 
+# (title, peer distribution, explanation, snippet); `HARDWARE` lists the titles whose count also depends on the CPU
 SNIPPETS = [
     (
         "torch.ao per-tensor fake quantization multiplies by 1/scale",
+        "torch",
         "`torch.fake_quantize_per_tensor_affine` computes `x * (1 / s)`; pqref divides, `x / s`, as ONNX does. The "
         "two differ next to rounding midpoints whenever `1 / s` is inexact.",
         """
@@ -32,6 +36,7 @@ SNIPPETS = [
     ),
     (
         "torch.ao per-channel fake quantization, same cause",
+        "torch",
         "`torch.fake_quantize_per_channel_affine` also multiplies by the reciprocal of each channel's scale.",
         """
         import numpy as np, torch
@@ -49,6 +54,7 @@ SNIPPETS = [
     ),
     (
         "torch.nn.utils.prune breaks magnitude ties with topk",
+        "torch",
         "`l1_unstructured` prunes the k smallest `|w|` chosen by `torch.topk`, whose order among equal values is "
         "unspecified (and differs between CPU and CUDA). pqref keeps the lower flat index.",
         """
@@ -66,6 +72,7 @@ SNIPPETS = [
     ),
     (
         "torch CPU float64 sqrt is not correctly rounded",
+        "torch",
         "With torch 2.13 on an AVX512 CPU, `torch.sqrt` on float64 differs from the correctly rounded square root "
         "(NumPy's) by one ulp on some inputs. pqref's L2 norms settle the float32 result exactly instead.",
         """
@@ -77,6 +84,7 @@ SNIPPETS = [
     ),
     (
         "Masking by multiplication",
+        "numpy",
         "`w * mask` gives `-0.0` for pruned negative weights and NaN for pruned Inf or NaN; `apply_mask` gives `+0.0`.",
         """
         import numpy as np
@@ -91,43 +99,63 @@ SNIPPETS = [
 ]
 
 
+HARDWARE = {"torch CPU float64 sqrt is not correctly rounded"}
+
+
+def peer_version(dist: str) -> str:
+    from importlib import metadata
+
+    return metadata.version(dist)
+
+
 def measure():
+    """One row per snippet: (title, peer, peer version, why, code, differ, total)."""
     import warnings
 
     warnings.filterwarnings("ignore")
     rows = []
-    for title, why, code in SNIPPETS:
+    for title, peer, why, code in SNIPPETS:
         code = textwrap.dedent(code).strip()
         scope: dict = {}
         exec(compile(code, title, "exec"), scope)  # the snippet on the page is exactly what ran
-        rows.append((title, why, code, scope["differ"], scope["total"]))
+        rows.append((title, peer, peer_version(peer), why, code, scope["differ"], scope["total"]))
     return rows
 
 
-def page(rows) -> str:
-    import numpy
-    import torch
+def measured_line(peer, version, differ, total) -> str:
+    """The page's record of one measurement; tests/test_divergences.py reads it back with `MEASURED`."""
+    return f"**Measured** with {peer} {version} ({platform.machine()}): {differ:,} of {total:,} elements differ."
 
+
+MEASURED = r"\*\*Measured\*\* with (\S+) (\S+) \((\S+)\): ([\d,]+) of ([\d,]+) elements differ\."
+
+
+def page(rows) -> str:
+    peers = sorted({(peer, version) for _, peer, version, *_ in rows})
     out = [
         "# Divergence catalog",
         "",
         "Where widely used libraries compute something other than pqref's pinned semantics. Each entry shows the "
-        "snippet that measured it; the count is what that snippet printed when this page was generated "
-        f"(torch {torch.__version__}, NumPy {numpy.__version__}, {platform.machine()}). Regenerate with "
+        "snippet that measured it, the peer version it measured and the count that snippet printed when this page "
+        f"was generated ({', '.join(f'{p} {v}' for p, v in peers)}, {platform.machine()}). A count records that "
+        "version: another version may agree with pqref, or differ elsewhere. Regenerate with "
         "`python scripts/divergences.py`.",
         "",
-        "More divergences are asserted in the test suite (`tests/test_peers.py` and the catalog tests): the ONNX "
-        "reference evaluator wraps around instead of saturating once `|x / s| >= 2**31`, and "
-        "`torch.fake_quantize_per_channel_affine` returns `qmin` once `x / s >= 2**63`.",
+        "More divergences are recorded in the test suite with the peer versions measured (`tests/test_peers.py`, "
+        "`tests/test_lowbit.py`, `tests/test_quant_misc.py`): the ONNX reference evaluator wraps around instead of "
+        "saturating once `|x / s| >= 2**31` (onnx 1.16 and 1.23); onnx 1.16's FP8 QuantizeLinear without "
+        "saturation gives 448 for 480 in E4M3FN and NaN for E5M2 overflow; ml_dtypes 0.6 (not 0.7) and torch "
+        "2.13's CPU cast send the float32 subnormals in (2**-127, 1.5 * 2**-127) to E8M0 code 1; and "
+        "`torch.fake_quantize_per_channel_affine` returns `qmin` once `x / s >= 2**63` (torch 2.13).",
         "",
-        "| divergence | elements that differ |",
-        "|---|---|",
+        "| divergence | measured with | elements that differ |",
+        "|---|---|---|",
     ]
-    for title, _, _, differ, total in rows:
-        out.append(f"| [{title}](#{_anchor(title)}) | {differ:,} of {total:,} |")
-    for title, why, code, differ, total in rows:
-        out += ["", f"## {title} {{#{_anchor(title)}}}", "", why, "", "```python", code, "```", "", f"**Measured:** {differ:,} of "
-                f"{total:,} elements differ."]  # fmt: skip
+    for title, peer, version, _, _, differ, total in rows:
+        out.append(f"| [{title}](#{_anchor(title)}) | {peer} {version} | {differ:,} of {total:,} |")
+    for title, peer, version, why, code, differ, total in rows:
+        out += ["", f"## {title} {{#{_anchor(title)}}}", "", why, "", "```python", code, "```", "",
+                measured_line(peer, version, differ, total)]  # fmt: skip
     return "\n".join(out) + "\n"
 
 
