@@ -30,6 +30,7 @@ from reference.core.reduce import tree_sum
 from reference.quantization import dorefa as ref_dorefa
 from spec import strategies as S
 from tests.helpers import DEVICE_PARAMS
+from tests.peer_record import observe
 from torch_backend.core import reduce as torch_reduce
 from torch_backend.quantization import dorefa as torch_dorefa
 
@@ -286,38 +287,52 @@ def _coinciding_cases(draw):
 
 
 @given(_coinciding_cases())
-def test_lsq_agrees_with_torch_ao_where_the_semantics_coincide(case):
+def test_lsq_definition_and_torch_ao_where_the_semantics_coincide(case):
     x, s, grad, signed, bits, qn, qp = case
-    out, dx, dscale, dzero = _ao_per_tensor(x, s, 0, -qn, qp, grad)
     kw = {"bits": bits, "signed": signed}
     ours = R.lsq_quantize(x, np.array(s), **kw)
     grad_x, grad_scale = R.lsq_quantize_vjp(grad, x, np.array(s), **kw)
-    np.testing.assert_array_equal(_bits(out), _bits(ours))
-    # torch.ao blocks a gradient by multiplying with the mask (-0.0 for a negative cotangent), pqref writes +0.0;
-    # and its float32 sum of zeros is +0.0 where the tree of -0.0 terms is -0.0: values equal, zeros' signs not
-    np.testing.assert_array_equal(dx, grad_x)
-    # torch.ao's float32 sum is exact here (grad_factor 1); pqref multiplies the same sum by its gradient scale
+    # LSQ's definition with a power-of-two step (every operation exact): clip(rint(x / s), -Qn, Qp) * s; the
+    # gradient passes to x inside [-Qn, Qp] (+0.0 elsewhere), the step gets gs * sum(g * (q - v) inside, or the
+    # clipped bound outside)
+    v = x.astype(np.float64) / np.float64(s)
+    q = np.clip(np.rint(v), -qn, qp)
+    np.testing.assert_array_equal(_bits(ours), _bits((q * np.float64(s) + 0.0).astype(F32)))
+    inside = (v >= -qn) & (v <= qp)
+    np.testing.assert_array_equal(_bits(grad_x), _bits(np.where(inside, grad, F32(0))))
     gs = R.lsq_grad_scale(x.size, qp)
-    assert F32(np.float64(dscale) * gs) == grad_scale
-    # and torch.ao's own grad factor, 1 / (numel * quant_max) ** 0.5 rounded to float32, is the same number
+    step = float(np.sum(grad.astype(np.float64) * np.where(inside, q - v, q)))  # exact: small dyadic terms
+    assert grad_scale == F32(step * gs)
+    # torch.ao's _LearnableFakeQuantize, recorded: the same output; the same x gradient up to the sign of zero
+    # (it multiplies by the mask); its float32 scale sum is exact here, times pqref's factor, which is its own
+    # 1 / (numel * quant_max) ** 0.5 rounded to float32
+    out, dx, dscale, _ = _ao_per_tensor(x, s, 0, -qn, qp, grad)
+    observe("torch", _bits(out) != _bits(ours), what="_LearnableFakeQuantize output")
+    observe("torch", dx != grad_x, what="_LearnableFakeQuantize dX")
+    observe("torch", [F32(np.float64(dscale) * gs) != grad_scale], what="_LearnableFakeQuantize dScale")
     assert float(F32(1.0 / (x.size * qp) ** 0.5)) == gs
 
 
-def test_torch_ao_rounds_the_zero_point_differently_forward_and_backward():
-    """zero_point = 0.5: the forward uses nearbyint(0.5) = 0 (half to even), the backward 0.5 + 0.5 truncated
-    = 1. At x = 100.5, s = 1: the forward gives code 100 (q - v = -0.5), the backward's scale gradient is
-    +0.5, the opposite sign. pqref's LSQ+ never rounds its offset; LSQ at zero point 0 gives -0.5 * gs."""
+def test_torch_ao_zero_point_rounding_recorded():
+    """pqref's LSQ never rounds an offset: at zero point 0, x = 100.5, s = 1 the step gradient is -0.5 * gs.
+    torch.ao 2.13, zero_point = 0.5, recorded: the forward uses nearbyint(0.5) = 0 (half to even), the backward
+    0.5 + 0.5 truncated = 1, so code 100 (q - v = -0.5) forward but a scale gradient of +0.5, the opposite sign."""
     x, g = np.array([100.5], F32), np.array([1.0], F32)
-    out, dx, dscale, _ = _ao_per_tensor(x, 1.0, 0.5, 0, 255, g)
-    assert float(out[0]) == 100.0  # forward: zero point 0
-    assert float(dscale) == 0.5  # backward: zero point 1, so (101 - 100.5)
+    ours_y = R.lsq_quantize(x, np.array(1.0, F32), bits=8, signed=False)
     _, ours = R.lsq_quantize_vjp(g, x, np.array(1.0, F32), bits=8, signed=False)
-    assert float(ours) == float(F32(-0.5 * R.lsq_grad_scale(1, 255)))
+    assert float(ours_y[0]) == 100.0 and float(ours) == float(F32(-0.5 * R.lsq_grad_scale(1, 255)))
+    out, dx, dscale, _ = _ao_per_tensor(x, 1.0, 0.5, 0, 255, g)
+    theirs = [float(out[0]) != 100.0, float(dscale) != 0.5]  # differ from the recorded torch 2.13 values
+    observe("torch", theirs, predicted=True, known={"2.13": 0}, what="zero point 0.5 forward / backward")
 
 
-def test_torch_ao_per_channel_grad_factor_uses_the_whole_tensor():
-    """4 channels of 4 elements, every element clipped at Qp = 1: torch.ao's factor is 1 / sqrt(16 * 1) = 1/4
-    for every channel, pqref's 1 / sqrt(4 * 1) = 1/2 (the elements that share one step)."""
+def test_torch_ao_per_channel_grad_factor_recorded():
+    """4 channels of 4 elements, every element clipped at Qp = 1: pqref's factor is 1 / sqrt(4 * 1) = 1/2 (the
+    elements that share one step); torch.ao 2.13's is 1 / sqrt(16 * 1) = 1/4 for every channel (the whole tensor)."""
+    x = np.full((4, 4), 10.0, F32)
+    g = np.ones((4, 4), F32)
+    _, ours = R.lsq_quantize_vjp(g, x, np.ones(4, F32), bits=1, signed=False, axis=0)
+    np.testing.assert_array_equal(ours, np.full(4, 2.0, F32))  # 4 elements * Qp * 1/2
     fq = _LearnableFakeQuantize(
         observer=PerChannelMinMaxObserver, quant_min=0, quant_max=1, channel_len=4, use_grad_scaling=True,
         ch_axis=0, dtype=torch.quint8, qscheme=torch.per_channel_affine,
@@ -326,43 +341,42 @@ def test_torch_ao_per_channel_grad_factor_uses_the_whole_tensor():
     with torch.no_grad():
         fq.scale.fill_(1.0)
         fq.zero_point.fill_(0.0)
-    x = np.full((4, 4), 10.0, F32)
-    g = np.ones((4, 4), F32)
     fq(torch.from_numpy(x)).backward(torch.from_numpy(g))
     theirs = fq.scale.grad.numpy()
-    _, ours = R.lsq_quantize_vjp(g, x, np.ones(4, F32), bits=1, signed=False, axis=0)
-    np.testing.assert_array_equal(theirs, np.full(4, 1.0, F32))  # 4 elements * Qp * 1/4
-    np.testing.assert_array_equal(ours, np.full(4, 2.0, F32))  # 4 elements * Qp * 1/2
+    observe("torch", theirs != ours, predicted=True, known={"2.13": 4}, what="per-channel grad factor")
 
 
-def test_torch_ao_multiplies_by_the_reciprocal_of_the_scale():
-    """s = 0.1 (not a power of two), int8, x within 4 ulps of every rounding midpoint (k + 1/2) s: torch.ao's
-    rne(x * fl(1/s)) rounds to the other neighbour than pqref's rne(x / s) for 32 of these 2295 inputs
-    (measured, torch 2.13 CPU)."""
+def test_torch_ao_reciprocal_of_the_scale_recorded():
+    """s = 0.1 (not a power of two), int8, x within 4 ulps of every rounding midpoint (k + 1/2) s: pqref divides,
+    rne(x / s); torch.ao's rne(x * fl(1/s)) rounds to the other neighbour for 32 of these 2295 inputs (torch 2.13
+    CPU), exactly where the reciprocal formula does."""
     s = F32(0.1)
     mid = ((np.arange(-128, 127, dtype=F32) + F32(0.5)) * s).astype(F32)
     b = mid.view(np.uint32).astype(np.int64)[:, None]
     offsets = np.arange(-4, 5)
     x = np.unique(np.where(mid[:, None] >= 0, b + offsets, b - offsets).astype(np.uint32).view(F32).reshape(-1))
-    out, *_ = _ao_per_tensor(x, s, 0, -128, 127, np.ones_like(x))
-    ours = R.lsq_quantize(x, np.array(s), bits=8, signed=True)
-    codes = np.clip(np.rint(x * (F32(1) / s)), -128, 127)
-    recip = np.where(codes == 0, F32(0), codes) * s  # integer codes: code 0 is +0.0
-    np.testing.assert_array_equal(_bits(out), _bits(recip))  # the model of torch.ao's forward
     assert x.size == 2295
-    assert int(np.count_nonzero(_bits(out) != _bits(ours))) == 32
+    ours = R.lsq_quantize(x, np.array(s), bits=8, signed=True)
+    codes = np.clip(np.rint(x / s), -128, 127)  # IEEE float32 division
+    np.testing.assert_array_equal(_bits(ours), _bits(np.where(codes == 0, F32(0), codes) * s))
+    r_codes = np.clip(np.rint(x * (F32(1) / s)), -128, 127)
+    recip = np.where(r_codes == 0, F32(0), r_codes) * s  # integer codes: code 0 is +0.0
+    out, *_ = _ao_per_tensor(x, s, 0, -128, 127, np.ones_like(x))
+    predicted = _bits(recip) != _bits(ours)
+    observe("torch", _bits(out) != _bits(ours), predicted=predicted, known={"2.13": 32}, what="scale 0.1")
 
 
-def test_torch_ao_decides_the_pass_region_after_rounding():
-    """v = x / s in (Qp, Qp + 1/2] rounds to Qp: torch.ao passes dY to x and gives the scale Qp - v; pqref clips
-    first (v > Qp is outside): no gradient to x, Qp to the scale. Unsigned 4 bits, s = 1, v = 15.25."""
+def test_torch_ao_pass_region_recorded():
+    """v = x / s in (Qp, Qp + 1/2] rounds to Qp: pqref clips first (v > Qp is outside): no gradient to x, Qp to
+    the scale. torch.ao 2.13 decides after rounding, recorded: it passes dY to x and gives the scale Qp - v.
+    Unsigned 4 bits, s = 1, v = 15.25."""
     x, g = np.array([15.25, 15.0], F32), np.array([1.0, 1.0], F32)
-    _, dx, dscale, _ = _ao_per_tensor(x, 1.0, 0, 0, 15, g)
-    np.testing.assert_array_equal(dx, [1.0, 1.0])
-    assert float(dscale) == -0.25  # (15 - 15.25) + (15 - 15)
     grad_x, grad_scale = R.lsq_quantize_vjp(g, x, np.array(1.0, F32), bits=4, signed=False)
     np.testing.assert_array_equal(grad_x, [0.0, 1.0])
     assert float(grad_scale) == float(F32(15 * R.lsq_grad_scale(2, 15)))  # Qp + 0
+    _, dx, dscale, _ = _ao_per_tensor(x, 1.0, 0, 0, 15, g)
+    theirs = [dx[0] != 1.0, dx[1] != 1.0, float(dscale) != -0.25]  # differ from the recorded torch 2.13 values
+    observe("torch", theirs, predicted=True, known={"2.13": 0}, what="pass region after rounding")
 
 
 def test_dorefa_levels_are_symmetric_unlike_tensorpacks_composition():

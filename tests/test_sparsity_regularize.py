@@ -24,6 +24,7 @@ from torch.nn.utils import prune
 import reference as R
 import torch_backend as T
 from spec import strategies as S
+from tests.peer_record import observe
 
 F32 = np.float32
 
@@ -60,15 +61,23 @@ class _Holder(nn.Module):
 
 
 @given(st.integers(1, 40).flatmap(_distinct), S.fractions_for(40), S.fractions_for(40))
-def test_l1_unstructured_twice_is_prune_remaining_mask_twice(w, a1, a2):
-    m = _Holder(w)
-    prune.l1_unstructured(m, "weight", amount=float(a1))
-    prune.l1_unstructured(m, "weight", amount=float(a2))  # a PruningContainer: a2 of the still unpruned
-    theirs = m.weight_mask.bool().numpy()
+def test_prune_remaining_mask_twice_definition_and_l1_unstructured_twice(w, a1, a2):
     ours = R.prune_remaining_mask(w, R.prune_remaining_mask(w, np.ones(w.shape, bool), a1), a2)
     mine = T.prune_remaining_mask(_t(w), T.prune_remaining_mask(_t(w), torch.ones(w.shape, dtype=torch.bool), a1), a2)
-    np.testing.assert_array_equal(theirs, ours)
     np.testing.assert_array_equal(mine.numpy(), ours)
+    # the definition: round 1 keeps the n - rne(a1 n) largest |w|; round 2 prunes rne(a2 m) more of the m left
+    n = w.size
+    kept1 = n - round(float(a1) * n)
+    kept2 = kept1 - round(float(a2) * kept1)
+    order = np.argsort(-np.abs(w).reshape(-1), kind="stable")  # distinct magnitudes: no ties
+    want = np.zeros(n, bool)
+    want[order[:kept2]] = True
+    np.testing.assert_array_equal(ours.reshape(-1), want)
+    # torch.nn.utils.prune applied twice (a PruningContainer: a2 of the still unpruned), recorded
+    m = _Holder(w)
+    prune.l1_unstructured(m, "weight", amount=float(a1))
+    prune.l1_unstructured(m, "weight", amount=float(a2))
+    observe("torch", m.weight_mask.bool().numpy() != ours, what="l1_unstructured twice, distinct magnitudes")
 
 
 def test_remaining_and_total_rounds_count_differently():

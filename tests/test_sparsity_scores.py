@@ -25,6 +25,7 @@ from torch.nn.utils import prune
 import reference as R
 import torch_backend as T
 from spec import strategies as S
+from tests.peer_record import observe
 
 F32 = np.float32
 
@@ -187,16 +188,22 @@ def test_taylor_sums_in_float64_where_float32_cancels_badly():
 
 
 @given(st.integers(1, 40), st.sampled_from([0.2, 0.5, 0.3, 0.75]), st.integers(1, 4), st.data())
-def test_imp_mask_matches_iterative_torch_prune(n, fraction, rounds, data):
+def test_imp_mask_definition_and_iterative_torch_prune(n, fraction, rounds, data):
     w = data.draw(_distinct((n,)), label="w")
     holder = nn.Module()
     holder.weight = nn.Parameter(_t(w))
     mask = np.ones(n, dtype=bool)
+    order = np.argsort(-np.abs(w), kind="stable")  # distinct magnitudes: the survivors are always a prefix
+    alive = n
     for _ in range(rounds):
-        prune.l1_unstructured(holder, "weight", amount=fraction)  # a fraction of the remaining weights
         previous, mask = mask, R.imp_mask(w, mask, fraction)
-        np.testing.assert_array_equal(holder.weight_mask.bool().numpy(), mask)
+        alive -= round(fraction * alive)  # the definition: rne(fraction * survivors) pruned per round
+        want = np.zeros(n, bool)
+        want[order[:alive]] = True
+        np.testing.assert_array_equal(mask, want)
         np.testing.assert_array_equal(T.imp_mask(_t(w), _t(previous), fraction).numpy(), mask)
+        prune.l1_unstructured(holder, "weight", amount=fraction)  # a fraction of the remaining weights: recorded
+        observe("torch", holder.weight_mask.bool().numpy() != mask, what="l1_unstructured per IMP round")
     assert int(mask.sum()) == R.imp_schedule(n, fraction, rounds)[-1]
 
 
@@ -243,24 +250,35 @@ def test_bitmask_round_trip_for_every_mask(n):
 
 
 @given(S.to_csr_cases())
-def test_csr_matches_torch_sparse_csr_where_mask_is_nonzero(case):
+def test_csr_definition_and_peers_where_mask_is_nonzero(case):
     w, _ = case.args
     mask = w != 0
     indptr, indices, values = R.to_csr(w, mask)
+    # the definition: row-major nonzeros, row pointers by cumulative count
+    rows, cols = np.nonzero(mask)
+    np.testing.assert_array_equal(indptr, np.concatenate([[0], np.cumsum(mask.sum(axis=1))]))
+    np.testing.assert_array_equal(indices, cols)
+    np.testing.assert_array_equal(_bits(values), _bits(w[rows, cols]))
+    dense = R.from_csr(indptr, indices, values, w.shape)[0]
+    np.testing.assert_array_equal(_bits(dense), _bits(np.where(mask, w, F32(0))))
+    # torch's and scipy's CSR, recorded
     peer = _t(w).to_sparse_csr()
-    np.testing.assert_array_equal(peer.crow_indices().numpy(), indptr)
-    np.testing.assert_array_equal(peer.col_indices().numpy(), indices)
-    np.testing.assert_array_equal(_bits(peer.values().numpy()), _bits(values))
-    np.testing.assert_array_equal(scipy.sparse.csr_matrix(w).toarray(), R.from_csr(indptr, indices, values, w.shape)[0])
+    observe("torch", not np.array_equal(peer.crow_indices().numpy(), indptr), what="to_sparse_csr crow_indices")
+    observe("torch", not np.array_equal(peer.col_indices().numpy(), indices), what="to_sparse_csr col_indices")
+    observe("torch", not np.array_equal(_bits(peer.values().numpy()), _bits(values)), what="to_sparse_csr values")
+    observe("scipy", scipy.sparse.csr_matrix(w).toarray() != dense, what="csr_matrix round trip")
 
 
-def test_csr_peers_drop_stored_zeros():
+def test_csr_stores_every_masked_entry_peers_drop_stored_zeros():
     w = np.array([[0.0, 2.0], [-0.0, 3.0]], F32)
     mask = np.ones(w.shape, dtype=bool)  # every entry stored, zeros included
     indptr, indices, values = R.to_csr(w, mask)
     assert indptr.tolist() == [0, 2, 4] and _bits(values).tolist() == _bits(w.reshape(-1)).tolist()
-    assert _t(w).to_sparse_csr().values().numel() == 2
-    assert scipy.sparse.csr_matrix(w).nnz == 2
+    # recorded: torch 2.13 and scipy 1.16 and 1.17 keep 2 of the 4 masked entries (they drop zeros)
+    observe("torch", _t(w).to_sparse_csr().values().numel() != 4, predicted=True, known={"2.13": 1}, what="zeros")
+    observe(
+        "scipy", scipy.sparse.csr_matrix(w).nnz != 4, predicted=True, known={"1.16": 1, "1.17": 1}, what="stored zeros"
+    )
 
 
 @given(S.to_csr_cases())
