@@ -13,6 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 
+class OutputKindMismatch(AssertionError):
+    """A backend returned an array of the other kind: NumPy from a `--kind torch` backend."""
+
+
 @dataclass(frozen=True)
 class Backend:
     """NumPy in, NumPy out: the reference, or any module tree with the same names that takes NumPy arrays."""
@@ -100,7 +104,12 @@ class ModuleBackend(Backend):
         return TORCH.to_native(value, device) if self.kind == "torch" else _copy(value)
 
     def to_numpy(self, value):
-        return TORCH.to_numpy(value) if self.kind == "torch" else _normalize(value)
+        """The backend's output as NumPy; a `kind="torch"` backend must return torch tensors where the reference
+        returns arrays (`OutputKindMismatch` otherwise: a NumPy array would compare equal and hide the fact)."""
+        if self.kind != "torch":
+            return _normalize(value)
+        _no_numpy(value)
+        return TORCH.to_numpy(value)
 
     def function(self, entry):
         module = importlib.import_module(self.package)
@@ -112,7 +121,20 @@ class ModuleBackend(Backend):
                 fn = None
         if fn is None:
             raise NotImplementedError(f"{self.package} has no {entry.fn_name}")
+        if not callable(fn):
+            raise NotImplementedError(f"{self.package}.{entry.fn_name} is a {type(fn).__name__}, not a function")
         return fn
+
+
+def _no_numpy(value):
+    if isinstance(value, np.ndarray | np.generic):
+        raise OutputKindMismatch(
+            f"returned numpy.{type(value).__name__} (dtype {value.dtype}) where a torch backend (--kind torch) "
+            "returns a torch.Tensor"
+        )
+    if isinstance(value, list | tuple):
+        for v in value:
+            _no_numpy(v)
 
 
 def module_backend(module: str, kind: str = "numpy") -> Backend:
