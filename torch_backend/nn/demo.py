@@ -12,6 +12,9 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import numbers
+import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +47,11 @@ RECIPES: dict[str, list[dict]] = {
 REMOVE_CHANNELS = {"network slimming"}
 
 
+class DemoError(ValueError):
+    """A bad argument or dataset for `run`, found before anything is trained or written; one line naming the
+    argument (or the dataset item) and the value. `pqref demo` prints it and exits with status 2."""
+
+
 @dataclass
 class Result:
     recipe: str
@@ -60,7 +68,15 @@ def load_data(dataset: str | None, seed: int):
     """`(x_train, y_train, x_test, y_test)` as float32 NCHW tensors and int64 labels; 80/20 split by `seed`.
 
     `dataset` is `None` for scikit-learn's digits, or `"module:attribute"` naming a torchvision-style dataset
-    class or a callable returning one (items `(image, label)`; images are converted to float tensors).
+    (or a callable returning one; the module is also looked for in the current folder): an iterable of
+    `(image, label)` pairs. Images are arrays or tensors of real numbers, all of one square shape `H x W` or
+    `C x H x W` (`H >= 2`), finite in float32; they are scaled by their largest pixel when that exceeds 1. Labels
+    are ints `>= 0` (Python or NumPy ints, or 0-d integer tensors); the classes are `0 .. max(label)`.
+
+    !!! note
+        Anything else raises `DemoError` naming the item: a float label (never truncated), a negative one, NaN
+        or infinite pixels, images of different shapes; so do a `dataset` that is not `module:attribute`, a
+        module that cannot be imported, a missing attribute, and fewer than 2 items.
     """
     if dataset is None:
         from sklearn.datasets import load_digits
@@ -69,20 +85,152 @@ def load_data(dataset: str | None, seed: int):
         x = torch.from_numpy((digits.images / 16.0).astype(np.float32)).unsqueeze(1)
         y = torch.from_numpy(digits.target.astype(np.int64))
     else:
-        module, _, attr = dataset.partition(":")
-        source = getattr(importlib.import_module(module), attr)
-        ds = source() if callable(source) else source
-        xs, ys = zip(
-            *[(torch.as_tensor(np.asarray(img), dtype=torch.float32), int(lbl)) for img, lbl in ds], strict=True
-        )
-        x = torch.stack(xs)
+        images, labels = _read_dataset(dataset)
+        x = torch.from_numpy(np.stack(images))
         x = x.unsqueeze(1) if x.ndim == 3 else x
         x = x / x.amax().clamp(min=1.0)
-        y = torch.tensor(ys, dtype=torch.int64)
+        y = torch.tensor(labels, dtype=torch.int64)
     order = torch.from_numpy(np.random.default_rng(seed).permutation(len(y)))
     x, y = x[order], y[order]
     cut = int(0.8 * len(y))
     return x[:cut], y[:cut], x[cut:], y[cut:]
+
+
+def select_recipes(names) -> list[str]:
+    """The recipes `names` asks for, in its order (all of `RECIPES` for `None`): each an exact name or the unique
+    case-insensitive prefix of one (`"int8 QAT"` is `"int8 QAT (W8A8)"`); `DemoError` for an unknown or
+    ambiguous name, or a recipe asked for twice."""
+    if names is None:
+        return list(RECIPES)
+    chosen: list[str] = []
+    for given in names:
+        matches = [given] if given in RECIPES else [r for r in RECIPES if given and r.lower().startswith(given.lower())]
+        if not matches:
+            raise DemoError(f"unknown demo recipe {given!r}; choose from {', '.join(map(repr, RECIPES))}")
+        if len(matches) > 1:
+            raise DemoError(f"demo recipe {given!r} is ambiguous: it begins {', '.join(map(repr, matches))}")
+        if matches[0] in chosen:
+            raise DemoError(f"demo recipe {matches[0]!r} is asked for twice")
+        chosen.append(matches[0])
+    return chosen
+
+
+def check_device(device: str | None) -> str:
+    """`cpu`, `cuda` or `cuda:N` as given (`DemoError` if CUDA, or device N, is not there); `None`: `cuda` when
+    present, else `cpu`."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    index = device.removeprefix("cuda:") if device.startswith("cuda:") else "0" if device == "cuda" else None
+    if index is None or not index.isdigit():
+        raise DemoError(f"--device must be cpu, cuda or cuda:N, got {device!r}")
+    if not torch.cuda.is_available():
+        built = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise DemoError(f"--device {device}: CUDA is not available here (torch {torch.__version__}, {built})")
+    if int(index) >= torch.cuda.device_count():
+        raise DemoError(f"--device {device}: there are {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def check_out(out) -> Path:
+    """`out` as a `Path`, if it is a folder or can be made one; `DemoError` for a file or an unwritable place."""
+    path = Path(out)
+    if path.exists():
+        if not path.is_dir():
+            raise DemoError(f"--out {str(out)!r} is a file, not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise DemoError(f"--out {str(out)!r} is not writable")
+        return path
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        why = "is not a folder" if not parent.is_dir() else "is not writable"
+        raise DemoError(f"--out {str(out)!r} cannot be created: {parent} {why}")
+    return path
+
+
+def _read_dataset(dataset: str):
+    """The images (float32 arrays of one shape) and labels (ints) of `"module:attribute"`, every item checked."""
+    where = f"--dataset {dataset!r}"
+    module, _, attr = dataset.partition(":")
+    if not module or not attr or not all(p.isidentifier() for p in module.split(".")) or not attr.isidentifier():
+        raise DemoError(f"{where}: expected module:attribute, such as torchvision.datasets:MNIST")
+    added = os.getcwd() not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
+    try:
+        mod = importlib.import_module(module)
+    except (Exception, SystemExit) as exc:
+        raise DemoError(f"{where}: cannot import {module}: {type(exc).__name__}: {exc}") from None
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
+    if not hasattr(mod, attr):
+        raise DemoError(f"{where}: module {module} has no attribute {attr!r}")
+    source = getattr(mod, attr)
+    try:
+        ds = source() if callable(source) else source
+        items = iter(ds)
+    except (Exception, SystemExit) as exc:
+        what = f"calling {attr}()" if callable(source) else f"iterating over {attr}"
+        raise DemoError(f"{where}: {what} failed: {type(exc).__name__}: {exc}") from None
+    images, labels = [], []
+    while True:
+        k = len(images)
+        try:
+            item = next(items)
+        except StopIteration:
+            break
+        except (Exception, SystemExit) as exc:
+            raise DemoError(f"{where}: reading item {k} failed: {type(exc).__name__}: {exc}") from None
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            what = f"a {type(item).__name__} of {len(item)}" if isinstance(item, tuple | list) else type(item).__name__
+            raise DemoError(f"{where}: item {k} is {what}, not an (image, label) pair")
+        image, label = item
+        images.append(_image(image, k, where, images[0].shape if images else None))
+        labels.append(_label(label, k, where))
+    if len(images) < 2:
+        raise DemoError(f"{where}: {len(images)} item(s); the demo needs at least 2 (80% to train, 20% to test)")
+    return images, labels
+
+
+def _image(image, k, where, shape):
+    try:
+        a = np.asarray(image.detach().cpu() if isinstance(image, torch.Tensor) else image)
+    except Exception as exc:
+        raise DemoError(f"{where}: item {k}: the image is not an array ({type(exc).__name__}: {exc})") from None
+    if a.dtype.kind not in "biuf":
+        raise DemoError(f"{where}: item {k}: the image has dtype {a.dtype}, not real numbers")
+    if a.ndim not in (2, 3) or a.shape[-1] != a.shape[-2] or a.shape[-1] < 2:
+        raise DemoError(
+            f"{where}: item {k}: the image has shape {a.shape}; the demo's CNN takes square images, H x W or "
+            "C x H x W with H >= 2 (torchvision's ToTensor() gives C x H x W)"
+        )
+    if shape is not None and a.shape != shape:
+        raise DemoError(f"{where}: item {k}: the image has shape {a.shape}, item 0 has {shape}")
+    with np.errstate(over="ignore"):  # reported just below
+        x = a.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise DemoError(f"{where}: item {k}: the image has NaN or infinite pixels (in float32)")
+    return x
+
+
+def _label(label, k, where) -> int:
+    value = label
+    if isinstance(label, torch.Tensor | np.ndarray) and label.ndim == 0:
+        value = label.item()
+        if isinstance(label, torch.Tensor) and (label.is_floating_point() or label.dtype == torch.bool):
+            value = float(value)
+        elif isinstance(label, np.ndarray) and label.dtype.kind not in "iu":
+            value = float(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        shown = " ".join(repr(label).split())[:40]
+        raise DemoError(f"{where}: item {k}: the label is {type(label).__name__} {shown}; labels are ints >= 0")
+    if value < 0:
+        raise DemoError(f"{where}: item {k}: the label is {int(value)}; labels are ints >= 0")
+    return int(value)
 
 
 def build_model(in_channels: int, classes: int, size: int) -> nn.Sequential:
@@ -156,18 +304,17 @@ def accuracy(model, x, y, device) -> float:
 def run(*, quick=False, seed=0, device=None, out="pqref-demo", dataset=None, recipes=None, echo=print) -> list[Result]:
     from tqdm import tqdm
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
+        raise DemoError(f"--seed must be an int in [0, 2**32), got {seed!r}")
+    names = select_recipes(recipes or None)
+    device = check_device(device)
+    out_dir = check_out(out)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    data = load_data(dataset, seed)
+    data = load_data(dataset, seed)  # checked before anything is written
     in_ch, size = data[0].shape[1], data[0].shape[-1]
     classes = int(data[1].max()) + 1
     epochs_base, epochs_fine = (2, 1) if quick else (12, 6)
-    names = recipes or list(RECIPES)
-    unknown = [n for n in names if n not in RECIPES]
-    if unknown:
-        raise ValueError(f"unknown demo recipe(s) {unknown}; choose from {list(RECIPES)}")
-    out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     steps_per_epoch = (len(data[1]) + 63) // 64
     total = steps_per_epoch * (epochs_base + epochs_fine * (len(names) - ("dense" in names)))
