@@ -108,7 +108,8 @@ something asked for was not checked (an algorithm the backend lacks, or the time
 
 
 def _fail(command: str, message: str) -> int:
-    print(f"pqref {command}: {message}", file=sys.stderr)
+    """A usage error: one line on stderr (a message from user code may span lines), and exit status 2."""
+    print(f"pqref {command}: {' / '.join(line for line in message.splitlines() if line.strip())}", file=sys.stderr)
     return 2
 
 

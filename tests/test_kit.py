@@ -135,6 +135,7 @@ def test_import_failures_are_one_line_errors(capsys, tmp_path, monkeypatch):
         "exits_at_import": "import sys; sys.exit(0)",
         "broken_syntax": "def f(:",
         "hangs_at_import": "while True: pass",
+        "two_line_error": "raise ValueError('first line\\nsecond line')",
     }
     for name, body in bodies.items():
         (tmp_path / f"{name}.py").write_text(body + "\n")
@@ -143,6 +144,7 @@ def test_import_failures_are_one_line_errors(capsys, tmp_path, monkeypatch):
         "exits_at_import": "SystemExit: 0",
         "broken_syntax": "SyntaxError",
         "hangs_at_import": "did not import the backend within 2 s",
+        "two_line_error": "ValueError: first line / second line",
         "no_such_module_here": "ModuleNotFoundError: No module named 'no_such_module_here'",
     }
     for name, message in expected.items():
