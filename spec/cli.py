@@ -170,7 +170,7 @@ def _list() -> int:
 STATUS_NOTES = {
     "timeout": "timed out",
     "crashed": "crashed the worker",
-    "error": "could not be looked up",
+    "error": "failed to run (error)",
     "missing": "not implemented by the backend",
     "stopped": "stopped by the time limit",
     "not run": "not run (time limit)",
@@ -225,6 +225,8 @@ def _verify(args) -> int:
             print(f"golden vectors: none for {len(absent)} of the algorithms asked for ({_some(absent)})")
     present = backend.devices()
     devices = args.device or present
+    if len(set(devices)) != len(devices):
+        return _fail("verify", "a --device is given twice")
     missing = [d for d in devices if d not in present]
     if missing and getattr(backend, "kind", "torch") == "numpy":
         return _fail("verify", f"device {missing[0]}: a NumPy backend (--kind numpy) runs on cpu only")

@@ -129,6 +129,7 @@ def test_help_lists_every_subcommand_and_the_demo_recipes(capsys):
         (["--timeout", "0"], "--timeout must be a number > 0, got 0.0"),
         (["--show-mismatches", "-1"], "--show-mismatches must be >= 0, got -1"),
         (["--algorithm", "tree_sum", "--algorithm", "tree_sum"], "an --algorithm is given twice"),
+        (["--device", "cpu", "--device", "cpu"], "a --device is given twice"),
         (["--kind", "numpy"], "--kind numpy needs --backend"),
         (["--backend", "my-backend"], "--backend must be a module name"),
         (["--vectors", "/no/such/folder"], "cannot read vectors from /no/such/folder: /no/such/folder does not exist"),
