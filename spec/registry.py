@@ -13,6 +13,7 @@ __all__ = ["REGISTRY", "Bad", "Case", "Entry", "Golden", "Invariant", "get", "re
 
 def _load() -> dict[str, Entry]:
     from spec.catalog import (
+        codecs,
         core,
         lowbit,
         pruning,
@@ -25,7 +26,7 @@ def _load() -> dict[str, Entry]:
     )
 
     catalogs = [core, quantization, quant_binary, quant_learned, lowbit, quant_misc]
-    catalogs += [pruning, sparsity_regularize, sparsity_scores]
+    catalogs += [codecs, pruning, sparsity_regularize, sparsity_scores]
     entries = [e for catalog in catalogs for e in catalog.ENTRIES]
     table: dict[str, Entry] = {}
     for e in entries:

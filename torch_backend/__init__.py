@@ -4,6 +4,8 @@ Every public name here has a twin of the same name and parameters in `reference`
 bit on every valid input (see `spec/` and `pqref verify`).
 """
 
+from .codecs import *  # noqa: F403
+from .codecs import __all__ as _codecs
 from .core import *  # noqa: F403
 from .core import __all__ as _core
 from .pruning import *  # noqa: F403
@@ -11,4 +13,4 @@ from .pruning import __all__ as _pruning
 from .quantization import *  # noqa: F403
 from .quantization import __all__ as _quantization
 
-__all__ = [*_core, *_quantization, *_pruning]
+__all__ = [*_core, *_quantization, *_pruning, *_codecs]
