@@ -72,15 +72,22 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--show-mismatches", type=int, default=1, metavar="N",
                    help="print the first N mismatching inputs of each algorithm (default 1)")  # fmt: skip
     sub.add_parser("list", help="list the algorithms with their papers")
-    vec = sub.add_parser("vectors", help="export versioned golden vectors for other backends")
-    vec_sub = vec.add_subparsers(dest="vectors_command", required=True, metavar="{export}")
-    ex = vec_sub.add_parser("export", help="write <entry>.npz files and manifest.json into DIR")
+    vec = sub.add_parser("vectors", help="export versioned golden vectors; check results computed elsewhere")
+    vec_sub = vec.add_subparsers(dest="vectors_command", required=True, metavar="{export,check}")
+    ex = vec_sub.add_parser("export", help="write <entry>.jsonl and <entry>.npz files and manifest.json into DIR")
     ex.add_argument("directory", metavar="DIR", help="a new or empty folder (see --force)")
     ex.add_argument("--examples", type=int, default=20, help="generated cases per algorithm, besides goldens (>= 0)")
     ex.add_argument("--algorithm", action="append", help="only this algorithm (repeatable)")
     ex.add_argument("--force", action="store_true",
                     help="write into a folder that has files, replacing those of the same names")  # fmt: skip
     ex.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    ck = vec_sub.add_parser("check", help="compare results computed by another implementation with DIR's vectors",
+                            description=CHECK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ck.add_argument("directory", metavar="DIR", help="a folder written by `pqref vectors export`")
+    ck.add_argument("results", metavar="RESULTS", help="a .jsonl results file, or a folder of them")
+    ck.add_argument("--algorithm", action="append", help="only this algorithm (repeatable)")
+    ck.add_argument("--show-mismatches", type=int, default=1, metavar="N",
+                    help="print the first N mismatching cases of each algorithm and variant (default 1)")  # fmt: skip
     d = sub.add_parser("demo", help="train and compress a small CNN on real digits; print what it costs and saves")
     d.add_argument("--quick", action="store_true", help="a few steps per recipe (for CI)")
     d.add_argument("--seed", type=int, default=0, help="seed of the data split and the training (>= 0)")
@@ -113,9 +120,24 @@ def _fail(command: str, message: str) -> int:
     return 2
 
 
+CHECK_HELP = """\
+Compare results computed by another implementation (in any language) with the JSON Lines vectors of DIR, bit for
+bit. RESULTS holds one JSON object per line: {"algorithm": NAME, "case": INDEX, "output": VALUE} or
+{"algorithm": NAME, "case": INDEX, "error": {"type": "ValueError"}} (a "message" is compared when given), values
+written as in the vectors (see the conformance page). An implementation claims the variants it answers: the table
+has one row per algorithm and variant with at least one result.
+
+Exit status: 0 when every claimed case conforms; 1 on any mismatch; 2 on a usage error (unreadable vectors or
+results, a result for a case the vectors lack); 3 when nothing failed but a claimed variant has cases without a
+result, or nothing was claimed at all.
+"""
+
+
 def _vectors(args) -> int:
     from spec import vectors
 
+    if args.vectors_command == "check":
+        return _vectors_check(args)
     if args.examples < 0:
         return _fail("vectors", f"--examples must be >= 0, got {args.examples}")
     names = args.algorithm or None
@@ -139,6 +161,52 @@ def _vectors(args) -> int:
     print(f"wrote {count} vectors for {len(manifest['entries'])} algorithms to {args.directory} "
           f"(pqref {manifest['pqref']}, semantics {manifest['semantics']})")  # fmt: skip
     return 0
+
+
+def _vectors_check(args) -> int:
+    from spec import vectors
+
+    if args.show_mismatches < 0:
+        return _fail("vectors check", f"--show-mismatches must be >= 0, got {args.show_mismatches}")
+    names = args.algorithm or None
+    if names is not None and len(set(names)) != len(names):
+        return _fail("vectors check", "an --algorithm is given twice")
+    try:
+        manifest, _ = vectors.load_jsonl(args.directory)
+        groups, unclaimed = vectors.check(args.directory, args.results, names=names, keep=args.show_mismatches)
+    except vectors.VectorsError as exc:
+        return _fail("vectors check", str(exc))
+    except OSError as exc:
+        return _fail("vectors check", f"cannot read {exc.filename or args.results}: {exc.strerror or exc}")
+    print(f"pqref vectors check: {args.results} against {args.directory} "
+          f"(pqref {manifest['pqref']}, semantics {manifest['semantics']})")  # fmt: skip
+    width = max([len(g.algorithm) for g in groups] + [9])
+    vwidth = max([len(g.variant) for g in groups] + [7])
+    header = (
+        f"{'algorithm':<{width}}  {'variant':<{vwidth}}  {'cases':>5} {'checked':>7} {'mismatches':>10} {'missing':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for g in groups:
+        print(f"{g.algorithm:<{width}}  {g.variant or '-':<{vwidth}}  {g.cases:>5} {g.checked:>7} {g.mismatches:>10} "
+              f"{g.missing:>7}")  # fmt: skip
+        for i, failure in enumerate(g.failures):
+            print(f"    {'first mismatch' if i == 0 else f'mismatch {i + 1}'}: {failure}")
+        if g.mismatches > len(g.failures) and g.failures:
+            print(f"    ({g.mismatches - len(g.failures)} more; --show-mismatches N prints N of them)")
+    print("-" * len(header))
+    if unclaimed:
+        print(f"no results for {len(unclaimed)} algorithm(s): {_some(unclaimed)}")
+    mismatches = sum(g.mismatches for g in groups)
+    missing = sum(g.missing for g in groups)
+    checked = sum(g.checked for g in groups)
+    verdict = ""
+    if mismatches:
+        verdict = " - the implementation does NOT conform"
+    elif missing or not checked:
+        verdict = " - not everything claimed was checked" if checked else " - nothing was checked"
+    print(f"{checked} cases checked in {len(groups)} variant(s), {mismatches} mismatches, {missing} missing{verdict}")
+    return 1 if mismatches else 3 if (missing or not checked) else 0
 
 
 def _demo(args) -> int:

@@ -32,16 +32,20 @@ import shutil
 import tempfile
 import time
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 
+from spec import codepoints
 from spec.entry import Case
 from spec.registry import REGISTRY
 from spec.version import PQREF_VERSION, SEMANTICS_VERSION
 
-SOURCES = ("golden", "bad", "generated")
+SOURCES = ("golden", "bad", "table", "generated")
+JSONL_FORMAT = "pqref-jsonl/1"
 ERROR_TYPES = ("TypeError", "ValueError")
 DTYPE_KINDS = "biuf"  # bool, signed and unsigned integers, IEEE floats: all that pqref's functions take and return
 
@@ -77,15 +81,19 @@ def export(directory, examples: int = 20, names=None, *, force: bool = False, pr
     out = Path(directory)
     _check_target(out, force)
 
-    manifest = {"pqref": PQREF_VERSION, "semantics": SEMANTICS_VERSION, "entries": {}}
+    manifest = {"pqref": PQREF_VERSION, "semantics": SEMANTICS_VERSION, "entries": {},
+                "jsonl": {"format": JSONL_FORMAT, "files": {}}}  # fmt: skip
     files = {}
     with np.errstate(all="ignore"):  # the strategies reach overflow on purpose; the reference's results are specified
         for k, name in enumerate(names):
             start = time.perf_counter()
-            data, vectors = _entry_vectors(REGISTRY[name], examples)
+            data, vectors, jsonl = _entry_vectors(REGISTRY[name], examples)
             files[f"{name}.npz"] = data
+            files[f"{name}.jsonl"] = jsonl
             manifest["entries"][name] = {"file": f"{name}.npz", "sha256": hashlib.sha256(data).hexdigest(),
                                          "vectors": vectors}  # fmt: skip
+            manifest["jsonl"]["files"][name] = {"file": f"{name}.jsonl", "sha256": hashlib.sha256(jsonl).hexdigest(),
+                                                "cases": len(vectors)}  # fmt: skip
             if progress is not None:
                 progress(k + 1, len(names), name, len(vectors), time.perf_counter() - start)
     files["manifest.json"] = json.dumps(manifest, indent=1).encode()
@@ -108,23 +116,7 @@ def load(directory, *, semantics: str | None = SEMANTICS_VERSION):
         byte), a truncated or garbage `.npz`, arrays that are missing, unused or of a dtype pqref never uses.
     """
     root = Path(directory)
-    if not root.is_dir():
-        raise VectorsError(f"{root} is not a folder" if root.exists() else f"{root} does not exist")
-    path = root / "manifest.json"
-    if not path.is_file():
-        raise VectorsError(f"{root} has no manifest.json (write one with `pqref vectors export {root}`)")
-    try:
-        manifest = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise VectorsError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise VectorsError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
-    _fields(manifest, {"pqref": str, "semantics": str, "entries": dict}, (), "manifest.json")
-    if semantics is not None and manifest["semantics"] != semantics:
-        raise VectorsError(
-            f"{path}: the vectors pin semantics {manifest['semantics']!r}, this pqref pins semantics {semantics!r}; "
-            "export them again with this pqref (see the changelog for what changed)"
-        )
+    manifest = _read_manifest(root, semantics)
     out = {}
     for name, info in manifest["entries"].items():
         where = f"manifest.json, entry {name!r}"
@@ -139,23 +131,30 @@ def load(directory, *, semantics: str | None = SEMANTICS_VERSION):
 
 
 def _entry_vectors(entry, examples):
-    """`(npz file bytes, vector records)` of one entry."""
+    """`(npz file bytes, vector records, JSON Lines file bytes)` of one entry."""
     arrays: dict[str, np.ndarray] = {}
-    vectors = []
+    vectors, lines = [], []
     cases = [(g.case, "golden") for g in entry.golden] + [(b.case, "bad") for b in entry.bad]
+    cases += [(c, "table") for c in codepoints.cases(entry.name)]
     cases += [(c, "generated") for c in _draw(entry, examples)]
     ref = entry.reference()
     for i, (case, source) in enumerate(cases):
         record = {"source": source, "args": _encode(case.args, arrays, f"v{i}_a"),
                   "kwargs": _encode(case.kwargs, arrays, f"v{i}_k")}  # fmt: skip
+        line = {"algorithm": entry.name, "case": i, "source": source, "variant": variant(entry, case),
+                "args": [to_json(a) for a in case.args], "kwargs": {k: to_json(v) for k, v in case.kwargs.items()}}  # fmt: skip
         try:
-            record["output"] = _encode(case.call(ref), arrays, f"v{i}_o")
+            output = case.call(ref)
         except (TypeError, ValueError) as exc:
-            record["error"] = {"type": type(exc).__name__, "message": str(exc)}
+            record["error"] = line["error"] = {"type": type(exc).__name__, "message": str(exc)}
+        else:
+            record["output"] = _encode(output, arrays, f"v{i}_o")
+            line["expected"] = to_json(output)
         vectors.append(record)
+        lines.append(json.dumps(line, separators=(",", ":")))
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    return buffer.getvalue(), vectors
+    return buffer.getvalue(), vectors, ("\n".join(lines) + "\n").encode()
 
 
 def _check_target(out: Path, force: bool) -> None:
@@ -345,3 +344,340 @@ def _json_name(kind) -> str:
 def _json_type(value) -> str:
     names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
     return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+# ---- JSON Lines: the language-neutral format ----------------------------------------------------------------
+
+JSON_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16",
+               "float32", "float64")  # fmt: skip
+MAX_JSON_INT = 2**53  # larger ints are written as {"int": "<decimal>"}: many JSON readers hold numbers as doubles
+ONE_KEY_TAGS = ("array", "tuple", "dict", "float", "int")
+
+
+def variant(entry, case) -> str:
+    """The named variant of a call: its string and bool arguments (defaults filled in) as `name=value`, in the
+    order of the function's parameters; `""` when it has none. `float_encode(x, "float8_e4m3fn")` is
+    `fmt=float8_e4m3fn saturate=true rounding=half_even`."""
+    import inspect
+
+    try:
+        bound = inspect.signature(entry.reference()).bind(*case.args, **case.kwargs)
+    except TypeError:
+        return "(unbound call)"
+    bound.apply_defaults()
+    parts = []
+    for name, value in bound.arguments.items():
+        if isinstance(value, bool):
+            parts.append(f"{name}={'true' if value else 'false'}")
+        elif isinstance(value, str):
+            parts.append(f"{name}={value}")
+    return " ".join(parts)
+
+
+def to_json(value):
+    """A Python / NumPy value as pqref-jsonl/1 JSON: arrays as `{"array": {"dtype", "shape", "hex"}}` with every
+    element's bit pattern in hex, floats as `{"float": "<float64 bits>"}`, tuples and dicts tagged."""
+    if isinstance(value, np.ndarray | np.generic):
+        a = np.asarray(value)
+        if a.dtype.name not in JSON_DTYPES:
+            raise VectorsError(f"an array of dtype {a.dtype} cannot be written as pqref-jsonl/1")
+        width = a.dtype.itemsize
+        bits = (
+            a.astype(a.dtype.newbyteorder("=")).reshape(-1).view(f"u{width}")
+            if a.dtype.kind != "b"
+            else a.reshape(-1).view(np.uint8)
+        )
+        return {"array": {"dtype": a.dtype.name, "shape": list(a.shape),
+                          "hex": [format(int(b), f"0{2 * width}x") for b in bits.tolist()]}}  # fmt: skip
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < MAX_JSON_INT else {"int": str(value)}
+    if isinstance(value, float):
+        return {"float": np.float64(value).view(np.uint64).item().to_bytes(8, "big").hex()}
+    if isinstance(value, tuple):
+        return {"tuple": [to_json(v) for v in value]}
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {"dict": {str(k): to_json(v) for k, v in value.items()}}
+    raise VectorsError(f"a {type(value).__name__} cannot be written as pqref-jsonl/1")
+
+
+def from_json(value, where: str):
+    """The inverse of `to_json`, checking everything: raises `VectorsError` naming `where` and the field."""
+    if isinstance(value, dict):
+        if len(value) != 1 or next(iter(value)) not in ONE_KEY_TAGS:
+            keys = ", ".join(map(repr, value))
+            raise VectorsError(
+                f"{where}: an object must have exactly one of the keys {', '.join(ONE_KEY_TAGS)}; got {keys or 'none'}"
+            )
+        ((tag, body),) = value.items()
+        if tag == "array":
+            return _array_from_json(body, where)
+        if tag == "tuple" and isinstance(body, list):
+            return tuple(from_json(v, f"{where}[{i}]") for i, v in enumerate(body))
+        if tag == "dict" and isinstance(body, dict):
+            return {k: from_json(v, f"{where}.{k}") for k, v in body.items()}
+        if tag == "float" and isinstance(body, str) and len(body) == 16 and _is_hex(body):
+            return float(np.uint64(int(body, 16)).view(np.float64))
+        if tag == "int" and isinstance(body, str) and body.lstrip("-").isdigit():
+            return int(body)
+        raise VectorsError(f"{where}: {{{tag!r}: {json.dumps(body)[:40]}}} is not a valid {tag}")
+    if isinstance(value, list):
+        return [from_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, float):
+        raise VectorsError(
+            f'{where}: a bare JSON number with a fraction or exponent ({value!r}); floats are written as {{"float": "<16 hex digits>"}}'
+        )
+    return value
+
+
+def _is_hex(s: str) -> bool:
+    return all(c in "0123456789abcdef" for c in s)
+
+
+def _array_from_json(body, where):
+    if not isinstance(body, dict) or set(body) != {"dtype", "shape", "hex"}:
+        got = sorted(body) if isinstance(body, dict) else _json_type(body)
+        raise VectorsError(f'{where}: an array must be {{"dtype", "shape", "hex"}}, got {got}')
+    dtype, shape, digits = body["dtype"], body["shape"], body["hex"]
+    if dtype not in JSON_DTYPES:
+        raise VectorsError(f"{where}: dtype must be one of {', '.join(JSON_DTYPES)}; got {dtype!r}")
+    if not isinstance(shape, list) or not all(type(n) is int and 0 <= n < 2**40 for n in shape):
+        raise VectorsError(f"{where}: shape must be a list of ints >= 0, got {json.dumps(shape)[:60]}")
+    n = int(np.prod(shape, dtype=np.int64))
+    if not isinstance(digits, list) or len(digits) != n:
+        got = len(digits) if isinstance(digits, list) else _json_type(digits)
+        raise VectorsError(f"{where}: shape {tuple(shape)} needs {n} hex strings in 'hex', got {got}")
+    width = np.dtype(dtype).itemsize
+    for i, h in enumerate(digits):
+        if not isinstance(h, str) or len(h) != 2 * width or not _is_hex(h):
+            raise VectorsError(f"{where}: hex[{i}] must be {2 * width} lowercase hex digits (a {dtype}), got {h!r}")
+    if dtype == "bool":
+        raw = np.array([int(h, 16) for h in digits], dtype=np.uint8)
+        if np.any(raw > 1):
+            i = int(np.flatnonzero(raw > 1)[0])
+            raise VectorsError(f"{where}: hex[{i}] of a bool must be 00 or 01, got {digits[i]!r}")
+        return raw.astype(bool).reshape(shape)
+    raw = np.array([int(h, 16) for h in digits], dtype=f"u{width}")
+    return raw.view(dtype).reshape(shape)
+
+
+class JsonCase(NamedTuple):
+    """One line of a pqref-jsonl/1 vectors file."""
+
+    algorithm: str
+    index: int
+    source: str
+    variant: str
+    case: Case
+    expected: object  # the output, or None for an error case
+    error: dict | None
+
+
+def load_jsonl(directory, *, semantics: str | None = SEMANTICS_VERSION):
+    """`(manifest, {entry name: [JsonCase]})` from the JSON Lines files of an exported folder, checked as `load`
+    checks the `.npz` side: the manifest's `jsonl` section, each file's sha256, every line and field."""
+    root = Path(directory)
+    manifest = _read_manifest(root, semantics)
+    if "jsonl" not in manifest:
+        raise VectorsError(f"{root / 'manifest.json'} has no 'jsonl' section: export the vectors again with this pqref")
+    section = manifest["jsonl"]
+    _fields(section, {"format": str, "files": dict}, (), "manifest.json, 'jsonl'")
+    if section["format"] != JSONL_FORMAT:
+        raise VectorsError(f"manifest.json: jsonl format {section['format']!r} is not {JSONL_FORMAT!r}")
+    out = {}
+    for name, info in section["files"].items():
+        where = f"manifest.json, jsonl file of {name!r}"
+        if name not in REGISTRY:
+            raise VectorsError(f"{where}: no such algorithm in pqref {PQREF_VERSION} (see `pqref list`)")
+        _fields(info, {"file": str, "sha256": str, "cases": int}, (), where)
+        data = _checked_file(root, info, ".jsonl", where)
+        rows = []
+        for k, text in enumerate(_lines(data, info["file"])):
+            at = f"{info['file']}, line {k + 1}"
+            rec = _json_line(text, at)
+            _fields(rec, {"algorithm": str, "case": int, "source": str, "variant": str, "args": list, "kwargs": dict},
+                    ("expected", "error"), at)  # fmt: skip
+            if rec["algorithm"] != name or rec["case"] != k:
+                raise VectorsError(
+                    f"{at}: expected algorithm {name!r}, case {k}; got {rec['algorithm']!r}, case {rec['case']}"
+                )
+            if rec["source"] not in SOURCES:
+                raise VectorsError(f"{at}: 'source' must be one of {SOURCES}, got {rec['source']!r}")
+            if ("expected" in rec) == ("error" in rec):
+                raise VectorsError(f"{at}: exactly one of 'expected' and 'error' must be given")
+            error = rec.get("error")
+            if error is not None:
+                _fields(error, {"type": str, "message": str}, (), f"{at}, error")
+            args = tuple(from_json(a, f"{at}, args[{i}]") for i, a in enumerate(rec["args"]))
+            kwargs = {key: from_json(v, f"{at}, kwargs.{key}") for key, v in rec["kwargs"].items()}
+            expected = from_json(rec["expected"], f"{at}, expected") if "expected" in rec else None
+            rows.append(JsonCase(name, k, rec["source"], rec["variant"], Case(args, kwargs), expected, error))
+        if len(rows) != info["cases"]:
+            raise VectorsError(f"{info['file']} has {len(rows)} cases, the manifest says {info['cases']}")
+        out[name] = rows
+    return manifest, out
+
+
+def _read_manifest(root: Path, semantics):
+    if not root.is_dir():
+        raise VectorsError(f"{root} is not a folder" if root.exists() else f"{root} does not exist")
+    path = root / "manifest.json"
+    if not path.is_file():
+        raise VectorsError(f"{root} has no manifest.json (write one with `pqref vectors export {root}`)")
+    manifest = _json_document(path.read_bytes(), str(path))
+    _fields(manifest, {"pqref": str, "semantics": str, "entries": dict}, ("jsonl",), "manifest.json")
+    if semantics is not None and manifest["semantics"] != semantics:
+        raise VectorsError(
+            f"{path}: the vectors pin semantics {manifest['semantics']!r}, this pqref pins semantics {semantics!r}; "
+            "export them again with this pqref (see the changelog for what changed)"
+        )
+    return manifest
+
+
+def _json_document(data: bytes, where: str):
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise VectorsError(f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise VectorsError(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+
+
+def _json_line(text: str, where: str):
+    try:
+        return json.loads(text, parse_constant=lambda c: _bad_constant(c, where))
+    except json.JSONDecodeError as exc:
+        raise VectorsError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+
+
+def _bad_constant(constant, where):
+    raise VectorsError(f'{where}: {constant} is not JSON; write floats as {{"float": "<16 hex digits>"}}')
+
+
+def _lines(data: bytes, file: str) -> list[str]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise VectorsError(f"{file} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _checked_file(root: Path, info: dict, suffix: str, where: str) -> bytes:
+    file = info["file"]
+    if not file.endswith(suffix) or Path(file).name != file or file.startswith("."):
+        raise VectorsError(f"{where}: 'file' must be a file name in the folder ending in {suffix}, got {file!r}")
+    path = root / file
+    if not path.is_file():
+        raise VectorsError(f"{where}: {file} is missing from {root}")
+    data = path.read_bytes()
+    want = info["sha256"]
+    if not isinstance(want, str) or len(want) != 64 or not _is_hex(want):
+        raise VectorsError(f"{where}: 'sha256' must be 64 lowercase hex digits, got {want!r}")
+    got = hashlib.sha256(data).hexdigest()
+    if got != want:
+        raise VectorsError(f"{file}: sha256 {got} differs from the manifest's {want}: the file was changed or damaged")
+    return data
+
+
+# ---- checking results computed elsewhere ----------------------------------------------------------------------
+
+
+def read_results(path) -> dict[tuple[str, int], dict]:
+    """`{(algorithm, case): {"output": value} or {"error": {...}}}` from a results file, or from every `.jsonl`
+    file of a results folder. Each line is `{"algorithm", "case", "output"}` or `{"algorithm", "case",
+    "error": {"type"[, "message"]}}`; everything is checked, a case given twice is an error."""
+    path = Path(path)
+    if not path.exists():
+        raise VectorsError(f"{path} does not exist")
+    files = sorted(p for p in path.glob("*.jsonl")) if path.is_dir() else [path]
+    if not files:
+        raise VectorsError(f"{path} has no .jsonl files")
+    out: dict[tuple[str, int], dict] = {}
+    for file in files:
+        for k, text in enumerate(_lines(file.read_bytes(), str(file))):
+            at = f"{file}, line {k + 1}"
+            rec = _json_line(text, at)
+            _fields(rec, {"algorithm": str, "case": int}, ("output", "error"), at)
+            if ("output" in rec) == ("error" in rec):
+                raise VectorsError(f"{at}: exactly one of 'output' and 'error' must be given")
+            key = (rec["algorithm"], rec["case"])
+            if key in out:
+                raise VectorsError(f"{at}: case {rec['case']} of {rec['algorithm']!r} is given twice")
+            if "error" in rec:
+                _fields(rec["error"], {"type": str}, ("message",), f"{at}, error")
+                out[key] = {"error": rec["error"], "at": at}
+            else:
+                out[key] = {"output": from_json(rec["output"], f"{at}, output"), "at": at}
+    return out
+
+
+@dataclass
+class Group:
+    """What `check` found for one algorithm and variant."""
+
+    algorithm: str
+    variant: str
+    cases: int = 0
+    checked: int = 0
+    mismatches: int = 0
+    missing: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def check(directory, results, *, names=None, keep: int = 1) -> tuple[list[Group], list[str]]:
+    """Compare results computed elsewhere with exported vectors, bit for bit.
+
+    Returns `(groups, unknown)`: one `Group` per algorithm and variant that has at least one result (a variant
+    without any result is one the implementation does not claim), and the algorithms of `names` (default: every
+    one exported) with no result at all.
+
+    !!! note
+        A result for a case the vectors do not have is an error (`VectorsError`), so is an unreadable line.
+        An output must have the expected dtype, shape and bits; an error must have the expected type, and the
+        expected message when the result gives one.
+    """
+    from spec.conformance import Mismatch, same_bits
+
+    _, loaded = load_jsonl(directory)
+    got = read_results(results)
+    names = list(loaded) if names is None else list(names)
+    for name in names:
+        if name not in loaded:
+            raise VectorsError(f"{directory} has no vectors for {name!r}")
+    for (algorithm, index), r in got.items():
+        if algorithm not in loaded or not 0 <= index < len(loaded[algorithm]):
+            raise VectorsError(f"{r['at']}: {directory} has no case {index} of {algorithm!r}")
+    groups: dict[tuple[str, str], Group] = {}
+    claimed = {(a, loaded[a][i].variant) for a, i in got if a in names}
+    unknown = [n for n in names if not any(a == n for a, _ in claimed)]
+    for name in names:
+        for row in loaded[name]:
+            if (name, row.variant) not in claimed:
+                continue
+            g = groups.setdefault((name, row.variant), Group(name, row.variant))
+            g.cases += 1
+            r = got.get((name, row.index))
+            if r is None:
+                g.missing += 1
+                continue
+            g.checked += 1
+            try:
+                if row.error is not None:
+                    e = r.get("error")
+                    if e is None:
+                        raise Mismatch(f"expected {row.error['type']}: {row.error['message']}, got an output")
+                    if e["type"] != row.error["type"] or e.get("message", row.error["message"]) != row.error["message"]:
+                        shown = e["type"] + (f": {e['message']}" if "message" in e else "")
+                        raise Mismatch(f"expected {row.error['type']}: {row.error['message']}, got {shown}")
+                elif "error" in r:
+                    raise Mismatch(f"expected an output, got {r['error']['type']}: {r['error'].get('message', '')}")
+                else:
+                    same_bits(row.expected, r["output"], "output")
+            except Mismatch as exc:
+                g.mismatches += 1
+                if len(g.failures) < keep:
+                    g.failures.append(f"case {row.index} ({row.source}): {row.case.repro(name)}\n      {exc}")
+    return list(groups.values()), unknown

@@ -272,7 +272,7 @@ def test_vectors_record_a_sha256_per_file(tmp_path):
     info = manifest["entries"]["tree_sum"]
     assert info["sha256"] == hashlib.sha256((tmp_path / "tree_sum.npz").read_bytes()).hexdigest()
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "tree_sum.npz"]  # no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "tree_sum.jsonl", "tree_sum.npz"]  # no temp
 
 
 def test_vectors_export_refuses_a_non_empty_folder_unless_forced(tmp_path, capsys):
