@@ -31,6 +31,10 @@ def _a(values, dtype=np.float32):
     return np.array(values, dtype=dtype)
 
 
+def _u8(values):
+    return np.array(values, dtype=np.uint8)
+
+
 def _gptq_example(zero):
     """8 x 8, 4 bits, one group: codes q[j, i] = i, scale 0.5, zero point `zero`."""
     codes = np.tile(np.arange(8, dtype=np.uint8), (8, 1))
@@ -228,5 +232,356 @@ ENTRIES = [
             ),  # fmt: skip
         ),
         paper=GPTQ,
+    ),
+]
+
+
+# ---- NVFP4 ----------------------------------------------------------------------------------------------------
+
+NVFP4 = (
+    "NVIDIA, 2025. Introducing NVFP4 for Efficient and Accurate Low-Precision Inference (NVIDIA technical blog); "
+    "the NVFP4 recipes of TensorRT Model Optimizer (global scale amax / 2688, 'decode') and compressed-tensors "
+    "(global scale 2688 / amax, 'encode')"
+)
+NVFP4_SEMANTICS = (
+    "Blocks of 16 consecutive values along the last axis; E2M1 element codes (0..15, unpacked), one E4M3 block scale "
+    "code, one float32 per-tensor global scale g. amax_b is the block's largest magnitude.",
+    "direction='decode' (ModelOpt weight_scale_2): g = fl(amax / 2688); t_b = fl(amax_b / fl(6 g)); "
+    "S_b = fl(dec(c_b) * g).",
+    "direction='encode' (compressed-tensors weight_global_scale): g = fl(2688 / amax); t_b = fl(g * fl(amax_b / 6)); "
+    "S_b = fl(dec(c_b) / g). No default: a checkpoint does not say which.",
+    "c_b = E4M3 encoding of t_b, round to nearest even, saturating at 448; an all-zero block gets 0x38 (1.0).",
+    "q_i = E2M1 encoding of fl(x_i / S_b), ties to even, saturating at 6; a block with S_b = 0 stores signed zeros.",
+    "Decoding: y_i = fl(dec(q_i) * S_b). Global scale of an all-zero tensor: 1.0; one that rounds to 0 or Inf: "
+    "ValueError.",
+)
+_G1 = np.asarray(F(1.0))
+_G2 = np.asarray(F(2.0))
+_NV_X = _a([0.25, 0.75, 2.5, 5.0, 6.0, -1.0, -0.0, 0.0, 1.5, 3.0, 4.0, 0.5, -6.0, 5.5, 1.0, 0.1])
+_NV_Q = np.array([0, 2, 4, 6, 7, 10, 8, 0, 3, 5, 6, 1, 15, 7, 2, 0], dtype=np.uint8)
+DEC, ENC = {"direction": "decode"}, {"direction": "encode"}
+
+
+def _nvfp4_layout(call, case, out):
+    x = case.args[0]
+    scales, codes = out
+    assert scales.dtype == np.uint8 and codes.dtype == np.uint8 and codes.shape == x.shape
+    assert scales.shape == x.shape[:-1] + (x.shape[-1] // 16,) and np.all(codes <= 15)
+    assert not np.any(scales & 0x80), "block scales are never negative"
+    assert np.array_equal((codes >> 3).astype(bool), np.signbit(x)), "the sign bit of each element is that of x"
+
+
+def _nvfp4_error(call, case, out):
+    """Each decoded element is one of the two E2M1 neighbours of x / S_b (or the saturated end)."""
+    from reference.codecs.nvfp4 import nvfp4_dequantize
+
+    x, g = case.args
+    scales, codes = out
+    y = nvfp4_dequantize(scales, codes, g, **case.kwargs).astype(np.float64)
+    d = _a_scale(scales, g, case.kwargs["direction"])
+    s = np.repeat(d, 16, axis=-1)
+    ok = (s > 0) & np.isfinite(s)
+    err = np.abs(y - x.astype(np.float64))
+    bound = np.maximum(np.abs(x.astype(np.float64)) - 6 * s, 0) + 2 * s  # saturation plus the widest spacing
+    assert np.all(err[ok] <= bound[ok] * (1 + 2**-20)), "an element is farther than one E2M1 step"
+
+
+def _a_scale(scales, g, direction):
+    from reference.quantization.floats import float_decode
+
+    d = float_decode(scales, "float8_e4m3fn").astype(np.float64)
+    return d * float(g) if direction == "decode" else d / float(g)
+
+
+def _nvfp4_global_def(call, case, out):
+    (x,) = case.args
+    assert out.dtype == np.float32 and out.shape == ()
+    amax = float(np.max(np.abs(x)))
+    if amax == 0:
+        assert out == 1
+    elif case.kwargs["direction"] == "decode":
+        assert out == F(np.float64(amax) / 2688)
+    else:
+        assert out == F(2688 / np.float64(amax))
+
+
+def _nvfp4_decode_def(call, case, out):
+    from reference.quantization.floats import float_decode
+
+    scales, codes, g = case.args
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = np.repeat(_a_scale(scales, g, case.kwargs["direction"]).astype(F), 16, axis=-1)
+        want = float_decode(codes, "float4_e2m1fn") * s
+    assert np.array_equal(out.view(np.uint32), want.astype(F).view(np.uint32)), "y = fl(dec(q) * S_b)"
+
+
+ENTRIES += [
+    Entry(
+        name="nvfp4_global_scale",
+        family="quantization",
+        module="codecs.nvfp4",
+        summary="NVFP4's float32 per-tensor scale, amax / 2688 ('decode', ModelOpt) or 2688 / amax ('encode').",
+        strategy=S.nvfp4_global_cases,
+        semantics=NVFP4_SEMANTICS,
+        invariants=(Invariant("one float32 division of amax", _nvfp4_global_def),),
+        golden=(
+            Golden(Case((_a([6.0, -3.0]),), DEC), np.asarray(F(6 / 2688)), "6 / 2688"),
+            Golden(Case((_a([6.0, -3.0]),), ENC), np.asarray(F(448.0)), "2688 / 6"),
+            Golden(Case((_a([0.0, -0.0]),), ENC), np.asarray(F(1.0)), "an all-zero tensor: 1"),
+        ),
+        bad=(
+            Bad(Case((_a([1e-40]),), ENC), ValueError, "its encode global scale inf is not a finite float32 > 0"),
+            Bad(Case((_a([1.0]),), {"direction": "up"}), ValueError, "direction must be one of 'decode', 'encode'"),
+            Bad(Case((_a([]),), DEC), ValueError, "an NVFP4 global scale needs at least one element"),
+        ),
+        paper=NVFP4,
+    ),
+    Entry(
+        name="nvfp4_quantize",
+        family="quantization",
+        module="codecs.nvfp4",
+        summary="NVFP4 quantization: E4M3 scale codes per 16 values, E2M1 element codes, either global direction.",
+        strategy=S.nvfp4_quantize_cases,
+        semantics=NVFP4_SEMANTICS,
+        invariants=(Invariant("codes, shapes and signs", _nvfp4_layout), Invariant("within one step", _nvfp4_error)),
+        golden=(
+            Golden(
+                Case((_NV_X, _G1), DEC),
+                (_u8([0x38]), _NV_Q),
+                "amax 6, g = 1: t = 1, S = 1; 0.25, 0.75, 2.5, 5 tie to even; 5.5 saturates at 6",
+            ),  # fmt: skip
+            Golden(Case((_NV_X, _G2), DEC), (_u8([0x30]), _NV_Q), "g = 2 as decode: t = 6 / 12 = 0.5, S = 1"),
+            Golden(Case((_NV_X, _G2), ENC), (_u8([0x40]), _NV_Q), "the same g = 2 as encode: t = 2, S = 1"),
+            Golden(Case((np.zeros(16, F), _G1), ENC), (_u8([0x38]), np.zeros(16, np.uint8)), "zero block: 1.0"),
+        ),
+        bad=(
+            Bad(Case((_a([1.0] * 8), _G1), DEC), ValueError, "NVFP4 needs a last axis that is a multiple of 16"),
+            Bad(Case((_NV_X, np.asarray(F(0.0))), DEC), ValueError, "global_scale must be > 0, got 0.0"),
+            Bad(Case((_NV_X, _a([1.0])), DEC), ValueError, "global_scale has shape (1,) but a per-tensor scale"),
+            Bad(Case((_NV_X, _G1), {"direction": "both"}), ValueError, "direction must be one of"),
+        ),
+        paper=NVFP4,
+    ),
+    Entry(
+        name="nvfp4_dequantize",
+        family="quantization",
+        module="codecs.nvfp4",
+        summary="NVFP4 back to float32: dec(q) * S_b, S_b from the E4M3 code and the global scale in either direction.",
+        strategy=S.nvfp4_dequantize_cases,
+        semantics=NVFP4_SEMANTICS,
+        invariants=(Invariant("y = fl(dec(q) * S_b)", _nvfp4_decode_def),),
+        golden=(
+            Golden(
+                Case((_u8([0x40]), _NV_Q, _G2), ENC),
+                _a([0, 1, 2, 4, 6, -1, -0.0, 0, 1.5, 3, 4, 0.5, -6, 6, 1, 0]),
+                "S = 2 / 2 = 1",
+            ),  # fmt: skip
+            Golden(
+                Case((_u8([0x40]), _NV_Q, _G2), DEC),
+                _a([0, 4, 8, 16, 24, -4, -0.0, 0, 6, 12, 16, 2, -24, 24, 4, 0]),
+                "the same bits read as decode: S = 2 * 2 = 4, every value four times too large",
+            ),  # fmt: skip
+        ),
+        bad=(
+            Bad(
+                Case((_u8([0x40, 0x40]), _NV_Q, _G2), ENC),
+                ValueError,
+                "scales has shape (2,) but codes of shape (16,) in blocks of 16 needs shape (1,)",
+            ),  # fmt: skip
+            Bad(Case((_u8([0x40]), _NV_Q + 1, _G2), ENC), ValueError, "codes must be in [0, 15], got 16"),
+        ),
+        paper=NVFP4,
+    ),
+]
+
+
+# ---- nibble order ---------------------------------------------------------------------------------------------
+
+NIBBLES = (
+    "Nibble orders: low_first is ONNX INT4/UINT4/FLOAT4E2M1, OCP MX and NVFP4 (ModelOpt, compressed-tensors); "
+    "high_first is bitsandbytes' and torchao's NF4/FP4"
+)
+NIBBLE_SEMANTICS = (
+    "Pairs of 4-bit codes along the last axis, two to a byte: low_first b = c[2j] + 16 c[2j+1]; high_first "
+    "b = 16 c[2j] + c[2j+1]. No default order.",
+    "pack rejects codes above 15 and an odd last axis; unpack accepts every byte. The two are inverse bijections.",
+)
+
+
+def _nibble_roundtrip(call, case, out):
+    from reference.codecs.nibbles import unpack_nibbles
+
+    assert np.array_equal(unpack_nibbles(out, **case.kwargs), case.args[0]), "unpack(pack(c)) == c"
+
+
+def _nibble_roundtrip_back(call, case, out):
+    from reference.codecs.nibbles import pack_nibbles
+
+    assert np.all(out <= 15) and np.array_equal(pack_nibbles(out, **case.kwargs), case.args[0])
+
+
+LOW, HIGH = {"order": "low_first"}, {"order": "high_first"}
+
+ENTRIES += [
+    Entry(
+        name="pack_nibbles",
+        family="quantization",
+        module="codecs.nibbles",
+        summary="Two 4-bit codes per byte along the last axis, first code in the low or in the high nibble.",
+        strategy=S.nibble_pack_cases,
+        semantics=NIBBLE_SEMANTICS,
+        invariants=(Invariant("unpack(pack(c)) == c", _nibble_roundtrip),),
+        golden=(
+            Golden(Case((_u8([1, 2, 3, 4]),), LOW), _u8([0x21, 0x43]), "ONNX, MX, NVFP4"),
+            Golden(Case((_u8([1, 2, 3, 4]),), HIGH), _u8([0x12, 0x34]), "bitsandbytes, torchao NF4"),
+        ),
+        bad=(
+            Bad(Case((_u8([1, 2, 3]),), LOW), ValueError, "nibbles pack in pairs along an even last axis"),
+            Bad(Case((_u8([16, 0]),), LOW), ValueError, "codes must be in [0, 15], got 16"),
+            Bad(Case((_u8([1, 2]),), {"order": "big"}), ValueError, "order must be one of 'low_first', 'high_first'"),
+        ),
+        paper=NIBBLES,
+    ),
+    Entry(
+        name="unpack_nibbles",
+        family="quantization",
+        module="codecs.nibbles",
+        summary="Bytes back to two 4-bit codes each, in the low-first or high-first order.",
+        strategy=S.nibble_unpack_cases,
+        semantics=NIBBLE_SEMANTICS,
+        invariants=(Invariant("pack(unpack(b)) == b", _nibble_roundtrip_back),),
+        golden=(
+            Golden(Case((_u8([0x21, 0x43]),), LOW), _u8([1, 2, 3, 4]), "low nibble first"),
+            Golden(Case((_u8([0x21, 0x43]),), HIGH), _u8([2, 1, 4, 3]), "read in the other order: pairs swap"),
+        ),
+        bad=(Bad(Case((np.array(3, np.uint8),), LOW), ValueError, "packed must have at least one dimension"),),
+        paper=NIBBLES,
+    ),
+]
+
+
+# ---- quantization conventions -----------------------------------------------------------------------------------
+
+CONVENTIONS = (
+    "Conventions of torch.ao (observers), ONNX (DynamicQuantizeLinear), TensorFlow (FakeQuant nudging) and "
+    "pqref's qparams_from_range; Jacob et al., 2018, arXiv:1712.05877"
+)
+
+
+def _scale_def(call, case, out):
+    (amax,) = case.args
+    b, d = case.kwargs["bits"], case.kwargs["divisor"]
+    div = (2 ** (b - 1) - 1) if d == "qmax" else (2**b - 1) / 2
+    want = (amax.astype(np.float64) / div).astype(F)
+    want = np.where(want < F(2.0**-126), F(1), want)
+    assert np.array_equal(out.view(np.uint32), want.astype(F).view(np.uint32))
+
+
+def _zero_point_in_range(call, case, out):
+    kw = case.kwargs
+    assert out.dtype == np.int32 and out.shape == case.args[0].shape
+    assert np.all((out >= kw["qmin"]) & (out <= kw["qmax"]))
+    others = [call(Case(case.args, {**kw, "convention": c})) for c in ("pqref", "torch_ao", "onnx", "tflite")]
+    assert all(np.all(np.abs(o.astype(np.int64) - out) <= 1) for o in others), "conventions differ by one at most"
+
+
+_ZP = _a([-0.5, -2.5, -1.0, 3.0])
+_ONES = _a([1, 1, 1, 1])
+_TIE32 = (_a([-61.551544189453125]), _a([0.1751110851764679]))  # quotient -351.49998715 in float64, -351.5 in float32
+
+ENTRIES += [
+    Entry(
+        name="symmetric_scale",
+        family="quantization",
+        module="quantization.conventions",
+        summary="Symmetric scale amax / (2**(b-1) - 1) ('qmax') or amax / ((2**b - 1) / 2) ('half_range', torch.ao).",
+        strategy=S.symmetric_scale_cases,
+        semantics=(
+            "divisor='qmax': s = fl32(amax / (2**(b-1) - 1)): +-amax on codes +-127 (int8); pqref, ONNX Runtime, "
+            "TensorRT, llm-compressor.",
+            "divisor='half_range': s = fl32(amax / ((2**b - 1) / 2)) = amax / 127.5 for int8 (torch.ao): +-amax on "
+            "the tie +-127.5.",
+            "One correctly rounded division; a scale below 2**-126 (amax 0 included) becomes 1.0.",
+        ),
+        invariants=(Invariant("one rounding of amax / divisor", _scale_def),),
+        golden=(
+            Golden(
+                Case((_a([127, 0, 255, 1]),), {"bits": 8, "divisor": "qmax"}),
+                _a([1, 1, 2.007874, 0.007874016]),
+                "127 / 127 = 1; amax 0 -> 1.0",
+            ),  # fmt: skip
+            Golden(
+                Case((_a([127, 0, 255, 1]),), {"bits": 8, "divisor": "half_range"}),
+                _a([0.99607843, 1, 2, 0.007843138]),
+                "255 / 127.5 = 2",
+            ),  # fmt: skip
+        ),
+        bad=(
+            Bad(Case((_a([-1.0]),), {"bits": 8, "divisor": "qmax"}), ValueError, "amax must be >= 0, got -1.0"),
+            Bad(Case((_a([1.0]),), {"bits": 8, "divisor": "127.5"}), ValueError, "divisor must be one of"),
+            Bad(Case((_a([1.0]),), {"bits": 1, "divisor": "qmax"}), ValueError, "bits must be in [2, 16], got 1"),
+        ),
+        paper=CONVENTIONS,
+    ),
+    Entry(
+        name="affine_zero_point",
+        family="quantization",
+        module="quantization.conventions",
+        summary="The asymmetric zero point by convention: pqref, torch.ao, ONNX or TensorFlow; they differ at ties.",
+        strategy=S.zero_point_cases,
+        semantics=(
+            "l = min(min_val, 0); clip to [qmin, qmax].",
+            "pqref (qparams_from_range): z = clip(qmin - rne(l / s)), the quotient in float64 (exact rounding).",
+            "torch_ao: z = clip(qmin - rne(fl32(l / s))).",
+            "onnx (DynamicQuantizeLinear): z = rne(clip(fl32(qmin - fl32(l / s)))).",
+            "tflite (FakeQuant nudging): z = round_half_away(clip(fl32(qmin - fl32(l / s)))).",
+        ),
+        invariants=(Invariant("in range, conventions within one", _zero_point_in_range),),
+        golden=(
+            Golden(
+                Case((_ZP, _ONES), {"qmin": 0, "qmax": 255, "convention": "pqref"}),
+                _a([0, 2, 1, 0], np.int32),
+                "0 - rne(-0.5) = 0, 0 - rne(-2.5) = 2",
+            ),  # fmt: skip
+            Golden(
+                Case((_ZP, _ONES), {"qmin": 0, "qmax": 255, "convention": "tflite"}),
+                _a([1, 3, 1, 0], np.int32),
+                "std::round(0.5) = 1, std::round(2.5) = 3",
+            ),  # fmt: skip
+            Golden(
+                Case((_ZP, _ONES), {"qmin": -127, "qmax": 127, "convention": "onnx"}),
+                _a([-126, -124, -126, -127], np.int32),
+                "rne(-126.5) = -126, rne(-124.5) = -124",
+            ),  # fmt: skip
+            Golden(
+                Case((_ZP, _ONES), {"qmin": -127, "qmax": 127, "convention": "torch_ao"}),
+                _a([-127, -125, -126, -127], np.int32),
+                "-127 - rne(-0.5) = -127",
+            ),  # fmt: skip
+            Golden(
+                Case(_TIE32, {"qmin": 0, "qmax": 65535, "convention": "pqref"}),
+                _a([351], np.int32),
+                "float64 quotient -351.49998715: 351",
+            ),  # fmt: skip
+            Golden(
+                Case(_TIE32, {"qmin": 0, "qmax": 65535, "convention": "torch_ao"}),
+                _a([352], np.int32),
+                "the float32 quotient rounds onto the tie -351.5, then to even: 352",
+            ),  # fmt: skip
+        ),
+        bad=(
+            Bad(
+                Case((_ZP, _ONES * 0), {"qmin": 0, "qmax": 255, "convention": "onnx"}),
+                ValueError,
+                "scale must be > 0, got 0.0 at flat index 0",
+            ),  # fmt: skip
+            Bad(
+                Case((_ZP, _ONES), {"qmin": 0, "qmax": 255, "convention": "tf"}),
+                ValueError,
+                "convention must be one of 'pqref', 'torch_ao', 'onnx', 'tflite'",
+            ),  # fmt: skip
+            Bad(Case((_ZP, _ONES), {"qmin": 3, "qmax": 3, "convention": "onnx"}), ValueError, "at least 2 codes"),
+        ),
+        paper=CONVENTIONS,
     ),
 ]

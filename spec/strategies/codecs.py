@@ -12,8 +12,20 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from spec.entry import Case
+from spec.strategies.base import float32_arrays, float32_values, qranges, scales, shapes
 
-__all__ = ["float16_scales", "gptq_pack_cases", "gptq_packed_cases"]
+__all__ = [
+    "float16_scales",
+    "gptq_pack_cases",
+    "gptq_packed_cases",
+    "nvfp4_global_cases",
+    "nvfp4_quantize_cases",
+    "nvfp4_dequantize_cases",
+    "nibble_pack_cases",
+    "nibble_unpack_cases",
+    "symmetric_scale_cases",
+    "zero_point_cases",
+]
 
 GPTQ_BITS = (2, 4, 8)
 
@@ -66,3 +78,111 @@ def gptq_packed_cases(draw):
     qzeros = draw(_int32_words((groups, out_f // per)))
     scales = draw(float16_scales((groups, out_f)))
     return Case((qweight, qzeros, scales, g_idx), {"bits": bits, "zero_format": zero_format})
+
+
+# ---- NVFP4 --------------------------------------------------------------------------------------------------
+
+F32 = np.float32
+DIRECTIONS = ("decode", "encode")
+E2M1_POINTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0)
+
+
+def _nvfp4_values():
+    """Element values: E2M1 values and midpoints times a block scale, and anything finite."""
+    on_grid = st.builds(lambda v, sign, e: float(F32(sign * v * 2.0**e)), st.sampled_from(E2M1_POINTS),
+                        st.sampled_from([1.0, -1.0]), st.integers(-20, 20))  # fmt: skip
+    return st.one_of(on_grid, on_grid, float32_values())
+
+
+@st.composite
+def _nvfp4_x(draw, min_side=1):
+    lead = draw(shapes(max_dims=1, max_side=2))
+    width = 16 * draw(st.integers(min_side, 2))
+    return draw(float32_arrays(shape=st.just(lead + (width,)), elements=_nvfp4_values()))
+
+
+def _global_scales():
+    return st.one_of(st.sampled_from([1.0, 2.0, 0.5, 448.0, 1 / 448]), scales(),
+                     st.floats(float(F32(1e-30)), float(F32(1e30)), width=32))  # fmt: skip
+
+
+@st.composite
+def nvfp4_global_cases(draw):
+    """`(x,)` with `direction` for nvfp4_global_scale (amax far from the float32 ends, so g is finite)."""
+    x = draw(float32_arrays(shape=shapes(min_dims=1, min_side=1), elements=float32_values(max_abs=1e30)))
+    x = np.where(np.abs(x) < 1e-30, F32(0), x).astype(F32)
+    return Case((x,), {"direction": draw(st.sampled_from(DIRECTIONS))})
+
+
+@st.composite
+def nvfp4_quantize_cases(draw):
+    """`(x, global_scale)` with `direction` for nvfp4_quantize: the tensor's own global scale, or any."""
+    from reference.codecs.nvfp4 import nvfp4_global_scale
+
+    x = draw(_nvfp4_x(min_side=0))
+    direction = draw(st.sampled_from(DIRECTIONS))
+    own = None
+    if x.size and draw(st.booleans()):
+        try:
+            own = nvfp4_global_scale(x, direction=direction)
+        except ValueError:
+            own = None
+    g = own if own is not None else np.asarray(F32(draw(_global_scales())))
+    return Case((x, g), {"direction": direction})
+
+
+@st.composite
+def nvfp4_dequantize_cases(draw):
+    """`(scales, codes, global_scale)` with `direction`: any E4M3 scale code (NaN and negative ones included)."""
+    lead = draw(shapes(max_dims=1, max_side=2))
+    width = 16 * draw(st.integers(0, 2))
+    codes = draw(hnp.arrays(np.uint8, lead + (width,), elements=st.integers(0, 15)))
+    scales_ = draw(hnp.arrays(np.uint8, lead + (width // 16,), elements=st.integers(0, 255)))
+    g = np.asarray(F32(draw(_global_scales())))
+    return Case((scales_, codes, g), {"direction": draw(st.sampled_from(DIRECTIONS))})
+
+
+# ---- nibbles ------------------------------------------------------------------------------------------------
+
+ORDERS = ("low_first", "high_first")
+
+
+@st.composite
+def nibble_pack_cases(draw):
+    lead = draw(shapes(max_dims=2, max_side=3))
+    codes = draw(hnp.arrays(np.uint8, lead + (2 * draw(st.integers(0, 4)),), elements=st.integers(0, 15)))
+    return Case((codes,), {"order": draw(st.sampled_from(ORDERS))})
+
+
+@st.composite
+def nibble_unpack_cases(draw):
+    packed = draw(hnp.arrays(np.uint8, shapes(min_dims=1, max_dims=3, max_side=4)))
+    return Case((packed,), {"order": draw(st.sampled_from(ORDERS))})
+
+
+# ---- quantization conventions -------------------------------------------------------------------------------
+
+
+@st.composite
+def symmetric_scale_cases(draw):
+    """`(amax,)` with `bits` and `divisor`: amax values that are multiples of the divisor, ties, zeros, anything."""
+    bits = draw(st.integers(2, 16))
+    steps = st.builds(lambda k, s: float(F32(k * s)), st.integers(0, 2**bits), scales())
+    anything = st.floats(0, float(np.finfo(F32).max), width=32)
+    amax = draw(float32_arrays(shape=shapes(max_dims=2), elements=st.one_of(steps, anything, st.just(0.0))))
+    return Case((amax,), {"bits": bits, "divisor": draw(st.sampled_from(["qmax", "half_range"]))})
+
+
+@st.composite
+def zero_point_cases(draw):
+    """`(min_val, scale)` with `qmin`, `qmax` and `convention`, min_val often an exact tie -(k + 0.5) * scale."""
+    qmin, qmax = draw(qranges())
+    shape = draw(shapes(max_dims=2))
+    s = draw(float32_arrays(shape=st.just(shape), elements=scales()))
+    ties = draw(hnp.arrays(np.float32, shape, elements=st.integers(-300, 300).map(lambda k: k + 0.5)))
+    exact = (ties.astype(np.float64) * s.astype(np.float64)).astype(F32)
+    anything = draw(float32_arrays(shape=st.just(shape), elements=float32_values(max_abs=1e30)))
+    near = np.nextafter(exact, F32(0)).astype(F32)
+    min_val = draw(st.sampled_from([exact, anything, near, -np.abs(anything)]))
+    kw = {"qmin": qmin, "qmax": qmax, "convention": draw(st.sampled_from(["pqref", "torch_ao", "onnx", "tflite"]))}
+    return Case((min_val, s), kw)

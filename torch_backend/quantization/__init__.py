@@ -1,9 +1,25 @@
 """Quantization algorithms."""
 
-from . import affine, binary, codebook, dorefa, floats, lsq, mx, nf4, observers, packing, pact, power_of_two, ternary
+from . import (
+    affine,
+    binary,
+    codebook,
+    conventions,
+    dorefa,
+    floats,
+    lsq,
+    mx,
+    nf4,
+    observers,
+    packing,
+    pact,
+    power_of_two,
+    ternary,
+)
 from .affine import *  # noqa: F403
 from .binary import *  # noqa: F403
 from .codebook import *  # noqa: F403
+from .conventions import *  # noqa: F403
 from .dorefa import *  # noqa: F403
 from .floats import *  # noqa: F403
 from .lsq import *  # noqa: F403
@@ -19,6 +35,7 @@ __all__ = [
     name
     for module in (
         affine,
+        conventions,
         binary,
         ternary,
         dorefa,

@@ -1,0 +1,33 @@
+"""4-bit codes two to a byte in torch; the semantics are those of `reference.codecs.nibbles`."""
+
+from __future__ import annotations
+
+import torch
+
+from reference.codecs.nibbles import ORDERS
+from reference.common import validate
+from torch_backend import _arrays
+
+__all__ = ["pack_nibbles", "unpack_nibbles"]
+
+
+def pack_nibbles(codes, *, order):
+    """Pack 4-bit codes two to a byte along the last axis; see `reference.codecs.nibbles.pack_nibbles`."""
+    order = validate.choice("order", order, ORDERS)
+    codes = _arrays.within("codes", _arrays.array("codes", codes, ("uint8",)), 0, 15)
+    if codes.ndim == 0 or codes.shape[-1] % 2:
+        raise ValueError(f"codes has shape {tuple(codes.shape)}: nibbles pack in pairs along an even last axis")
+    first, second = codes[..., 0::2], codes[..., 1::2]
+    low, high = (first, second) if order == "low_first" else (second, first)
+    return (low | (high << 4)).to(torch.uint8)
+
+
+def unpack_nibbles(packed, *, order):
+    """Unpack bytes into two 4-bit codes each; see `reference.codecs.nibbles.unpack_nibbles`."""
+    order = validate.choice("order", order, ORDERS)
+    packed = _arrays.array("packed", packed, ("uint8",))
+    if packed.ndim == 0:
+        raise ValueError("packed must have at least one dimension, got a 0-d array")
+    low, high = packed & 0xF, packed >> 4
+    first, second = (low, high) if order == "low_first" else (high, low)
+    return torch.stack([first, second], dim=-1).reshape(tuple(packed.shape[:-1]) + (2 * packed.shape[-1],))
