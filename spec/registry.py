@@ -15,6 +15,7 @@ def _load() -> dict[str, Entry]:
     from spec.catalog import (
         codecs,
         core,
+        exact,
         lowbit,
         pruning,
         quant_binary,
@@ -25,7 +26,7 @@ def _load() -> dict[str, Entry]:
         sparsity_scores,
     )
 
-    catalogs = [core, quantization, quant_binary, quant_learned, lowbit, quant_misc]
+    catalogs = [core, exact, quantization, quant_binary, quant_learned, lowbit, quant_misc]
     catalogs += [codecs, pruning, sparsity_regularize, sparsity_scores]
     entries = [e for catalog in catalogs for e in catalog.ENTRIES]
     table: dict[str, Entry] = {}

@@ -136,3 +136,51 @@ def out_of_range(name, flat_index: int, value, lo, hi) -> ValueError:
 
 def not_positive(name, flat_index: int, value: float) -> ValueError:
     return ValueError(f"{name} must be > 0, got {float(value)!r} at flat index {flat_index}")
+
+
+# ---- exact linear algebra (reference.core.exact, reference.core.linalg) --------------------------------------
+
+
+def not_matrix(name, shape) -> ValueError:
+    return ValueError(f"{name} must have at least 2 dimensions (..., rows, columns), got shape {tuple(shape)}")
+
+
+def not_square(name, shape) -> ValueError:
+    return ValueError(f"{name} must be a non-empty square matrix, got shape {tuple(shape)}")
+
+
+def not_symmetric(name, i: int, j: int, value: float, mirror: float) -> ValueError:
+    return ValueError(f"{name} must be symmetric, got {name}[{i}, {j}] = {value!r} but {name}[{j}, {i}] = {mirror!r}")
+
+
+def zero_diagonal(name, i: int, value: float) -> ValueError:
+    return ValueError(f"{name} must have a nonzero diagonal, got {name}[{i}, {i}] = {value!r}")
+
+
+def not_positive_definite(name, column: int, pivot: float) -> ValueError:
+    return ValueError(
+        f"{name} is not positive definite: the pivot of column {column} is {pivot!r}, the exact "
+        f"{name}[{column}, {column}] - sum_k L[{column}, k]**2 rounded once to float64; it must be > 0"
+    )
+
+
+def overflows(name, i: int, j: int, value: float) -> ValueError:
+    return ValueError(f"{name}[{i}, {j}] overflows float64 (it is {value!r}); scale the input down")
+
+
+def not_state(name, shape, limbs: int) -> ValueError:
+    return ValueError(f"{name} must have shape (..., {limbs}), a state of exact_sum_state; got {tuple(shape)}")
+
+
+def not_canonical_state(name, flat_index: int, limbs: int, value: int) -> ValueError:
+    return ValueError(
+        f"{name} is not a canonical state: limb {flat_index % limbs} is {value} at flat index {flat_index} "
+        f"(limbs 0 to {limbs - 2} must be in [0, 2**32), the top limb in [-2**31, 2**31))"
+    )
+
+
+def state_overflow(flat_index: int) -> ValueError:
+    return ValueError(
+        f"the combined exact sum at flat index {flat_index} is beyond the state's range (|sum| >= 2**1101); "
+        "round the summed states with exact_sum_round instead"
+    )

@@ -9,6 +9,7 @@ Every strategy draws a `spec.entry.Case`. One namespace, `spec.strategies`, spli
 from .base import *  # noqa: F403
 from .base import _expand  # noqa: F401
 from .codecs import *  # noqa: F403
+from .exact import *  # noqa: F403
 from .lowbit import *  # noqa: F403
 from .quant_binary import *  # noqa: F403
 from .quant_learned import *  # noqa: F403
