@@ -25,6 +25,8 @@ __all__ = [
     "nibble_unpack_cases",
     "symmetric_scale_cases",
     "zero_point_cases",
+    "gguf_quantize_cases",
+    "gguf_dequantize_cases",
 ]
 
 GPTQ_BITS = (2, 4, 8)
@@ -186,3 +188,34 @@ def zero_point_cases(draw):
     min_val = draw(st.sampled_from([exact, anything, near, -np.abs(anything)]))
     kw = {"qmin": qmin, "qmax": qmax, "convention": draw(st.sampled_from(["pqref", "torch_ao", "onnx", "tflite"]))}
     return Case((min_val, s), kw)
+
+
+# ---- GGUF ---------------------------------------------------------------------------------------------------
+
+GGUF_BLOCKS = {"Q8_0": (32, 34), "Q4_0": (32, 18), "Q4_K": (256, 144)}
+
+
+@st.composite
+def gguf_quantize_cases(draw):
+    """`(x, qtype)`: rows of blocks with ties (x.5 steps), zeros and -0.0, flat and one-signed sub-blocks."""
+    qtype = draw(st.sampled_from(tuple(GGUF_BLOCKS)))
+    block, _ = GGUF_BLOCKS[qtype]
+    rows = draw(st.integers(0, 2))
+    width = block * draw(st.integers(1, 2 if qtype != "Q4_K" else 1))
+    scale = draw(st.sampled_from([1.0, 2.0**-10, 1000.0, 3.0]))
+    grid = st.integers(-16, 16).map(lambda k: float(F32(k * scale / 2)))
+    values = st.one_of(grid, grid, float32_values(max_abs=1e6), st.sampled_from([0.0, -0.0]))
+    x = draw(float32_arrays(shape=st.just((rows, width)), elements=values))
+    if x.size and draw(st.booleans()):  # a flat or one-signed stretch
+        k = draw(st.integers(0, width // 32 - 1)) * 32
+        x[:, k : k + 32] = F32(draw(values))
+    return Case((x, qtype))
+
+
+@st.composite
+def gguf_dequantize_cases(draw):
+    """`(data, qtype)`: any bytes, so float16 fields include subnormals, Inf and NaN."""
+    qtype = draw(st.sampled_from(tuple(GGUF_BLOCKS)))
+    _, nbytes = GGUF_BLOCKS[qtype]
+    shape = (draw(st.integers(0, 2)), nbytes * draw(st.integers(1, 2)))
+    return Case((draw(hnp.arrays(np.uint8, shape)), qtype))

@@ -1,0 +1,197 @@
+"""GGUF Q8_0, Q4_0 and Q4_K in torch; the semantics (llama.cpp's reference quantizers, operation for operation in
+float32) are those of `reference.codecs.gguf`."""
+
+from __future__ import annotations
+
+import torch
+
+from reference.codecs.gguf import QTYPES, _check_rows
+from reference.common import validate
+from torch_backend import _arrays
+from torch_backend.core.reduce import _sqrt_to_float32
+from torch_backend.core.rounding import _half_away
+
+__all__ = ["gguf_quantize", "gguf_dequantize"]
+
+F = torch.float32
+
+
+def gguf_quantize(x, qtype):
+    """GGUF blocks (uint8) of float32 rows, as llama.cpp's reference quantizers; see the reference."""
+    qtype = validate.choice("qtype", qtype, tuple(QTYPES))
+    block, _ = QTYPES[qtype]
+    x = _arrays.finite_array("x", x)
+    _check_rows("x", tuple(x.shape), block, "elements")
+    rows = x.detach().reshape(-1, block)
+    out = {"Q8_0": _q8_0, "Q4_0": _q4_0, "Q4_K": _q4_k}[qtype](rows)
+    return out.reshape(tuple(x.shape[:-1]) + (x.shape[-1] // block * QTYPES[qtype][1],))
+
+
+def gguf_dequantize(data, qtype):
+    """GGUF blocks back to float32, as llama.cpp's dequantize_row_*; see `reference.codecs.gguf.gguf_dequantize`."""
+    qtype = validate.choice("qtype", qtype, tuple(QTYPES))
+    block, nbytes = QTYPES[qtype]
+    data = _arrays.array("data", data, ("uint8",))
+    _check_rows("data", tuple(data.shape), nbytes, "bytes")
+    b = data.reshape(-1, nbytes).to(torch.int64)
+    if qtype == "Q8_0":
+        q = torch.where(b[:, 2:] > 127, b[:, 2:] - 256, b[:, 2:])
+        y = _half(b, 0)[:, None] * q.to(F)
+    elif qtype == "Q4_0":
+        q = torch.cat([b[:, 2:] & 0xF, b[:, 2:] >> 4], dim=1)
+        y = _half(b, 0)[:, None] * (q - 8).to(F)
+    else:
+        y = _q4_k_decode(b)
+    y = torch.where(torch.isnan(y), _c(float("nan"), y), y)  # the quiet NaN 0x7FC00000
+    return y.to(F).reshape(tuple(data.shape[:-1]) + (data.shape[-1] // nbytes * block,))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _c(value, like):
+    """A float32 constant on `like`'s device (IEEE arithmetic on every device)."""
+    return _arrays.scalar(value, like, F)
+
+
+def _half(b, at):
+    bits = b[:, at] | (b[:, at + 1] << 8)
+    return torch.where(bits >= 2**15, bits - 2**16, bits).to(torch.int16).view(torch.float16).to(F)
+
+
+def _half_bytes(v):
+    h = v.to(torch.float16).view(torch.int16).to(torch.int64) & 0xFFFF
+    return torch.stack([h & 0xFF, h >> 8], dim=1)
+
+
+def _inverse(d):
+    one = _c(1.0, d)
+    return torch.where(d != 0, one / torch.where(d != 0, d, one), _c(0.0, d))
+
+
+def _q8_0(rows):
+    amax = torch.abs(rows).amax(dim=1)
+    d = amax / _c(127.0, amax)
+    q = _half_away(rows * _inverse(d)[:, None]).to(torch.int64)
+    return torch.cat([_half_bytes(d), q & 0xFF], dim=1).to(torch.uint8)
+
+
+def _q4_0(rows):
+    i = torch.argmax(torch.abs(rows), dim=1)  # the first of the largest magnitudes
+    m = rows[torch.arange(rows.shape[0], device=rows.device), i]
+    m = torch.where(torch.abs(m) > 0, m, _c(0.0, m))
+    d = m / _c(-8.0, m)
+    v = rows * _inverse(d)[:, None] + _c(8.5, rows)
+    q = torch.clamp(torch.trunc(v), max=15).to(torch.int64)
+    return torch.cat([_half_bytes(d), q[:, :16] | (q[:, 16:] << 4)], dim=1).to(torch.uint8)
+
+
+def _nearest_int(v):
+    bits = (v + _c(12582912.0, v)).view(torch.int32).to(torch.int64)
+    return torch.where(torch.isnan(v), 0, (bits & 0x7FFFFF) - 0x400000)
+
+
+def _make_qkx2(x, w):
+    """llama.cpp's make_qkx2_quants over dim -1 of (..., 32); see the reference's `_make_qkx2`."""
+    n, nmax = x.shape[-1], 15
+    one, zero = _c(1.0, x), _c(0.0, x)
+    lo, hi = x[..., 0], x[..., 0]
+    sum_w = w[..., 0]
+    sum_x = sum_w * x[..., 0]
+    for i in range(1, n):
+        lo = torch.where(x[..., i] < lo, x[..., i], lo)
+        hi = torch.where(x[..., i] > hi, x[..., i], hi)
+        sum_w = sum_w + w[..., i]
+        sum_x = sum_x + w[..., i] * x[..., i]
+    lo = torch.where(lo > 0, zero, lo)
+    flat = hi == lo
+    iscale = _c(float(nmax), x) / torch.where(flat, one, hi - lo)
+    scale = one / iscale
+    L = torch.clamp(_nearest_int(iscale[..., None] * (x - lo[..., None])), 0, nmax)
+    best = torch.zeros_like(sum_w)
+    for i in range(n):
+        diff = scale * L[..., i].to(F) + lo - x[..., i]
+        best = best + w[..., i] * (diff * diff)
+    rdelta = _c(0.1, x)
+    for step in range(21):
+        top = _c(-1.0, x) + rdelta * _c(float(step), x) + _c(float(nmax), x)
+        iscale = top / torch.where(flat, one, hi - lo)
+        aux = torch.clamp(_nearest_int(iscale[..., None] * (x - lo[..., None])), 0, nmax)
+        la = aux.to(F)
+        sum_l = torch.zeros_like(sum_w)
+        sum_l2 = torch.zeros_like(sum_w)
+        sum_xl = torch.zeros_like(sum_w)
+        for i in range(n):
+            wl = w[..., i] * la[..., i]
+            sum_l = sum_l + wl
+            sum_l2 = sum_l2 + wl * la[..., i]
+            sum_xl = sum_xl + wl * x[..., i]
+        det = sum_w * sum_l2 - sum_l * sum_l
+        ok = det > 0
+        safe = torch.where(ok, det, one)
+        this_scale = (sum_w * sum_xl - sum_x * sum_l) / safe
+        this_min = (sum_l2 * sum_x - sum_l * sum_xl) / safe
+        clamp = this_min > 0
+        this_scale = torch.where(clamp, sum_xl / torch.where(sum_l2 != 0, sum_l2, one), this_scale)
+        this_min = torch.where(clamp, zero, this_min)
+        mad = torch.zeros_like(sum_w)
+        for i in range(n):
+            diff = this_scale * la[..., i] + this_min - x[..., i]
+            mad = mad + w[..., i] * (diff * diff)
+        better = ok & ~flat & (mad < best)
+        L = torch.where(better[..., None], aux, L)
+        best = torch.where(better, mad, best)
+        scale = torch.where(better, this_scale, scale)
+        lo = torch.where(better, this_min, lo)
+    L = torch.where(flat[..., None], 0, L)
+    scale = torch.where(flat, zero, scale)
+    return scale, -lo, L
+
+
+def _q4_k(rows):
+    xs = rows.reshape(-1, 8, 32)
+    sum_x2 = torch.zeros(xs.shape[:2], dtype=F, device=xs.device)
+    for i in range(32):
+        sum_x2 = sum_x2 + xs[..., i] * xs[..., i]
+    av = _sqrt_to_float32((sum_x2 / _c(32.0, sum_x2)).to(torch.float64))
+    w = av[..., None] + torch.abs(xs)
+    scales, mins, L = _make_qkx2(xs, w)
+    max_scale = torch.zeros(xs.shape[0], dtype=F, device=xs.device)
+    max_min = torch.zeros_like(max_scale)
+    for j in range(8):
+        max_scale = torch.where(scales[:, j] > max_scale, scales[:, j], max_scale)
+        max_min = torch.where(mins[:, j] > max_min, mins[:, j], max_min)
+    c63, one, zero = _c(63.0, xs), _c(1.0, xs), _c(0.0, xs)
+    inv_scale = torch.where(max_scale > 0, c63 / torch.where(max_scale > 0, max_scale, one), zero)
+    inv_min = torch.where(max_min > 0, c63 / torch.where(max_min > 0, max_min, one), zero)
+    ls = torch.clamp(_nearest_int(inv_scale[:, None] * scales) & 0xFF, max=63)
+    lm = torch.clamp(_nearest_int(inv_min[:, None] * mins) & 0xFF, max=63)
+    packed = torch.cat(
+        [
+            ls[:, :4] | ((ls[:, 4:] >> 4) << 6),
+            lm[:, :4] | ((lm[:, 4:] >> 4) << 6),
+            (ls[:, 4:] & 0xF) | ((lm[:, 4:] & 0xF) << 4),
+        ],
+        dim=1,
+    )
+    d = max_scale / c63
+    dmin = max_min / c63
+    dj = d.to(torch.float16).to(F)[:, None] * ls.to(F)
+    dm = dmin.to(torch.float16).to(F)[:, None] * lm.to(F)
+    safe = torch.where(dj != 0, dj, one)
+    q = torch.clamp(_nearest_int((xs + dm[..., None]) / safe[..., None]), 0, 15)
+    L = torch.where((dj != 0)[..., None], q, L).reshape(-1, 4, 2, 32)
+    qs = (L[:, :, 0, :] | (L[:, :, 1, :] << 4)).reshape(-1, 128)
+    return torch.cat([_half_bytes(d), _half_bytes(dmin), packed, qs], dim=1).to(torch.uint8)
+
+
+def _q4_k_decode(b):
+    d, dmin = _half(b, 0), _half(b, 2)
+    s = b[:, 4:16]
+    sc = torch.cat([s[:, 0:4] & 63, (s[:, 8:12] & 0xF) | ((s[:, 0:4] >> 6) << 4)], dim=1)
+    m = torch.cat([s[:, 4:8] & 63, (s[:, 8:12] >> 4) | ((s[:, 4:8] >> 6) << 4)], dim=1)
+    shifts = torch.tensor([0, 4], dtype=torch.int64, device=b.device).reshape(1, 1, 2, 1)
+    q = ((b[:, 16:].reshape(-1, 4, 1, 32) >> shifts) & 0xF).reshape(-1, 8, 32).to(F)
+    dj = (d[:, None] * sc.to(F))[..., None]
+    mj = (dmin[:, None] * m.to(F))[..., None]
+    return (dj * q - mj).reshape(-1, 256)
