@@ -27,6 +27,10 @@ __all__ = [
     "zero_point_cases",
     "gguf_quantize_cases",
     "gguf_dequantize_cases",
+    "awq_pack_cases",
+    "awq_packed_cases",
+    "ct_pack_cases",
+    "ct_unpack_cases",
 ]
 
 GPTQ_BITS = (2, 4, 8)
@@ -219,3 +223,52 @@ def gguf_dequantize_cases(draw):
     _, nbytes = GGUF_BLOCKS[qtype]
     shape = (draw(st.integers(0, 2)), nbytes * draw(st.integers(1, 2)))
     return Case((draw(hnp.arrays(np.uint8, shape)), qtype))
+
+
+# ---- AWQ and compressed-tensors -----------------------------------------------------------------------------
+
+
+@st.composite
+def _awq_layout(draw):
+    out_f = 8 * draw(st.integers(1, 2))
+    groups = draw(st.integers(1, 3))
+    in_f = groups * draw(st.integers(1, 3))
+    return out_f, in_f, groups
+
+
+@st.composite
+def awq_pack_cases(draw):
+    """`(codes, scales, zeros)` for awq_pack."""
+    out_f, in_f, groups = draw(_awq_layout())
+    codes = draw(hnp.arrays(np.uint8, (out_f, in_f), elements=st.integers(0, 15)))
+    zeros = draw(hnp.arrays(np.int32, (out_f, groups), elements=st.integers(0, 15)))
+    return Case((codes, draw(float16_scales((out_f, groups))), zeros))
+
+
+@st.composite
+def awq_packed_cases(draw):
+    """`(qweight, qzeros, scales)` for awq_unpack and awq_decode: any int32 words."""
+    out_f, in_f, groups = draw(_awq_layout())
+    qweight = draw(_int32_words((in_f, out_f // 8)))
+    qzeros = draw(_int32_words((groups, out_f // 8)))
+    return Case((qweight, qzeros, draw(float16_scales((groups, out_f)))))
+
+
+@st.composite
+def ct_pack_cases(draw):
+    """`(q,)` with `bits` and `packed_dim` for pack_quantized: rows that straddle words (odd widths)."""
+    bits = draw(st.integers(1, 8))
+    shape = (draw(st.integers(0, 3)), draw(st.integers(0, 40)))
+    q = draw(hnp.arrays(np.int8, shape, elements=st.integers(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)))
+    return Case((q,), {"bits": bits, "packed_dim": draw(st.sampled_from([0, 1]))})
+
+
+@st.composite
+def ct_unpack_cases(draw):
+    """`(packed,)` with `bits`, `shape` and `packed_dim`: packed codes, with the padding bits left clear."""
+    from reference.codecs.compressed_tensors import pack_quantized
+
+    case = draw(ct_pack_cases())
+    packed = pack_quantized(*case.args, **case.kwargs)
+    return Case((packed,), {"bits": case.kwargs["bits"], "shape": tuple(case.args[0].shape),
+                            "packed_dim": case.kwargs["packed_dim"]})  # fmt: skip
