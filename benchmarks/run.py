@@ -14,7 +14,7 @@ import tempfile
 import time
 import traceback
 
-SUITES = ("fake_quant", "pruning", "reduce", "training", "reference")
+SUITES = ("fake_quant", "pruning", "reduce", "exact", "training", "reference")
 
 
 def main(argv=None) -> int:
@@ -134,6 +134,7 @@ def compute_targets(rows, cfg):
         target("tree_sum: time / torch.sum(float64)", ts, "<= 1.2", lambda v: v <= 1.2),
         target("training step W8A8 + 2:4: time / float step", tr, "<= 1.15", lambda v: v <= 1.15),
     ]
+    out += _exact_targets(rows, cfg)
     if cfg.cuda and peaks_rows:
         worst = max(peaks) if peaks else None
         out.append(
@@ -149,6 +150,29 @@ def compute_targets(rows, cfg):
         out.append(
             Target("peak extra memory of the fused ops, in input sizes (worst op)", None, "<= 2", None, "CUDA only")
         )
+    return out
+
+
+def _exact_targets(rows, cfg):
+    """The exact linear algebra's goals, stated for the CPU at full size (issue 13): met or not on a full CPU run."""
+    from benchmarks.common import Target
+
+    goals = [
+        ("exact_sum of float32: time / torch.sum(float64)", "sum of", "pqref exact_sum", 3),
+        ("exact_matmul float32: time / torch.matmul float64", "matmul", "pqref exact_matmul", 20),
+        ("cholesky: time / torch.linalg.cholesky float64", "cholesky", "pqref cholesky", 20),
+        ("exact_gram: time / x.T @ x float64", "gram", "pqref exact_gram", 20),
+    ]
+    out = []
+    for name, case, impl, goal in goals:
+        row = next((r for r in rows if r.suite == "exact" and case in r.case and r.impl == impl), None)
+        if row is None:
+            out.append(Target(name, None, f"<= {goal}", None, "not measured"))
+            continue
+        full_cpu = not (cfg.cuda or cfg.quick or cfg.smoke)
+        where = "" if full_cpu else "not the goal's device and size: no verdict. "
+        met = row.ratio <= goal if full_cpu else None
+        out.append(Target(name, row.ratio, f"<= {goal}", met, f"{where}{row.case}; {row.note}"))
     return out
 
 

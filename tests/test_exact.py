@@ -1,0 +1,340 @@
+"""Exact sums and linear algebra beyond the generic registry tests: shards compose, threads change nothing, large
+inputs agree bit for bit, the square root is correctly rounded, failures name the same column everywhere.
+
+The generic suite (tests/test_conformance.py, tests/test_properties.py) already checks every entry's goldens, bad
+inputs, invariants against `fractions.Fraction` and bitwise agreement on its strategy's small cases.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import reference.core.exact as RE
+import reference.core.linalg as RL
+import torch_backend.core.exact as TE
+import torch_backend.core.linalg as TL
+from spec import strategies as S
+from tests.helpers import torch_devices
+
+DEVICES = [pytest.param(d, id=d) for d in torch_devices()]
+
+
+def _bits(a):
+    a = np.asarray(a)
+    return a.view(f"u{a.dtype.itemsize}") if a.dtype.kind == "f" else a
+
+
+def _same(expected, got, where=""):
+    expected = np.asarray(expected)
+    got = got.detach().cpu().numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
+    assert expected.dtype == got.dtype and expected.shape == got.shape, (where, expected.dtype, got.dtype)
+    bad = _bits(expected) != _bits(got)
+    assert not bad.any(), (
+        f"{where}: {int(bad.sum())} of {bad.size} differ, first expected {expected[bad][0]!r}, got {got[bad][0]!r}"
+    )
+
+
+def _t(a, device):
+    return torch.from_numpy(np.array(a, copy=True)).to(device)
+
+
+def _outcome(fn, *args, **kwargs):
+    try:
+        return "ok", fn(*args, **kwargs)
+    except (TypeError, ValueError) as e:
+        return "error", f"{type(e).__name__}: {e}"
+
+
+def _adversarial(rng, n, dtype=np.float64):
+    """Huge dynamic range, cancelling pairs, subnormals, signed zeros and repeated values, shuffled."""
+    lo, hi = (-1074, 1000) if dtype == np.float64 else (-149, 120)
+    a = rng.standard_normal(n) * np.exp2(rng.integers(lo, hi, n).astype(np.float64))
+    a[rng.random(n) < 0.05] = 0.0
+    a[rng.random(n) < 0.05] = -0.0
+    a[rng.random(n) < 0.1] = 1.0
+    half = n // 3
+    a[half : 2 * half] = -a[:half]
+    a = a.astype(dtype)
+    rng.shuffle(a)
+    return a
+
+
+# ---- shards compose ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_states_of_random_pieces_combine_to_the_whole(device, dtype):
+    """Split random tensors into random pieces, take their states in random order (on the reference and on torch),
+    combine them: the same bits as the state and the sum of the unsplit tensor; so does a plain limb-wise sum of the
+    states (an all_reduce(SUM)) once rounded."""
+    rng = np.random.default_rng(5)
+    for trial in range(12):
+        x = _adversarial(rng, int(rng.integers(1, 3000)), dtype)
+        cuts = np.sort(rng.integers(0, x.size + 1, int(rng.integers(0, 9))))
+        pieces = np.split(x, cuts)
+        order = rng.permutation(len(pieces))
+        ref_states = [RE.exact_sum_state(pieces[i]) for i in order]
+        torch_states = [TE.exact_sum_state(_t(pieces[i], device)) for i in order]
+        for r, t in zip(ref_states, torch_states, strict=True):
+            _same(r, t, f"trial {trial}: piece state")
+        whole = RE.exact_sum_state(x)
+        _same(whole, TE.exact_sum_combine(torch_states), f"trial {trial}: torch combine")
+        _same(whole, RE.exact_sum_combine(ref_states), f"trial {trial}: reference combine")
+        reduced = torch.stack(torch_states).sum(0)  # what all_reduce(SUM) would give: not canonical
+        _same(RE.exact_sum(x), TE.exact_sum_round(reduced), f"trial {trial}: round of the summed limbs")
+        _same(RE.exact_sum(x), TE.exact_sum(_t(x, device)), f"trial {trial}: unsplit sum")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batches_of_rows_compose_along_an_axis(device):
+    """A calibration set in batches: the column sums of the whole are the combined column states of the batches."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((300, 7)).astype(np.float32) * np.float32(1e30)
+    x[::2] *= np.float32(-1e-30)
+    batches = np.array_split(x, [17, 100, 101, 250])
+    states = [TE.exact_sum_state(_t(b, device), axis=0) for b in reversed(batches)]
+    _same(RE.exact_sum(x, axis=0), TE.exact_sum_round(TE.exact_sum_combine(states)), "column sums from batches")
+
+
+# ---- threads and devices -----------------------------------------------------------------------------------------
+
+
+def test_torch_results_do_not_change_with_the_thread_count():
+    rng = np.random.default_rng(7)
+    x = torch.from_numpy(_adversarial(rng, 300_000, np.float32))
+    a = torch.from_numpy(rng.standard_normal((64, 96)))
+    b = torch.from_numpy(rng.standard_normal((96, 48)) * np.exp2(rng.integers(-30, 30, (96, 48))))
+    g = torch.from_numpy(rng.standard_normal((200, 40)).astype(np.float32))
+    h = TE.exact_gram(torch.from_numpy(rng.standard_normal((60, 30)))) + torch.eye(30, dtype=torch.float64)
+
+    def run():
+        return [TE.exact_sum(x), TE.exact_matmul(a, b), TE.exact_gram(g), TL.cholesky(h)]
+
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = run()
+        torch.set_num_threads(2)
+        two = run()
+    finally:
+        torch.set_num_threads(old)
+    for i, (p, q) in enumerate(zip(one, two, strict=True)):
+        _same(p.numpy(), q, f"result {i}: 1 vs 2 threads")
+
+
+# ---- large inputs, bit for bit -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_large_sums_match_the_reference(device):
+    rng = np.random.default_rng(8)
+    for dtype in (np.float32, np.float64):
+        x = _adversarial(rng, 200_000, dtype)
+        _same(RE.exact_sum(x), TE.exact_sum(_t(x, device)), f"{dtype.__name__} sum")
+        m = _adversarial(rng, 40 * 333, dtype).reshape(40, 333)
+        for axis in (0, 1):
+            _same(RE.exact_sum(m, axis), TE.exact_sum(_t(m, device), axis), f"{dtype.__name__} axis {axis}")
+        _same(RE.exact_sum_state(m, 1), TE.exact_sum_state(_t(m, device), 1), f"{dtype.__name__} states")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_long_row_flushed_in_segments_gives_the_same_sum(device, monkeypatch):
+    """The bins of a long row are flushed into digits every `_SEGMENT` elements (2**28: no bin can overflow); a tiny
+    segment exercises the flush on a small input and must change nothing."""
+    rng = np.random.default_rng(9)
+    x = _adversarial(rng, 1 << 18, np.float32)
+    expected = RE.exact_sum(x)
+    monkeypatch.setattr(TE, "_SEGMENT", 1 << 16)
+    _same(expected, TE.exact_sum(_t(x, device)), "flushed every 2**16 elements")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_large_products_match_the_reference(device):
+    rng = np.random.default_rng(10)
+    for dtype in (np.float32, np.float64):
+        a = (rng.standard_normal((20, 70)) * np.exp2(rng.integers(-40, 40, (20, 70)))).astype(dtype)
+        b = (rng.standard_normal((70, 15)) * np.exp2(rng.integers(-40, 40, (70, 15)))).astype(dtype)
+        _same(RE.exact_matmul(a, b), TE.exact_matmul(_t(a, device), _t(b, device)), f"{dtype.__name__} matmul")
+        _same(RE.exact_gram(a), TE.exact_gram(_t(a, device)), f"{dtype.__name__} gram")
+        _same(RE.exact_dot(a, a * 3, axis=0), TE.exact_dot(_t(a, device), _t(a * 3, device), axis=0), "dot")
+    wide = np.array([[1e300, 1e-300, 3.0], [5e-324, -1e308, 2.0**-1000]])  # rows spanning 2000+ bits
+    _same(RE.exact_matmul(wide, wide.T), TE.exact_matmul(_t(wide, device), _t(wide.T, device)), "wide rows")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_gram_is_the_matmul_of_the_transpose(device):
+    rng = np.random.default_rng(11)
+    x = _t(rng.standard_normal((33, 9)).astype(np.float32), device)
+    _same(TE.exact_matmul(x.T.contiguous(), x).cpu().numpy(), TE.exact_gram(x), "gram vs matmul")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_linear_algebra_matches_the_reference_on_larger_matrices(device):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((50, 24))
+    h = RE.exact_gram(x) + np.diag(np.full(24, 0.5))
+    _same(RL.cholesky(h), TL.cholesky(_t(h, device)), "cholesky 24")
+    l = RL.cholesky(h)
+    b = rng.standard_normal((24, 3))
+    for lower in (True, False):
+        for transpose in (False, True):
+            m = l if lower else l.T.copy()
+            _same(
+                RL.triangular_solve(m, b, lower=lower, transpose=transpose),
+                TL.triangular_solve(_t(m, device), _t(b, device), lower=lower, transpose=transpose),
+                f"solve lower={lower} transpose={transpose}",
+            )
+    _same(RL.cholesky_inverse(l), TL.cholesky_inverse(_t(l, device)), "cholesky_inverse 24")
+
+
+# ---- failures are the same everywhere ----------------------------------------------------------------------------
+
+
+@st.composite
+def maybe_spd(draw):
+    """Symmetric matrices that may fail to factor: rank-deficient Gram matrices (a pivot of exactly 0 or a tiny
+    negative one), indefinite ones, tiny diagonals next to huge entries (overflow), and positive-definite ones."""
+    n = draw(st.integers(1, 6))
+    kind = draw(st.sampled_from(["low rank", "indefinite", "overflow", "spd"]))
+    entries = st.one_of(st.floats(-4, 4), st.integers(-3, 3).map(float))
+    if kind == "low rank":
+        x = draw(hnp.arrays(np.float64, (draw(st.integers(1, max(1, n - 1))), n), elements=entries))
+        h = x.T @ x
+    elif kind == "overflow":
+        h = draw(hnp.arrays(np.float64, (n, n), elements=st.sampled_from([1e200, -1e150, 1.0, 0.0])))
+        np.fill_diagonal(h, draw(hnp.arrays(np.float64, (n,), elements=st.sampled_from([1e-300, 1e-200, 1.0]))))
+    elif kind == "indefinite":
+        h = draw(hnp.arrays(np.float64, (n, n), elements=entries))
+    else:
+        return draw(S.spd_cases()).args[0]
+    return np.tril(h) + np.tril(h, -1).T
+
+
+@settings(max_examples=150)
+@given(maybe_spd())
+def test_cholesky_fails_in_the_same_column_with_the_same_pivot(h):
+    ref = _outcome(RL.cholesky, h)
+    got = _outcome(TL.cholesky, torch.from_numpy(h.copy()))
+    assert ref[0] == got[0], (ref, got)
+    if ref[0] == "error":
+        assert ref[1] == got[1]
+    else:
+        _same(ref[1], got[1], "factor")
+
+
+def test_a_nearly_singular_matrix_names_its_column_and_pivot():
+    """[[1, 1], [1, 1 + 2**-52]] factors (pivot 2**-52, L[1, 1] = 2**-26); [[1, 2], [2, 4]] and
+    [[1, 1, 1], [1, 2, 2], [1, 2, 2]] have exact factors and a pivot of exactly 0.0 in column 1 and 2. A matrix that
+    is singular only in real arithmetic may still factor: the Gram matrix of [[1, 2, 3], [4, 5, 6]] leaves a tiny
+    positive pivot on its rounded factor, the same on both backends."""
+    ok = np.array([[1.0, 1.0], [1.0, 1.0 + 2.0**-52]])
+    _same(RL.cholesky(ok), TL.cholesky(torch.from_numpy(ok)))
+    assert RL.cholesky(ok)[1, 1] == 2.0**-26
+    singular = (np.array([[1.0, 2.0], [2.0, 4.0]]), np.array([[1.0, 1, 1], [1, 2, 2], [1, 2, 2]]))
+    for h, column in zip(singular, (1, 2), strict=True):
+        for fn, arg in ((RL.cholesky, h), (TL.cholesky, torch.from_numpy(h))):
+            with pytest.raises(ValueError, match=f"the pivot of column {column} is 0.0, "):
+                fn(arg)
+    rank_two = RE.exact_gram(np.array([[1.0, 2, 3], [4, 5, 6]]))
+    _same(RL.cholesky(rank_two), TL.cholesky(torch.from_numpy(rank_two)), "rank-2 Gram matrix")
+    assert 0 < RL.cholesky(rank_two)[2, 2] < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "match"),
+    [
+        ("triangular_solve", ([[1e-300, 0.0], [1.0, 1.0]], [1e10, 1.0]), "x[0, 0] overflows"),
+        ("triangular_solve", ([[1.0, 0.0], [1e300, 1e-10]], [1.0, 0.0]), "x[1, 0] overflows"),
+        ("cholesky_inverse", ([[1.0, 0.0], [1e300, 1e-10]],), "l^-1[1, 0] overflows"),
+        ("cholesky", ([[1e-300, 1e200], [1e200, 1.0]],), "L[1, 0] overflows"),
+    ],
+)
+def test_overflow_raises_the_same_error_naming_the_entry(fn, args, match):
+    arrays = [np.array(a, dtype=np.float64) for a in args]
+    ref = _outcome(getattr(RL, fn), *arrays)
+    got = _outcome(getattr(TL, fn), *[torch.from_numpy(a) for a in arrays])
+    assert ref == got and ref[0] == "error" and match in ref[1], (ref, got)
+
+
+# ---- the correctly rounded square root ---------------------------------------------------------------------------
+
+
+def _sqrt_truth(d: float) -> float:
+    """The nearest float64 to sqrt(d), from math.isqrt on a 200-bit scaling (the sticky rule)."""
+    n, den = Fraction(d).as_integer_ratio()
+    k = den.bit_length() - 1
+    scale = 200 + (k % 2)
+    big = n << scale
+    r = math.isqrt(big)
+    return float(Fraction(2 * r + (r * r != big), 2) / 2 ** ((k + scale) // 2))
+
+
+def _hard_square_roots():
+    """Squares of floats and their neighbours (results at exact halfway points are impossible, near them not), the
+    extremes of the range, subnormals, and random values."""
+    rnd = random.Random(13)
+    out = [5e-324, 1e-310, 2.2250738585072014e-308, 1.7976931348623157e308, 1.0, 2.0, 3.0, 0.5, 94.2603101293582]
+    for _ in range(3000):
+        y = rnd.uniform(1, 2) * 2.0 ** rnd.randint(-500, 500)
+        for v in (y * y, math.nextafter(y * y, 0), math.nextafter(y * y, math.inf)):
+            out.append(v)
+        mid = (y + math.nextafter(y, math.inf)) / 2  # rounded: its square is near a rounding boundary of sqrt
+        out.append(mid * mid)
+        out.append(rnd.uniform(0, 1000))
+        out.append(rnd.random() * 2.0 ** rnd.randint(-1074, 1023))
+    return [v for v in out if 0 < v < math.inf]
+
+
+def test_sqrt_rn_is_correctly_rounded_in_both_backends():
+    values = _hard_square_roots()
+    truth = [_sqrt_truth(v) for v in values]
+    ref = [RL._sqrt_rn(v) for v in values]
+    host = [TL._sqrt_rn_host(v) for v in values]
+    got = TL._sqrt_rn(torch.tensor(values, dtype=torch.float64)).tolist()
+    for name, result in (("reference", ref), ("torch host", host), ("torch vectorized", got)):
+        bad = [
+            (v, t, r)
+            for v, t, r in zip(values, truth, result, strict=True)
+            if struct.pack("<d", t) != struct.pack("<d", r)
+        ]
+        assert not bad, f"{name}: {len(bad)} of {len(values)} wrong, first {bad[0]}"
+    assert TL._sqrt_rn(torch.tensor([math.inf], dtype=torch.float64)).item() == math.inf
+
+
+# ---- peers as oracles --------------------------------------------------------------------------------------------
+
+
+@given(hnp.arrays(np.float64, st.integers(0, 40), elements=S.exact_values("float64")))
+def test_exact_sum_agrees_with_fsum_wherever_fsum_answers(x):
+    """math.fsum is correctly rounded too (Shewchuk's algorithm) but raises OverflowError when a partial sum
+    overflows, which exact_sum handles; where fsum answers with a nonzero value, the bits agree. (A zero differs on
+    purpose: fsum keeps -0.0 for [-0.0], exact_sum pins +0.0.)"""
+    try:
+        expected = math.fsum(x.tolist())
+    except OverflowError:
+        return
+    if expected != 0:
+        _same(np.array(expected), TE.exact_sum(torch.from_numpy(x)), "torch vs fsum")
+        _same(np.array(expected), RE.exact_sum(x), "reference vs fsum")
+
+
+def test_the_pairwise_tree_loses_what_the_exact_sum_keeps():
+    """The motivating cases of the issue: the canonical tree (zero-padded, a[:h] + a[h:]) rounds 2**53 + 1 and
+    1e308 + 1 before the large terms cancel; the exact sum does not."""
+    from reference.core.reduce import tree_sum
+
+    for values in ([2.0**53, -(2.0**53), 1.0], [1e308, -1e308, 1.0]):
+        x = np.array(values)
+        assert tree_sum(x) == 0.0 and RE.exact_sum(x) == 1.0
+        assert TE.exact_sum(torch.from_numpy(x)).item() == 1.0
