@@ -20,10 +20,12 @@ from hypothesis import given, settings
 
 from spec.backends import REFERENCE, TORCH
 from spec.conformance import Mismatch, outcome, same_bits
-from spec.entry import Case
-from tests.helpers import DEVICE_PARAMS, ENTRY_PARAMS
+from spec.entry import Case, resolve
+from tests.helpers import DEVICE_PARAMS, ENTRIES, ENTRY_PARAMS
 
 EXAMPLES = 15  # per entry and layout family; every layout of a family is applied to each drawn case
+# Extra implementations of an entry (the fused kernels: radix selection, fused fake quantize) get the torch layouts too.
+EXTRA_PARAMS = [pytest.param(e, target, id=f"{e.name}-{impl}") for e in ENTRIES for impl, target in e.extra]
 
 
 def _map(value, fn, kind):
@@ -211,8 +213,8 @@ def _to_numpy(value):
     return TORCH.to_numpy(_map(value, lambda t: t.resolve_neg(), torch.Tensor))
 
 
-def check_torch_layouts(entry, case, device):
-    fn = TORCH.function(entry)
+def check_torch_layouts(entry, case, device, fn=None):
+    fn = fn or TORCH.function(entry)
     plain = outcome(fn, Case(TORCH.to_native(case.args, device), TORCH.to_native(case.kwargs, device)))
     for layout, (make, context) in TORCH_LAYOUTS.items():
         with context():
@@ -246,6 +248,28 @@ def test_torch_layouts_give_the_same_bits(entry, device):
         check_torch_layouts(entry, case, device)
 
     check()
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
+@pytest.mark.parametrize(("entry", "target"), EXTRA_PARAMS)
+def test_torch_layouts_give_the_same_bits_in_extra_implementations(entry, target, device):
+    fn = resolve(target)
+
+    @settings(max_examples=EXAMPLES)
+    @given(entry.strategy())
+    def check(case):
+        check_torch_layouts(entry, case, device, fn)
+
+    check()
+
+
+def test_masked_arrays_are_rejected():
+    """A masked array's mask would be ignored (NumPy ufuncs on its data): a TypeError naming the argument."""
+    from reference import magnitude_mask
+
+    w = np.ma.masked_array(np.float32([1.0, -2.0, 3.0]), mask=[False, True, False])
+    with pytest.raises(TypeError, match=r"^w must be an array \(numpy.ndarray in reference, .*\), got MaskedArray$"):
+        magnitude_mask(w, 0.5)
 
 
 # ---- the layouts themselves, and the strictness of the output check -------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import shapes, validate
 
 __all__ = ["threefry2x32", "make_key", "split", "fold_in", "random_bits", "uniform"]
 
@@ -86,14 +86,14 @@ def split(key, num=2):
     **Arguments:**
 
     - `key`: a key.
-    - `num`: how many keys, an int in $[1, 2^{32})$.
+    - `num`: how many keys, an int in `[1, 2**20]` (the keys come back as a Python tuple).
 
     **Returns:**
 
     A tuple of `num` keys.
     """
     key = validate.key("key", key)
-    num = validate.integer("num", num, lo=1, hi=2**32 - 1)
+    num = shapes.keys("num", num)
     hi = np.full(num, _SPLIT_WORD, dtype=np.int64)
     y0, y1 = threefry2x32(key, hi, np.arange(num, dtype=np.int64))
     return tuple((int(a), int(b)) for a, b in zip(y0, y1, strict=True))
@@ -128,7 +128,7 @@ def random_bits(key, shape, device=None):
     **Arguments:**
 
     - `key`: a key.
-    - `shape`: a tuple of ints.
+    - `shape`: a tuple of ints >= 0 with at most `2**40` elements in all and no longer side (`reference.common.shapes`).
     - `device`: where to create the result; the reference computes on the CPU and accepts `None` or `"cpu"`.
 
     **Returns:**
@@ -136,7 +136,7 @@ def random_bits(key, shape, device=None):
     An int64 array of shape `shape` with values in $[0, 2^{32})$.
     """
     key = validate.key("key", key)
-    shape = validate.shape("shape", shape)
+    shape = shapes.shape("shape", shape)
     if device not in (None, "cpu"):
         raise ValueError(f"device must be None or 'cpu' in the reference, got {device!r}")
     n = int(np.prod(shape, dtype=np.int64))
@@ -155,7 +155,7 @@ def uniform(key, shape, device=None):
     **Arguments:**
 
     - `key`: a key.
-    - `shape`: a tuple of ints.
+    - `shape`: a tuple of ints >= 0 with at most `2**40` elements in all and no longer side (`reference.common.shapes`).
     - `device`: as for `random_bits`.
 
     **Returns:**

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import shapes, validate
 from reference.core.select import keep_largest
 from reference.pruning.magnitude import pruned_count
 
@@ -135,9 +135,9 @@ def imp_schedule(n, fraction, rounds):
     ??? cite "Frankle & Carbin, 2019"
         The Lottery Ticket Hypothesis: Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635
     """
-    n = validate.integer("n", n, lo=0)
+    n = shapes.size("n", n, lo=0)
     fraction = validate.fraction("fraction", fraction)
-    rounds = validate.integer("rounds", rounds, lo=0)
+    rounds = shapes.iterations("rounds", rounds)
     counts = [n]
     for _ in range(rounds):
         counts.append(counts[-1] - pruned_count(fraction, counts[-1]))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import shapes, validate
 from reference.core.select import keep_largest
 
 __all__ = [
@@ -31,14 +31,14 @@ def pruned_count(sparsity, n):
     **Arguments:**
 
     - `sparsity`: a real number in `[0, 1]`.
-    - `n`: an int >= 0.
+    - `n`: an int in `[0, 2**40]`.
 
     **Returns:**
 
     A Python int in `[0, n]`.
     """
     sparsity = validate.fraction("sparsity", sparsity)
-    n = validate.integer("n", n, lo=0)
+    n = shapes.size("n", n, lo=0)
     return round(sparsity * n)
 
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import shapes, validate
 from reference.core.reduce import lp_norm, tree_sum
 
 __all__ = [
@@ -296,7 +296,7 @@ def _group_norms(w, axis):
     axis = validate.axis("axis", axis, w.ndim)
     groups = w.shape[axis]
     rows = np.moveaxis(w, axis, 0).reshape(groups, math.prod(w.shape) // max(groups, 1))
-    view = tuple(-1 if i == axis else 1 for i in range(w.ndim))
+    view = shapes.per_axis(w.ndim, axis)
     with np.errstate(over="ignore"):  # a norm beyond the float32 range is inf, by design
         return lp_norm(rows, 2, axis=1), view
 

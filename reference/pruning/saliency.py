@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import shapes, validate
 from reference.core.reduce import _sqrt_to_float32, lp_norm, tree_sum
 from reference.core.select import keep_largest
 from reference.pruning.magnitude import pruned_count
@@ -353,7 +353,7 @@ def block_scores(w, block):
     **Arguments:**
 
     - `w`: a float32 array of shape `(rows, cols)`, finite.
-    - `block`: a tuple of two ints $(b_0, b_1) \ge 1$ that divide `rows` and `cols` (never padded).
+    - `block`: a tuple of two ints $(b_0, b_1)$ in `[1, 2**40]` that divide `rows` and `cols` (never padded).
 
     **Returns:**
 
@@ -407,7 +407,7 @@ def _slices(w, axis):
 
 
 def _broadcast_slices(keep, shape, axis):
-    view = tuple(-1 if i == axis else 1 for i in range(len(shape)))
+    view = shapes.per_axis(len(shape), axis)
     return np.broadcast_to(keep.reshape(view), shape).copy()
 
 
@@ -427,8 +427,8 @@ def _check_wanda(w, x):
 def _check_block(shape, block):
     if not isinstance(block, tuple | list) or len(block) != 2:
         raise TypeError(f"block must be a tuple of two ints, got {type(block).__name__} {block!r}")
-    b0 = validate.integer("block[0]", block[0], lo=1)
-    b1 = validate.integer("block[1]", block[1], lo=1)
+    b0 = shapes.size("block[0]", block[0])
+    b1 = shapes.size("block[1]", block[1])
     if len(shape) != 2:
         raise ValueError(f"w must be 2-D for block sparsity, got shape {tuple(shape)}")
     if shape[0] % b0 or shape[1] % b1:

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import shapes, validate
 from reference.core.select import keep_largest
 from reference.pruning.magnitude import pruned_count
 
@@ -188,7 +188,7 @@ def iterative_sparsities(fraction, steps, mode="remaining"):
     **Arguments:**
 
     - `fraction`: the fraction $f$ pruned per round, in `[0, 1]`.
-    - `steps`: the number of rounds, an int >= 0.
+    - `steps`: the number of rounds, an int in `[0, 10000]`.
     - `mode`: `"remaining"` or `"total"`.
 
     **Returns:**
@@ -207,7 +207,7 @@ def iterative_sparsities(fraction, steps, mode="remaining"):
         Learning both Weights and Connections for Efficient Neural Networks. NeurIPS. arXiv:1506.02626
     """
     fraction = validate.fraction("fraction", fraction)
-    steps = validate.integer("steps", steps, lo=0)
+    steps = shapes.iterations("steps", steps)
     validate.choice("mode", mode, MODES)
     if mode == "total":
         if steps * fraction > 1.0:

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import shapes, validate
 
 __all__ = [
     "to_bitmask",
@@ -75,7 +75,7 @@ def from_bitmask(bits, values, shape):
     - `bits`: a uint8 array of shape $(\lceil n/8 \rceil,)$ with $n$ = the product of `shape`; the bits past
       element $n - 1$ must be 0.
     - `values`: a float32 array of shape $(\text{nnz},)$, finite, nnz = the number of set bits.
-    - `shape`: the dense shape, a tuple of ints >= 0.
+    - `shape`: the dense shape, a tuple of ints >= 0 with at most `2**40` elements in all and no longer side (`reference.common.shapes`).
 
     **Returns:**
 
@@ -88,7 +88,7 @@ def from_bitmask(bits, values, shape):
     """
     bits = _arrays.array("bits", bits, ("uint8",))
     values = _arrays.finite_array("values", values)
-    shape = validate.shape("shape", shape)
+    shape = shapes.shape("shape", shape)
     n = math.prod(shape)
     _arrays.shaped("bits", bits, ((n + 7) // 8,), f"shape {shape}")
     unpacked = np.unpackbits(bits, bitorder="little")
@@ -150,7 +150,7 @@ def from_csr(indptr, indices, values, shape):
     - `indices`: an int64 array of shape `(indptr[-1],)`: columns in `[0, cols)`, strictly increasing within each
       row (canonical CSR: sorted, no duplicates).
     - `values`: a float32 array of shape `(indptr[-1],)`, finite.
-    - `shape`: `(rows, cols)`, two ints >= 0.
+    - `shape`: `(rows, cols)`, two ints >= 0 with at most `2**40` elements (`reference.common.shapes`).
 
     **Returns:**
 
@@ -164,7 +164,7 @@ def from_csr(indptr, indices, values, shape):
     indptr = _arrays.array("indptr", indptr, ("int64",))
     indices = _arrays.array("indices", indices, ("int64",))
     values = _arrays.finite_array("values", values)
-    shape = validate.shape("shape", shape)
+    shape = shapes.shape("shape", shape)
     if len(shape) != 2:
         raise ValueError(f"shape must be (rows, cols) for CSR, got {shape}")
     rows, cols = shape
@@ -199,14 +199,14 @@ def dense_bytes(shape, bits=32):
 
     **Arguments:**
 
-    - `shape`: the tensor's shape, a tuple of ints >= 0 ($n$ = their product).
+    - `shape`: the tensor's shape, a tuple of ints >= 0 ($n$ = their product, at most `2**40`).
     - `bits`: bits per element, an int in `[1, 64]`: 32 for float32, 16 for bfloat16, 4 for packed int4 codes.
 
     **Returns:**
 
     A Python int. Example: `dense_bytes((3, 3), 4)` is $\lceil 36 / 8 \rceil = 5$; `dense_bytes((10,))` is 40.
     """
-    shape = validate.shape("shape", shape)
+    shape = shapes.shape("shape", shape)
     bits = validate.integer("bits", bits, lo=1, hi=64)
     return _packed(math.prod(shape), bits)
 
@@ -218,7 +218,7 @@ def bitmask_bytes(shape, nnz, bits=32):
 
     **Arguments:**
 
-    - `shape`: the dense shape ($n$ = the product).
+    - `shape`: the dense shape ($n$ = the product, at most `2**40`).
     - `nnz`: the number of stored values, an int in $[0, n]$.
     - `bits`: bits per stored value, an int in `[1, 64]`.
 
@@ -226,7 +226,7 @@ def bitmask_bytes(shape, nnz, bits=32):
 
     A Python int. Example: a 4096 x 4096 float32 weight at 50% sparsity: $2^{21} + 2^{25}$ bytes, 53% of dense.
     """
-    shape = validate.shape("shape", shape)
+    shape = shapes.shape("shape", shape)
     n = math.prod(shape)
     nnz = validate.integer("nnz", nnz, lo=0, hi=n)
     bits = validate.integer("bits", bits, lo=1, hi=64)
@@ -241,7 +241,7 @@ def csr_bytes(shape, nnz, bits=32, index_bits=32):
 
     **Arguments:**
 
-    - `shape`: `(rows, cols)`.
+    - `shape`: `(rows, cols)`, at most `2**40` elements.
     - `nnz`: the number of stored values, an int in $[0, \text{rows} \cdot \text{cols}]$.
     - `bits`: bits per stored value, an int in `[1, 64]`.
     - `index_bits`: bits per index, an int in `[1, 64]`; it must hold every stored index:
@@ -255,7 +255,7 @@ def csr_bytes(shape, nnz, bits=32, index_bits=32):
         Deep Compression stores 4- or 8-bit *relative* column indices with filler entries for long gaps; that
         variant is not counted here.
     """
-    shape = validate.shape("shape", shape)
+    shape = shapes.shape("shape", shape)
     if len(shape) != 2:
         raise ValueError(f"shape must be (rows, cols) for CSR, got {shape}")
     rows, cols = shape
@@ -275,9 +275,9 @@ def quantized_bytes(shape, bits, groups=1, scale_bits=32, zero_point_bits=0):
 
     **Arguments:**
 
-    - `shape`: the tensor's shape ($n$ = the product).
+    - `shape`: the tensor's shape ($n$ = the product, at most `2**40`).
     - `bits`: bits per code, an int in `[1, 64]`.
-    - `groups`: the number $G$ of scales, an int >= 0: 1 per tensor, the channel count per channel,
+    - `groups`: the number $G$ of scales, an int in `[0, 2**40]`: 1 per tensor, the channel count per channel,
       $n / g$ for groups of $g$.
     - `scale_bits`: bits per scale, an int in `[0, 64]` (32 for float32, 16 for float16, 8 for an E8M0 exponent).
     - `zero_point_bits`: bits per zero point, an int in `[0, 64]`; 0 for symmetric quantization.
@@ -287,9 +287,9 @@ def quantized_bytes(shape, bits, groups=1, scale_bits=32, zero_point_bits=0):
     A Python int. Example: int4 codes of a 4096 x 4096 weight in groups of 128 with float16 scales:
     $2^{23} + 2^{18}$ bytes, 3.1 % above the codes alone.
     """
-    shape = validate.shape("shape", shape)
+    shape = shapes.shape("shape", shape)
     bits = validate.integer("bits", bits, lo=1, hi=64)
-    groups = validate.integer("groups", groups, lo=0)
+    groups = shapes.size("groups", groups, lo=0)
     scale_bits = validate.integer("scale_bits", scale_bits, lo=0, hi=64)
     zero_point_bits = validate.integer("zero_point_bits", zero_point_bits, lo=0, hi=64)
     return _packed(math.prod(shape), bits) + _packed(groups, scale_bits) + _packed(groups, zero_point_bits)

@@ -73,7 +73,7 @@ def nm_mask(w, n, m, axis=-1):
 
     - `w`: a float32 array with at least one dimension, finite; `w.shape[axis]` must be a multiple of `m`.
     - `n`: how many to keep per group, an int in `[0, m]`.
-    - `m`: the group size, an int >= 1. 2:4 is `n=2, m=4` (NVIDIA sparse tensor cores).
+    - `m`: the group size, an int in `[1, 2**40]`. 2:4 is `n=2, m=4` (NVIDIA sparse tensor cores).
     - `axis`: the axis along which groups run (the input dimension, `-1`, for a Linear weight).
 
     **Returns:**
@@ -88,13 +88,15 @@ def nm_mask(w, n, m, axis=-1):
         Accelerating Sparse Deep Neural Networks. arXiv:2104.08378
     """
     w = _arrays.finite_array("w", w)
-    m = validate.integer("m", m, lo=1)
+    m = shapes.size("m", m)
     n = validate.integer("n", n, lo=0, hi=m)
     if w.ndim == 0:
         raise ValueError("w must have at least one dimension for N:M pruning, got a 0-d array")
     axis = validate.axis("axis", axis, w.ndim)
     if w.shape[axis] % m:
         raise ValueError(f"m {m} does not divide w.shape[{axis}] = {w.shape[axis]}")
+    if w.size == 0:  # no groups to rank (and no m x m tie matrix to build for the m of an empty axis)
+        return np.zeros(w.shape, dtype=bool)
     a = np.moveaxis(np.abs(w), axis, -1)
     g = a.reshape(a.shape[:-1] + (a.shape[-1] // m, m))
     gi, gj = g[..., :, None], g[..., None, :]  # element i against element j of the same group

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import shapes, validate
 from reference.core import rounding as _rounding
 
 __all__ = [
@@ -121,7 +121,8 @@ def minmax_qparams(x, *, qmin, qmax, symmetric=False, axis=None, group_size=None
 
     - `x`: a float32 array, finite, with at least one element in every group.
     - `qmin`, `qmax`, `symmetric`: as for `qparams_from_range`.
-    - `axis`, `group_size`: the granularity, as in the table; `group_size` must divide `x.shape[axis]`.
+    - `axis`, `group_size`: the granularity, as in the table; `group_size`, an int in `[1, 2**40]`, must divide
+      `x.shape[axis]`.
 
     **Returns:**
 
@@ -266,10 +267,10 @@ def _qparam_shape(x_shape, axis, group_size):
     k = validate.axis("axis", axis, ndim)
     if group_size is None:
         return (x_shape[k],)
-    g = validate.integer("group_size", group_size, lo=1)
+    g = shapes.size("group_size", group_size)
     if x_shape[k] % g:
         raise ValueError(f"group_size {g} does not divide x.shape[{k}] = {x_shape[k]}")
-    return tuple(n // g if i == k else n for i, n in enumerate(x_shape))
+    return shapes.blocked(x_shape, k, g)
 
 
 def _expand(x, scale, zero_point, axis, group_size):
@@ -282,7 +283,7 @@ def _expand(x, scale, zero_point, axis, group_size):
         return s, z
     k = validate.axis("axis", axis, x.ndim)
     if group_size is None:
-        view = tuple(-1 if i == k else 1 for i in range(x.ndim))
+        view = shapes.per_axis(x.ndim, k)
         return s.reshape(view), z.reshape(view)
     return np.repeat(s, group_size, axis=k), np.repeat(z, group_size, axis=k)
 

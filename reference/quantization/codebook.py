@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import shapes, validate
 from reference.core.reduce import tree_mean, tree_sum
 
 __all__ = ["kmeans_codebook", "codebook_assign", "codebook_decode", "codebook_decode_vjp"]
@@ -35,7 +35,7 @@ def kmeans_codebook(w, k, *, iterations=20):
 
     - `w`: a float32 array, finite, non-empty.
     - `k`: the number of shared values, an int in `[2, 256]`.
-    - `iterations`: the number of update steps, an int $\ge 0$ (no early stop; once the assignment stops
+    - `iterations`: the number of update steps, an int in `[0, 10000]` (no early stop; once the assignment stops
       changing, further steps change nothing).
 
     **Returns:**
@@ -59,7 +59,7 @@ def kmeans_codebook(w, k, *, iterations=20):
     """
     w = _arrays.finite_array("w", w)
     k = validate.integer("k", k, lo=2, hi=MAX_ENTRIES)
-    iterations = validate.integer("iterations", iterations, lo=0)
+    iterations = shapes.iterations("iterations", iterations)
     if w.size == 0:
         raise ValueError(f"w has shape {tuple(w.shape)}: k-means needs at least one weight")
     flat = w.reshape(-1)

@@ -19,7 +19,7 @@ from fractions import Fraction
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import shapes, validate
 from reference.core.reduce import tree_mean, tree_sum
 
 __all__ = [
@@ -46,7 +46,7 @@ def lsq_grad_scale(numel, qp):
 
     **Arguments:**
 
-    - `numel`: $N$, an int $\ge 0$: the number of elements that share one step.
+    - `numel`: $N$, an int in `[0, 2**40]`: the number of elements that share one step.
     - `qp`: $Q_P$, an int in `[1, 65535]`.
 
     **Returns:**
@@ -56,7 +56,7 @@ def lsq_grad_scale(numel, qp):
     Example: `lsq_grad_scale(4, 1)` is `0.5`; `lsq_grad_scale(1, 3)` is `0.57735026` (the float32 nearest
     $1/\sqrt 3 = 0.5773502691\ldots$).
     """
-    numel = validate.integer("numel", numel, lo=0)
+    numel = shapes.size("numel", numel, lo=0)
     qp = validate.integer("qp", qp, lo=1, hi=2**16 - 1)
     return _inverse_sqrt_float32(numel * qp)
 
@@ -142,7 +142,7 @@ def lsq_quantize(x, scale, *, bits, signed, axis=None):
     ??? cite "Esser et al., 2020"
         Learned Step Size Quantization. ICLR. arXiv:1902.08153
     """
-    x, s, _, qn, qp, _ = _check(x, scale, None, bits, signed, axis)
+    x, s, _, qn, qp, _ = _check(x, scale, None, bits, signed, axis, plus=False)
     return np.asarray(_codes(_divide(x, s), qn, qp) * s)
 
 
@@ -178,7 +178,7 @@ def lsq_quantize_vjp(grad, x, scale, *, bits, signed, axis=None):
     ??? cite "Esser et al., 2020"
         Learned Step Size Quantization. ICLR. arXiv:1902.08153
     """
-    x, s, _, qn, qp, k = _check(x, scale, None, bits, signed, axis)
+    x, s, _, qn, qp, k = _check(x, scale, None, bits, signed, axis, plus=False)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     v = _divide(x, s)
     inside = (v >= -qn) & (v <= qp)
@@ -220,7 +220,7 @@ def lsq_plus_quantize(x, scale, offset, *, bits, signed, axis=None):
         LSQ+: Improving low-bit quantization through learnable offsets and better initialization. CVPR
         Workshops. arXiv:2004.09576
     """
-    x, s, b, qn, qp, _ = _check(x, scale, offset, bits, signed, axis)
+    x, s, b, qn, qp, _ = _check(x, scale, offset, bits, signed, axis, plus=True)
     return np.asarray(_codes(_divide(x - b, s), qn, qp) * s + b)
 
 
@@ -255,7 +255,7 @@ def lsq_plus_quantize_vjp(grad, x, scale, offset, *, bits, signed, axis=None):
     `grad_x = [1, 0]`, `grad_scale` $= \operatorname{fl}_{32}(2.5\, g_s) = 1.0206208$,
     `grad_offset` $= g_s = 0.4082483$.
     """
-    x, s, b, qn, qp, k = _check(x, scale, offset, bits, signed, axis)
+    x, s, b, qn, qp, k = _check(x, scale, offset, bits, signed, axis, plus=True)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     v = _divide(x - b, s)
     inside = (v >= -qn) & (v <= qp)
@@ -278,10 +278,11 @@ def _bounds(bits, signed):
     return (2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
 
 
-def _check(x, scale, offset, bits, signed, axis):
-    """Checks, in the order both backends follow.
+def _check(x, scale, offset, bits, signed, axis, *, plus):
+    """Checks, in the order both backends follow; `plus` (LSQ+) requires an `offset` array, LSQ passes None.
 
-    Returns x, s and beta (broadcastable against x), Qn, Qp and the normalized channel axis (None per tensor).
+    Returns x, s and beta (broadcastable against x; None for LSQ), Qn, Qp and the normalized channel axis (None per
+    tensor).
     """
     qn, qp = _bounds(bits, signed)
     x = _arrays.finite_array("x", x)
@@ -291,11 +292,9 @@ def _check(x, scale, offset, bits, signed, axis):
         if x.ndim == 0:
             raise ValueError(f"axis={axis!r} needs an array with at least one dimension, got shape {x.shape}")
         k = validate.axis("axis", axis, x.ndim)
-        shape, view, why = (x.shape[k],), tuple(-1 if i == k else 1 for i in range(x.ndim)), f"axis={axis}"
+        shape, view, why = (x.shape[k],), shapes.per_axis(x.ndim, k), f"axis={axis}"
     s = _arrays.shaped("scale", _arrays.positive("scale", _arrays.finite_array("scale", scale)), shape, why)
-    b = None
-    if offset is not None:
-        b = _arrays.shaped("offset", _arrays.finite_array("offset", offset), shape, why)
+    b = _arrays.shaped("offset", _arrays.finite_array("offset", offset), shape, why) if plus else None
     _check_levels(s, b, qn, qp)
     return x, s.reshape(view), None if b is None else b.reshape(view), qn, qp, k
 

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import shapes, validate
 from reference.quantization.floats import FORMATS, QNAN, _decode, _encode, _encode_magnitude, _fields, _floor_log2
 
 __all__ = ["mx_quantize", "mx_dequantize", "mx_fake_quantize", "mx_fake_quantize_vjp"]
@@ -139,7 +139,7 @@ def mx_dequantize(scales, codes, fmt, *, axis=-1, block_size=32):
         codes = _arrays.array("codes", codes, ("uint8",))
         _arrays.within("codes", codes, 0, 2 ** FORMATS[elem.float_format].bits - 1)
     k = _block_axis("codes", codes.shape, axis, bs)
-    expected = tuple(n // bs if i == k else n for i, n in enumerate(codes.shape))
+    expected = shapes.blocked(codes.shape, k, bs)
     _arrays.shaped("scales", scales, expected, f"codes of shape {tuple(codes.shape)} in blocks of {bs} along {k}")
     s = np.repeat(scales.astype(np.int64), bs, axis=k)
     return _dequantize(s, codes, elem)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import shapes
 from reference.core.reduce import tree_mean
 
 __all__ = ["nf4_quantize", "nf4_dequantize", "nf4_double_quantize", "nf4_double_dequantize"]
@@ -47,7 +47,7 @@ def nf4_quantize(x, *, block_size=64):
     **Arguments:**
 
     - `x`: a float32 array, finite (empty allowed).
-    - `block_size`: an int $\ge 1$; QLoRA uses 64.
+    - `block_size`: an int in `[1, 2**40]`; QLoRA uses 64.
 
     **Returns:**
 
@@ -68,7 +68,7 @@ def nf4_quantize(x, *, block_size=64):
     ??? cite "Dettmers et al., 2023"
         QLoRA: Efficient Finetuning of Quantized LLMs. NeurIPS. arXiv:2305.14314
     """
-    block_size = validate.integer("block_size", block_size, lo=1)
+    block_size = shapes.size("block_size", block_size)
     x = _arrays.finite_array("x", x)
     flat = x.reshape(-1)
     absmax = _block_max(np.abs(flat), block_size)
@@ -87,7 +87,7 @@ def nf4_dequantize(codes, absmax, *, block_size=64):
 
     - `codes`: a uint8 array of any shape, codes in $[0, 15]$ (flattened in C order into blocks).
     - `absmax`: a float32 array of shape $(\lceil n / \text{block\_size} \rceil,)$, finite, $> 0$.
-    - `block_size`: an int $\ge 1$.
+    - `block_size`: an int in `[1, 2**40]`.
 
     **Returns:**
 
@@ -96,7 +96,7 @@ def nf4_dequantize(codes, absmax, *, block_size=64):
     ??? cite "Dettmers et al., 2023"
         QLoRA: Efficient Finetuning of Quantized LLMs. NeurIPS. arXiv:2305.14314
     """
-    block_size = validate.integer("block_size", block_size, lo=1)
+    block_size = shapes.size("block_size", block_size)
     codes = _arrays.within("codes", _arrays.array("codes", codes, ("uint8",)), 0, 15)
     absmax = _blocks_of("absmax", absmax, codes.size, block_size)
     scale = _spread(absmax, codes.size, block_size).reshape(codes.shape)
@@ -117,7 +117,7 @@ def nf4_double_quantize(absmax, *, block_size=256):
     **Arguments:**
 
     - `absmax`: a 1-D float32 array of block scales, finite, $> 0$, non-empty (as from `nf4_quantize`).
-    - `block_size`: an int $\ge 1$; QLoRA uses 256.
+    - `block_size`: an int in `[1, 2**40]`; QLoRA uses 256.
 
     **Returns:**
 
@@ -137,7 +137,7 @@ def nf4_double_quantize(absmax, *, block_size=256):
     ??? cite "Dettmers et al., 2023"
         QLoRA: Efficient Finetuning of Quantized LLMs. NeurIPS. arXiv:2305.14314
     """
-    block_size = validate.integer("block_size", block_size, lo=1)
+    block_size = shapes.size("block_size", block_size)
     a = _arrays.finite_array("absmax", absmax)
     if a.ndim != 1 or a.shape[0] == 0:
         raise ValueError(f"absmax must be 1-D and non-empty, got shape {tuple(a.shape)}")
@@ -159,7 +159,7 @@ def nf4_double_dequantize(q, scale, offset, *, block_size=256):
     - `q`: a 1-D int8 array with values in $[-127, 127]$.
     - `scale`: a float32 array of shape $(\lceil n / \text{block\_size} \rceil,)$, finite, $> 0$.
     - `offset`: a 0-d float32 array, finite: the mean $\mu$.
-    - `block_size`: an int $\ge 1$.
+    - `block_size`: an int in `[1, 2**40]`.
 
     **Returns:**
 
@@ -168,7 +168,7 @@ def nf4_double_dequantize(q, scale, offset, *, block_size=256):
     Example: `q = [-127, -42, 42, 127]`, `scale = [1.5/127] * 2`, `offset = 2.5`, `block_size=2` gives
     `[1.0, 2.003937, 2.996063, 4.0]`.
     """
-    block_size = validate.integer("block_size", block_size, lo=1)
+    block_size = shapes.size("block_size", block_size)
     q = _arrays.within("q", _arrays.array("q", q, ("int8",)), -127, 127)
     if q.ndim != 1:
         raise ValueError(f"q must be 1-D, got shape {tuple(q.shape)}")

@@ -306,7 +306,7 @@ ENTRIES = [
                 "threefry((0, 0), (0xFFFFFFFF, j)) for j = 0, 1: a pinned stream",
             ),
         ),  # fmt: skip
-        bad=(Bad(Case(((0, 0),), {"num": 0}), ValueError, "num must be in [1, 4294967295], got 0"),),
+        bad=(Bad(Case(((0, 0),), {"num": 0}), ValueError, "num must be in [1, 1048576], got 0"),),
         paper=THREEFRY,
     ),
     Entry(

@@ -763,7 +763,7 @@ ENTRIES = [
         bad=(
             Bad(Case((0.5, 3), {"mode": "total"}), ValueError, "more than all of them"),
             Bad(Case((0.5, 3), {"mode": "bogus"}), ValueError, "mode must be one of 'remaining', 'total'"),
-            Bad(Case((0.5, -1)), ValueError, "steps must be in [0, inf], got -1"),
+            Bad(Case((0.5, -1)), ValueError, "steps must be in [0, 10000], got -1"),
             Bad(Case((1.5, 2)), ValueError, "fraction must be in [0.0, 1.0], got 1.5"),
         ),
         paper=HAN,

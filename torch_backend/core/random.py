@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from reference.common import validate
+from reference.common import shapes, validate
 from torch_backend import _arrays
 
 __all__ = ["threefry2x32", "make_key", "split", "fold_in", "random_bits", "uniform"]
@@ -49,7 +49,7 @@ def make_key(seed):
 def split(key, num=2):
     """`num` new keys; see `reference.core.random.split`."""
     key = validate.key("key", key)
-    num = validate.integer("num", num, lo=1, hi=2**32 - 1)
+    num = shapes.keys("num", num)
     hi = torch.full((num,), _SPLIT_WORD, dtype=torch.int64)
     y0, y1 = threefry2x32(key, hi, torch.arange(num, dtype=torch.int64))
     return tuple((int(a), int(b)) for a, b in zip(y0.tolist(), y1.tolist(), strict=True))
@@ -66,7 +66,7 @@ def fold_in(key, data):
 def random_bits(key, shape, device=None):
     """Uniform 32-bit integers as int64, by flat index; see `reference.core.random.random_bits`."""
     key = validate.key("key", key)
-    shape = validate.shape("shape", shape)
+    shape = shapes.shape("shape", shape)
     n = 1
     for s in shape:
         n *= s

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from reference.common import validate
+from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend.core.select import keep_largest
 from torch_backend.pruning.magnitude import pruned_count
@@ -34,9 +34,9 @@ def lottery_rewind(w_rewind, mask):
 
 def imp_schedule(n, fraction, rounds):
     """Survivor counts per IMP round (plain Python ints); see `reference.pruning.lottery.imp_schedule`."""
-    n = validate.integer("n", n, lo=0)
+    n = shapes.size("n", n, lo=0)
     fraction = validate.fraction("fraction", fraction)
-    rounds = validate.integer("rounds", rounds, lo=0)
+    rounds = shapes.iterations("rounds", rounds)
     counts = [n]
     for _ in range(rounds):
         counts.append(counts[-1] - pruned_count(fraction, counts[-1]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from reference.common import validate
+from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend.core.select import keep_largest
 
@@ -22,7 +22,7 @@ __all__ = [
 def pruned_count(sparsity, n):
     """How many of `n` units a sparsity prunes; see `reference.pruning.magnitude.pruned_count`."""
     sparsity = validate.fraction("sparsity", sparsity)
-    n = validate.integer("n", n, lo=0)
+    n = shapes.size("n", n, lo=0)
     return round(sparsity * n)
 
 

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from reference.common import validate
+from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend.core.reduce import lp_norm, tree_sum
 
@@ -160,7 +160,7 @@ def _group_norms(w, axis):
     axis = _group_axis(w, axis)
     groups = w.shape[axis]
     rows = torch.movedim(w, axis, 0).reshape(groups, math.prod(w.shape) // max(groups, 1))
-    view = tuple(-1 if i == axis else 1 for i in range(w.ndim))
+    view = shapes.per_axis(w.ndim, axis)
     return lp_norm(rows, 2, axis=1), view
 
 

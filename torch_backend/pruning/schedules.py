@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from reference.common import validate
+from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend.core.select import keep_largest
 from torch_backend.pruning.magnitude import pruned_count
@@ -78,7 +78,7 @@ def exponential_sparsity(t, *, s_i, s_f, t0, n, dt=1):
 def iterative_sparsities(fraction, steps, mode="remaining"):
     """Cumulative sparsity after each round; see `reference.pruning.schedules.iterative_sparsities`."""
     fraction = validate.fraction("fraction", fraction)
-    steps = validate.integer("steps", steps, lo=0)
+    steps = shapes.iterations("steps", steps)
     validate.choice("mode", mode, MODES)
     if mode == "total":
         if steps * fraction > 1.0:

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from reference.common import validate
+from reference.common import shapes, validate
 from torch_backend import _arrays
 
 __all__ = [
@@ -39,7 +39,7 @@ def from_bitmask(bits, values, shape):
     """Decode a bitmask encoding to `(dense, mask)`; see `reference.pruning.sparse_formats.from_bitmask`."""
     bits = _arrays.array("bits", bits, ("uint8",))
     values = _arrays.finite_array("values", values)
-    shape = validate.shape("shape", shape)
+    shape = shapes.shape("shape", shape)
     n = math.prod(shape)
     _arrays.shaped("bits", bits, ((n + 7) // 8,), f"shape {shape}")
     _arrays.same_device("values", values, "bits", bits)
@@ -74,7 +74,7 @@ def from_csr(indptr, indices, values, shape):
     indptr = _arrays.array("indptr", indptr, ("int64",))
     indices = _arrays.array("indices", indices, ("int64",))
     values = _arrays.finite_array("values", values)
-    shape = validate.shape("shape", shape)
+    shape = shapes.shape("shape", shape)
     if len(shape) != 2:
         raise ValueError(f"shape must be (rows, cols) for CSR, got {shape}")
     rows, cols = shape
@@ -108,14 +108,14 @@ def from_csr(indptr, indices, values, shape):
 
 def dense_bytes(shape, bits=32):
     """Bytes of a dense tensor packed at `bits` per element; see `reference.pruning.sparse_formats.dense_bytes`."""
-    shape = validate.shape("shape", shape)
+    shape = shapes.shape("shape", shape)
     bits = validate.integer("bits", bits, lo=1, hi=64)
     return _packed(math.prod(shape), bits)
 
 
 def bitmask_bytes(shape, nnz, bits=32):
     """Bytes of the bitmask encoding; see `reference.pruning.sparse_formats.bitmask_bytes`."""
-    shape = validate.shape("shape", shape)
+    shape = shapes.shape("shape", shape)
     n = math.prod(shape)
     nnz = validate.integer("nnz", nnz, lo=0, hi=n)
     bits = validate.integer("bits", bits, lo=1, hi=64)
@@ -124,7 +124,7 @@ def bitmask_bytes(shape, nnz, bits=32):
 
 def csr_bytes(shape, nnz, bits=32, index_bits=32):
     """Bytes of the CSR encoding; see `reference.pruning.sparse_formats.csr_bytes`."""
-    shape = validate.shape("shape", shape)
+    shape = shapes.shape("shape", shape)
     if len(shape) != 2:
         raise ValueError(f"shape must be (rows, cols) for CSR, got {shape}")
     rows, cols = shape
@@ -139,9 +139,9 @@ def csr_bytes(shape, nnz, bits=32, index_bits=32):
 
 def quantized_bytes(shape, bits, groups=1, scale_bits=32, zero_point_bits=0):
     """Bytes of packed codes plus per-group scales and zero points; see the reference for the formula."""
-    shape = validate.shape("shape", shape)
+    shape = shapes.shape("shape", shape)
     bits = validate.integer("bits", bits, lo=1, hi=64)
-    groups = validate.integer("groups", groups, lo=0)
+    groups = shapes.size("groups", groups, lo=0)
     scale_bits = validate.integer("scale_bits", scale_bits, lo=0, hi=64)
     zero_point_bits = validate.integer("zero_point_bits", zero_point_bits, lo=0, hi=64)
     return _packed(math.prod(shape), bits) + _packed(groups, scale_bits) + _packed(groups, zero_point_bits)

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from reference.common import validate
+from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend.core.reduce import lp_norm
 from torch_backend.core.select import keep_largest
@@ -26,7 +26,7 @@ def ln_structured_mask(w, sparsity, p=2, axis=0):
     k = pruned_count(sparsity, channels)
     rows = torch.movedim(w.detach(), axis, 0).reshape(channels, math.prod(w.shape) // max(channels, 1))
     keep = keep_largest(lp_norm(rows, p, axis=1), channels - k)
-    view = tuple(-1 if i == axis else 1 for i in range(w.ndim))
+    view = shapes.per_axis(w.ndim, axis)
     return keep.reshape(view).expand(w.shape).clone()
 
 
@@ -34,6 +34,8 @@ def nm_mask(w, n, m, axis=-1):
     """N:M sparsity with ties to the lower index, by a stable sort; see `reference.pruning.structured.nm_mask`."""
     w = _arrays.finite_array("w", w)
     n, m, axis = _check_nm(w, n, m, axis)
+    if w.numel() == 0:  # no groups to sort (and no sort along an m-long axis of an empty tensor)
+        return torch.zeros(w.shape, dtype=torch.bool, device=w.device)
     a = torch.movedim(torch.abs(w.detach()), axis, -1)
     g = a.reshape(a.shape[:-1] + (a.shape[-1] // m, m))
     order = torch.sort(g, dim=-1, descending=True, stable=True).indices
@@ -44,7 +46,7 @@ def nm_mask(w, n, m, axis=-1):
 
 def _check_nm(w, n, m, axis):
     """The N:M parameters against `w`'s shape (its dtype and values are checked by the caller): `(n, m, axis)`."""
-    m = validate.integer("m", m, lo=1)
+    m = shapes.size("m", m)
     n = validate.integer("n", n, lo=0, hi=m)
     if w.ndim == 0:
         raise ValueError("w must have at least one dimension for N:M pruning, got a 0-d array")

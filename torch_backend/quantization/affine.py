@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from reference.common import validate
+from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend.core import rounding as _rounding
 
@@ -150,10 +150,10 @@ def _qparam_shape(x_shape, axis, group_size):
     k = validate.axis("axis", axis, ndim)
     if group_size is None:
         return (x_shape[k],)
-    g = validate.integer("group_size", group_size, lo=1)
+    g = shapes.size("group_size", group_size)
     if x_shape[k] % g:
         raise ValueError(f"group_size {g} does not divide x.shape[{k}] = {x_shape[k]}")
-    return tuple(n // g if i == k else n for i, n in enumerate(x_shape))
+    return shapes.blocked(x_shape, k, g)
 
 
 def _check_codes(qmin, qmax, symmetric):
@@ -192,7 +192,7 @@ def _expand(x, scale, zero_point, axis, group_size):
         return s, z
     k = validate.axis("axis", axis, x.ndim)
     if group_size is None:
-        view = tuple(-1 if i == k else 1 for i in range(x.ndim))
+        view = shapes.per_axis(x.ndim, k)
         return s.reshape(view), z.reshape(view)
     return torch.repeat_interleave(s, group_size, dim=k), torch.repeat_interleave(z, group_size, dim=k)
 

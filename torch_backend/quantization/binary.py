@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from reference.common import validate
+from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend.core.random import uniform
 from torch_backend.core.reduce import _tree, tree_mean
@@ -188,4 +188,4 @@ def _per_slice(values, k):
 def _expand(p, ndim, k):
     if k is None:
         return p
-    return p.reshape(tuple(-1 if i == k else 1 for i in range(ndim)))
+    return p.reshape(shapes.per_axis(ndim, k))

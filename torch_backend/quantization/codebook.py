@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from reference.common import validate
+from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend.core.reduce import tree_mean, tree_sum
 
@@ -21,7 +21,7 @@ def kmeans_codebook(w, k, *, iterations=20):
     """Deterministic 1-D k-means weight sharing; see `reference.quantization.codebook.kmeans_codebook`."""
     w = _arrays.finite_array("w", w)
     k = validate.integer("k", k, lo=2, hi=MAX_ENTRIES)
-    iterations = validate.integer("iterations", iterations, lo=0)
+    iterations = shapes.iterations("iterations", iterations)
     if w.numel() == 0:
         raise ValueError(f"w has shape {tuple(w.shape)}: k-means needs at least one weight")
     flat = w.detach().reshape(-1)

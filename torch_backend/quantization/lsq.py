@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import torch
 
-from reference.common import validate
+from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend.core.reduce import _tree, tree_mean
 
@@ -29,7 +29,7 @@ __all__ = [
 
 def lsq_grad_scale(numel, qp):
     """The float32 nearest 1 / sqrt(numel * qp), as a Python float; see the reference."""
-    numel = validate.integer("numel", numel, lo=0)
+    numel = shapes.size("numel", numel, lo=0)
     qp = validate.integer("qp", qp, lo=1, hi=2**16 - 1)
     return _inverse_sqrt_float32(numel * qp)
 
@@ -54,13 +54,13 @@ def lsq_init_scale(w, *, bits, signed, axis=None):
 
 def lsq_quantize(x, scale, *, bits, signed, axis=None):
     """LSQ: rne(clip(x / s, -Qn, Qp)) * s, per tensor or per channel; see the reference."""
-    x, scale, _, qn, qp, k = _check(x, scale, None, bits, signed, axis)
+    x, scale, _, qn, qp, k = _check(x, scale, None, bits, signed, axis, plus=False)
     return _Lsq.apply(x, scale, None, qn, qp, k)
 
 
 def lsq_quantize_vjp(grad, x, scale, *, bits, signed, axis=None):
     """The gradients of `lsq_quantize` to `x` and `scale`, computed by torch autograd through `lsq_quantize`."""
-    x, scale, _, _, _, _ = _check(x, scale, None, bits, signed, axis)
+    x, scale, _, _, _, _ = _check(x, scale, None, bits, signed, axis, plus=False)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
     return _arrays.vjp(lambda *a: lsq_quantize(*a, bits=bits, signed=signed, axis=axis), (x, scale), grad, wrt=(0, 1))
@@ -68,13 +68,13 @@ def lsq_quantize_vjp(grad, x, scale, *, bits, signed, axis=None):
 
 def lsq_plus_quantize(x, scale, offset, *, bits, signed, axis=None):
     """LSQ+: rne(clip((x - beta) / s, -Qn, Qp)) * s + beta, per tensor or per channel; see the reference."""
-    x, scale, offset, qn, qp, k = _check(x, scale, offset, bits, signed, axis)
+    x, scale, offset, qn, qp, k = _check(x, scale, offset, bits, signed, axis, plus=True)
     return _Lsq.apply(x, scale, offset, qn, qp, k)
 
 
 def lsq_plus_quantize_vjp(grad, x, scale, offset, *, bits, signed, axis=None):
     """The gradients of `lsq_plus_quantize` to `x`, `scale` and `offset`, computed by torch autograd."""
-    x, scale, offset, _, _, _ = _check(x, scale, offset, bits, signed, axis)
+    x, scale, offset, _, _, _ = _check(x, scale, offset, bits, signed, axis, plus=True)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
     options = {"bits": bits, "signed": signed, "axis": axis}
@@ -118,7 +118,7 @@ def _bounds(bits, signed):
     return (2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
 
 
-def _check(x, scale, offset, bits, signed, axis):
+def _check(x, scale, offset, bits, signed, axis, *, plus):
     """The reference's checks, in its order; returns x, scale, offset (as given), Qn, Qp, the normalized axis."""
     qn, qp = _bounds(bits, signed)
     x = _arrays.finite_array("x", x)
@@ -132,7 +132,7 @@ def _check(x, scale, offset, bits, signed, axis):
     s = _arrays.shaped("scale", _arrays.positive("scale", _arrays.finite_array("scale", scale)), shape, why)
     _arrays.same_device("scale", s, "x", x)
     b = None
-    if offset is not None:
+    if plus:
         b = _arrays.shaped("offset", _arrays.finite_array("offset", offset), shape, why)
         _arrays.same_device("offset", b, "x", x)
     _check_levels(s.detach(), None if b is None else b.detach(), qn, qp)
@@ -155,7 +155,7 @@ def _check_levels(s, b, qn, qp):
 
 def _view(p, x, k):
     """A per-tensor (0-d) or per-channel ((C,)) parameter, shaped to broadcast against x."""
-    return p if k is None else p.reshape(tuple(-1 if i == k else 1 for i in range(x.ndim)))
+    return p if k is None else p.reshape(shapes.per_axis(x.ndim, k))
 
 
 def _scaled_input(x, s, b):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from reference.common import validate
+from reference.common import shapes, validate
 from reference.quantization.floats import FORMATS, QNAN
 from reference.quantization.mx import INT8_MAX_CODE, MAX_BLOCK, MX_FORMATS, SCALE_RULES
 from torch_backend import _arrays
@@ -34,7 +34,7 @@ def mx_dequantize(scales, codes, fmt, *, axis=-1, block_size=32):
         codes = _arrays.array("codes", codes, ("uint8",))
         _arrays.within("codes", codes, 0, 2 ** FORMATS[elem.float_format].bits - 1)
     k = _block_axis("codes", tuple(codes.shape), axis, bs)
-    expected = tuple(n // bs if i == k else n for i, n in enumerate(codes.shape))
+    expected = shapes.blocked(codes.shape, k, bs)
     _arrays.shaped("scales", scales, expected, f"codes of shape {tuple(codes.shape)} in blocks of {bs} along {k}")
     _arrays.same_device("scales", scales, "codes", codes)
     s = torch.repeat_interleave(scales.to(torch.int64), bs, dim=k)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from reference.common import validate
+from reference.common import shapes
 from torch_backend import _arrays
 from torch_backend.core.reduce import tree_mean
 
@@ -21,7 +21,7 @@ TINY = 2.0**-126
 
 def nf4_quantize(x, *, block_size=64):
     """NF4 codes and block absmax scales; see `reference.quantization.nf4.nf4_quantize`."""
-    block_size = validate.integer("block_size", block_size, lo=1)
+    block_size = shapes.size("block_size", block_size)
     x = _arrays.finite_array("x", x)
     flat = x.detach().reshape(-1)
     absmax = _block_max(torch.abs(flat), block_size)
@@ -33,7 +33,7 @@ def nf4_quantize(x, *, block_size=64):
 
 def nf4_dequantize(codes, absmax, *, block_size=64):
     """NF4 codes back to float32, one float32 product; see `reference.quantization.nf4.nf4_dequantize`."""
-    block_size = validate.integer("block_size", block_size, lo=1)
+    block_size = shapes.size("block_size", block_size)
     codes = _arrays.within("codes", _arrays.array("codes", codes, ("uint8",)), 0, 15)
     absmax = _blocks_of("absmax", absmax, codes.numel(), block_size)
     _arrays.same_device("absmax", absmax, "codes", codes)
@@ -43,7 +43,7 @@ def nf4_dequantize(codes, absmax, *, block_size=64):
 
 def nf4_double_quantize(absmax, *, block_size=256):
     """Mean-subtracted symmetric int8 quantization of the block scales; see the reference for the semantics."""
-    block_size = validate.integer("block_size", block_size, lo=1)
+    block_size = shapes.size("block_size", block_size)
     a = _arrays.finite_array("absmax", absmax)
     if a.ndim != 1 or a.shape[0] == 0:
         raise ValueError(f"absmax must be 1-D and non-empty, got shape {tuple(a.shape)}")
@@ -60,7 +60,7 @@ def nf4_double_quantize(absmax, *, block_size=256):
 
 def nf4_double_dequantize(q, scale, offset, *, block_size=256):
     """Block scales back from their double quantization; see `reference.quantization.nf4`."""
-    block_size = validate.integer("block_size", block_size, lo=1)
+    block_size = shapes.size("block_size", block_size)
     q = _arrays.within("q", _arrays.array("q", q, ("int8",)), -127, 127)
     if q.ndim != 1:
         raise ValueError(f"q must be 1-D, got shape {tuple(q.shape)}")
