@@ -269,6 +269,8 @@ def _round_shift(sig, r, parity, mode, rbits):
     if mode == "half_even":
         half = np.int64(1) << (r - 1)
         up = (rem > half) | ((rem == half) & ((parity & 1) == 1))
+    elif mode == "half_away":  # MX elements with rounding="half_away" (float_encode has no such mode)
+        up = rem >= (np.int64(1) << (r - 1))
     else:
         frac32 = (rem << np.maximum(32 - r, 0)) >> np.maximum(r - 32, 0)
         up = (frac32 + rbits) >= 2**32

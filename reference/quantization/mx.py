@@ -46,12 +46,14 @@ MX_FORMATS = {
     "mxfp4_e2m1": MXElement("float4_e2m1fn", 2, 1, 0xC00000),
     "mxint8": MXElement(None, 0, 6, 0xFE0000),
 }
-SCALE_RULES = ("floor", "ceil", "even")
+SCALE_RULES = ("floor", "ceil", "even", "ceil_pow2")
+ELEMENT_ROUNDINGS = ("half_even", "half_away")
+NONFINITE = ("raise", "nan")
 MAX_BLOCK = 1024
 INT8_MAX_CODE = 127  # MXINT8 saturates symmetrically; -128 (-2.0) decodes but is never produced
 
 
-def mx_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor"):
+def mx_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor", rounding="half_even", nonfinite="raise"):
     r"""Quantize to an MX format: one shared E8M0 scale per block and one element code per value.
 
     With $k = \lfloor \log_2 \text{amax} \rfloor$ of the block's largest magnitude (read from its float32 exponent
@@ -62,12 +64,23 @@ def mx_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor"):
 
     with $\delta = 0$ for `"floor"` (the OCP rule), and for the variants, with $\sigma \in [1, 2)$ the significand
     of amax: `"ceil"`: $\delta = [\sigma > \sigma_{max}]$, the smallest $e$ with amax $/ 2^{e} \le$ max element,
-    so no element saturates; `"even"`: $\delta = [\sigma \ge 2 - 2^{-(M+1)}]$, the exponent of amax rounded to
-    nearest-even at the element's $M$ fraction bits (torchao's `ScaleCalculationMode.EVEN`).
+    so no element saturates (NVIDIA's and torchao's `RCEIL`); `"even"`: $\delta = [\sigma \ge 2 - 2^{-(M+1)}]$, the
+    exponent of amax rounded to nearest-even at the element's $M$ fraction bits (torchao's
+    `ScaleCalculationMode.EVEN`); `"ceil_pow2"`: $\delta = [\sigma > 1]$, amax rounded up to a power of two
+    (torchao's `ScaleCalculationMode.CEIL`; unlike `"ceil"` it moves a block up whenever amax is not a power of
+    two, so MXFP4 with amax 5 gets $e = 1$ where `"ceil"` and `"floor"` give 0).
+
+    | `scale_rule` | $e$ | who |
+    |---|---|---|
+    | `"floor"` | $\lfloor \log_2 \text{amax} \rfloor - \text{emax}$ | OCP MX v1.0 section 6.3, torchao `FLOOR` (default), Microsoft microxcaling |
+    | `"ceil"` | $\lceil \log_2(\text{amax} / \text{max element}) \rceil$ | NVIDIA `RCEIL` (cuBLAS, Transformer Engine), torchao `RCEIL` |
+    | `"even"` | floor of amax rounded at $M$ fraction bits | torchao `EVEN` |
+    | `"ceil_pow2"` | $\lceil \log_2 \text{amax} \rceil - \text{emax}$ | torchao `CEIL` |
 
     $x / 2^{e}$ is never formed in floating point: the element encoder subtracts $e$ from the exponent read
-    from the bits and rounds once, to nearest with ties to even, saturating to $\pm$max element (OCP). MXINT8
-    elements are $\operatorname{clip}(\operatorname{rne}(64\, x / 2^{e}), -127, 127)$.
+    from the bits and rounds once, to nearest with ties to even (`rounding="half_even"`, OCP) or ties away from
+    zero (`"half_away"`, as some vendor kernels round), saturating to $\pm$max element (OCP). MXINT8 elements are
+    $\operatorname{clip}(\operatorname{round}(64\, x / 2^{e}), -127, 127)$.
 
     **Arguments:**
 
@@ -75,7 +88,12 @@ def mx_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor"):
     - `fmt`: `"mxfp8_e4m3"`, `"mxfp8_e5m2"`, `"mxfp6_e3m2"`, `"mxfp6_e2m3"`, `"mxfp4_e2m1"` or `"mxint8"`.
     - `axis`: the axis the blocks run along.
     - `block_size`: a power of two in `[1, 1024]` that divides `x.shape[axis]`; 32 in OCP MX v1.0.
-    - `scale_rule`: `"floor"` (default), `"ceil"` or `"even"`.
+    - `scale_rule`: `"floor"` (default), `"ceil"`, `"even"` or `"ceil_pow2"` (see the table).
+    - `rounding`: the element rounding, `"half_even"` (default, OCP) or `"half_away"`.
+    - `nonfinite`: `"raise"` (default: NaN and $\pm$Inf in `x` raise `ValueError`) or `"nan"`: a block that
+      holds NaN or $\pm$Inf gets the E8M0 NaN scale (code 255, as OCP MX and torchao write it), so the whole block
+      decodes to NaN; its element codes are the format's NaN code where it has one (`0x7F` for E4M3 and E5M2),
+      else 0.
 
     **Returns:**
 
@@ -87,8 +105,8 @@ def mx_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor"):
         elements, `0` for INT8). With `"floor"` the largest element can exceed the element's max (amax $/ 2^{e}$
         is in $[2^{\text{emax}}, 2^{\text{emax}+1})$) and saturates: MXFP4 turns a block $[7, 1, \dots]$ into
         scale $2^{0}$, elements $[6, 1, \dots]$. Scale exponents beyond $[-127, 127]$ are clipped (then elements
-        saturate or underflow); NaN scales are never produced. An axis length that is not a multiple of
-        `block_size` raises `ValueError` (no padding); NaN and $\pm$Inf in `x` raise `ValueError`.
+        saturate or underflow); with `nonfinite="raise"` NaN scales are never produced. An axis length that is not a
+        multiple of `block_size` raises `ValueError` (no padding).
 
     Example (`"mxfp4_e2m1"`, `block_size=4`): `x = [0.5, -1.25, 3.0, 0.1]` has amax 3, $k = 1$, $e = 1 - 2 = -1$:
     scale code 126, elements $x \cdot 2 = [1, -2.5, 6, 0.2] \to$ `[0x2, 0xC, 0x7, 0x0]` ($-2.5$ ties to $-2$).
@@ -97,14 +115,23 @@ def mx_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor"):
         OCP Microscaling Formats (MX) Specification v1.0 (Open Compute Project, 2023); Microscaling Data Formats
         for Deep Learning (arXiv:2310.10537).
     """
-    elem, rule, bs, x, k = _check_quantize(x, fmt, block_size, scale_rule, axis)
-    moved = np.moveaxis(x, k, -1)
+    elem, rule, bs, x, k, mode, nonfinite = _check_quantize(x, fmt, block_size, scale_rule, axis, rounding, nonfinite)
+    bad = ~np.isfinite(x)
+    clean = np.where(bad, np.float32(0), x)
+    moved = np.moveaxis(clean, k, -1)
     blocks = moved.reshape(moved.shape[:-1] + (moved.shape[-1] // bs, bs))
     amax = np.max(np.abs(blocks), axis=-1, initial=np.float32(0))
     e = _scale_exponent(amax, elem, rule)
     shift = np.moveaxis(np.repeat(e, bs, axis=-1), -1, k)
-    codes = _encode_elements(x, elem, shift)
-    return np.moveaxis((e + 127).astype(np.uint8), -1, k), codes
+    codes = _encode_elements(clean, elem, shift, mode)
+    scales = np.moveaxis((e + 127).astype(np.uint8), -1, k)
+    if nonfinite == "nan":  # a block holding NaN or Inf: the NaN scale, NaN (or 0) element codes
+        moved_bad = np.moveaxis(bad, k, -1)
+        nan_block = np.moveaxis(moved_bad.reshape(moved_bad.shape[:-1] + (-1, bs)).any(axis=-1), -1, k)
+        scales = np.where(nan_block, np.uint8(255), scales)
+        filler = elem.float_format is not None and FORMATS[elem.float_format].has_nan
+        codes = np.where(np.repeat(nan_block, bs, axis=k), codes.dtype.type(0x7F if filler else 0), codes)
+    return np.asarray(scales), np.asarray(codes)
 
 
 def mx_dequantize(scales, codes, fmt, *, axis=-1, block_size=32):
@@ -145,7 +172,7 @@ def mx_dequantize(scales, codes, fmt, *, axis=-1, block_size=32):
     return _dequantize(s, codes, elem)
 
 
-def mx_fake_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor"):
+def mx_fake_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor", rounding="half_even", nonfinite="raise"):
     r"""MX fake quantization: `mx_dequantize(*mx_quantize(x))`, with a straight-through gradient.
 
     $$ y = \operatorname{decode}\big(\operatorname{encode}(x / 2^{e})\big) \cdot 2^{e} $$
@@ -162,12 +189,15 @@ def mx_fake_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor"):
     ??? cite "Rouhani et al., 2023"
         Microscaling Data Formats for Deep Learning. arXiv:2310.10537
     """
-    elem, rule, bs, x, k = _check_quantize(x, fmt, block_size, scale_rule, axis)
-    scales, codes = mx_quantize(x, fmt, axis=axis, block_size=block_size, scale_rule=scale_rule)
+    elem, rule, bs, x, k, mode, nonfinite = _check_quantize(x, fmt, block_size, scale_rule, axis, rounding, nonfinite)
+    scales, codes = mx_quantize(x, fmt, axis=axis, block_size=block_size, scale_rule=scale_rule, rounding=rounding,
+                                nonfinite=nonfinite)  # fmt: skip
     return _dequantize(np.repeat(scales.astype(np.int64), bs, axis=k), codes, elem)
 
 
-def mx_fake_quantize_vjp(grad, x, fmt, *, axis=-1, block_size=32, scale_rule="floor"):
+def mx_fake_quantize_vjp(
+    grad, x, fmt, *, axis=-1, block_size=32, scale_rule="floor", rounding="half_even", nonfinite="raise"
+):
     r"""The straight-through gradient of `mx_fake_quantize`: the identity.
 
     $$ \frac{\partial L}{\partial x} = g $$
@@ -188,7 +218,7 @@ def mx_fake_quantize_vjp(grad, x, fmt, *, axis=-1, block_size=32, scale_rule="fl
     ??? cite "Bengio et al., 2013"
         Estimating or Propagating Gradients Through Stochastic Neurons. arXiv:1308.3432
     """
-    _, _, _, x, _ = _check_quantize(x, fmt, block_size, scale_rule, axis)
+    _, _, _, x, _, _, _ = _check_quantize(x, fmt, block_size, scale_rule, axis, rounding, nonfinite)
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
     return np.array(grad, copy=True)
 
@@ -214,13 +244,15 @@ def _block_axis(name, shape, axis, bs):
     return k
 
 
-def _check_quantize(x, fmt, block_size, scale_rule, axis):
+def _check_quantize(x, fmt, block_size, scale_rule, axis, rounding, nonfinite):
     elem = MX_FORMATS[validate.choice("fmt", fmt, tuple(MX_FORMATS))]
     rule = validate.choice("scale_rule", scale_rule, SCALE_RULES)
+    mode = validate.choice("rounding", rounding, ELEMENT_ROUNDINGS)
+    nonfinite = validate.choice("nonfinite", nonfinite, NONFINITE)
     bs = _check_block_size(block_size)
-    x = _arrays.finite_array("x", x)
+    x = _arrays.finite_array("x", x) if nonfinite == "raise" else _arrays.array("x", x)
     k = _block_axis("x", x.shape, axis, bs)
-    return elem, rule, bs, x, k
+    return elem, rule, bs, x, k, mode, nonfinite
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -238,16 +270,18 @@ def _scale_exponent(amax, elem, rule):
         e = e + (sig24 > elem.max_sig)
     elif rule == "even":
         e = e + (sig24 >= (1 << 24) - (1 << (22 - elem.mbits)))
+    elif rule == "ceil_pow2":
+        e = e + (sig24 > (1 << 23))
     return np.clip(np.where(sig == 0, -127, e), -127, 127).astype(np.int64)
 
 
-def _encode_elements(x, elem, shift):
-    """Element codes of x / 2**shift: saturating, round to nearest even, never forming the quotient."""
+def _encode_elements(x, elem, shift, mode):
+    """Element codes of x / 2**shift: saturating, round to nearest (ties by `mode`), never forming the quotient."""
     if elem.float_format is not None:
-        codes, _ = _encode(x, FORMATS[elem.float_format], True, "half_even", None, shift)
+        codes, _ = _encode(x, FORMATS[elem.float_format], True, mode, None, shift)
         return codes
     sign, _, _, sig, exp = _fields(x)
-    mag = np.minimum(_encode_magnitude(sig, exp - shift, elem.mbits, 0, "half_even", None), INT8_MAX_CODE)
+    mag = np.minimum(_encode_magnitude(sig, exp - shift, elem.mbits, 0, mode, None), INT8_MAX_CODE)
     return np.where(sign == 1, -mag, mag).astype(np.int8)
 
 

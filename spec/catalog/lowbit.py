@@ -139,7 +139,8 @@ def _mx_layout(call, case, out):
     k = kw["axis"] % x.ndim
     assert scales.dtype == np.uint8 and scales.shape[k] == x.shape[k] // kw["block_size"]
     assert codes.dtype == (np.int8 if fmt == "mxint8" else np.uint8) and codes.shape == x.shape
-    assert np.all(scales <= 254), "no NaN scale for finite input"
+    if np.all(np.isfinite(x)):
+        assert np.all(scales <= 254), "no NaN scale for finite input"
     if fmt == "mxint8":
         assert np.all(codes >= -127), "MXINT8 saturates symmetrically"
 
@@ -154,17 +155,23 @@ def _mx_scale_rule(call, case, out):
     k, bs = kw["axis"] % x.ndim, kw["block_size"]
     elem = MX_FORMATS[fmt]
     moved = np.moveaxis(x, k, -1)
-    amax = np.abs(moved.reshape(moved.shape[:-1] + (-1, bs))).max(axis=-1, initial=F(0)).astype(np.float64)
+    blocks = moved.reshape(moved.shape[:-1] + (-1, bs))
+    finite = np.isfinite(blocks).all(axis=-1)
+    amax = np.abs(np.where(np.isfinite(blocks), blocks, F(0))).max(axis=-1, initial=F(0)).astype(np.float64)
     e = np.moveaxis(scales, k, -1).astype(np.int64) - 127
+    assert np.all(e[~finite] == 128), "a block holding NaN or Inf has the NaN scale (nonfinite='nan')"
     mant, ex = np.frexp(amax)
     top = 127.0 / 64 if elem.float_format is None else _form(elem.float_format).max_finite
     nz = amax > 0
-    assert np.all(e[~nz] == -127), "an all-zero block has scale code 0"
-    free = nz & (e > -127) & (e < 127)
+    assert np.all(e[~nz & finite] == -127), "an all-zero block has scale code 0"
+    free = nz & finite & (e > -127) & (e < 127)
     if kw["scale_rule"] == "floor":
         assert np.all(e[free] == (ex - 1 - elem.emax)[free])
     elif kw["scale_rule"] == "ceil":
         assert np.all(amax[free] <= top * np.exp2(e[free])) and np.all(amax[free] > top * np.exp2(e[free] - 1))
+    elif kw["scale_rule"] == "ceil_pow2":
+        up = (mant != 0.5).astype(np.int64)  # amax is not a power of two
+        assert np.all(e[free] == (ex - 1 - elem.emax + up)[free]), "ceil_pow2: ceil(log2 amax) - emax"
     else:
         d = e[free] - (ex - 1 - elem.emax)[free]
         assert np.all((d == 0) | (d == 1)), "even: the floor exponent, or one more when amax rounds up"
@@ -367,12 +374,15 @@ ENTRIES = [
         semantics=(
             "fmt: mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, mxint8; block_size a power of two "
             "in [1, 1024] (32 in OCP MX v1.0) dividing x.shape[axis]; no padding.",
-            "Scale exponent e = floor(log2(amax)) - emax (OCP, 'floor'), from the float32 bits of amax; 'ceil': "
-            "smallest e with amax <= max * 2**e; 'even': exponent of amax rounded to the element's mantissa width.",
+            "Scale exponent e = floor(log2(amax)) - emax (OCP, torchao FLOOR: 'floor'), from the float32 bits of amax; "
+            "'ceil': smallest e with amax <= max * 2**e (NVIDIA and torchao RCEIL); 'even': exponent of amax rounded "
+            "to the element's mantissa width (torchao EVEN); 'ceil_pow2': ceil(log2(amax)) - emax (torchao CEIL).",
             "e is clipped to [-127, 127]; scale code e + 127; an all-zero block has code 0; no NaN scale.",
-            "Elements: x / 2**e encoded once from the bits (no float division), round to nearest even, saturating.",
+            "Elements: x / 2**e encoded once from the bits (no float division), round to nearest, ties to even "
+            "(rounding='half_even', OCP) or away from zero ('half_away'), saturating.",
             "MXINT8: element = clip(rne(64 x / 2**e), -127, 127) as int8; value = code * 2**-6.",
-            "Non-finite x raises ValueError.",
+            "nonfinite='raise' (default): NaN or Inf in x raises ValueError; 'nan': a block holding NaN or Inf gets "
+            "scale code 255 (E8M0 NaN, as OCP MX and torchao) and element codes 0x7F (FP8) or 0 (FP6, FP4, INT8).",
         ),
         invariants=(
             Invariant("layout, dtypes, no NaN scale", _mx_layout),
@@ -393,6 +403,29 @@ ENTRIES = [
                 Case((_a([7.0, 1.0, 0.0, 0.0]), "mxfp4_e2m1"), {"block_size": 4, "scale_rule": "ceil"}),
                 (_u8([128]), _u8([0x6, 0x1, 0x0, 0x0])),
                 "ceil: 7 > 6 * 2**0, so e = 1; 3.5 ties to 4",
+            ),
+            Golden(
+                Case((_a([5.0, 1.0, 0.0, 0.0]), "mxfp4_e2m1"), {"block_size": 4, "scale_rule": "ceil_pow2"}),
+                (_u8([128]), _u8([0x4, 0x1, 0x0, 0x0])),
+                "ceil_pow2 (torchao CEIL): amax 5 rounds up to 8, e = 3 - 2 = 1; 'floor' and 'ceil' keep e = 0",
+            ),
+            Golden(
+                Case((_a([0.5, -1.25, 3.0, 0.1]), "mxfp4_e2m1"), {"block_size": 4, "rounding": "half_away"}),
+                (_u8([126]), _u8([0x2, 0xD, 0x7, 0x0])),
+                "ties away: -2.5 becomes -3 (0xD) where half_even gives -2 (0xC)",
+            ),
+            Golden(
+                Case(
+                    (_a([1.0, np.nan, 2.0, 3.0, 1.0, 2.0, 3.0, 4.0]), "mxfp8_e4m3"),
+                    {"block_size": 4, "nonfinite": "nan"},
+                ),
+                (_u8([255, 121]), _u8([0x7F] * 4 + [0x68, 0x70, 0x74, 0x78])),
+                "a NaN makes its block's scale 255 and its elements 0x7F; the next block is unaffected",
+            ),  # fmt: skip
+            Golden(
+                Case((_a([1.0, np.inf, 2.0, 3.0]), "mxint8"), {"block_size": 4, "nonfinite": "nan"}),
+                (_u8([255]), np.zeros(4, np.int8)),
+                "Inf: the NaN scale; INT8 has no NaN code, so 0",
             ),
             Golden(
                 Case((_a([[0.0, -0.0], [1.999, -1.999]]), "mxint8"), {"block_size": 2}),
@@ -417,6 +450,16 @@ ENTRIES = [
             Bad(Case((np.zeros(32, F), "mxfp8_e4m3"), {"block_size": 2048}), ValueError, "block_size must be in"),
             Bad(Case((np.zeros(32, F), "mxfp8")), ValueError, "fmt must be one of"),
             Bad(Case((np.zeros(32, F), "mxint8"), {"scale_rule": "round"}), ValueError, "scale_rule must be one of"),
+            Bad(
+                Case((np.zeros(32, F), "mxint8"), {"rounding": "stochastic"}),
+                ValueError,
+                "rounding must be one of 'half_even', 'half_away'; got 'stochastic'",
+            ),  # fmt: skip
+            Bad(
+                Case((np.zeros(32, F), "mxint8"), {"nonfinite": "ignore"}),
+                ValueError,
+                "nonfinite must be one of 'raise', 'nan'; got 'ignore'",
+            ),  # fmt: skip
             Bad(Case((np.full(32, np.inf, F), "mxint8")), ValueError, "x must be finite, got inf at flat index 0"),
             Bad(Case((_a(1.0), "mxint8")), ValueError, "axis -1 is out of range"),
             Bad(Case((np.zeros(32, F), "mxint8"), {"block_size": 32.0}), TypeError, "block_size must be an int"),

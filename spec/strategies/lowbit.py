@@ -188,7 +188,14 @@ def mx_quantize_cases(draw, with_grad=False):
     x = np.where(np.isfinite(x), x, F32(0)).astype(F32)
     if draw(st.integers(0, 9)) == 0 and x.size:
         x = np.full(shape, x.reshape(-1)[0], dtype=F32)  # all equal: every block ties
-    kwargs = {"axis": axis, "block_size": block_size, "scale_rule": draw(st.sampled_from(["floor", "ceil", "even"]))}
+    kwargs = {"axis": axis, "block_size": block_size,
+              "scale_rule": draw(st.sampled_from(["floor", "ceil", "even", "ceil_pow2"]))}  # fmt: skip
+    if draw(st.integers(0, 3)) == 0:
+        kwargs["rounding"] = draw(st.sampled_from(["half_even", "half_away"]))
+    if draw(st.integers(0, 4)) == 0 and x.size:  # NaN / Inf inside some blocks, nonfinite="nan"
+        hit = rng.random(shape) < 0.05
+        x = np.where(hit, F32(draw(st.sampled_from([np.nan, np.inf, -np.inf]))), x).astype(F32)
+        kwargs["nonfinite"] = "nan"
     if with_grad:
         return Case((_random_float32(rng, shape), x, fmt), kwargs)
     return Case((x, fmt), kwargs)

@@ -131,6 +131,8 @@ def _round_shift(sig, r, parity, mode, rbits):
     if mode == "half_even":
         half = _pow2(r - 1)
         up = (rem > half) | ((rem == half) & ((parity & 1) == 1))
+    elif mode == "half_away":  # MX elements with rounding="half_away" (float_encode has no such mode)
+        up = rem >= _pow2(r - 1)
     else:
         frac32 = (rem << torch.clamp(32 - r, min=0)) >> torch.clamp(r - 32, min=0)
         up = (frac32 + rbits) >= 2**32

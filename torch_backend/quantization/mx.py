@@ -10,17 +10,17 @@ import torch
 
 from reference.common import shapes, validate
 from reference.quantization.floats import FORMATS, QNAN
-from reference.quantization.mx import INT8_MAX_CODE, MAX_BLOCK, MX_FORMATS, SCALE_RULES
+from reference.quantization.mx import ELEMENT_ROUNDINGS, INT8_MAX_CODE, MAX_BLOCK, MX_FORMATS, NONFINITE, SCALE_RULES
 from torch_backend import _arrays
 from torch_backend.quantization.floats import _decode, _encode, _encode_magnitude, _fields, _floor_log2
 
 __all__ = ["mx_quantize", "mx_dequantize", "mx_fake_quantize", "mx_fake_quantize_vjp"]
 
 
-def mx_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor"):
+def mx_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor", rounding="half_even", nonfinite="raise"):
     """Shared E8M0 scales and element codes of MX blocks; see `reference.quantization.mx.mx_quantize`."""
-    elem, rule, bs, x, k = _check_quantize(x, fmt, block_size, scale_rule, axis)
-    return _quantize(x.detach(), elem, rule, bs, k)
+    elem, rule, bs, x, k, mode, nonfinite = _check_quantize(x, fmt, block_size, scale_rule, axis, rounding, nonfinite)
+    return _quantize(x.detach(), elem, rule, bs, k, mode, nonfinite)
 
 
 def mx_dequantize(scales, codes, fmt, *, axis=-1, block_size=32):
@@ -41,19 +41,25 @@ def mx_dequantize(scales, codes, fmt, *, axis=-1, block_size=32):
     return _dequantize(s, codes, elem)
 
 
-def mx_fake_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor"):
+def mx_fake_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor", rounding="half_even", nonfinite="raise"):
     """MX quantize then dequantize, identity gradient; see `reference.quantization.mx.mx_fake_quantize`."""
-    elem, rule, bs, x, k = _check_quantize(x, fmt, block_size, scale_rule, axis)
-    return _MXFakeQuantize.apply(x, elem, rule, bs, k)
+    elem, rule, bs, x, k, mode, nonfinite = _check_quantize(x, fmt, block_size, scale_rule, axis, rounding, nonfinite)
+    return _MXFakeQuantize.apply(x, elem, rule, bs, k, mode, nonfinite)
 
 
-def mx_fake_quantize_vjp(grad, x, fmt, *, axis=-1, block_size=32, scale_rule="floor"):
+def mx_fake_quantize_vjp(
+    grad, x, fmt, *, axis=-1, block_size=32, scale_rule="floor", rounding="half_even", nonfinite="raise"
+):
     """The gradient of `mx_fake_quantize`, computed by torch autograd through `mx_fake_quantize`."""
-    _, _, _, x, _ = _check_quantize(x, fmt, block_size, scale_rule, axis)
+    _, _, _, x, _, _, _ = _check_quantize(x, fmt, block_size, scale_rule, axis, rounding, nonfinite)
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
     return _arrays.vjp(
-        lambda v: mx_fake_quantize(v, fmt, axis=axis, block_size=block_size, scale_rule=scale_rule), (x,), grad
+        lambda v: mx_fake_quantize(
+            v, fmt, axis=axis, block_size=block_size, scale_rule=scale_rule, rounding=rounding, nonfinite=nonfinite
+        ),
+        (x,),
+        grad,
     )
 
 
@@ -61,13 +67,13 @@ class _MXFakeQuantize(torch.autograd.Function):
     """Forward: MX quantize then dequantize. Backward: the identity (straight-through)."""
 
     @staticmethod
-    def forward(ctx, x, elem, rule, bs, k):
-        scales, codes = _quantize(x, elem, rule, bs, k)
+    def forward(ctx, x, elem, rule, bs, k, mode, nonfinite):
+        scales, codes = _quantize(x, elem, rule, bs, k, mode, nonfinite)
         return _dequantize(torch.repeat_interleave(scales.to(torch.int64), bs, dim=k), codes, elem)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.clone(), None, None, None, None
+        return grad.clone(), None, None, None, None, None, None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -91,13 +97,15 @@ def _block_axis(name, shape, axis, bs):
     return k
 
 
-def _check_quantize(x, fmt, block_size, scale_rule, axis):
+def _check_quantize(x, fmt, block_size, scale_rule, axis, rounding, nonfinite):
     elem = MX_FORMATS[validate.choice("fmt", fmt, tuple(MX_FORMATS))]
     rule = validate.choice("scale_rule", scale_rule, SCALE_RULES)
+    mode = validate.choice("rounding", rounding, ELEMENT_ROUNDINGS)
+    nonfinite = validate.choice("nonfinite", nonfinite, NONFINITE)
     bs = _check_block_size(block_size)
-    x = _arrays.finite_array("x", x)
+    x = _arrays.finite_array("x", x) if nonfinite == "raise" else _arrays.array("x", x)
     k = _block_axis("x", tuple(x.shape), axis, bs)
-    return elem, rule, bs, x, k
+    return elem, rule, bs, x, k, mode, nonfinite
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -105,14 +113,25 @@ def _check_quantize(x, fmt, block_size, scale_rule, axis):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _quantize(x, elem, rule, bs, k):
-    moved = torch.movedim(x, k, -1)
+def _quantize(x, elem, rule, bs, k, mode, nonfinite):
+    bad = ~torch.isfinite(x) if nonfinite == "nan" else None
+    clean = x if bad is None else torch.where(bad, 0.0, x)
+    moved = torch.movedim(clean, k, -1)
     blocks = moved.reshape(moved.shape[:-1] + (moved.shape[-1] // bs, bs))
     amax = blocks.abs().amax(dim=-1) if blocks.numel() else blocks.new_zeros(blocks.shape[:-1])
     e = _scale_exponent(amax, elem, rule)
     shift = torch.movedim(torch.repeat_interleave(e, bs, dim=-1), -1, k)
-    codes = _encode_elements(x, elem, shift)
-    return torch.movedim((e + 127).to(torch.uint8), -1, k), codes
+    codes = _encode_elements(clean, elem, shift, mode)
+    scales = torch.movedim((e + 127).to(torch.uint8), -1, k)
+    if bad is not None:  # a block holding NaN or Inf: the NaN scale, NaN (or 0) element codes
+        moved_bad = torch.movedim(bad, k, -1)
+        nan_block = torch.movedim(moved_bad.reshape(moved_bad.shape[:-1] + (-1, bs)).any(dim=-1), -1, k)
+        scales = torch.where(nan_block, 255, scales.to(torch.int64)).to(torch.uint8)
+        filler = 0x7F if elem.float_format is not None and FORMATS[elem.float_format].has_nan else 0
+        codes = torch.where(torch.repeat_interleave(nan_block, bs, dim=k), filler, codes.to(torch.int64)).to(
+            codes.dtype
+        )
+    return scales, codes
 
 
 def _scale_exponent(amax, elem, rule):
@@ -125,15 +144,17 @@ def _scale_exponent(amax, elem, rule):
         e = e + (sig24 > elem.max_sig).to(torch.int64)
     elif rule == "even":
         e = e + (sig24 >= (1 << 24) - (1 << (22 - elem.mbits))).to(torch.int64)
+    elif rule == "ceil_pow2":
+        e = e + (sig24 > (1 << 23)).to(torch.int64)
     return torch.clamp(torch.where(sig == 0, -127, e), -127, 127)
 
 
-def _encode_elements(x, elem, shift):
+def _encode_elements(x, elem, shift, mode):
     if elem.float_format is not None:
-        codes, _ = _encode(x, FORMATS[elem.float_format], True, "half_even", None, shift)
+        codes, _ = _encode(x, FORMATS[elem.float_format], True, mode, None, shift)
         return codes
     sign, _, _, sig, exp = _fields(x)
-    mag = torch.clamp(_encode_magnitude(sig, exp - shift, elem.mbits, 0, "half_even", None), max=INT8_MAX_CODE)
+    mag = torch.clamp(_encode_magnitude(sig, exp - shift, elem.mbits, 0, mode, None), max=INT8_MAX_CODE)
     return torch.where(sign == 1, -mag, mag).to(torch.int8)
 
 
