@@ -64,16 +64,16 @@ def mx_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor", rounding=
 
     with $\delta = 0$ for `"floor"` (the OCP rule), and for the variants, with $\sigma \in [1, 2)$ the significand
     of amax: `"ceil"`: $\delta = [\sigma > \sigma_{max}]$, the smallest $e$ with amax $/ 2^{e} \le$ max element,
-    so no element saturates (NVIDIA's and torchao's `RCEIL`); `"even"`: $\delta = [\sigma \ge 2 - 2^{-(M+1)}]$, the
-    exponent of amax rounded to nearest-even at the element's $M$ fraction bits (torchao's
-    `ScaleCalculationMode.EVEN`); `"ceil_pow2"`: $\delta = [\sigma > 1]$, amax rounded up to a power of two
+    so no element saturates (the rule NVIDIA's `RCEIL` computes approximately, see the table); `"even"`:
+    $\delta = [\sigma \ge 2 - 2^{-(M+1)}]$, the exponent of amax rounded to nearest-even at the element's $M$
+    fraction bits (torchao's `ScaleCalculationMode.EVEN`); `"ceil_pow2"`: $\delta = [\sigma > 1]$, amax rounded up to a power of two
     (torchao's `ScaleCalculationMode.CEIL`; unlike `"ceil"` it moves a block up whenever amax is not a power of
     two, so MXFP4 with amax 5 gets $e = 1$ where `"ceil"` and `"floor"` give 0).
 
     | `scale_rule` | $e$ | who |
     |---|---|---|
     | `"floor"` | $\lfloor \log_2 \text{amax} \rfloor - \text{emax}$ | OCP MX v1.0 section 6.3, torchao `FLOOR` (default), Microsoft microxcaling |
-    | `"ceil"` | $\lceil \log_2(\text{amax} / \text{max element}) \rceil$ | NVIDIA `RCEIL` (cuBLAS, Transformer Engine), torchao `RCEIL` |
+    | `"ceil"` | $\lceil \log_2(\text{amax} / \text{max element}) \rceil$, exact | NVIDIA's `RCEIL` (cuBLAS, Transformer Engine, torchao) rounds the float32 quotient up instead, which differs where the quotient rounds onto a power of two (torchao 0.18: 9 of 1024 MXFP8 blocks on pqref's boundary inputs) |
     | `"even"` | floor of amax rounded at $M$ fraction bits | torchao `EVEN` |
     | `"ceil_pow2"` | $\lceil \log_2 \text{amax} \rceil - \text{emax}$ | torchao `CEIL` |
 

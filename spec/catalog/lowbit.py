@@ -375,7 +375,7 @@ ENTRIES = [
             "fmt: mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, mxint8; block_size a power of two "
             "in [1, 1024] (32 in OCP MX v1.0) dividing x.shape[axis]; no padding.",
             "Scale exponent e = floor(log2(amax)) - emax (OCP, torchao FLOOR: 'floor'), from the float32 bits of amax; "
-            "'ceil': smallest e with amax <= max * 2**e (NVIDIA and torchao RCEIL); 'even': exponent of amax rounded "
+            "'ceil': smallest e with amax <= max * 2**e, exact (NVIDIA's RCEIL rounds fl32(amax / max) up); 'even': exponent of amax rounded "
             "to the element's mantissa width (torchao EVEN); 'ceil_pow2': ceil(log2(amax)) - emax (torchao CEIL).",
             "e is clipped to [-127, 127]; scale code e + 127; an all-zero block has code 0; no NaN scale.",
             "Elements: x / 2**e encoded once from the bits (no float division), round to nearest, ties to even "
