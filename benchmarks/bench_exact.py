@@ -32,10 +32,12 @@ def _sum(cfg, gen):
     x = torch.randn(n, generator=gen, device=cfg.device)
     got = exact.exact_sum(x)
     if n <= 1 << 20:
-        check = f"bit-identical to the NumPy reference: {_same(got.cpu(), torch.from_numpy(ref_exact.exact_sum(x.cpu().numpy())))}"
+        want = torch.from_numpy(ref_exact.exact_sum(x.cpu().numpy()))
+        check = f"bit-identical to the NumPy reference: {_same(got.cpu(), want)}"
     else:
         states = [exact.exact_sum_state(part) for part in x.chunk(4)]
-        check = f"identical to 4 shards' states combined: {_same(got, exact.exact_sum_round(exact.exact_sum_combine(states)))}"
+        combined = exact.exact_sum_round(exact.exact_sum_combine(states))
+        check = f"identical to 4 shards' states combined: {_same(got, combined)}"
     ms = timeit(lambda: exact.exact_sum(x), cfg)
     base = timeit(lambda: torch.sum(x, dtype=torch.float64), cfg)
     return Row(

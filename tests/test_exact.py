@@ -198,6 +198,25 @@ def test_linear_algebra_matches_the_reference_on_larger_matrices(device):
     _same(RL.cholesky_inverse(l), TL.cholesky_inverse(_t(l, device)), "cholesky_inverse 24")
 
 
+@pytest.mark.parametrize("whole", [0, 1 << 40], ids=["row-by-row carry", "whole-array carry"])
+def test_both_carry_paths_round_exactly(whole, monkeypatch):
+    """`_round` carries limbs row by row (many columns) or by whole-array operations (few columns); forcing each
+    path everywhere must give the reference's bits: negative totals, subnormal results with ties, long carries."""
+    monkeypatch.setattr(TE, "_WHOLE", whole)
+    rng = np.random.default_rng(14)
+    for _ in range(20):
+        x = _adversarial(rng, int(rng.integers(1, 200)))
+        _same(RE.exact_sum(x), TE.exact_sum(torch.from_numpy(x)), "sum")
+    tiny = rng.standard_normal((30, 4)) * np.exp2(rng.integers(-560, -520, (30, 4)).astype(np.float64))
+    tiny[::3] = 2.0**-537  # products of exactly 2**-1074, halves of it, ties on the subnormal grid
+    tiny[1::3, :2] = [2.0**-538, -(2.0**-538)]
+    _same(RE.exact_dot(tiny, tiny[::-1]), TE.exact_dot(torch.from_numpy(tiny), torch.from_numpy(tiny[::-1].copy())))
+    a = rng.standard_normal((9, 13)) * np.exp2(rng.integers(-60, 60, (9, 13)).astype(np.float64))
+    _same(RE.exact_matmul(a, a.T), TE.exact_matmul(torch.from_numpy(a), torch.from_numpy(a.T.copy())), "matmul")
+    h = RE.exact_gram(rng.standard_normal((12, 8))) + np.eye(8)
+    _same(RL.cholesky(h), TL.cholesky(torch.from_numpy(h)), "cholesky")
+
+
 # ---- failures are the same everywhere ----------------------------------------------------------------------------
 
 

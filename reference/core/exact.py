@@ -103,7 +103,8 @@ def exact_sum_state(x, axis=None):
 def exact_sum_combine(states):
     r"""Add states of `exact_sum_state` exactly, and return the canonical state of the total.
 
-    $$ \operatorname{combine}(s^{(1)}, \dots, s^{(m)}) = \operatorname{state}\Big(\sum_j \operatorname{value}(s^{(j)})\Big) $$
+    $$ \operatorname{combine}(s^{(1)}, \dots, s^{(m)})
+       = \operatorname{state}\Big(\sum_j \operatorname{value}(s^{(j)})\Big) $$
 
     **Arguments:**
 

@@ -26,7 +26,8 @@ def cholesky(h):
 
     For $j = 0, 1, \dots, n - 1$, with every inner product exact and rounded once ($\operatorname{fl}_{64}$):
 
-    $$ L_{jj} = \operatorname{sqrt_{rn}}\Big(\operatorname{fl}_{64}\big(h_{jj} - \textstyle\sum_{k<j} L_{jk}^2\big)\Big),
+    $$ L_{jj} = \operatorname{sqrt_{rn}}\Big(\operatorname{fl}_{64}\big(h_{jj}
+       - \textstyle\sum_{k<j} L_{jk}^2\big)\Big),
        \qquad L_{ij} = \operatorname{fl}_{64}\big(h_{ij} - \textstyle\sum_{k<j} L_{ik} L_{jk}\big) \oslash L_{jj}
        \quad (i > j) $$
 
@@ -78,7 +79,8 @@ def triangular_solve(l, b, *, lower=True, transpose=False):
     With $A = \operatorname{op}(l)$ ($l$, or $l^\top$ when `transpose`), lower-triangular $A$ is solved forward
     ($i = 0, 1, \dots$) and upper-triangular $A$ backward ($i = n - 1, \dots, 0$), for every column $c$ of $b$:
 
-    $$ x_{ic} = \operatorname{fl}_{64}\Big(b_{ic} - \sum_{k \text{ solved before } i} A_{ik}\, x_{kc}\Big) \oslash A_{ii} $$
+    $$ x_{ic} = \operatorname{fl}_{64}\Big(b_{ic} - \sum_{k \text{ solved before } i} A_{ik}\, x_{kc}\Big)
+       \oslash A_{ii} $$
 
     **Arguments:**
 

@@ -20,10 +20,18 @@ the few limbs that hold bits, vectorized over the outputs), and the top 55+ bits
 IEEE float64 addition, which rounds them correctly; results below `2**-1022` are rounded on the subnormal grid in
 integers. No `torch.sum` of floats, no float `matmul` of non-integers, no `addmm`, no fused multiply-add.
 
-Measured here (CPU, torch 2.13, 2 threads; `python -m benchmarks.run --only exact`): see benchmarks/README.md.
-Choices made by measurement: chunks of `2**16` elements keep the per-element work in cache (16M float32:
-`index_add_` route with chunks of 64K = 70 ms against 260 ms unchunked and 61-74 ms for
-`torch.sum(x, dtype=float64)`); `torch.bincount` with weights is a float64 loop (150 ms) and was not used.
+Choices made by measurement (CPU, torch 2.13, on this project's shared 2-core machine; the ratios of the goals are
+in benchmarks/README.md, suite `exact`):
+
+- The sums run in chunks of `2**14` elements: per-element work stays in cache, and each operation stays below
+  torch's parallel grain (32768), so it does not wake the thread pool. On a busy machine with 2 threads, chunks
+  of `2**16` took 1.27 s for 16M float32 against 0.26 s with `2**14` or `2**15` (`torch.sum(x, dtype=float64)`:
+  0.16 s); a separate `isfinite` pass cost more than `torch.sum`, so finiteness is checked inside the loop.
+  `torch.bincount` with weights is a float64 loop (150 ms here for 16M) and was not used.
+- Masks are integer factors, not `torch.where`: on the CPU `where` costs 5 to 7 times an addition (int64 and
+  float64). Limbs are carried through `unbind` views (`d[k] &= m` costs a select, the operation, a select and a
+  copy), row by row when there are many columns, by whole-array operations when there are few (`_magnitude`: no
+  host read, about 40 operations whatever the number of rows). The rounding handles 2**14 columns at a time.
 """
 
 from __future__ import annotations
@@ -139,7 +147,7 @@ def _sum_digits(x, axis):
     layout = _F32 if rows.dtype == torch.float32 else _F64
     add = _add_f32 if rows.dtype == torch.float32 else _add_f64
     width = layout["index"]
-    chunk = 1 << (24 if rows.is_cuda else 15)  # below torch's parallel grain (see the module docstring)
+    chunk = 1 << (24 if rows.is_cuda else 14)  # below torch's parallel grain (see the module docstring)
     bins = torch.zeros(m * width, dtype=torch.int64, device=rows.device)
     digits = _zeros_digits(layout, m, rows.device)
     largest = torch.zeros((), dtype=rows.dtype, device=rows.device)
@@ -204,7 +212,7 @@ def _bin_digits(bins, layout):
         first, r = r >> 4, r & 15
         for j in range(4):
             piece = (part >> (16 * j)) & 0xFFFF if j < 3 else part >> 48
-            out[first + j : first + j + part.shape[0]] += piece * (1 << r)
+            out[first + j : first + j + part.shape[0]].add_(piece * (1 << r))
     return out
 
 
@@ -290,10 +298,11 @@ def _carry(d, w):
     lo, hi = int(rows[0]), int(rows[-1])
     stop = min(hi + -(-64 // w), d.shape[0] - 2)
     mask = (1 << w) - 1
+    rows = d.unbind(0)  # views: in-place methods on them write `d` without indexing (d[k] &= m costs 4 ops)
     for k in range(lo, stop + 1):
-        c = d[k] >> w
-        d[k] &= mask
-        d[k + 1] += c
+        c = rows[k] >> w
+        rows[k].bitwise_and_(mask)
+        rows[k + 1].add_(c)
     return stop
 
 
@@ -303,15 +312,18 @@ def _round(d, base, w):
     `base` is an int or an int64 tensor `(M,)`; `w` is 16 or 19..26. `d` is consumed. The work is row operations
     on `M` values (masks are integer factors: `torch.where` is several times slower than arithmetic on the CPU).
     """
-    stop = _carry(d, w)
-    top = stop + 1
-    neg = (d[top] < 0).to(torch.int64)
-    if bool(neg.any()):  # |value|: negate the negative columns and carry again
-        d[: top + 1] *= 1 - 2 * neg
-        stop = max(stop, _carry(d, w))
+    if d.numel() <= _WHOLE:
+        body, neg = _magnitude(d, w)
+    else:
+        stop = _carry(d, w)
         top = stop + 1
-    rows = top + 1
-    body = d[:rows]  # canonical |value|: every limb in [0, 2**w)
+        neg = (d[top] < 0).to(torch.int64)
+        if bool(neg.any()):  # |value|: negate the negative columns and carry again
+            d[: top + 1].mul_(1 - 2 * neg)
+            stop = max(stop, _carry(d, w))
+            top = stop + 1
+        body = d[: top + 1]  # canonical |value|: every limb in [0, 2**w)
+    rows = body.shape[0]
     below = body.cumsum(0)  # below[k] > 0 iff a limb <= k is nonzero
     h = (below < below[-1]).sum(0)  # the top nonzero limb (0 for zero: the value is 0 anyway)
     a = 3 if w < 19 else 2  # limbs in `hi` (at most 53 bits); `lo` takes the next 2
@@ -341,8 +353,53 @@ def _round(d, base, w):
     p = -UNIT - base  # bit of 2**-1074 in the limbs' frame: > 0 only for sums of products
     if _may_be_positive(p):
         tiny = _subnormal(limb, h, p, w) & (p > 0)
-        value = torch.where(tiny, _subnormal_value(limb, nonzero_below, p, w), value)
+        if bool(tiny.any()):  # only then: the subnormal rounding costs about 25 operations
+            value = torch.where(tiny, _subnormal_value(limb, nonzero_below, p, w), value)
     return value * (1 - 2 * neg).to(f64)  # -0.0 for a negative value that rounds to zero, as IEEE
+
+
+_WHOLE = 1 << 18  # limbs up to this many elements are carried by whole-array operations (`_magnitude`)
+
+
+def _magnitude(d, w):
+    """|value| as canonical limbs (each in `[0, 2**w)`) and the sign (int64 0 or 1), by operations on the whole
+    array `(L, M)`: about 40 of them, no host read, however many rows (`_carry` loops over rows, with 3 operations
+    each, and reads the host; it is cheaper per element for many columns).
+
+    1. Carry-save rounds: every row but the top takes `& (2**w - 1)` and passes its floor carry up; after
+       `ceil(62 / w) + 1` rounds every carry is -1, 0 or 1, so the rows lie in `[-1, 2**w]`.
+    2. Add `2**(w (L - 1))` as `2**w - 1` in every lower row and 1 in row 0 (and subtract 1 from the top row):
+       the lower rows become non-negative; one more round leaves them in `[0, 2**w]`.
+    3. The remaining carries are resolved at once: a carry enters row `k` exactly when the nearest row below it
+       that is not `2**w - 1` holds `2**w` (a running maximum of row indices, `torch.cummax`).
+    4. The top row is then -1 or 0, the sign; a negative value's magnitude is its two's complement.
+    The rows above the highest nonzero one (at least `ceil(64 / w) + 2`, see `_HEAD`) absorb every carry.
+    """
+    mask, full = (1 << w) - 1, 1 << w
+    low, top = d[:-1], d[-1]
+    for _ in range(-(-62 // w) + 1):
+        c = low >> w
+        low.bitwise_and_(mask)
+        d[1:].add_(c)
+    low.add_(mask)
+    low[0].add_(1)
+    top.sub_(1)
+    c = low >> w
+    low.bitwise_and_(mask)
+    d[1:].add_(c)
+    index = torch.arange(1, low.shape[0] + 1, device=d.device)[:, None]
+    last = torch.cummax((low != mask) * index, dim=0).values  # 1 + the highest row <= k that is not 2**w - 1
+    below = torch.cat([last.new_zeros(1, last.shape[1]), last])  # ... strictly below k (row L-1: the top)
+    carry = (low == full).to(torch.int64).gather(0, (below - 1).clamp(min=0)) * (below > 0)
+    low.add_(carry[:-1]).bitwise_and_(mask)
+    top.add_(carry[-1])
+    neg = (top < 0).to(torch.int64)
+    first = (low != 0).to(torch.int8).argmax(0)  # the lowest nonzero row (0 if none)
+    k = index - 1
+    complement = (mask - low + (k == first)) * (k >= first)  # 2**w - low[first] at first, 2**w - 1 - low above
+    new_top = -top - (low != 0).any(0).to(torch.int64)  # |value| = -(top 2**(w (L-1)) + low)
+    body = torch.cat([low + neg * (complement - low), (top + neg * (new_top - top))[None]])
+    return body, neg
 
 
 def _may_be_positive(p):
@@ -486,7 +543,7 @@ def _products(a, b, gram=False):
         p = torch.matmul(left[:, :, part], right[:, part, :]).to(torch.int64).view(batch, na, m, nb, n)
         for s in range(na):
             for t in range(nb):
-                view[terms - 1 - s - t] += p[:, s, :, t]
+                view[terms - 1 - s - t].add_(p[:, s, :, t])
     base = (top_a[:, :, None] + top_b[:, None, :] - (na + nb) * w).reshape(-1)
     return _round_terms(limbs, base, w).reshape(batch, m, n)
 

@@ -139,7 +139,7 @@ def _round_pieces(pieces, m, w):
     hi = max(p[0] + p[1].shape[0] - 1 for p in pieces)
     limbs = torch.zeros(hi - lo + 1 + _HEAD[w] + 2, m, dtype=torch.int64, device=pieces[0][1].device)
     for start, rows, sign in pieces:
-        limbs[start - lo : start - lo + rows.shape[0]] += rows * sign
+        limbs[start - lo : start - lo + rows.shape[0]].add_(rows * sign)
     return _round(limbs, lo * w - 2 * UNIT, w)
 
 
