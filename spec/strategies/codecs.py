@@ -202,9 +202,9 @@ GGUF_BLOCKS = {"Q8_0": (32, 34), "Q4_0": (32, 18), "Q4_K": (256, 144)}
 @st.composite
 def gguf_quantize_cases(draw):
     """`(x, qtype)`: rows of blocks with ties (x.5 steps), zeros and -0.0, flat and one-signed sub-blocks."""
-    qtype = draw(st.sampled_from(tuple(GGUF_BLOCKS)))
+    qtype = draw(st.sampled_from(("Q8_0", "Q4_0", "Q8_0", "Q4_0", "Q4_K")))  # Q4_K's search is the slow one
     block, _ = GGUF_BLOCKS[qtype]
-    rows = draw(st.integers(0, 2))
+    rows = draw(st.integers(0, 2 if qtype != "Q4_K" else 1))
     width = block * draw(st.integers(1, 2 if qtype != "Q4_K" else 1))
     scale = draw(st.sampled_from([1.0, 2.0**-10, 1000.0, 3.0]))
     grid = st.integers(-16, 16).map(lambda k: float(F32(k * scale / 2)))
