@@ -8,9 +8,11 @@ from .codecs import *  # noqa: F403
 from .codecs import __all__ as _codecs
 from .core import *  # noqa: F403
 from .core import __all__ as _core
+from .posttraining import *  # noqa: F403
+from .posttraining import __all__ as _posttraining
 from .pruning import *  # noqa: F403
 from .pruning import __all__ as _pruning
 from .quantization import *  # noqa: F403
 from .quantization import __all__ as _quantization
 
-__all__ = [*_core, *_quantization, *_pruning, *_codecs]
+__all__ = [*_core, *_quantization, *_pruning, *_posttraining, *_codecs]

@@ -53,7 +53,7 @@ class TorchBackend(Backend):
         if isinstance(value, np.ndarray | np.generic):
             return torch.from_numpy(np.array(value, copy=True)).to(device)
         if isinstance(value, list | tuple):
-            return type(value)(self.to_native(v, device) for v in value)
+            return _same_kind(value, [self.to_native(v, device) for v in value])
         if isinstance(value, dict):
             return {k: self.to_native(v, device) for k, v in value.items()}
         return value
@@ -63,15 +63,20 @@ class TorchBackend(Backend):
         if isinstance(value, torch.Tensor):
             return value.detach().cpu().numpy().copy()
         if isinstance(value, list | tuple):
-            return type(value)(self.to_numpy(v) for v in value)
+            return _same_kind(value, [self.to_numpy(v) for v in value])
         return _normalize(value)
+
+
+def _same_kind(value, items):
+    """A list, tuple or named tuple of the same type as `value` holding `items`."""
+    return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
 
 
 def _copy(value):
     if isinstance(value, np.ndarray | np.generic):
         return np.array(value, copy=True)
     if isinstance(value, list | tuple):
-        return type(value)(_copy(v) for v in value)
+        return _same_kind(value, [_copy(v) for v in value])
     if isinstance(value, dict):
         return {k: _copy(v) for k, v in value.items()}
     return value
@@ -81,7 +86,7 @@ def _normalize(value):
     if isinstance(value, np.generic):
         return np.asarray(value)
     if isinstance(value, list | tuple):
-        return type(value)(_normalize(v) for v in value)
+        return _same_kind(value, [_normalize(v) for v in value])
     return value
 
 

@@ -17,6 +17,7 @@ def _load() -> dict[str, Entry]:
         core,
         exact,
         lowbit,
+        posttraining,
         pruning,
         quant_binary,
         quant_learned,
@@ -27,7 +28,7 @@ def _load() -> dict[str, Entry]:
     )
 
     catalogs = [core, exact, quantization, quant_binary, quant_learned, lowbit, quant_misc]
-    catalogs += [codecs, pruning, sparsity_regularize, sparsity_scores]
+    catalogs += [codecs, pruning, sparsity_regularize, sparsity_scores, posttraining]
     entries = [e for catalog in catalogs for e in catalog.ENTRIES]
     table: dict[str, Entry] = {}
     for e in entries:

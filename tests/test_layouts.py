@@ -33,7 +33,8 @@ def _map(value, fn, kind):
     if isinstance(value, kind):
         return fn(value)
     if isinstance(value, list | tuple):
-        return type(value)(_map(v, fn, kind) for v in value)
+        items = [_map(v, fn, kind) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     if isinstance(value, dict):
         return {k: _map(v, fn, kind) for k, v in value.items()}
     return value

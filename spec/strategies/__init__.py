@@ -11,6 +11,7 @@ from .base import _expand  # noqa: F401
 from .codecs import *  # noqa: F403
 from .exact import *  # noqa: F403
 from .lowbit import *  # noqa: F403
+from .posttraining import *  # noqa: F403
 from .quant_binary import *  # noqa: F403
 from .quant_learned import *  # noqa: F403
 from .quant_misc import *  # noqa: F403

@@ -1,0 +1,347 @@
+"""GPTQ and SparseGPT in torch, exact: the semantics of `reference.posttraining.obs`, bit for bit, on any device.
+
+The column values are the reference's (the exact value rounded once to float32), computed faster: the paper's
+lazy blocks. At the start of a block, one float64 matrix product gives every column of the block its approximate
+contribution from the earlier blocks (with its error bound from a second product of absolute values); within the
+block, the contributions of the block's own earlier columns are added per column. An entry whose error interval
+straddles a float32 rounding boundary is recomputed exactly with `exact_dot`. The block size changes the float64
+approximations, never a certified result, so it changes no bit of the output.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from reference.common import validate
+from reference.posttraining.obs import EPS, MAX_BLOCK, TINY, GPTQResult, SparseGPTResult
+from torch_backend import _arrays
+from torch_backend.core.exact import exact_dot, exact_gram, exact_sum
+from torch_backend.core.linalg import cholesky, cholesky_inverse
+from torch_backend.core.select import keep_largest
+from torch_backend.pruning.magnitude import pruned_count
+from torch_backend.quantization.affine import dequantize, integer_range, minmax_qparams, quantize
+
+__all__ = [
+    "GPTQResult", "SparseGPTResult", "gptq_hessian", "gptq_damp", "gptq_order", "gptq_factor", "gptq", "sparsegpt",
+]  # fmt: skip
+
+F32, F64 = torch.float32, torch.float64
+
+
+def gptq_hessian(x):
+    """`fl64(2 exact_gram(x) / n)`; see `reference.posttraining.obs.gptq_hessian`."""
+    x = _arrays.finite_array("x", x)
+    if x.ndim != 2:
+        raise validate.not_matrix("x", tuple(x.shape))
+    if x.shape[0] == 0:
+        raise ValueError(f"x has shape {tuple(x.shape)}: the Hessian needs at least one calibration row")
+    g = exact_gram(x)
+    return (g * 2) / _arrays.scalar(float(x.shape[0]), g)
+
+
+def gptq_damp(h, percdamp=0.01):
+    """Dead inputs to 1, then `percdamp` times the exact mean of the diagonal added to it; see the reference."""
+    h = _hessian("h", h)
+    p = validate.real("percdamp", percdamp, lo=0.0, hi=1e6)
+    return _damp(h, p)
+
+
+def gptq_order(h):
+    """The columns by decreasing Hessian diagonal, ties to the lower index; see the reference."""
+    return _order(_hessian("h", h))
+
+
+def gptq_factor(h):
+    """The upper Cholesky factor of the inverse Hessian, from pqref's exact factorizations; see the reference."""
+    return _factor(_hessian("h", h))
+
+
+def gptq(w, h, *, bits, group_size=None, symmetric=False, act_order=False, static_groups=False, percdamp=0.01,
+         block_size=128):  # fmt: skip
+    """GPTQ in exact arithmetic; see `reference.posttraining.obs.gptq` for the semantics."""
+    w, h = _layer(w, h)
+    bits = validate.integer("bits", bits, lo=2, hi=8)
+    group_size = _group_size(group_size, w.shape[1])
+    symmetric = validate.boolean("symmetric", symmetric)
+    act_order = validate.boolean("act_order", act_order)
+    static_groups = validate.boolean("static_groups", static_groups)
+    percdamp = validate.real("percdamp", percdamp, lo=0.0, hi=1e6)
+    block = validate.integer("block_size", block_size, lo=1, hi=MAX_BLOCK)
+    qmin, qmax = integer_range(bits, True, symmetric)
+    w, h = w.detach(), h.detach()
+    d = w.shape[1]
+    g = group_size or d
+    damped, dead = _damp(h, percdamp)
+    w0 = torch.where(dead[None, :], torch.zeros((), dtype=F32, device=w.device), w)
+    if act_order:
+        perm = _order(torch.where(torch.diag(dead), torch.ones((), dtype=F64, device=h.device), h))
+    else:
+        perm = torch.arange(d, dtype=torch.int64, device=w.device)
+    u = _factor(damped[perm][:, perm])
+    static = None
+    if static_groups:
+        static = [minmax_qparams(w0[:, c : c + g], qmin=qmin, qmax=qmax, symmetric=symmetric, axis=0)
+                  for c in range(0, d, g)]  # fmt: skip
+    loop = _Columns(w0[:, perm], u, block)
+    codes = torch.zeros(w0.shape, dtype=torch.int32, device=w.device)
+    out = torch.zeros(w0.shape, dtype=F32, device=w.device)
+    scales, zeros = [], []
+    params = None
+    perm_host = perm.tolist()
+    for k in range(d):
+        if static is not None:
+            params = static[perm_host[k] // g]
+        elif k % g == 0:
+            params = minmax_qparams(loop.current(k, k + g), qmin=qmin, qmax=qmax, symmetric=symmetric, axis=0)
+            scales.append(params[0])
+            zeros.append(params[1])
+        wk = loop.current(k, k + 1)
+        ck = quantize(wk, *params, qmin=qmin, qmax=qmax, axis=0)
+        qk = dequantize(ck, *params, axis=0)
+        codes[:, k], out[:, k] = ck[:, 0], qk[:, 0]
+        loop.done(k, wk[:, 0], qk[:, 0])
+    if static is not None:
+        scales, zeros = [s for s, _ in static], [z for _, z in static]
+        g_idx = (torch.arange(d, device=w.device) // g).to(torch.int32)
+    else:
+        g_idx = torch.zeros(d, dtype=torch.int32, device=w.device)
+        g_idx[perm] = (torch.arange(d, device=w.device) // g).to(torch.int32)
+    inverse = torch.argsort(perm, stable=True)
+    return GPTQResult(out[:, inverse], codes[:, inverse], torch.stack(scales, dim=1), torch.stack(zeros, dim=1),
+                      g_idx, perm)  # fmt: skip
+
+
+def sparsegpt(w, h, *, sparsity=None, n=None, m=None, blocksize=128, percdamp=0.01, bits=None, group_size=None,
+              symmetric=False):  # fmt: skip
+    """SparseGPT in exact arithmetic; see `reference.posttraining.obs.sparsegpt` for the semantics."""
+    w, h = _layer(w, h)
+    d = w.shape[1]
+    if (sparsity is None) == (n is None and m is None):
+        raise ValueError("give either sparsity (unstructured) or n and m (N:M sparsity), not both and not neither")
+    if sparsity is not None:
+        sparsity = validate.fraction("sparsity", sparsity)
+    else:
+        n = validate.integer("n", n, lo=0)
+        m = validate.integer("m", m, lo=1)
+        if n > m:
+            raise ValueError(f"n must be <= m, got n={n}, m={m}")
+        if d % m:
+            raise ValueError(f"m={m} must divide in_features={d}")
+    blocksize = validate.integer("blocksize", blocksize, lo=1, hi=MAX_BLOCK)
+    percdamp = validate.real("percdamp", percdamp, lo=0.0, hi=1e6)
+    quantized = bits is not None
+    if quantized:
+        bits = validate.integer("bits", bits, lo=2, hi=8)
+        group_size = _group_size(group_size, d)
+        symmetric = validate.boolean("symmetric", symmetric)
+        qmin, qmax = integer_range(bits, True, symmetric)
+    elif group_size is not None:
+        raise ValueError("group_size is only used with bits")
+    w, h = w.detach(), h.detach()
+    damped, dead = _damp(h, percdamp)
+    zero = torch.zeros((), dtype=F32, device=w.device)
+    w0 = torch.where(dead[None, :], zero, w)
+    u = _factor(damped)
+    diag2 = torch.diag(u) * torch.diag(u)
+    loop = _Columns(w0, u, blocksize if sparsity is not None else 128)
+    out = torch.zeros(w0.shape, dtype=F32, device=w.device)
+    keep = torch.ones(w0.shape, dtype=torch.bool, device=w.device)
+    codes = torch.zeros(w0.shape, dtype=torch.int32, device=w.device) if quantized else None
+    g = (group_size or d) if quantized else None
+    scales, zeros, params = [], [], None
+    for k in range(d):
+        if sparsity is not None and k % blocksize == 0:
+            end = min(k + blocksize, d)
+            scores = _scores(loop.current(k, end), diag2[k:end])
+            count = scores.numel() - pruned_count(sparsity, scores.numel())
+            keep[:, k:end] = keep_largest(scores.reshape(-1), count).reshape(scores.shape)
+        if n is not None and k % m == 0:
+            scores = _scores(loop.current(k, k + m), diag2[k : k + m])
+            keep[:, k : k + m] = torch.stack([keep_largest(row, m - n) for row in scores])
+        if quantized and k % g == 0:
+            params = minmax_qparams(loop.current(k, k + g), qmin=qmin, qmax=qmax, symmetric=symmetric, axis=0)
+            scales.append(params[0])
+            zeros.append(params[1])
+        wk = loop.current(k, k + 1)
+        kept = keep[:, k : k + 1]
+        if quantized:
+            ck = torch.where(kept, quantize(wk, *params, qmin=qmin, qmax=qmax, axis=0), params[1][:, None])
+            codes[:, k] = ck[:, 0]
+            qk = torch.where(kept, dequantize(ck, *params, axis=0), zero)
+        else:
+            qk = torch.where(kept, wk, zero)
+        out[:, k] = qk[:, 0]
+        loop.done(k, wk[:, 0], qk[:, 0])
+    if not quantized:
+        return SparseGPTResult(out, keep, None, None, None, None)
+    g_idx = (torch.arange(d, device=w.device) // g).to(torch.int32)
+    return SparseGPTResult(out, keep, codes, torch.stack(scales, dim=1), torch.stack(zeros, dim=1), g_idx)
+
+
+# ---- the exact column values, in lazy blocks ----------------------------------------------------------------
+
+
+class _Columns:
+    """The state of the column loop, as the paper's lazy blocks: the errors `e_j` of the columns done (stored
+    transposed, one row per column), and for the block that holds the current column the float64 contributions of
+    the earlier blocks (one matrix product at the block's start) and of the block's own earlier columns (a rank-1
+    update per column), each with the sum of the absolute terms that bounds its rounding error."""
+
+    def __init__(self, w0, u, block):
+        self.u, self.block = u, block
+        self.c = w0.to(F64)
+        self.c_abs = self.c.abs()
+        self.err = torch.zeros((w0.shape[1], w0.shape[0]), dtype=F64, device=w0.device)
+        self.err_abs = torch.zeros_like(self.err)
+        self.start = self.end = -1
+
+    def _refresh(self, k):
+        b = (k // self.block) * self.block
+        if b == self.start:
+            return
+        end = min(b + self.block, self.u.shape[1])
+        ub = self.u[:b, b:end]
+        self.prefix = self.err[:b].T @ ub
+        self.prefix_abs = self.err_abs[:b].T @ ub.abs()
+        self.acc = torch.zeros_like(self.prefix)
+        self.acc_abs = torch.zeros_like(self.prefix)
+        self.start, self.end = b, end
+
+    def current(self, k, stop):
+        """fl32 of the exact values of columns [k, stop) after the updates of columns [0, k)."""
+        stop = min(stop, self.u.shape[1])
+        self._refresh(k)
+        parts = []
+        inside = min(stop, self.end)
+        if inside > k:
+            cols, b = slice(k - self.start, inside - self.start), self.start
+            approx = (self.c[:, k:inside] - self.prefix[:, cols]) - self.acc[:, cols]
+            magnitude = (self.c_abs[:, k:inside] + self.prefix_abs[:, cols]) + self.acc_abs[:, cols]
+            parts.append(self._round(approx, magnitude, k, k))
+            del b
+        if stop > inside:  # columns past the current block: one product over every column done
+            ub = self.u[:k, inside:stop]
+            approx = self.c[:, inside:stop] - self.err[:k].T @ ub
+            magnitude = self.c_abs[:, inside:stop] + self.err_abs[:k].T @ ub.abs()
+            parts.append(self._round(approx, magnitude, k, inside))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    def _round(self, approx, magnitude, k, col):
+        out, ok = _certified(approx, magnitude, k + 2)
+        bad = (~ok).nonzero()  # almost always empty
+        if bad.numel():
+            rows, cols = bad[:, 0], bad[:, 1]
+            out[rows, cols] = _exact32(self.c[rows, col + cols], self.err[:k, rows].T, self.u[:k, col + cols].T)
+        return out
+
+    def done(self, k, wk, qk):
+        """Column k is final: e_k = fl64(fl64(w_k - q_k) / U_kk), added to the block's later columns."""
+        e = (wk.to(F64) - qk.to(F64)) / self.u[k, k]
+        self.err[k] = e
+        self.err_abs[k] = e.abs()
+        rest = slice(k + 1 - self.start, self.end - self.start)
+        row = self.u[k, k + 1 : self.end]
+        # float64 approximations (a fused multiply-add only makes them closer): the bound covers either way
+        self.acc[:, rest].addr_(e, row)
+        self.acc_abs[:, rest].addr_(self.err_abs[k], row.abs())
+
+
+def _certified(approx, magnitude, terms):
+    """`(fl32(approx), ok)`; see the reference's `_certified` (the same bound)."""
+    scale = torch.tensor((2.0 * (terms + 2)) * EPS, dtype=F64, device=approx.device)
+    floor = torch.tensor((2.0 * (terms + 2)) * TINY, dtype=F64, device=approx.device)
+    bound = scale * (magnitude + approx.abs()) + floor
+    inf = torch.full_like(approx, float("inf"))
+    lo = torch.nextafter(approx - bound, -inf)
+    hi = torch.nextafter(approx + bound, inf)
+    value = approx.to(F32)
+    ok = torch.isfinite(value) & (lo.to(F32) == value) & (hi.to(F32) == value)
+    return value, ok
+
+
+def _exact32(c, a, b):
+    """fl32(c - a . b) exactly, for rows of `a` and `b` (one value per row); see the reference's `_exact32`."""
+    ones = torch.ones((c.shape[0], 1), dtype=F64, device=c.device)
+    terms = torch.cat([c[:, None], -a], dim=1)
+    factors = torch.cat([ones, b], dim=1)
+    near = exact_dot(terms, factors)
+    residual = exact_dot(torch.cat([terms, near[:, None]], dim=1), torch.cat([factors, -ones], dim=1))
+    value = near.to(F32)
+    if not bool(torch.isfinite(value).all()):
+        bad = int((~torch.isfinite(value)).nonzero()[0])
+        raise ValueError(f"a column value leaves the float32 range: {float(near[bad])!r}")
+    below = torch.where(value.to(F64) > near, torch.nextafter(value, torch.full_like(value, float("-inf"))), value)
+    above = torch.nextafter(below, torch.full_like(below, float("inf")))
+    midpoint = (near - below.to(F64)) == (above.to(F64) - near)
+    beyond = torch.where(residual > 0, above, below)
+    return torch.where(midpoint & (residual != 0), beyond, value)
+
+
+def _scores(current, diag2):
+    v = current.to(F64)
+    return (v * v) / diag2[None, :]
+
+
+# ---- checks and steps ---------------------------------------------------------------------------------------
+
+
+def _hessian(name, h):
+    h = _arrays.finite_array(name, h, ("float64",))
+    if h.ndim != 2 or h.shape[0] != h.shape[1] or h.shape[0] == 0:
+        raise validate.not_square(name, tuple(h.shape))
+    mismatch = (h != h.T).nonzero()
+    if mismatch.numel():
+        i, j = (int(v) for v in mismatch[0])
+        raise validate.not_symmetric(name, i, j, float(h[i, j]), float(h[j, i]))
+    diag = torch.diag(h)
+    if bool((diag < 0).any()):
+        j = int((diag < 0).nonzero()[0])
+        raise ValueError(f"{name} has a negative diagonal entry {float(diag[j])!r} at column {j}: not a Hessian")
+    return h
+
+
+def _layer(w, h):
+    w = _arrays.finite_array("w", w)
+    if w.ndim != 2 or w.shape[1] == 0:
+        raise ValueError(f"w must be 2-D (out_features, in_features) with in_features >= 1, got shape {tuple(w.shape)}")
+    h = _hessian("h", h)
+    if h.shape[0] != w.shape[1]:
+        raise validate.shape_mismatch("h", h.shape, (w.shape[1], w.shape[1]), "w with in_features " + str(w.shape[1]))
+    _arrays.same_device("h", h, "w", w)
+    return w, h
+
+
+def _group_size(group_size, d):
+    if group_size is None:
+        return None
+    g = validate.integer("group_size", group_size, lo=1)
+    if d % g:
+        raise ValueError(f"group_size={g} must divide in_features={d}")
+    return g
+
+
+def _damp(h, percdamp):
+    diag = torch.diag(h)
+    dead = diag == 0
+    fixed = torch.where(torch.diag(dead), torch.ones((), dtype=F64, device=h.device), h)
+    mean = exact_sum(torch.diag(fixed)) / _arrays.scalar(float(h.shape[0]), h)
+    damp = _arrays.scalar(percdamp, h) * mean
+    out = fixed.clone()
+    i = torch.arange(h.shape[0], device=h.device)
+    out[i, i] = out[i, i] + damp
+    return out, dead
+
+
+def _order(h):
+    return torch.sort(-torch.diag(h), stable=True).indices.to(torch.int64)
+
+
+def _factor(h):
+    try:
+        lower = cholesky(h)
+    except ValueError as exc:
+        raise ValueError(f"the damped Hessian is not positive definite: {exc}") from None
+    try:
+        return cholesky(cholesky_inverse(lower)).T.contiguous()
+    except ValueError as exc:
+        raise ValueError(f"the computed inverse Hessian is not positive definite: {exc}") from None
