@@ -217,6 +217,23 @@ def test_both_carry_paths_round_exactly(whole, monkeypatch):
     _same(RL.cholesky(h), TL.cholesky(torch.from_numpy(h)), "cholesky")
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_unchecked_sum_for_backward_passes(device):
+    """`torch_backend.core.exact._exact_sum` (for VJPs, as `_tree` is for `tree_sum`): finite values give
+    `exact_sum` bit for bit, along any axis; a NaN or both infinities give NaN, one infinity gives itself, per
+    output, as IEEE addition would, instead of raising inside autograd."""
+    rng = np.random.default_rng(15)
+    for dtype in (np.float32, np.float64):
+        x = _adversarial(rng, 6 * 50, dtype).reshape(6, 50)
+        for axis in (None, 0, 1):
+            _same(RE.exact_sum(x, axis), TE._exact_sum(_t(x, device), axis), f"{dtype.__name__} axis {axis}")
+        y = x.copy()
+        y[1, 3], y[2, 0], y[2, 9], y[3, 4], y[4, 4] = np.inf, np.inf, -np.inf, np.nan, -np.inf
+        want = RE.exact_sum(np.where(np.isfinite(y), y, 0), 1)
+        want[1], want[2], want[3], want[4] = np.inf, np.nan, np.nan, -np.inf
+        _same(want, TE._exact_sum(_t(y, device), 1), f"{dtype.__name__} with specials")
+
+
 # ---- failures are the same everywhere ----------------------------------------------------------------------------
 
 

@@ -123,6 +123,30 @@ _F32 = {"index": 51, "bins": 32, "exponent": -150, "base": -162}
 _F64 = {"index": 391, "bins": 260, "exponent": -1075, "base": -1090}
 
 
+def _exact_sum(a, axis=None):
+    """`exact_sum` without checks, for backward passes (as `torch_backend.core.reduce._tree` is for `tree_sum`).
+
+    `a` is a float32 or float64 tensor and `axis` None or a valid axis. A non-finite value gives what IEEE
+    addition would (a NaN, or `+inf` with `-inf`, gives NaN; otherwise `+-inf`), instead of raising inside
+    autograd (AMP loss scaling); finite values give `exact_sum`, bit for bit. The special values are looked for only
+    when the accumulation saw one (a scaled value at or past the bins' limit): no extra pass otherwise.
+    """
+    rows, shape = _as_rows(a.detach(), axis)
+    digits, base, largest = _accumulate(rows)
+    if bool(largest < _LIMIT[rows.dtype]):
+        return _round(digits, base, 16).reshape(shape)
+    finite = torch.isfinite(rows)
+    digits, base, _ = _accumulate(torch.where(finite, rows, 0.0))
+    out = _round(digits, base, 16)
+    up, down = (rows == torch.inf).any(1), (rows == -torch.inf).any(1)
+    nan = torch.isnan(rows).any(1) | (up & down)
+    out = torch.where(up, torch.inf, torch.where(down, -torch.inf, out))
+    return torch.where(nan, torch.nan, out).reshape(shape)
+
+
+_LIMIT = {torch.float32: 2.0**31, torch.float64: 2.0**60}  # scaled finite values stay below (`_add_f32`, `_add_f64`)
+
+
 def _sum_digits(x, axis):
     """Checks, then 16-bit digits `(L, M)`, their base exponent and the result's shape for `exact_sum(x, axis)`.
 
@@ -137,12 +161,23 @@ def _sum_digits(x, axis):
     except (TypeError, ValueError):
         _arrays.finite("x", x)  # the reference checks finiteness first
         raise
-    x = x.detach()
+    rows, shape = _as_rows(x.detach(), k)
+    digits, base, largest = _accumulate(rows)
+    _arrays.check_flag(~(largest < _LIMIT[rows.dtype]), lambda: _arrays.finite("x", x))
+    return digits, base, shape
+
+
+def _as_rows(x, k):
+    """`x` as a contiguous 2-d tensor with one row per output of a sum along `k` (None: one row), and the shape."""
     if k is None:
-        rows, shape = x.reshape(1, -1), ()
-    else:
-        shape = tuple(s for i, s in enumerate(x.shape) if i != k)
-        rows = torch.movedim(x, k, -1).reshape(math.prod(shape), x.shape[k]).contiguous()
+        return x.reshape(1, -1), ()
+    shape = tuple(s for i, s in enumerate(x.shape) if i != k)
+    return torch.movedim(x, k, -1).reshape(math.prod(shape), x.shape[k]).contiguous(), shape
+
+
+def _accumulate(rows):
+    """Digits `(L, M)`, their base exponent and the largest scaled value (`>= _LIMIT` iff a value is not finite)
+    for the exact sums of the rows of a float tensor `(M, n)`; no checks."""
     m, n = rows.shape
     layout = _F32 if rows.dtype == torch.float32 else _F64
     add = _add_f32 if rows.dtype == torch.float32 else _add_f64
@@ -164,10 +199,8 @@ def _sum_digits(x, axis):
             block = rows[r0 : r0 + per]
             offsets = torch.arange(r0, r0 + block.shape[0], device=rows.device, dtype=torch.int64)[:, None] * width
             largest = add(bins, block, offsets, largest)
-    limit = 2.0**31 if rows.dtype == torch.float32 else 2.0**60
-    _arrays.check_flag(~(largest < limit), lambda: _arrays.finite("x", x))
     digits += _bin_digits(bins.view(m, width), layout)
-    return digits, layout["base"], shape
+    return digits, layout["base"], largest
 
 
 def _add_f32(bins, x, offset, largest):
