@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from spec import cli, vectors
+from spec import cli, codepoints, vectors
 from spec.conformance import same_bits
 from spec.registry import REGISTRY
 
@@ -242,7 +242,7 @@ def test_vectors_export_load_and_verify(tmp_path, capsys):
     for name in names:
         entry = REGISTRY[name]
         rows = loaded[name]
-        assert len(rows) == len(entry.golden) + len(entry.bad) + 5
+        assert len(rows) == len(entry.golden) + len(entry.bad) + len(codepoints.cases(name)) + 5  # + code tables
         for (_case, output, error), golden in zip(rows, entry.golden, strict=False):
             assert error is None
             same_bits(golden.expected, output)
