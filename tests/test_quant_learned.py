@@ -226,13 +226,15 @@ def test_lsq_plus_vjp_is_autograd_of_the_formula(case):
 
 def test_lsq_grad_scale_is_the_nearest_float32():
     mpmath.mp.prec = 100
-    for m in [*range(1, 2000), 2**40 + 1, 3 * 4**17, 10**12 + 39]:
+    # (numel, qp): numel is at most 2**40, so 2**40 + 1 = 257 * 4278255361 comes as a product
+    for numel, qp in [*((m, 1) for m in range(1, 2000)), (4278255361, 257), (3 * 4**17, 1), (10**12 + 39, 1)]:
+        m = numel * qp
         exact = 1 / mpmath.sqrt(m)
-        got = R.lsq_grad_scale(m, 1)
+        got = R.lsq_grad_scale(numel, qp)
         y = F32(got)
         for other in (np.nextafter(y, F32(0)), np.nextafter(y, F32(2))):
             assert abs(mpmath.mpf(float(y)) - exact) < abs(mpmath.mpf(float(other)) - exact), m
-        assert T.lsq_grad_scale(m, 1) == got
+        assert T.lsq_grad_scale(numel, qp) == got
 
 
 def test_torch_backward_tree_sum_is_the_core_tree():
