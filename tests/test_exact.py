@@ -198,6 +198,26 @@ def test_linear_algebra_matches_the_reference_on_larger_matrices(device):
     _same(RL.cholesky_inverse(l), TL.cholesky_inverse(_t(l, device)), "cholesky_inverse 24")
 
 
+def test_blocks_of_outputs_change_nothing(monkeypatch):
+    """Sums take their outputs `_BLOCK_ROWS` at a time and products `_BLOCK_OUTPUTS` at a time (to bound memory);
+    tiny blocks must give the same bits as the reference."""
+    monkeypatch.setattr(TE, "_BLOCK_ROWS", 3)
+    monkeypatch.setattr(TE, "_BLOCK_OUTPUTS", 5)
+    rng = np.random.default_rng(16)
+    x = _adversarial(rng, 10 * 7).reshape(10, 7)
+    _same(RE.exact_sum(x, 1), TE.exact_sum(torch.from_numpy(x), 1), "sum by blocks of rows")
+    _same(RE.exact_sum_state(x, 0), TE.exact_sum_state(torch.from_numpy(x), 0), "states by blocks")
+    _same(RE.exact_sum(x, 1), TE._exact_sum(torch.from_numpy(x), 1), "unchecked sum by blocks")
+    bad = x.copy()
+    bad[8, 2] = np.nan
+    with pytest.raises(ValueError, match="x must be finite, got nan at flat index 58"):
+        TE.exact_sum(torch.from_numpy(bad), 1)
+    a, b = rng.standard_normal((2, 3, 5)), rng.standard_normal((2, 5, 4))
+    _same(RE.exact_matmul(a, b), TE.exact_matmul(torch.from_numpy(a), torch.from_numpy(b)), "matmul by blocks")
+    g = rng.standard_normal((6, 5)).astype(np.float32)
+    _same(RE.exact_gram(g), TE.exact_gram(torch.from_numpy(g)), "gram by blocks")
+
+
 @pytest.mark.parametrize("whole", [-1, 1 << 40], ids=["row-by-row carry", "whole-array carry"])
 def test_both_carry_paths_round_exactly(whole, monkeypatch):
     """`_round` carries limbs row by row (many columns) or by whole-array operations (few columns); forcing each

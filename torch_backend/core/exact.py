@@ -54,14 +54,14 @@ _MAX_SLICE_K = 1 << 15  # longest contraction per integer matmul: 2**15 * (2**19
 
 def exact_sum(x, axis=None):
     """The exact sum rounded once to float64; see `reference.core.exact.exact_sum` for the semantics."""
-    digits, base, shape = _sum_digits(x, axis)
-    return _round(digits, base, 16).reshape(shape)
+    rows, shape, x = _sum_rows(x, axis)
+    return _by_blocks(rows, x, lambda digits, base: _round(digits, base, 16)).reshape(shape)
 
 
 def exact_sum_state(x, axis=None):
     """The exact sum as 68 canonical 32-bit limbs; see `reference.core.exact.exact_sum_state`."""
-    digits, base, shape = _sum_digits(x, axis)
-    limbs, _ = _state_limbs(digits, base)
+    rows, shape, x = _sum_rows(x, axis)
+    limbs = _by_blocks(rows, x, lambda digits, base: _state_limbs(digits, base)[0])
     return limbs.reshape(shape + (LIMBS,))
 
 
@@ -132,28 +132,33 @@ def _exact_sum(a, axis=None):
     when the accumulation saw one (a scaled value at or past the bins' limit): no extra pass otherwise.
     """
     rows, shape = _as_rows(a.detach(), axis)
-    digits, base, largest = _accumulate(rows)
-    if bool(largest < _LIMIT[rows.dtype]):
-        return _round(digits, base, 16).reshape(shape)
-    finite = torch.isfinite(rows)
-    digits, base, _ = _accumulate(torch.where(finite, rows, 0.0))
-    out = _round(digits, base, 16)
-    up, down = (rows == torch.inf).any(1), (rows == -torch.inf).any(1)
-    nan = torch.isnan(rows).any(1) | (up & down)
-    out = torch.where(up, torch.inf, torch.where(down, -torch.inf, out))
-    return torch.where(nan, torch.nan, out).reshape(shape)
+    outs = []
+    for start in range(0, max(rows.shape[0], 1), _BLOCK_ROWS):
+        block = rows[start : start + _BLOCK_ROWS]
+        digits, base, largest = _accumulate(block)
+        if bool(largest < _LIMIT[rows.dtype]):
+            outs.append(_round(digits, base, 16))
+            continue
+        finite = torch.isfinite(block)
+        digits, base, _ = _accumulate(torch.where(finite, block, 0.0))
+        out = _round(digits, base, 16)
+        up, down = (block == torch.inf).any(1), (block == -torch.inf).any(1)
+        nan = torch.isnan(block).any(1) | (up & down)
+        out = torch.where(up, torch.inf, torch.where(down, -torch.inf, out))
+        outs.append(torch.where(nan, torch.nan, out))
+    return torch.cat(outs).reshape(shape)
 
 
 _LIMIT = {torch.float32: 2.0**31, torch.float64: 2.0**60}  # scaled finite values stay below (`_add_f32`, `_add_f64`)
 
 
-def _sum_digits(x, axis):
-    """Checks, then 16-bit digits `(L, M)`, their base exponent and the result's shape for `exact_sum(x, axis)`.
+def _sum_rows(x, axis):
+    """Checks, then `x` as rows `(M, n)` (one per output), the result's shape, and `x` checked.
 
-    Finiteness is checked inside the accumulation (a separate `isfinite` pass over 16M float32 cost more than
+    Finiteness is checked without a pass of its own (a separate `isfinite` pass over 16M float32 cost more than
     `torch.sum`): a scaled value `x * 2**(150 - 8 b)` is below `2**31` (`2**60` for float64) exactly when `x` is
-    finite, so the largest one, carried along the chunks, is read once at the end; when it is not below, the
-    reference's check runs and raises its error.
+    finite, so the accumulation carries the largest one along its chunks and `_by_blocks` reads it once per block
+    of rows; when it is not below, the reference's check runs and raises its error.
     """
     x = _arrays.array("x", x, _FLOATS)
     try:
@@ -162,9 +167,20 @@ def _sum_digits(x, axis):
         _arrays.finite("x", x)  # the reference checks finiteness first
         raise
     rows, shape = _as_rows(x.detach(), k)
-    digits, base, largest = _accumulate(rows)
-    _arrays.check_flag(~(largest < _LIMIT[rows.dtype]), lambda: _arrays.finite("x", x))
-    return digits, base, shape
+    return rows, shape, x
+
+
+_BLOCK_ROWS = 1 << 14  # outputs summed together: their bins and digits are in memory at once (at most 25 MB)
+
+
+def _by_blocks(rows, x, finish):
+    """`finish(digits, base)` of each block of rows, concatenated, after the block's finiteness check."""
+    outs = []
+    for start in range(0, rows.shape[0], _BLOCK_ROWS):
+        digits, base, largest = _accumulate(rows[start : start + _BLOCK_ROWS])
+        _arrays.check_flag(~(largest < _LIMIT[rows.dtype]), lambda: _arrays.finite("x", x))
+        outs.append(finish(digits, base))
+    return torch.cat(outs) if outs else finish(*_accumulate(rows)[:2])
 
 
 def _as_rows(x, k):
@@ -550,38 +566,48 @@ def _integer_slices(x, w, top, count):
     return out
 
 
+_BLOCK_OUTPUTS = 1 << 22  # outputs whose int64 limbs are in memory at once (about 400 MB), a block of columns
+
+
 def _products(a, b, gram=False):
     """`a @ b` for `(B, m, k)` and `(B, k, n)` floats, every entry exact and rounded once, as float64 `(B, m, n)`.
 
-    With `gram`, `a` is `b` transposed and its slices are those of `b`.
+    With `gram`, `a` is `b` transposed and its slices are those of `b`. Columns of the result are computed in
+    blocks of at most `_BLOCK_OUTPUTS` outputs.
     """
     batch, m, k = a.shape
     n = b.shape[-1]
+    out = torch.zeros(batch, m, n, dtype=torch.float64, device=a.device)
     if k == 0 or batch * m * n == 0:
-        return torch.zeros(batch, m, n, dtype=torch.float64, device=a.device)
+        return out
     w = _width(min(k, _MAX_SLICE_K))
     sb, top_b = _slices(b, w, -2)  # (B, k, S, n)
     nb = sb.shape[2]
-    right = sb.reshape(batch, k, nb * n)
     if gram:
-        na, top_a, left = nb, top_b, right.transpose(1, 2)
+        na, top_a, left = nb, top_b, sb.reshape(batch, k, nb * n).transpose(1, 2)
     else:
         sa, top_a = _slices(a, w, -1)  # (B, S, m, k)
         na = sa.shape[1]
         left = sa.reshape(batch, na * m, k)
     terms = na + nb - 1
-    # slice pair (s, t) weighs 2**(top_a + top_b - (s + t + 2) w): limb g = terms - 1 - (s + t) from `base`
-    limbs = torch.zeros(terms + _HEAD[w] + 2, batch * m * n, dtype=torch.int64, device=a.device)
-    view = limbs[:terms].view(terms, batch, m, n)
-    for start in range(0, k, _MAX_SLICE_K):
-        part = slice(start, start + _MAX_SLICE_K)
-        # exact: integers below 2**w, at most 2**15 * (2**w - 1)**2 < 2**53 in every partial sum, in any order
-        p = torch.matmul(left[:, :, part], right[:, part, :]).to(torch.int64).view(batch, na, m, nb, n)
-        for s in range(na):
-            for t in range(nb):
-                view[terms - 1 - s - t].add_(p[:, s, :, t])
-    base = (top_a[:, :, None] + top_b[:, None, :] - (na + nb) * w).reshape(-1)
-    return _round_terms(limbs, base, w).reshape(batch, m, n)
+    step = max(1, _BLOCK_OUTPUTS // (batch * m))
+    for c0 in range(0, n, step):
+        cols = slice(c0, min(n, c0 + step))
+        nc = cols.stop - c0
+        right = sb[..., cols].reshape(batch, k, nb * nc)
+        # slice pair (s, t) weighs 2**(top_a + top_b - (s + t + 2) w): limb g = terms - 1 - (s + t) from `base`
+        limbs = torch.zeros(terms + _HEAD[w] + 2, batch * m * nc, dtype=torch.int64, device=a.device)
+        view = limbs[:terms].view(terms, batch, m, nc)
+        for start in range(0, k, _MAX_SLICE_K):
+            part = slice(start, start + _MAX_SLICE_K)
+            # exact: integers below 2**w, at most 2**15 * (2**w - 1)**2 < 2**53 in every partial sum, in any order
+            p = torch.matmul(left[:, :, part], right[:, part, :]).to(torch.int64).view(batch, na, m, nb, nc)
+            for s in range(na):
+                for t in range(nb):
+                    view[terms - 1 - s - t].add_(p[:, s, :, t])
+        base = (top_a[:, :, None] + top_b[:, None, cols] - (na + nb) * w).reshape(-1)
+        out[..., cols] = _round_terms(limbs, base, w).view(batch, m, nc)
+    return out
 
 
 def _round_terms(limbs, base, w):
