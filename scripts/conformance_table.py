@@ -71,6 +71,17 @@ def _count(a, b) -> int:
     return int((a.astype(np.int64) != b.astype(np.int64)).sum())
 
 
+def _range(rng, tie):
+    """A range [lo, hi] around 0; with `tie`, one whose uint8 zero point qmin - lo / s is exactly k + 0.5 for the
+    scale s = (hi - lo) / 255 (a power of two), where the conventions round differently."""
+    if not tie:
+        return -abs(F32(rng.standard_normal() * 3)), abs(F32(rng.standard_normal() * 3))
+    s = 2.0 ** int(rng.integers(-8, 2))
+    k = int(rng.integers(0, 254))
+    lo = -(k + 0.5) * s
+    return F32(lo), F32(lo + 255 * s)
+
+
 # ---- adapters: each returns a list of Rows -------------------------------------------------------------------
 
 
@@ -157,8 +168,8 @@ def onnx_rows(small=False):
                            (("y", TensorProto.UINT8, [None]), ("s", TensorProto.FLOAT, []), ("z", TensorProto.UINT8, []))])  # fmt: skip
     evaluator = ReferenceEvaluator(helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)]))
     zs, ss = [], []
-    for _ in range(100 if small else 2000):
-        lo, hi = -abs(F32(rng.standard_normal() * 3)), abs(F32(rng.standard_normal() * 3))
+    for i in range(100 if small else 2000):
+        lo, hi = _range(rng, tie=i % 2 == 1)
         xs = np.array([lo, hi, 0.0], F32)
         _, s, z = evaluator.run(None, {"x": xs})
         mins.append(lo)
@@ -169,7 +180,7 @@ def onnx_rows(small=False):
     differ = {c: _count(R.affine_zero_point(mins, ss, qmin=0, qmax=255, convention=c), np.array(zs))
               for c in ("pqref", "torch_ao", "onnx", "tflite")}  # fmt: skip
     rows.append(Row("onnx", v, "DynamicQuantizeLinear zero point", "affine_zero_point", count, differ,
-                    "ranges drawn so that some quotients land on x.5 ties"))  # fmt: skip
+                    "half of the ranges put the zero point on an x.5 tie"))  # fmt: skip
     del onnx
     return rows
 
@@ -183,8 +194,9 @@ def torch_ao_rows(small=False):
     rng = np.random.default_rng(1)
     n = 200 if small else 2000
     amax, sym, zps, mins, scs = [], [], [], [], []
-    for _ in range(n):
-        x = torch.from_numpy((rng.standard_normal(8) * rng.uniform(0.01, 10)).astype(F32))
+    for i in range(n):
+        lo, hi = _range(rng, tie=i % 2 == 1)
+        x = torch.from_numpy(np.concatenate([[lo, hi], rng.uniform(lo, hi, 6)]).astype(F32))
         o = MinMaxObserver(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric)
         o(x)
         s, _ = o.calculate_qparams()
