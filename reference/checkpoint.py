@@ -234,11 +234,18 @@ def _dequantized(name, q, files, keep, shape, at):
     parts = _field(q, "parts", dict, f"{at} quant")
     params = _field(q, "params", dict, f"{at} quant")
     if decode == "dequantize":
-        if set(parts) != {"scale", "zero_point"} or set(params) != {"axis", "group_size"}:
+        if set(parts) - {"g_idx"} != {"scale", "zero_point"} or set(params) != {"axis", "group_size"}:
             raise CheckpointError(f"{at}: 'dequantize' needs parts scale, zero_point and params axis, group_size")
         scale = _stored(files, parts["scale"], "float32", None, at)
         zero_point = _stored(files, parts["zero_point"], "int32", None, at)
-        out = _call(reference.dequantize, at, "quant", codes.astype(np.int32), scale, zero_point, **params)
+        codes = codes.astype(np.int32)
+        order = None
+        if "g_idx" in parts:  # groups of any columns (GPTQ's act-order): gather each group's columns together
+            order = _group_order(_stored(files, parts["g_idx"], "int32", None, at), codes, params, at)
+            codes = codes[:, order]
+        out = _call(reference.dequantize, at, "quant", codes, scale, zero_point, **params)
+        if order is not None:
+            out = out[:, np.argsort(order, kind="stable")]
     else:
         if set(parts) != {"codebook"} or params:
             raise CheckpointError(f"{at}: 'codebook_decode' needs the part codebook and no params")
@@ -247,6 +254,18 @@ def _dequantized(name, q, files, keep, shape, at):
             raise CheckpointError(f"{at}: codes [{qmin}, {qmax}] do not index a codebook of {codebook.size}")
         out = _call(reference.codebook_decode, at, "quant", codes.astype(np.uint8), codebook)
     return out.reshape(-1)
+
+
+def _group_order(g_idx, codes, params, at):
+    """The column order that makes each group of `g_idx` contiguous (groups of `group_size` columns along axis 1)."""
+    g = params.get("group_size")
+    if codes.ndim != 2 or params.get("axis") != 1 or not isinstance(g, int) or g < 1 or codes.shape[1] % g:
+        raise CheckpointError(f"{at}: 'g_idx' needs 2-D codes grouped along axis 1 by a group_size that divides them")
+    groups = codes.shape[1] // g
+    valid = g_idx.shape == (codes.shape[1],) and g_idx.size and 0 <= g_idx.min() and g_idx.max() < groups
+    if not valid or np.bincount(g_idx, minlength=groups).tolist() != [g] * groups:
+        raise CheckpointError(f"{at}: field 'g_idx' must give each of the {groups} groups {g} columns")
+    return np.argsort(g_idx, kind="stable")
 
 
 def _check_range(q, bits, qmin, qmax, at):
@@ -264,6 +283,9 @@ def _check_range(q, bits, qmin, qmax, at):
         want = (-1, 1)
     elif algorithm == "ttq":
         want = (0, 2)
+    elif algorithm in ("gptq", "sparsegpt"):
+        want = _call(reference.integer_range, at, "quant.settings", settings.get("bits"), True,
+                     settings.get("symmetric", False))  # fmt: skip
     else:
         raise CheckpointError(f"{at}: field 'quant.algorithm' {algorithm!r} is not a pqref weight quantizer")
     if tuple(want or ()) != (qmin, qmax):

@@ -7,6 +7,7 @@ training and on the NumPy reference for `Compressor.replay`, which proves the re
 
 from reference.checkpoint import Checkpoint, CheckpointError
 from torch_backend.nn.activations import ActivationQuant, AffineActivation, PACTActivation
+from torch_backend.nn.calibration import calibrate
 from torch_backend.nn.compressions import AffineQuant, Compression, Mask
 from torch_backend.nn.compressor import Compressor, ReplayRow, compress
 from torch_backend.nn.export import export_safetensors, load_safetensors
@@ -15,6 +16,6 @@ from torch_backend.nn.recipe import Recipe, RecipeError
 
 __all__ = [
     "ALGORITHMS", "ActivationQuant", "AffineActivation", "AffineQuant", "Checkpoint", "CheckpointError",
-    "Compression", "Compressor", "Mask", "PACTActivation", "Recipe", "RecipeError", "ReplayRow", "compress",
+    "Compression", "Compressor", "Mask", "PACTActivation", "Recipe", "RecipeError", "ReplayRow", "calibrate", "compress",
     "export_safetensors", "load_safetensors",
 ]  # fmt: skip

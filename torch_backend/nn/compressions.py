@@ -97,6 +97,10 @@ class Compression(Float32State):
     def bits_per_weight(self) -> float:
         return 32.0
 
+    def keep_mask(self):
+        """The bool mask of the entries this compression keeps (None if it prunes nothing)."""
+        return None
+
     def describe(self) -> dict:
         return {"algorithm": self.algorithm}
 
@@ -116,6 +120,9 @@ class Mask(Compression):
 
     def compute(self, B, w, s):
         return B.apply_mask(w, s["mask"])
+
+    def keep_mask(self):
+        return self.mask
 
     def sparsity(self) -> float:
         return 1.0 - float(self.mask.sum()) / max(1, self.mask.numel())
@@ -294,6 +301,73 @@ class TTQQuant(Compression):
 
     def describe(self):
         return {"algorithm": self.algorithm, "t": self.t}
+
+
+class Calibrated(Compression):
+    """The result of a post-training algorithm (`gptq`, `sparsegpt`) on one weight, computed once by
+    `torch_backend.nn.calibrate` from the layer's calibration Hessian and stored: before calibration the weight
+    passes unchanged; after it the layer uses the stored result. `replay` recomputes the whole result with the
+    reference from the master weight and the stored Hessian, and requires every output (weight, codes, scales,
+    zero points, g_idx, mask) to be the same bits.
+    """
+
+    FIELDS = {"gptq": ("weight", "codes", "scale", "zero_point", "g_idx", "perm"),
+              "sparsegpt": ("weight", "mask", "codes", "scale", "zero_point", "g_idx")}  # fmt: skip
+
+    def __init__(self, algorithm, options):
+        super().__init__()
+        self.algorithm, self.options = algorithm, dict(options)
+        self.kind = "pruning" if algorithm == "sparsegpt" else "quantization"
+        self.calibrated = False
+
+    def calibrate(self, w, h):
+        """Run the algorithm on the float32 weight `w` with the Hessian `h` (torch) and store the result."""
+        result = getattr(TORCH, self.algorithm)(w, h, **self.options)
+        self.register_buffer("hessian", h.detach().clone())
+        for name, value in zip(result._fields, result, strict=True):
+            if value is not None:
+                self.register_buffer(f"result_{name}", value.detach().clone())
+        self.calibrated = True
+
+    def result(self, B=TORCH):
+        return {k.removeprefix("result_"): v for k, v in self.state(B).items() if k.startswith("result_")}
+
+    def compute(self, B, w, s):
+        return s["result_weight"] if self.calibrated else w
+
+    def replay(self, w: np.ndarray) -> np.ndarray:
+        """The reference's result from the master weight and the stored Hessian; every stored output must match,
+        else the returned weight is marked wrong (NaN), so that the replay row fails."""
+        if not self.calibrated:
+            return w
+        s = self.state(NUMPY)
+        result = getattr(NUMPY, self.algorithm)(w.astype(np.float32), s["hessian"], **self.options)
+        stored = self.result(NUMPY)
+        want = {k: v for k, v in zip(result._fields, result, strict=True) if v is not None}
+        same = want.keys() == stored.keys() and all(
+            want[k].dtype == stored[k].dtype and want[k].tobytes() == stored[k].tobytes() for k in want
+        )
+        out = result.weight if same else np.full(w.shape, np.nan, dtype=np.float32)
+        return out if w.dtype == np.float32 else out.astype(w.dtype)
+
+    def keep_mask(self):
+        return getattr(self, "result_mask", None)
+
+    def encode(self, B, w, s):
+        if not self.calibrated or "result_codes" not in s:
+            return None
+        bits, symmetric = self.options["bits"], self.options.get("symmetric", False)
+        qmin, qmax = B.integer_range(bits, True, symmetric)
+        g_idx = s["result_g_idx"]
+        group = w.shape[1] // s["result_scale"].shape[1]
+        parts = {"scale": s["result_scale"], "zero_point": s["result_zero_point"], "g_idx": g_idx}
+        return Encoded(s["result_codes"], "dequantize", parts, qmin, qmax, {"axis": 1, "group_size": group})
+
+    def bits_per_weight(self) -> float:
+        return float(self.options["bits"]) if self.options.get("bits") is not None else 32.0
+
+    def describe(self) -> dict:
+        return {"algorithm": self.algorithm, **self.options}
 
 
 WEIGHT_QUANTIZERS = (AffineQuant, LSQQuant, TWNQuant, XNORQuant, TTQQuant)

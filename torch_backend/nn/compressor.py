@@ -142,8 +142,13 @@ class Compressor:
             compressed.add(id(w))
             n = w.numel()
             total += n
-            pruned += sum(n - int(c.mask.sum()) for c in chain if c.kind == "pruning")
-            bits += n * min([32.0] + [c.bits_per_weight() for c in chain if c.kind != "pruning"])
+            masks = [c.keep_mask() for c in chain if c.keep_mask() is not None]
+            if masks:
+                keep = masks[0]
+                for m in masks[1:]:
+                    keep = keep & m
+                pruned += n - int(keep.sum())
+            bits += n * min([32.0] + [c.bits_per_weight() for c in chain])
         other = sum(p.numel() for p in self.model.parameters() if id(p) not in compressed)
         everything = total + other
         return {
@@ -210,6 +215,12 @@ def compress(model: nn.Module, recipe, *, verify_masks: bool = True, record_acti
     for large models, where the two activation-sized copies per quantized layer cost memory, and `replay` then
     lists those quantizers as not recorded.
     """
+    return _compress(model, recipe, verify_masks, record_activations, post_training=False)
+
+
+def _compress(model, recipe, verify_masks, record_activations, *, post_training) -> Compressor:
+    """`compress`; with `post_training`, rules of post-training algorithms (`gptq`, `sparsegpt`) are allowed too
+    (registered uncalibrated: `torch_backend.nn.calibrate` runs them)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     validate.boolean("verify_masks", verify_masks)
@@ -221,6 +232,11 @@ def compress(model: nn.Module, recipe, *, verify_masks: bool = True, record_acti
         if cls is None:
             known = ", ".join(sorted(policies.ALGORITHMS))
             raise RecipeError(f"{rule.where()}: unknown algorithm {rule.algorithm!r}; known: {known}")
+        if getattr(cls, "post_training", False) and not post_training:
+            raise RecipeError(
+                f"{rule.where()}: {rule.algorithm!r} is a post-training algorithm: run it with "
+                f"torch_backend.nn.calibrate(model, recipe, data), which feeds it the layers' calibration inputs"
+            )
         with _as_recipe_error(rule):
             params = cls.validate(dict(rule.params))
         matched = recipe.match(model, rule)

@@ -180,11 +180,12 @@ def _compressed(name, tensor, module, tname, chain):
     w = module.parametrizations[tname].original.detach()
     mask, encoded, setting = None, None, None
     for c in chain:
-        if c.kind == "pruning":
-            mask = c.mask if mask is None else mask & c.mask
-        else:
-            encoded = c.encode(TORCH, w.float(), c.state(TORCH))
-            setting = c.describe()
+        keep = c.keep_mask()
+        if keep is not None:
+            mask = keep if mask is None else mask & keep
+        codes = c.encode(TORCH, w.float(), c.state(TORCH))
+        if codes is not None:
+            encoded, setting = codes, c.describe()
         w = c(w)
     n = tensor.numel()
     keep = np.ones(n, dtype=bool) if mask is None else to_numpy(mask).reshape(-1)

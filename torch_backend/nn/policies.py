@@ -16,6 +16,8 @@
 | `pact` | output clipping at a learned alpha, quantized (PACT) | `bits`, `alpha` |
 | `slimming` | network slimming on batch norms: L1 on scales, then channel masks | `lam`, `ratio`, `min_channels`, `at` |
 | `lottery` | iterative magnitude pruning with rewinding (`Compressor.next_round()`) | `fraction`, `rewind_step` |
+| `gptq` | post-training quantization (`calibrate`) | `bits`, `group_size`, `symmetric`, `act_order`, `static_groups`, `percdamp`, `block_size` |
+| `sparsegpt` | post-training pruning (`calibrate`) | `sparsity` or `n`, `m`; `blocksize`, `percdamp`; `bits`, `group_size`, `symmetric` |
 
 Mask updates score the *masked* weights (pruned weights count as 0), so masks are nested as sparsity grows.
 
@@ -44,6 +46,7 @@ from torch_backend.nn import activations
 from torch_backend.nn.backend import NUMPY, TORCH, numpy_tree, same_bits
 from torch_backend.nn.compressions import (
     AffineQuant,
+    Calibrated,
     Compression,
     LSQQuant,
     Mask,
@@ -860,3 +863,91 @@ class Slimming(Policy):
         if not isinstance(state.get("pruned"), bool):
             raise ValueError(f"{self.rule.where()}: state['pruned'] must be a bool, got {state.get('pruned')!r}")
         self.pruned = state["pruned"]
+
+
+# ---- post-training: GPTQ and SparseGPT (run by `torch_backend.nn.calibrate`) --------------------------------
+
+
+def _optional(check):
+    return lambda k, v: None if v is None else check(k, v)
+
+
+class _PostTraining(Policy):
+    """A `Calibrated` compression per matched `nn.Linear`-shaped (2-D) weight; `calibrate` runs the algorithm on
+    each layer's calibration Hessian. `compress` alone refuses these rules."""
+
+    post_training = True
+
+    def check(self):
+        for t in self.targets:
+            shape = tuple(t.param.shape)
+            if len(shape) != 2:
+                raise ValueError(f"{t.describe()}: {self.name} compresses 2-D (nn.Linear) weights")
+            for key in ("group_size", "m"):
+                if self.params.get(key) is not None and shape[1] % self.params[key]:
+                    raise ValueError(f"{t.describe()}: {key}={self.params[key]} must divide in_features={shape[1]}")
+
+    def attach(self):
+        self.built = []
+        for t in self.targets:
+            c = Calibrated(self.name, self.params)
+            register(t, c)
+            self.built.append(c)
+
+    def compressions(self):
+        return list(getattr(self, "built", []))
+
+    def replay_rows(self):
+        rows = []
+        for t, c in zip(self.targets, self.compressions(), strict=True):
+            if not c.calibrated:
+                rows.append(ReplayRow(f"{t.name}.{t.tensor}", self.name, 0, False, "not calibrated: run calibrate()"))
+        return rows
+
+
+@algorithm
+class GPTQ(_PostTraining):
+    name = "gptq"
+    kind = "quantization"
+    PARAMS = {
+        "bits": (_bits_between(2, 8), 4),
+        "group_size": (_optional(lambda k, v: validate.integer(k, v, lo=1)), None),
+        "symmetric": (validate.boolean, False),
+        "act_order": (validate.boolean, False),
+        "static_groups": (validate.boolean, False),
+        "percdamp": (lambda k, v: validate.real(k, v, lo=0.0, hi=1e6), 0.01),
+        "block_size": (lambda k, v: validate.integer(k, v, lo=1, hi=2**20), 128),
+    }
+
+
+@algorithm
+class SparseGPT(_PostTraining):
+    name = "sparsegpt"
+    kind = "pruning"
+    PARAMS = {
+        "sparsity": (_optional(validate.fraction), None),
+        "n": (_optional(lambda k, v: validate.integer(k, v, lo=0)), None),
+        "m": (_optional(lambda k, v: validate.integer(k, v, lo=1)), None),
+        "blocksize": (lambda k, v: validate.integer(k, v, lo=1, hi=2**20), 128),
+        "percdamp": (lambda k, v: validate.real(k, v, lo=0.0, hi=1e6), 0.01),
+        "bits": (_optional(_bits_between(2, 8)), None),
+        "group_size": (_optional(lambda k, v: validate.integer(k, v, lo=1)), None),
+        "symmetric": (validate.boolean, False),
+    }
+
+    @classmethod
+    def validate(cls, params):
+        out = super().validate(params)
+        if (out["sparsity"] is None) == (out["n"] is None and out["m"] is None) or (out["n"] is None) != (
+            out["m"] is None
+        ):
+            raise ValueError("give either 'sparsity' (unstructured) or 'n' and 'm' (N:M), not both and not neither")
+        if out["n"] is not None and out["n"] > out["m"]:
+            raise ValueError(f"n must be <= m, got n={out['n']}, m={out['m']}")
+        if out["bits"] is None and out["group_size"] is not None:
+            raise ValueError("group_size is only used with bits")
+        return {k: v for k, v in out.items() if v is not None or k in ("sparsity",)}
+
+    def touched(self):
+        kinds = ["pruning"] + (["quantization"] if self.params.get("bits") is not None else [])
+        return [(t.param, kind, t.describe()) for t in self.targets for kind in kinds]
