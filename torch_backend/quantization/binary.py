@@ -65,7 +65,7 @@ def xnor_scale(w, *, axis=None):
 
 
 def xnor_binarize(w, *, axis=None, ste="clipped"):
-    """alpha * sign(w) with the XNOR-Net gradient; see `reference.quantization.binary.xnor_binarize`."""
+    """alpha * sign(w) with the gradient of `xnor_binarize_vjp`; see `reference.quantization.binary.xnor_binarize`."""
     w, k = _check_slices(w, axis, "the XNOR scale")
     validate.choice("ste", ste, STES)
     return _Xnor.apply(w, k, ste)
