@@ -203,6 +203,10 @@ def exact_matmul(a, b):
     !!! note
         No blocking, thread count or device changes a bit of the result: each entry is a function of its row and
         column only. `k = 0` gives `+0.0` everywhere. Batch dimensions must be equal (no broadcasting).
+
+    ??? cite
+        Ozaki, Ogita, Oishi and Rump, 2012. Error-free transformations of matrix multiplication by using fast
+        routines of matrix multiplication and its applications. Numerical Algorithms 59(1).
     """
     a, b = _matrices(a, b)
     return _matmul(a, b)

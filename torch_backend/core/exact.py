@@ -496,7 +496,7 @@ def _width(k):
 
 
 def _decompose(x):
-    """`|x| = mant * 2**e` (int64, mant < 2**53, e >= -1074), the sign, and `top` with `|x| < 2**top`."""
+    """The sign of `x` and `|x| = mant * 2**e` exactly (int64, `mant < 2**53`, `e >= -1074`)."""
     if x.dtype == torch.float32:
         bits = x.view(torch.int32).to(torch.int64)
         biased, frac, shift, bias = (bits >> 23) & 0xFF, bits & ((1 << 23) - 1), 23, 150
@@ -505,8 +505,7 @@ def _decompose(x):
         biased, frac, shift, bias = (bits >> 52) & 0x7FF, bits & ((1 << 52) - 1), 52, 1075
     mant = frac | ((biased > 0).to(torch.int64) << shift)
     e = biased.clamp(min=1) - bias
-    top = torch.frexp(x.to(torch.float64).abs()).exponent.to(torch.int64)
-    return bits < 0, mant, e, top
+    return bits < 0, mant, e
 
 
 def _slices(x, w, dim):
@@ -553,7 +552,7 @@ def _slices(x, w, dim):
 
 def _integer_slices(x, w, top, count):
     """The slices of `_slices` from integer shifts of the significands (any span of exponents), as a list."""
-    neg, mant, e, _ = _decompose(x)
+    neg, mant, e = _decompose(x)
     mask = (1 << w) - 1
     sign = 1 - 2 * neg.to(torch.int64)
     out = []

@@ -9,8 +9,10 @@ A step multiplies the windows of the known values with one float64 matmul of int
 every partial sum stays below `2**53` (`k (2**w - 1)**2 < 2**53`, as for `exact_matmul`), then groups the products
 by window pair: window `q` times window `q'` lands on `2**((q + q') w - 2148)`, which is also where `h` or `b` is cut.
 
-The square root is correctly rounded in integers (`_sqrt_rn`): torch's CPU float64 `sqrt` is not (measured:
-13 861 of 10**6 inputs one ulp off), so its result is only a first guess, settled by exact comparisons of squares.
+Square roots are correctly rounded; torch's CPU float64 `sqrt` is not (13 861 of 10**6 inputs one ulp off, see the
+exactness page). The Cholesky loop reads each pivot on the host, as its check needs, and roots it there with
+`math.isqrt` (`_sqrt_rn_host`). `_sqrt_rn` is the same root for a tensor, on its device: torch's `sqrt` as a first
+guess, settled by exact int64 comparisons of squares.
 """
 
 from __future__ import annotations
@@ -188,7 +190,7 @@ def _windows(x, w, origin):
     """Signed `w`-bit windows of float64 `x`: `x = sum_q digits[q] * 2**((lo + q) w - origin)` exactly, with
     `origin >= 1074` so that every bit of every float64 lies at a position >= 0. Returns `(digits, lo)`, digits int64
     of shape `(Q,) + x.shape` (`Q = 0` when `x` is all zero)."""
-    neg, mant, e, _ = _decompose(x)
+    neg, mant, e = _decompose(x)
     nonzero = mant != 0
     if not bool(nonzero.any()):
         return torch.zeros((0,) + tuple(x.shape), dtype=torch.int64, device=x.device), 0
