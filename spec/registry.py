@@ -16,6 +16,7 @@ def _load() -> dict[str, Entry]:
         codecs,
         core,
         exact,
+        groups,
         lowbit,
         posttraining,
         pruning,
@@ -28,7 +29,7 @@ def _load() -> dict[str, Entry]:
     )
 
     catalogs = [core, exact, quantization, quant_binary, quant_learned, lowbit, quant_misc]
-    catalogs += [codecs, pruning, sparsity_regularize, sparsity_scores, posttraining]
+    catalogs += [codecs, pruning, sparsity_regularize, sparsity_scores, groups, posttraining]
     entries = [e for catalog in catalogs for e in catalog.ENTRIES]
     table: dict[str, Entry] = {}
     for e in entries:

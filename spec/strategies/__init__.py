@@ -10,6 +10,7 @@ from .base import *  # noqa: F403
 from .base import _expand  # noqa: F401
 from .codecs import *  # noqa: F403
 from .exact import *  # noqa: F403
+from .groups import *  # noqa: F403
 from .lowbit import *  # noqa: F403
 from .posttraining import *  # noqa: F403
 from .quant_binary import *  # noqa: F403

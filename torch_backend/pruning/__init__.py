@@ -1,6 +1,18 @@
 """Pruning algorithms: masks are bool, True where a weight is kept."""
 
-from . import lottery, magnitude, random, regularization, saliency, schedules, slimming, sparse_formats, structured
+from . import (
+    groups,
+    lottery,
+    magnitude,
+    random,
+    regularization,
+    saliency,
+    schedules,
+    slimming,
+    sparse_formats,
+    structured,
+)
+from .groups import *  # noqa: F403
 from .lottery import *  # noqa: F403
 from .magnitude import *  # noqa: F403
 from .random import *  # noqa: F403
@@ -23,6 +35,7 @@ __all__ = [
         saliency,
         lottery,
         sparse_formats,
+        groups,
     )
     for name in module.__all__
 ]
