@@ -4,7 +4,7 @@
 |---|---|---|
 | `magnitude` | pruning, per tensor | `sparsity`, and `schedule = {start, end, every, initial}` (AGP cubic) or `at` |
 | `global_magnitude` | pruning, ranked over all matched tensors | as `magnitude` |
-| `ln_structured` | pruning of slices | `sparsity`, `p` (1, 2; default 2), `axis` (default 0), schedule or `at` |
+| `ln_structured` | pruning of slices | `sparsity`, `p` (1, 2; default 2), `axis` (default 0), schedule or `at`; grouped: `input_shape`, `input_dtype`, `min_channels` |
 | `nm` | N:M pruning | `n`, `m`, `axis`, `at` |
 | `random` | pruning | `sparsity`, `seed` (in [0, 2**64)), `at` |
 | `affine` | weight fake quantization, min-max scales each forward | `bits`, `symmetric`, `axis`, `group_size`, `rounding` |
@@ -14,12 +14,23 @@
 | `ttq` | ternary weights with learned scales (TTQ) | `t` |
 | `activation_affine` | output fake quantization with an EMA min-max observer | `bits`, `averaging_constant` |
 | `pact` | output clipping at a learned alpha, quantized (PACT) | `bits`, `alpha` |
-| `slimming` | network slimming on batch norms: L1 on scales, then channel masks | `lam`, `ratio`, `min_channels`, `at` |
+| `slimming` | network slimming on batch norms: L1 on scales, then channel masks | `lam`, `ratio`, `min_channels`, `at`; grouped: `input_shape`, `input_dtype` |
 | `lottery` | iterative magnitude pruning with rewinding (`Compressor.next_round()`) | `fraction`, `rewind_step` |
 | `gptq` | post-training quantization (`calibrate`) | `bits`, `group_size`, `symmetric`, `act_order`, `static_groups`, `percdamp`, `block_size` |
 | `sparsegpt` | post-training pruning (`calibrate`) | `sparsity` or `n`, `m`; `blocksize`, `percdamp`; `bits`, `group_size`, `symmetric` |
 
 Mask updates score the *masked* weights (pruned weights count as 0), so masks are nested as sparsity grows.
+
+**Grouped structured pruning.** `slimming` and `ln_structured` with `input_shape` (the shape of one input batch;
+`input_dtype = "int64"` for token ids) prune dependency groups instead of single layers: `compress` traces the model
+(`torch_backend.nn.graph.channel_graph`, on zeros of that shape) and finds the channels that must go together
+across residual additions, concatenations, grouped convolutions and attention heads. Each unit of a group is scored
+by `group_scores` over the entries it owns in the tensors the rule matched (the batch norms' scales for slimming,
+L1; the weights for `ln_structured`, Lp), units are ranked over all groups at once by `group_masks` (`ratio` or
+`sparsity` of all units, at least `min_channels` per group), and a pruned unit's mask covers *every* parameter slice
+it owns (producer rows and bias, norm scale and shift, consumer columns, in every member), so that
+`surgery.remove_pruned_channels` can delete it from the finalized model. A matched module with no prunable unit
+(its channels are pinned: the model's output, a layer norm over them) is an error naming it and the reason.
 
 Every algorithm call is written once, as a function of a backend `B` (`torch_backend.nn.backend`): the training
 step runs it on `TORCH` (the fused kernels where they exist), and with `verify_masks` the same call runs on the
@@ -43,6 +54,7 @@ from torch.nn.utils import parametrize
 
 from reference.common import validate
 from torch_backend.nn import activations
+from torch_backend.nn import graph as channel_graphs
 from torch_backend.nn.backend import NUMPY, TORCH, numpy_tree, same_bits
 from torch_backend.nn.compressions import (
     AffineQuant,
@@ -492,8 +504,34 @@ def _p(key, value):
 
 @algorithm
 class LnStructured(_Pruning):
+    """Slices of each matched tensor by their Lp norm (`ln_structured_mask`), or, with `input_shape`, the units of
+    the dependency groups the matched tensors produce along `axis`, ranked over all groups (`GroupedLnStructured`)."""
+
     name = "ln_structured"
-    PARAMS = {"sparsity": (validate.fraction, REQUIRED), "p": (_p, 2), "axis": (validate.integer, 0), **_SCHEDULED}
+    PARAMS = {
+        "sparsity": (validate.fraction, REQUIRED),
+        "p": (_p, 2),
+        "axis": (validate.integer, 0),
+        **_SCHEDULED,
+        "input_shape": (lambda k, v: _input_shape(k, v), None),
+        "input_dtype": (lambda k, v: validate.choice(k, v, INPUT_DTYPES), "float32"),
+        "min_channels": (lambda k, v: None if v is None else validate.integer(k, v, lo=0), None),
+    }
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(GroupedLnStructured if cls is LnStructured and _grouped(args, kwargs) else cls)
+
+    @classmethod
+    def validate(cls, params):
+        out = super().validate(params)
+        _check_grouped_params(out, "sparsity")
+        return out
+
+    @classmethod
+    def make_targets(cls, model, rule, matched):
+        if rule.params.get("input_shape") is not None:
+            return GroupedLnStructured.make_targets(model, rule, matched)
+        return super().make_targets(model, rule, matched)
 
     def masks(self, B, inputs, sparsity):
         return [B.ln_structured_mask(w, sparsity, self.params["p"], self.params["axis"]) for w in inputs]
@@ -790,10 +828,23 @@ class Slimming(Policy):
         "ratio": (validate.fraction, REQUIRED),
         "min_channels": (lambda k, v: validate.integer(k, v, lo=0), 1),
         "at": (_step, 0),
+        "input_shape": (lambda k, v: _input_shape(k, v), None),
+        "input_dtype": (lambda k, v: validate.choice(k, v, INPUT_DTYPES), "float32"),
     }
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(GroupedSlimming if cls is Slimming and _grouped(args, kwargs) else cls)
+
+    @classmethod
+    def validate(cls, params):
+        out = super().validate(params)
+        _check_grouped_params(out, "ratio")
+        return out
 
     @classmethod
     def make_targets(cls, model, rule, matched):
+        if rule.params.get("input_shape") is not None and cls is Slimming:
+            return GroupedSlimming.make_targets(model, rule, matched)
         if rule.tensor != "weight":
             raise ValueError(f"'slimming' masks a batch norm's weight and bias together; it takes no 'tensor' "
                              f"(got {rule.tensor!r})")  # fmt: skip
@@ -863,6 +914,281 @@ class Slimming(Policy):
         if not isinstance(state.get("pruned"), bool):
             raise ValueError(f"{self.rule.where()}: state['pruned'] must be a bool, got {state.get('pruned')!r}")
         self.pruned = state["pruned"]
+
+
+# ---- grouped structured pruning: dependency groups from torch.fx ------------------------------------------------
+
+INPUT_DTYPES = ("float32", "int64")
+
+
+def _input_shape(key, value):
+    """The shape of one example input batch: 1 to 8 ints >= 1, at most 2**24 elements in all."""
+    if value is None:
+        return None
+    dims = validate.shape(key, value)
+    if not 1 <= len(dims) <= 8 or 0 in dims or math.prod(dims) > 2**24:
+        raise ValueError(
+            f"{key} must be the shape of one input batch: 1 to 8 sizes >= 1 and at most 2**24 elements, got {value!r}"
+        )
+    return list(dims)
+
+
+def _grouped(args, kwargs) -> bool:
+    params = args[2] if len(args) > 2 else kwargs.get("params")
+    return isinstance(params, dict) and params.get("input_shape") is not None
+
+
+def _check_grouped_params(out, amount):
+    if out["input_shape"] is None:
+        for key, default in (("input_dtype", "float32"), ("min_channels", None)):
+            if key in out and out[key] != default and not (key == "min_channels" and amount == "ratio"):
+                raise ValueError(f"{key} is used with input_shape (grouped pruning over dependency groups)")
+    elif "min_channels" in out and out["min_channels"] is None:
+        out["min_channels"] = 1
+
+
+@dataclass
+class GroupPlan:
+    """What a grouped rule prunes, fixed at `compress`: the channel graph, the groups it ranks, and how each unit's
+    scored entries and each mask are laid out.
+
+    - `groups[g]`: the `graph.Group` (from `channel_graph`); `count[g]` its prunable units; `scored[g]`: `(target index, axis, rows,
+      units)` for every scored member (`rows`: the positions along `axis` that belong to a prunable unit, `units`:
+      the prunable unit of every entry they hold, flattened as `moveaxis(w, axis, 0)[rows]`);
+    - `masks[i]`: for target `i`, `(group position, axis, unit of every position or -1)` per member slice.
+    """
+
+    groups: list
+    count: list
+    scored: list
+    masks: list
+
+
+class _GroupTargets(list):
+    """The targets of a grouped rule (every parameter a pruned unit owns), carrying the `GroupPlan`."""
+
+    plan: GroupPlan
+
+
+class _Grouped:
+    """The common part of `GroupedSlimming` and `GroupedLnStructured`: one mask per member tensor of the selected
+    groups, computed by `select(B, tensors, ...)`, once for both backends."""
+
+    criterion = "l1"
+
+    @classmethod
+    def selects(cls, rule, member, matched, model) -> bool:
+        """Whether `member` makes its group one the rule prunes."""
+        raise NotImplementedError
+
+    @classmethod
+    def scores_member(cls, rule, member, matched, model) -> bool:
+        """Whether `member`'s entries count in its units' scores."""
+        raise NotImplementedError
+
+    @classmethod
+    def make_targets(cls, model, rule, matched):
+        params = cls.validate(dict(rule.params))
+        names = {name for name, _ in matched}
+        for name, module in matched:
+            weight_parameter(name, module, rule.tensor)
+        device = next((t.device for t in list(model.parameters()) + list(model.buffers())), torch.device("cpu"))
+        dtype = torch.float32 if params["input_dtype"] == "float32" else torch.int64
+        graph = channel_graphs.channel_graph(model, torch.zeros(params["input_shape"], dtype=dtype, device=device))
+        chosen = [g for g in graph.groups if any(cls.selects(rule, m, names, model) for m in g.members)]
+        for name in dict.fromkeys(n for n, _ in matched):
+            mine = [
+                g for g in chosen if any(m.module == name and cls.selects(rule, m, {name}, model) for m in g.members)
+            ]
+            if not any(g.prunable for g in mine):
+                reasons = sorted({p for g in mine for p in g.pinned if p is not None})
+                why = f"its channels are pinned: {'; '.join(reasons)}" if reasons else "it is in no channel group"
+                raise ValueError(
+                    f"module {name!r} ({type(model.get_submodule(name)).__name__}) has no prunable channel: {why}; "
+                    f"leave it out of the rule's modules (graph.channel_graph(model, x).describe() shows the groups)"
+                )
+        chosen = [g for g in chosen if g.prunable]
+        targets, index = _GroupTargets(), {}
+        masks, scored, counts = [], [], []
+        for gi, g in enumerate(chosen):
+            prunable = np.cumsum([p is None for p in g.pinned]) - 1
+            local = np.where([p is None for p in g.pinned], prunable, -1)
+            counts.append(int(local.max() + 1) if local.size else 0)
+            rows_scored = []
+            for m in g.members:
+                module = model.get_submodule(m.module)
+                if not isinstance(getattr(module, m.tensor, None), torch.Tensor) or m.tensor in module._buffers:
+                    continue  # running statistics and bookkeeping: sliced on removal, never masked
+                key = (m.module, m.tensor)
+                if key not in index:
+                    param = weight_parameter(m.module, module, m.tensor)
+                    index[key] = len(targets)
+                    targets.append(Target(m.module, module, m.tensor, owners_of(model, param, m.module)))
+                    masks.append([])
+                i = index[key]
+                units = np.where(g.unit_of[m] >= 0, local[np.maximum(g.unit_of[m], 0)], -1)
+                masks[i].append((gi, m.axis, torch.as_tensor(units, device=device)))
+                if cls.scores_member(rule, m, names, model):
+                    rows = np.flatnonzero(units >= 0)
+                    width = math.prod(targets[i].param.shape) // max(1, targets[i].param.shape[m.axis])
+                    per_entry = np.repeat(units[rows], width)
+                    rows_scored.append(
+                        (i, m.axis, torch.as_tensor(rows, device=device), torch.as_tensor(per_entry, device=device))
+                    )
+            scored.append(rows_scored)
+        targets.plan = GroupPlan(chosen, counts, scored, masks)
+        return targets
+
+    @property
+    def plan(self) -> GroupPlan:
+        return self.targets.plan
+
+    def select(self, B, tensors, amount, min_channels):
+        """Scores of every prunable unit (`group_scores`), one global ranking (`group_masks`), and the mask of
+        every target: True except on the slices of the pruned units."""
+        plan = self.plan
+
+        def local(index, like):  # the plan's index arrays, on the tensors' device (torch) or as NumPy copies
+            return index.to(like.device) if B.is_torch else B.array(index)
+
+        scores = []
+        for count, members in zip(plan.count, plan.scored, strict=True):
+            values = [
+                B.moveaxis(tensors[i], axis, 0)[local(rows, tensors[i])].reshape(-1) for i, axis, rows, _ in members
+            ]
+            units = [local(u, tensors[i]) for i, _, _, u in members]
+            scores.append(B.group_scores(B.concatenate(values), B.concatenate(units), count, self.criterion))
+        keep = B.group_masks(scores, amount, min_channels)
+        masks = []
+        for w, slices in zip(tensors, plan.masks, strict=True):
+            mask = None
+            for g, axis, units in slices:
+                column = B.concatenate([keep[g], keep[g][:1] | True])[local(units, w)]  # unit -1: not pruned here
+                column = column.reshape(tuple(-1 if a == axis else 1 for a in range(w.ndim)))
+                mask = column if mask is None else mask & column
+            masks.append(B.broadcast_to(mask, w.shape))
+        return scores, keep, masks
+
+    def describe_groups(self) -> str:
+        """The groups this rule prunes, with their members (`graph.Group.describe`)."""
+        return "\n".join(g.describe() for g in self.plan.groups)
+
+    def attach(self):
+        self.mask_modules = []
+        for t in self.targets:
+            m = Mask(t.param.shape, device=t.param.device)
+            register(t, m)
+            self.mask_modules.append(m)
+
+    def compressions(self):
+        return list(getattr(self, "mask_modules", []))
+
+    def apply(self, tensors, amount):
+        with torch.no_grad():
+            _, _, masks = self.verified(lambda B, ts: self.select(B, ts, amount, self.params["min_channels"]), tensors)
+            for m, mask in zip(self.mask_modules, masks, strict=True):
+                m.mask.copy_(mask)
+
+    def __repr__(self) -> str:
+        units = sum(self.plan.count)
+        return f"{super().__repr__()}: {len(self.plan.groups)} channel group(s), {units} prunable unit(s)"
+
+
+class GroupedSlimming(_Grouped, Slimming):
+    r"""Network slimming over dependency groups (`slimming` with `input_shape`): the L1 subgradient on the matched
+    batch norms' scales until `at`; at `at`, each unit scores the L1 norm of its matched scales (`group_scores`,
+    `"l1"`: $|\gamma|$ for one batch norm per unit), units are ranked over all groups (`group_masks` with `ratio`
+    and `min_channels`), and a pruned unit's mask covers every parameter slice it owns."""
+
+    @classmethod
+    def selects(cls, rule, member, matched, model):
+        return member.module in matched and member.tensor == "weight" and member.role == "norm"
+
+    scores_member = selects
+
+    @classmethod
+    def make_targets(cls, model, rule, matched):
+        if rule.tensor != "weight":
+            raise ValueError(f"'slimming' masks a batch norm's weight and bias together; it takes no 'tensor' "
+                             f"(got {rule.tensor!r})")  # fmt: skip
+        for name, module in matched:
+            if not isinstance(module, nn.modules.batchnorm._BatchNorm) or not module.affine:
+                raise ValueError(f"module {name!r} ({type(module).__name__}) is not an affine batch norm")
+        targets = _Grouped.make_targets.__func__(cls, model, rule, matched)
+        targets.gammas = [
+            i for i, t in enumerate(targets) if t.tensor == "weight" and t.name in {n for n, _ in matched}
+        ]
+        return targets
+
+    def _gamma_targets(self):
+        return [self.targets[i] for i in self.targets.gammas]
+
+    def check(self):
+        self.select(
+            TORCH, [t.param.detach().float() for t in self.targets], self.params["ratio"], self.params["min_channels"]
+        )
+        gammas = [t.param.detach().float() for t in self._gamma_targets()]
+        TORCH.slimming_penalty_grad([torch.zeros_like(g) for g in gammas], gammas, self.params["lam"])
+
+    def attach(self):
+        _Grouped.attach(self)
+        self.pruned = False
+
+    def on_step(self, step):
+        self.apply([t.param.detach().float() for t in self.targets], self.params["ratio"])
+        self.pruned = True
+
+    def before_optimizer_step(self):
+        if self.pruned or self.params["lam"] == 0:
+            return
+        gammas = [t.param for t in self._gamma_targets()]
+        if any(g.grad is None for g in gammas):
+            return
+        with torch.no_grad():
+            grads = [g.grad.float() for g in gammas]
+            new = TORCH.slimming_penalty_grad(grads, [g.detach().float() for g in gammas], self.params["lam"])
+            for g, n in zip(gammas, new, strict=True):
+                g.grad.copy_(n.to(g.grad.dtype))
+
+
+class GroupedLnStructured(_Grouped, LnStructured):
+    """Structured Ln pruning over dependency groups (`ln_structured` with `input_shape`): the groups of the slices
+    of the matched tensors along `axis` (output channels, attention heads for `axis=0`); each unit scores the Lp
+    norm of every entry it owns in the matched tensors (`group_scores`), units are ranked over all groups
+    (`group_masks`: `sparsity` of all units, at least `min_channels` per group), on the masked weights, and a
+    pruned unit's mask covers every parameter slice it owns. Gradual schedules work as for `ln_structured`."""
+
+    @property
+    def criterion(self):
+        return f"l{self.params['p']}"
+
+    @classmethod
+    def selects(cls, rule, member, matched, model):
+        if member.module not in matched or member.tensor != rule.tensor:
+            return False
+        ndim = getattr(model.get_submodule(member.module), member.tensor).ndim
+        return member.axis == validate.axis("axis", rule.params.get("axis", 0), ndim)
+
+    @classmethod
+    def scores_member(cls, rule, member, matched, model):
+        return member.module in matched and member.tensor == rule.tensor
+
+    @classmethod
+    def make_targets(cls, model, rule, matched):
+        return _Grouped.make_targets.__func__(cls, model, rule, matched)
+
+    def check(self):
+        self.select(TORCH, [t.param.detach().float() for t in self.targets], self.final_sparsity(),
+                    self.params["min_channels"])  # fmt: skip
+
+    def attach(self):
+        _Grouped.attach(self)
+
+    def on_step(self, step):
+        pairs = zip(self.targets, self.mask_modules, strict=True)
+        with torch.no_grad():
+            inputs = [TORCH.apply_mask(chain_input(t, m), m.mask) for t, m in pairs]
+        self.apply(inputs, self.target_sparsity(step))
 
 
 # ---- post-training: GPTQ and SparseGPT (run by `torch_backend.nn.calibrate`) --------------------------------
