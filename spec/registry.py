@@ -6,36 +6,63 @@ Tests, `pqref verify` and the docs are generated from `REGISTRY`. Adding an algo
 
 from __future__ import annotations
 
+import importlib
+
 from spec.entry import Bad, Case, Entry, Golden, Invariant, resolve
 
-__all__ = ["REGISTRY", "Bad", "Case", "Entry", "Golden", "Invariant", "get", "resolve"]
+__all__ = ["CATALOG", "REGISTRY", "Bad", "Case", "Entry", "Golden", "Invariant", "get", "resolve"]
+
+
+# The catalog modules, one per reference module with entries (`spec/catalog/core/reduce.py` for
+# `reference/core/reduce.py`), in the order of `pqref list`.
+CATALOG = (
+    "core.reduce",
+    "core.rounding",
+    "core.random",
+    "core.select",
+    "core.exact",
+    "core.linalg",
+    "quantization.affine",
+    "quantization.binary",
+    "quantization.ternary",
+    "quantization.dorefa",
+    "quantization.pact",
+    "quantization.lsq",
+    "quantization.floats",
+    "quantization.mx",
+    "quantization.power_of_two",
+    "quantization.codebook",
+    "quantization.nf4",
+    "quantization.observers",
+    "quantization.packing",
+    "codecs.gptq",
+    "codecs.nvfp4",
+    "codecs.nibbles",
+    "quantization.conventions",
+    "codecs.gguf",
+    "codecs.awq",
+    "codecs.compressed_tensors",
+    "pruning.magnitude",
+    "pruning.structured",
+    "pruning.random",
+    "pruning.regularization",
+    "pruning.slimming",
+    "pruning.schedules",
+    "pruning.saliency",
+    "pruning.lottery",
+    "pruning.sparse_formats",
+    "pruning.groups",
+    "posttraining.obs",
+)
 
 
 def _load() -> dict[str, Entry]:
-    from spec.catalog import (
-        codecs,
-        core,
-        exact,
-        groups,
-        lowbit,
-        posttraining,
-        pruning,
-        quant_binary,
-        quant_learned,
-        quant_misc,
-        quantization,
-        sparsity_regularize,
-        sparsity_scores,
-    )
-
-    catalogs = [core, exact, quantization, quant_binary, quant_learned, lowbit, quant_misc]
-    catalogs += [codecs, pruning, sparsity_regularize, sparsity_scores, groups, posttraining]
-    entries = [e for catalog in catalogs for e in catalog.ENTRIES]
     table: dict[str, Entry] = {}
-    for e in entries:
-        if e.name in table:
-            raise RuntimeError(f"duplicate registry entry {e.name!r}")
-        table[e.name] = e
+    for module in CATALOG:
+        for e in importlib.import_module(f"spec.catalog.{module}").ENTRIES:
+            if e.name in table:
+                raise RuntimeError(f"duplicate registry entry {e.name!r}")
+            table[e.name] = e
     return table
 
 

@@ -3,18 +3,46 @@
 They are built to hit the places where implementations disagree: ties (arrays are filled with repeated values),
 signed zeros, subnormals, exact x.5 rounding midpoints (scales with short mantissas that are not powers of
 two), the largest finite floats, all-equal and one-element arrays, empty arrays where they are meaningful.
-Every strategy draws a `spec.entry.Case`. One namespace, `spec.strategies`, split by family into submodules.
+Every strategy draws a `spec.entry.Case`. One namespace, `spec.strategies`; one submodule per reference module
+(`spec/strategies/quantization/affine.py` for `reference/quantization/affine.py`), the shared building blocks
+in `spec.strategies.base`.
 """
 
 from .base import *  # noqa: F403
-from .base import _expand  # noqa: F401
-from .codecs import *  # noqa: F403
-from .exact import *  # noqa: F403
-from .groups import *  # noqa: F403
-from .lowbit import *  # noqa: F403
-from .posttraining import *  # noqa: F403
-from .quant_binary import *  # noqa: F403
-from .quant_learned import *  # noqa: F403
-from .quant_misc import *  # noqa: F403
-from .sparsity_regularize import *  # noqa: F403
-from .sparsity_scores import *  # noqa: F403
+from .codecs.awq import *  # noqa: F403
+from .codecs.compressed_tensors import *  # noqa: F403
+from .codecs.gguf import *  # noqa: F403
+from .codecs.gptq import *  # noqa: F403
+from .codecs.nibbles import *  # noqa: F403
+from .codecs.nvfp4 import *  # noqa: F403
+from .core.exact import *  # noqa: F403
+from .core.linalg import *  # noqa: F403
+from .core.random import *  # noqa: F403
+from .core.reduce import *  # noqa: F403
+from .core.rounding import *  # noqa: F403
+from .core.select import *  # noqa: F403
+from .posttraining.obs import *  # noqa: F403
+from .pruning.groups import *  # noqa: F403
+from .pruning.lottery import *  # noqa: F403
+from .pruning.magnitude import *  # noqa: F403
+from .pruning.random import *  # noqa: F403
+from .pruning.regularization import *  # noqa: F403
+from .pruning.saliency import *  # noqa: F403
+from .pruning.schedules import *  # noqa: F403
+from .pruning.slimming import *  # noqa: F403
+from .pruning.sparse_formats import *  # noqa: F403
+from .pruning.structured import *  # noqa: F403
+from .quantization.affine import *  # noqa: F403
+from .quantization.binary import *  # noqa: F403
+from .quantization.codebook import *  # noqa: F403
+from .quantization.conventions import *  # noqa: F403
+from .quantization.dorefa import *  # noqa: F403
+from .quantization.floats import *  # noqa: F403
+from .quantization.lsq import *  # noqa: F403
+from .quantization.mx import *  # noqa: F403
+from .quantization.nf4 import *  # noqa: F403
+from .quantization.observers import *  # noqa: F403
+from .quantization.packing import *  # noqa: F403
+from .quantization.pact import *  # noqa: F403
+from .quantization.power_of_two import *  # noqa: F403
+from .quantization.ternary import *  # noqa: F403

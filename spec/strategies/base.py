@@ -1,18 +1,15 @@
-"""Strategies for the foundation: shared element and array strategies, core primitives, affine quantization, pruning.
-
-They are built to hit the places where implementations disagree: ties (arrays are filled with repeated values),
-signed zeros, subnormals, exact x.5 rounding midpoints (scales with short mantissas that are not powers of
-two), the largest finite floats, all-equal and one-element arrays, empty arrays where they are meaningful.
-Every strategy draws a `spec.registry.Case`.
+"""Shared element and array strategies: the building blocks that the strategies of every reference module draw from
+(float32 values with the special cases, shapes, arrays with ties, keys, scales, integer ranges, granularities,
+low-bit boundaries), and the helpers that several of them share.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-from spec.entry import Case
 
 F32 = np.float32
 F32_MAX = float(np.finfo(np.float32).max)
@@ -84,81 +81,6 @@ def scales():
     return st.one_of(short, short, power, anything, tiny)
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Core
-# ------------------------------------------------------------------------------------------------------------
-
-
-@st.composite
-def reduce_cases(draw, mean=False, norm=False):
-    dtype = "float32" if norm else draw(st.sampled_from(["float32", "float64"]))
-    min_side = 1 if mean else 0
-    x = draw(float32_arrays(min_side=min_side) if dtype == "float32" else float64_arrays(min_side=min_side))
-    axis = None if x.ndim == 0 else draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1)))
-    kwargs = {"axis": axis}
-    if norm:
-        kwargs["p"] = draw(st.sampled_from([1, 2]))
-    return Case((x,), kwargs)
-
-
-def rounding_cases(stochastic=False, with_mode=False):
-    @st.composite
-    def build(draw):
-        x = draw(float32_arrays())
-        if with_mode:
-            mode = draw(st.sampled_from(ROUNDING_MODES))
-            key = draw(keys()) if mode == "stochastic" else None
-            return Case((x,), {"mode": mode, "key": key})
-        if stochastic:
-            return Case((x, draw(keys())))
-        return Case((x,))
-
-    return build()
-
-
-@st.composite
-def threefry_cases(draw):
-    shape = draw(shapes(max_dims=2))
-    words = hnp.arrays(np.int64, shape, elements=st.one_of(st.integers(0, 2**32 - 1), st.sampled_from([0, 2**32 - 1])))
-    return Case((draw(keys()), draw(words), draw(words)))
-
-
-def seed_cases():
-    return st.builds(
-        lambda s: Case((s,)), st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 2**32, 2**64 - 1]))
-    )
-
-
-def split_cases():
-    return st.builds(lambda k, n: Case((k,), {"num": n}), keys(), st.integers(1, 8))
-
-
-def fold_in_cases():
-    return st.builds(lambda k, d: Case((k, d)), keys(), st.integers(0, 2**32 - 1))
-
-
-def bits_cases():
-    return st.builds(lambda k, s: Case((k, s)), keys(), shapes(max_dims=3, max_side=7))
-
-
-@st.composite
-def select_cases(draw):
-    dtype = draw(st.sampled_from(["float32", "float64", "int64"]))
-    if dtype == "float32":
-        with_inf = st.one_of(float32_values(), st.sampled_from([float("inf"), float("-inf")]))
-        scores = draw(float32_arrays(elements=with_inf))
-    elif dtype == "float64":
-        scores = draw(float64_arrays())
-    else:
-        scores = draw(hnp.arrays(np.int64, shapes(), elements=st.integers(-5, 5)))
-    return Case((scores, draw(st.integers(0, scores.size))))
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Affine quantization
-# ------------------------------------------------------------------------------------------------------------
-
-
 @st.composite
 def qranges(draw, min_codes=2):
     from reference.quantization.affine import integer_range
@@ -187,153 +109,106 @@ def granularities(draw, shape):
     return axis, g, tuple(s // g if i == k else s for i, s in enumerate(shape))
 
 
-@st.composite
-def affine_cases(draw, with_grad=False):
-    """`(x, scale, zero_point)` and keyword arguments for quantize / fake_quantize (and a cotangent with_grad)."""
-    qmin, qmax = draw(qranges(min_codes=1))
-    shape = draw(shapes(max_dims=3, max_side=6))
-    axis, group_size, sshape = draw(granularities(shape))
-    scale = draw(hnp.arrays(np.float32, sshape, elements=scales()))
-    zero_point = draw(hnp.arrays(np.int32, sshape, elements=st.integers(qmin, qmax)))
-    s_full = _expand(scale, shape, axis, group_size)
-    z_full = _expand(zero_point, shape, axis, group_size)
-    # Points on and between the grid: (t - z) * s for t a multiple of 1/2 near the code range, so x / s is
-    # often exactly an integer or a .5 midpoint; plus arbitrary float32 values.
-    t = draw(hnp.arrays(np.float32, shape, elements=st.integers(2 * qmin - 6, 2 * qmax + 6).map(lambda k: k / 2)))
-    grid = (t - z_full.astype(np.float32)) * s_full
-    anywhere = draw(float32_arrays(shape=st.just(shape)))
-    pick = draw(hnp.arrays(np.bool_, shape))
-    x = np.where(pick, grid, anywhere).astype(np.float32)
-    x = np.where(np.isfinite(x), x, np.float32(0))
-    mode = draw(st.sampled_from(ROUNDING_MODES))
-    kwargs = {"qmin": qmin, "qmax": qmax, "axis": axis, "group_size": group_size, "rounding": mode}
-    kwargs["key"] = draw(keys()) if mode == "stochastic" else None
-    if with_grad:
-        grad = draw(float32_arrays(shape=st.just(shape)))
-        return Case((grad, x, scale, zero_point), kwargs)
-    return Case((x, scale, zero_point), kwargs)
+# ---- used by quantization.binary, quantization.ternary --------------------------------------------------------------
+
+NEAR_ONE = tuple(
+    float(v) for one in (F32(1), F32(-1)) for v in (one, np.nextafter(one, F32(0)), np.nextafter(one, one * F32(2)))
+)
+EDGES = NEAR_ONE + (0.0, -0.0, 1.4e-45, -1.4e-45, 0.5, -0.5, 2.0, -2.0)
 
 
-@st.composite
-def dequantize_cases(draw):
-    qmin, qmax = draw(qranges(min_codes=1))
-    shape = draw(shapes(max_dims=3, max_side=6))
-    axis, group_size, sshape = draw(granularities(shape))
-    scale = draw(
-        hnp.arrays(
-            np.float32, sshape, elements=st.one_of(scales(), st.floats(float(F32(1e-30)), float(F32(1e30)), width=32))
-        )
+def binary_values():
+    """float32 values weighted toward the sign and straight-through boundaries."""
+    return st.one_of(float32_values(), st.sampled_from(EDGES))
+
+
+def grid_values():
+    """Small multiples of a power of two: sums and products stay exact, thresholds land on elements."""
+    return st.builds(lambda k, e: float(F32(k * 2.0**e)), st.integers(-8, 8), st.integers(-3, 2))
+
+
+def binary_arrays(shape=None, elements=None, **shape_kw):
+    """Arrays of binary-friendly values: edges, anything finite, or an exact grid."""
+    elements = elements or st.one_of(binary_values(), grid_values())
+    return float32_arrays(shape=shape, elements=elements, **shape_kw)
+
+
+def grad_like(draw, w):
+    """Cotangents: edge values, or ordinary floats whose float32 sums would round (to catch a non-tree sum)."""
+    ordinary = hnp.arrays(np.float32, w.shape, elements=st.floats(-100, 100, width=32))
+    return draw(st.one_of(binary_arrays(shape=st.just(w.shape)), ordinary))
+
+
+def slice_axis(draw, w):
+    if w.ndim == 0:
+        return None
+    return draw(st.one_of(st.none(), st.integers(-w.ndim, w.ndim - 1)))
+
+
+# ---- used by quantization.dorefa, quantization.pact -----------------------------------------------------------------
+
+
+def bit_widths():
+    return st.one_of(st.integers(1, 4), st.integers(1, 16))
+
+
+# ---- used by quantization.floats, quantization.mx -------------------------------------------------------------------
+
+
+def with_neighbours(points):
+    """float32 points (float64 in), each with its two float32 neighbours; positive, finite, sorted, unique."""
+    with np.errstate(over="ignore"):
+        p = np.asarray(points, dtype=np.float64).astype(F32)
+    p = p[np.isfinite(p) & (p > 0)]
+    p = np.concatenate([p, np.nextafter(p, F32(np.inf)), np.nextafter(p, F32(0))])
+    return np.unique(p[np.isfinite(p) & (p > 0)])
+
+
+@functools.cache
+def lowbit_boundaries(fmt):
+    """Positive float32 values at and next to every rounding boundary of a float format, as a tuple of floats.
+
+    Representable values, midpoints of neighbours, the overflow threshold (max plus half the top spacing), twice
+    the max, the smallest-subnormal half (or, for E8M0, $2^{-128}$), each with its float32 neighbours.
+    """
+    from reference.quantization.floats import FORMATS, float_decode
+
+    form = FORMATS[fmt]
+    v = float_decode(np.arange(2**form.bits, dtype=np.uint8), fmt).astype(np.float64)
+    v = np.unique(v[np.isfinite(v) & (v > 0)])
+    top = v[-1] - v[-2]
+    extra = [v[-1] + top / 2, v[-1] + top, 2 * v[-1], v[0] / 2, v[0] / 4]
+    return tuple(float(t) for t in with_neighbours(np.concatenate([v, (v[:-1] + v[1:]) / 2, extra])))
+
+
+# ---- used by codecs.awq, codecs.gptq --------------------------------------------------------------------------------
+
+
+def float16_scales(shape):
+    """float16 arrays of any finite value: signed zeros, subnormals, the max, and repeated values."""
+    edge = st.sampled_from([0.0, -0.0, 6e-08, 65504.0, -65504.0, 0.5, 1.0, 0.0999755859375])
+    anything = st.floats(width=16, allow_nan=False, allow_infinity=False)
+    return hnp.arrays(np.float16, shape, elements=st.one_of(edge, anything))
+
+
+def int32_words(shape):
+    ends = st.sampled_from([0, -1, -(2**31), 2**31 - 1, 0x77777777, -0x77777778])
+    return hnp.arrays(np.int32, shape, elements=st.one_of(ends, st.integers(-(2**31), 2**31 - 1)))
+
+
+# ---- used by pruning.regularization, pruning.schedules --------------------------------------------------------------
+
+SMALL = {"max_dims": 2, "max_side": 6}
+
+
+# ---- used by pruning.regularization, pruning.slimming ---------------------------------------------------------------
+
+
+def strengths():
+    """lam or lr: 0, round and short-mantissa values, anything moderate, and values whose float32 overflows."""
+    return st.one_of(
+        st.sampled_from([0.0, 1.0, 0.5, 0.1, 1e-4, 3.0, 2.0**-20]),
+        st.floats(0, 1e3),
+        st.floats(0, 1e-30),
+        st.sampled_from([F32_MAX, 2.0 * F32_MAX, 1e300]),
     )
-    zero_point = draw(hnp.arrays(np.int32, sshape, elements=st.integers(qmin, qmax)))
-    q = draw(hnp.arrays(np.int32, shape, elements=st.one_of(st.integers(qmin, qmax), st.integers(-(2**15), 2**16 - 1))))
-    return Case((q, scale, zero_point), {"axis": axis, "group_size": group_size})
-
-
-def integer_range_cases():
-    @st.composite
-    def build(draw):
-        bits = draw(st.integers(1, 16))
-        return Case((bits,), {"signed": draw(st.booleans()), "narrow_range": bits >= 2 and draw(st.booleans())})
-
-    return build()
-
-
-@st.composite
-def qparams_range_cases(draw):
-    symmetric = draw(st.booleans())
-    qmin, qmax = draw(qranges(min_codes=3 if symmetric else 2))
-    shape = draw(shapes(max_dims=2))
-    a = draw(float32_arrays(shape=st.just(shape)))
-    b = draw(float32_arrays(shape=st.just(shape)))
-    return Case((np.minimum(a, b), np.maximum(a, b)), {"qmin": qmin, "qmax": qmax, "symmetric": symmetric})
-
-
-@st.composite
-def minmax_qparams_cases(draw):
-    symmetric = draw(st.booleans())
-    qmin, qmax = draw(qranges(min_codes=3 if symmetric else 2))
-    x = draw(float32_arrays(min_side=1))
-    axis, group_size, _ = draw(granularities(x.shape))
-    return Case((x,), {"qmin": qmin, "qmax": qmax, "symmetric": symmetric, "axis": axis, "group_size": group_size})
-
-
-def _expand(p, shape, axis, group_size):
-    if axis is None:
-        return np.broadcast_to(p, shape)
-    k = axis % len(shape)
-    if group_size is None:
-        return np.broadcast_to(p.reshape(tuple(-1 if i == k else 1 for i in range(len(shape)))), shape)
-    return np.repeat(p, group_size, axis=k)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Pruning
-# ------------------------------------------------------------------------------------------------------------
-
-
-@st.composite
-def count_cases(draw):
-    n = draw(st.integers(0, 10_000))
-    return Case((draw(fractions_for(n)), n))
-
-
-@st.composite
-def magnitude_cases(draw):
-    w = draw(float32_arrays())
-    return Case((w, draw(fractions_for(w.size))))
-
-
-@st.composite
-def magnitude_count_cases(draw):
-    w = draw(float32_arrays())
-    return Case((w, draw(st.integers(0, w.size))))
-
-
-@st.composite
-def threshold_cases(draw):
-    w = draw(float32_arrays())
-    exact = [abs(float(v)) for v in w.reshape(-1)[:8]]
-    t = draw(
-        st.one_of([st.floats(0, 1e3), st.sampled_from([0.0, 0.5, 1.0])] + ([st.sampled_from(exact)] if exact else []))
-    )
-    return Case((w, t))
-
-
-@st.composite
-def global_cases(draw):
-    ws = draw(st.lists(float32_arrays(max_dims=2), min_size=1, max_size=4))
-    return Case((ws, draw(fractions_for(sum(w.size for w in ws)))))
-
-
-@st.composite
-def apply_mask_cases(draw, with_grad=False):
-    with_nonfinite = st.one_of(float32_values(), st.sampled_from([float("inf"), float("-inf"), float("nan")]))
-    w = draw(float32_arrays(elements=with_nonfinite))
-    mask = draw(hnp.arrays(np.bool_, w.shape))
-    if with_grad:
-        return Case((draw(float32_arrays(shape=st.just(w.shape))), w, mask))
-    return Case((w, mask))
-
-
-@st.composite
-def structured_cases(draw):
-    w = draw(float32_arrays(min_dims=1))
-    axis = draw(st.integers(-w.ndim, w.ndim - 1))
-    return Case((w, draw(fractions_for(w.shape[axis]))), {"p": draw(st.sampled_from([1, 2])), "axis": axis})
-
-
-@st.composite
-def nm_cases(draw):
-    m = draw(st.integers(1, 8))
-    n = draw(st.integers(0, m))
-    shape = list(draw(shapes(min_dims=1, max_dims=3, max_side=4)))
-    axis = draw(st.integers(-len(shape), len(shape) - 1))
-    shape[axis] *= m
-    w = draw(float32_arrays(shape=st.just(tuple(shape))))
-    return Case((w, n, m), {"axis": axis})
-
-
-@st.composite
-def random_mask_cases(draw):
-    w = draw(float32_arrays())
-    return Case((w, draw(fractions_for(w.size)), draw(keys())))

@@ -1,0 +1,1 @@
+"""Registry entries for `reference.codecs` (checkpoint codecs), one module per reference module."""

@@ -1,0 +1,1 @@
+"""Registry entries for `reference.core` (exact primitives), one module per reference module."""

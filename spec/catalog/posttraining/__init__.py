@@ -1,0 +1,1 @@
+"""Registry entries for `reference.posttraining` (post-training methods), one module per reference module."""

@@ -1,0 +1,1 @@
+"""Registry entries for `reference.pruning` (pruning), one module per reference module."""

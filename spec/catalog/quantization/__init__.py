@@ -1,0 +1,1 @@
+"""Registry entries for `reference.quantization` (quantization), one module per reference module."""
