@@ -123,7 +123,7 @@ def family_title(family: str) -> str:
 
 
 def algorithm_page(e) -> str:
-    ref, tb = f"{e.path(REFERENCE)}.{e.fn_name}", f"{e.path(TORCH)}.{e.fn_name}"
+    ref, tb = f"{e.path(REFERENCE)}.{e.name}", f"{e.path(TORCH)}.{e.name}"
     out = [f"# {text(e.name)}\n\n", f"{text(e.summary)}\n\n"]
 
     if e.vjp:
@@ -139,7 +139,6 @@ def algorithm_page(e) -> str:
         ("Family", f"[{text(family_title(e.family))}](index.md#{e.family})"),
         ("Reference", f"[{code(ref)}](#{ref})"),
         ("PyTorch", f"[{code(tb)}](#{tb})"),
-        ("Agreement", text(e.exact)),
         ("Gradient", grad),
     ]
     if e.paper:

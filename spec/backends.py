@@ -118,16 +118,16 @@ class ModuleBackend(Backend):
 
     def function(self, entry):
         module = importlib.import_module(self.package)
-        fn = getattr(module, entry.fn_name, None)
+        fn = getattr(module, entry.name, None)
         if fn is None:
             try:
-                fn = getattr(importlib.import_module(entry.path(self.package)), entry.fn_name, None)
+                fn = getattr(importlib.import_module(entry.path(self.package)), entry.name, None)
             except ImportError:
                 fn = None
         if fn is None:
-            raise NotImplementedError(f"{self.package} has no {entry.fn_name}")
+            raise NotImplementedError(f"{self.package} has no {entry.name}")
         if not callable(fn):
-            raise NotImplementedError(f"{self.package}.{entry.fn_name} is a {type(fn).__name__}, not a function")
+            raise NotImplementedError(f"{self.package}.{entry.name} is a {type(fn).__name__}, not a function")
         return fn
 
 

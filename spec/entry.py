@@ -82,22 +82,16 @@ class Entry:
     bad: tuple[Bad, ...] = ()
     vjp: str | None = None
     paper: str = ""
-    function: str = ""
     extra: tuple[tuple[str, str], ...] = ()
-    exact: str = "bitwise"
-
-    @property
-    def fn_name(self) -> str:
-        return self.function or self.name
 
     def path(self, package: str) -> str:
         return f"{package}.{self.module}"
 
     def reference(self):
-        return resolve(f"{self.path(REFERENCE)}:{self.fn_name}")
+        return resolve(f"{self.path(REFERENCE)}:{self.name}")
 
     def implementation(self, package: str):
-        return resolve(f"{self.path(package)}:{self.fn_name}")
+        return resolve(f"{self.path(package)}:{self.name}")
 
 
 def resolve(target: str):

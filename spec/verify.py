@@ -96,13 +96,13 @@ def _verify_entry(entry, backend, device, examples, seed, vectors, seconds, mess
     try:
         raw = _guard(backend.function, row)(entry)
     except (TypeError, ValueError) as exc:
-        row.status, row.detail = "error", f"looking up {entry.fn_name} raised {type(exc).__name__}: {exc}"
+        row.status, row.detail = "error", f"looking up {entry.name} raised {type(exc).__name__}: {exc}"
         return row
     except BackendRaised as exc:
         if isinstance(exc.exc, NotImplementedError):
             row.status, row.detail = "missing", str(exc.exc)
         else:
-            row.status, row.detail = "error", f"looking up {entry.fn_name} raised {exc}"
+            row.status, row.detail = "error", f"looking up {entry.name} raised {exc}"
         return row
     row.torch_seen = _uses_torch(raw)
     fn = _guard(raw, row)

@@ -79,7 +79,7 @@ def test_entry_is_complete(entry):
 
 
 def test_every_public_reference_function_is_a_registry_entry():
-    names = {(e.module, e.fn_name) for e in REGISTRY.values()}
+    names = {(e.module, e.name) for e in REGISTRY.values()}
     for path in _reference_files():
         module = ".".join(path.relative_to(ROOT / "reference").with_suffix("").parts)
         for fn in _public_functions(path):
@@ -89,8 +89,8 @@ def test_every_public_reference_function_is_a_registry_entry():
 def test_packages_reexport_every_entry():
     ref, tb = importlib.import_module("reference"), importlib.import_module("torch_backend")
     for e in REGISTRY.values():
-        assert getattr(ref, e.fn_name) is e.reference(), e.name
-        assert getattr(tb, e.fn_name) is e.implementation("torch_backend"), e.name
+        assert getattr(ref, e.name) is e.reference(), e.name
+        assert getattr(tb, e.name) is e.implementation("torch_backend"), e.name
     assert sorted(ref.__all__) == sorted(tb.__all__)
 
 

@@ -1,4 +1,4 @@
-"""Strategies of valid inputs for the entries of `reference.posttraining.obs`: `F32`, `calibration_inputs`,
+"""Strategies of valid inputs for the entries of `reference.posttraining.obs`: `calibration_inputs`,
 `hessian_cases`, `hessian_matrix_cases`, `damped_hessian_cases`, `gptq_cases`, `sparsegpt_cases`.
 """
 
@@ -11,7 +11,6 @@ from hypothesis.extra import numpy as hnp
 from spec.entry import Case
 
 __all__ = [
-    "F32",
     "calibration_inputs",
     "hessian_cases",
     "hessian_matrix_cases",
