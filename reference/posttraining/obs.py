@@ -48,6 +48,7 @@ F32, F64 = np.float32, np.float64
 EPS = 2.0**-53  # the unit roundoff of float64
 TINY = 2.0**-1074  # the smallest float64 subnormal: the absolute error an underflowing operation can make
 MAX_BLOCK = 2**20
+SCALE_DTYPES = ("float32", "float16")
 
 
 class GPTQResult(NamedTuple):
@@ -179,7 +180,7 @@ def gptq_factor(h):
 
 
 def gptq(w, h, *, bits, group_size=None, symmetric=False, act_order=False, static_groups=False, percdamp=0.01,
-         block_size=128):  # fmt: skip
+         block_size=128, scale_dtype="float32"):  # fmt: skip
     r"""GPTQ: quantize a weight column by column, correcting the columns still to come, in exact arithmetic.
 
     With $U$ = `gptq_factor` of the damped Hessian (columns permuted by `gptq_order` with `act_order`), for each
@@ -211,6 +212,10 @@ def gptq(w, h, *, bits, group_size=None, symmetric=False, act_order=False, stati
     - `percdamp`: the damping of `gptq_damp` (default 0.01).
     - `block_size`: the paper's lazy-batch block, an int in `[1, 2**20]`: a speed setting only (no effect on any
       bit of the result).
+    - `scale_dtype`: `"float32"` (default) or `"float16"`: each group's scale is rounded to float16 (ties to even)
+      before it is used, so that the result is exactly what a GPTQ checkpoint (float16 `scales`) decodes to
+      (`gptq_pack`, `gptq_decode`); a scale that float16 cannot hold as a positive finite value raises
+      `ValueError`.
 
     **Returns:**
 
@@ -239,6 +244,7 @@ def gptq(w, h, *, bits, group_size=None, symmetric=False, act_order=False, stati
     static_groups = validate.boolean("static_groups", static_groups)
     percdamp = validate.real("percdamp", percdamp, lo=0.0, hi=1e6)
     validate.integer("block_size", block_size, lo=1, hi=MAX_BLOCK)
+    scale_dtype = validate.choice("scale_dtype", scale_dtype, SCALE_DTYPES)
     qmin, qmax = integer_range(bits, True, symmetric)
     d = w.shape[1]
     g = group_size or d
@@ -248,8 +254,7 @@ def gptq(w, h, *, bits, group_size=None, symmetric=False, act_order=False, stati
     u = _factor(damped[perm][:, perm])
     static = None
     if static_groups:
-        static = [minmax_qparams(w0[:, c : c + g], qmin=qmin, qmax=qmax, symmetric=symmetric, axis=0)
-                  for c in range(0, d, g)]  # fmt: skip
+        static = [_qparams(w0[:, c : c + g], qmin, qmax, symmetric, scale_dtype) for c in range(0, d, g)]
     w0p = w0[:, perm]
     err = np.zeros(w0.shape, dtype=F64)
     codes = np.zeros(w0.shape, dtype=np.int32)
@@ -260,8 +265,7 @@ def gptq(w, h, *, bits, group_size=None, symmetric=False, act_order=False, stati
         if static is not None:
             params = static[int(perm[k]) // g]
         elif k % g == 0:
-            params = minmax_qparams(_current(w0p, err, u, k, slice(k, k + g)), qmin=qmin, qmax=qmax,
-                                    symmetric=symmetric, axis=0)  # fmt: skip
+            params = _qparams(_current(w0p, err, u, k, slice(k, k + g)), qmin, qmax, symmetric, scale_dtype)
             scales.append(params[0])
             zeros.append(params[1])
         wk = _current(w0p, err, u, k, slice(k, k + 1))
@@ -281,7 +285,7 @@ def gptq(w, h, *, bits, group_size=None, symmetric=False, act_order=False, stati
 
 
 def sparsegpt(w, h, *, sparsity=None, n=None, m=None, blocksize=128, percdamp=0.01, bits=None, group_size=None,
-              symmetric=False):  # fmt: skip
+              symmetric=False, scale_dtype="float32"):  # fmt: skip
     r"""SparseGPT: prune a weight (and optionally quantize the kept entries) column by column, in exact arithmetic.
 
     The same Hessian, damping, factor $U$ and column loop as `gptq` (no reordering), with $q_k$ the pruned (and
@@ -306,7 +310,8 @@ def sparsegpt(w, h, *, sparsity=None, n=None, m=None, blocksize=128, percdamp=0.
       for N:M sparsity. Exactly one of the two.
     - `blocksize`: an int in `[1, 2**20]` (unstructured: the mask block; N:M: no effect).
     - `percdamp`: as `gptq_damp`.
-    - `bits`, `group_size`, `symmetric`: joint quantization of the kept weights (`bits` in `[2, 8]` or None).
+    - `bits`, `group_size`, `symmetric`, `scale_dtype`: joint quantization of the kept weights (`bits` in
+      `[2, 8]` or None), as for `gptq`.
 
     **Returns:**
 
@@ -341,6 +346,7 @@ def sparsegpt(w, h, *, sparsity=None, n=None, m=None, blocksize=128, percdamp=0.
         bits = validate.integer("bits", bits, lo=2, hi=8)
         group_size = _group_size(group_size, d)
         symmetric = validate.boolean("symmetric", symmetric)
+        scale_dtype = validate.choice("scale_dtype", scale_dtype, SCALE_DTYPES)
         qmin, qmax = integer_range(bits, True, symmetric)
     elif group_size is not None:
         raise ValueError("group_size is only used with bits")
@@ -364,8 +370,7 @@ def sparsegpt(w, h, *, sparsity=None, n=None, m=None, blocksize=128, percdamp=0.
             scores = _scores(_current(w0, err, u, k, slice(k, k + m)), diag2[k : k + m])
             keep[:, k : k + m] = np.stack([keep_largest(row, m - n) for row in scores])
         if quantized and k % g == 0:
-            params = minmax_qparams(_current(w0, err, u, k, slice(k, k + g)), qmin=qmin, qmax=qmax,
-                                    symmetric=symmetric, axis=0)  # fmt: skip
+            params = _qparams(_current(w0, err, u, k, slice(k, k + g)), qmin, qmax, symmetric, scale_dtype)
             scales.append(params[0])
             zeros.append(params[1])
         wk = _current(w0, err, u, k, slice(k, k + 1))
@@ -437,6 +442,21 @@ def _exact32(c, a, b):
     if midpoint and residual != 0:
         return above if residual > 0 else below  # the exact value lies beyond the midpoint
     return value
+
+
+def _qparams(cols, qmin, qmax, symmetric, scale_dtype):
+    """Min-max parameters per output row of a group's columns; the scale rounded to float16 with `"float16"`."""
+    scale, zero_point = minmax_qparams(cols, qmin=qmin, qmax=qmax, symmetric=symmetric, axis=0)
+    if scale_dtype == "float16":
+        with np.errstate(over="ignore"):
+            half = scale.astype(np.float16).astype(F32)
+        bad = ~(np.isfinite(half) & (half > 0))
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"scale {float(scale[r])!r} of output row {r} is not a positive finite float16 "
+                             f"(scale_dtype='float16')")  # fmt: skip
+        scale = half
+    return scale, zero_point
 
 
 def _scores(current, diag2):

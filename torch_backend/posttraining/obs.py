@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from reference.common import validate
-from reference.posttraining.obs import EPS, MAX_BLOCK, TINY, GPTQResult, SparseGPTResult
+from reference.posttraining.obs import EPS, MAX_BLOCK, SCALE_DTYPES, TINY, GPTQResult, SparseGPTResult
 from torch_backend import _arrays
 from torch_backend.core.exact import exact_dot, exact_gram, exact_sum
 from torch_backend.core.linalg import cholesky, cholesky_inverse
@@ -57,7 +57,7 @@ def gptq_factor(h):
 
 
 def gptq(w, h, *, bits, group_size=None, symmetric=False, act_order=False, static_groups=False, percdamp=0.01,
-         block_size=128):  # fmt: skip
+         block_size=128, scale_dtype="float32"):  # fmt: skip
     """GPTQ in exact arithmetic; see `reference.posttraining.obs.gptq` for the semantics."""
     w, h = _layer(w, h)
     bits = validate.integer("bits", bits, lo=2, hi=8)
@@ -67,6 +67,7 @@ def gptq(w, h, *, bits, group_size=None, symmetric=False, act_order=False, stati
     static_groups = validate.boolean("static_groups", static_groups)
     percdamp = validate.real("percdamp", percdamp, lo=0.0, hi=1e6)
     block = validate.integer("block_size", block_size, lo=1, hi=MAX_BLOCK)
+    scale_dtype = validate.choice("scale_dtype", scale_dtype, SCALE_DTYPES)
     qmin, qmax = integer_range(bits, True, symmetric)
     w, h = w.detach(), h.detach()
     d = w.shape[1]
@@ -80,8 +81,7 @@ def gptq(w, h, *, bits, group_size=None, symmetric=False, act_order=False, stati
     u = _factor(damped[perm][:, perm])
     static = None
     if static_groups:
-        static = [minmax_qparams(w0[:, c : c + g], qmin=qmin, qmax=qmax, symmetric=symmetric, axis=0)
-                  for c in range(0, d, g)]  # fmt: skip
+        static = [_qparams(w0[:, c : c + g], qmin, qmax, symmetric, scale_dtype) for c in range(0, d, g)]
     loop = _Columns(w0[:, perm], u, block)
     codes = torch.zeros(w0.shape, dtype=torch.int32, device=w.device)
     out = torch.zeros(w0.shape, dtype=F32, device=w.device)
@@ -92,7 +92,7 @@ def gptq(w, h, *, bits, group_size=None, symmetric=False, act_order=False, stati
         if static is not None:
             params = static[perm_host[k] // g]
         elif k % g == 0:
-            params = minmax_qparams(loop.current(k, k + g), qmin=qmin, qmax=qmax, symmetric=symmetric, axis=0)
+            params = _qparams(loop.current(k, k + g), qmin, qmax, symmetric, scale_dtype)
             scales.append(params[0])
             zeros.append(params[1])
         wk = loop.current(k, k + 1)
@@ -112,7 +112,7 @@ def gptq(w, h, *, bits, group_size=None, symmetric=False, act_order=False, stati
 
 
 def sparsegpt(w, h, *, sparsity=None, n=None, m=None, blocksize=128, percdamp=0.01, bits=None, group_size=None,
-              symmetric=False):  # fmt: skip
+              symmetric=False, scale_dtype="float32"):  # fmt: skip
     """SparseGPT in exact arithmetic; see `reference.posttraining.obs.sparsegpt` for the semantics."""
     w, h = _layer(w, h)
     d = w.shape[1]
@@ -134,6 +134,7 @@ def sparsegpt(w, h, *, sparsity=None, n=None, m=None, blocksize=128, percdamp=0.
         bits = validate.integer("bits", bits, lo=2, hi=8)
         group_size = _group_size(group_size, d)
         symmetric = validate.boolean("symmetric", symmetric)
+        scale_dtype = validate.choice("scale_dtype", scale_dtype, SCALE_DTYPES)
         qmin, qmax = integer_range(bits, True, symmetric)
     elif group_size is not None:
         raise ValueError("group_size is only used with bits")
@@ -159,7 +160,7 @@ def sparsegpt(w, h, *, sparsity=None, n=None, m=None, blocksize=128, percdamp=0.
             scores = _scores(loop.current(k, k + m), diag2[k : k + m])
             keep[:, k : k + m] = torch.stack([keep_largest(row, m - n) for row in scores])
         if quantized and k % g == 0:
-            params = minmax_qparams(loop.current(k, k + g), qmin=qmin, qmax=qmax, symmetric=symmetric, axis=0)
+            params = _qparams(loop.current(k, k + g), qmin, qmax, symmetric, scale_dtype)
             scales.append(params[0])
             zeros.append(params[1])
         wk = loop.current(k, k + 1)
@@ -275,6 +276,20 @@ def _exact32(c, a, b):
     midpoint = (near - below.to(F64)) == (above.to(F64) - near)
     beyond = torch.where(residual > 0, above, below)
     return torch.where(midpoint & (residual != 0), beyond, value)
+
+
+def _qparams(cols, qmin, qmax, symmetric, scale_dtype):
+    """Min-max parameters per output row; the scale rounded to float16 with `"float16"`; see the reference."""
+    scale, zero_point = minmax_qparams(cols, qmin=qmin, qmax=qmax, symmetric=symmetric, axis=0)
+    if scale_dtype == "float16":
+        half = scale.to(torch.float16).to(F32)
+        bad = ~(torch.isfinite(half) & (half > 0))
+        if bool(bad.any()):
+            r = int(bad.nonzero()[0])
+            raise ValueError(f"scale {float(scale[r])!r} of output row {r} is not a positive finite float16 "
+                             f"(scale_dtype='float16')")  # fmt: skip
+        scale = half
+    return scale, zero_point
 
 
 def _scores(current, diag2):

@@ -270,6 +270,8 @@ ENTRIES = [
             "loop reaches the group; static_groups: from W0 in the original order (group of column c is c // g).",
             "act_order: columns by decreasing diag(H) (gptq_order on the dead-fixed, undamped H). block_size is speed only.",
             "Outputs in the original column order: weight, codes, scale and zero_point (out, n_groups), g_idx, perm.",
+            "scale_dtype='float16': each group scale rounded to float16 (ties to even) before use, so that the result "
+            "is exactly what a GPTQ checkpoint decodes to (gptq_pack, gptq_decode).",
         ),
         invariants=(Invariant("codes, groups, dequantized weight, block size", _gptq_consistent),),
         golden=(
@@ -300,6 +302,16 @@ ENTRIES = [
             ),
             Bad(Case((_a([[1.0, np.nan]]), _H2), {"bits": 4}), ValueError, "w must be finite"),
             Bad(Case((_a([[1.0, 2.0]]), _H2), {"bits": 4, "block_size": 0}), ValueError, "block_size must be in [1,"),
+            Bad(
+                Case((_a([[1.0, 2.0]]), _H2), {"bits": 4, "scale_dtype": "bfloat16"}),
+                ValueError,
+                "scale_dtype must be one of 'float32', 'float16'; got 'bfloat16'",
+            ),  # fmt: skip
+            Bad(
+                Case((_a([[1e-9, 2e-9]]), _H2), {"bits": 4, "scale_dtype": "float16"}),
+                ValueError,
+                "is not a positive finite float16",
+            ),  # fmt: skip
             Bad(
                 Case((_a([[1.0, 2.0]]), _d([[1, 2], [2, 1]])), {"bits": 4, "percdamp": 0.0}),
                 ValueError,

@@ -99,6 +99,7 @@ def gptq_cases(draw):
         "static_groups": draw(st.booleans()),
         "percdamp": draw(st.sampled_from([0.01, 0.1, 1.0])),
         "block_size": draw(st.sampled_from([1, 2, 3, 128])),
+        "scale_dtype": draw(st.sampled_from(["float32", "float32", "float16"])),
     }
     return Case((w, h), kw)
 
