@@ -38,9 +38,19 @@ import numpy as np
 
 import reference
 
-__all__ = ["Checkpoint", "CheckpointError", "load_safetensors", "decode_tensor", "SCHEMA", "FORMAT"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "load_safetensors",
+    "load_gptq",
+    "decode_tensor",
+    "SCHEMA",
+    "FORMAT",
+    "GPTQ_FORMAT",
+]
 
 FORMAT = "pqref-safetensors"
+GPTQ_FORMAT = "pqref-gptq"  # the GPTQ checkpoint layout (qweight, qzeros, scales, g_idx), see load_gptq
 SCHEMA = 1
 # safetensors dtype codes <-> NumPy dtypes (bfloat16 travels as U16 raw bits)
 SAFETENSORS_DTYPES = {
@@ -107,8 +117,50 @@ def load_safetensors(path) -> Checkpoint:
     return Checkpoint(tensors, acts, record)
 
 
-def read(path):
-    """`(file tensors by name, record)` of a pqref safetensors file, after the file-level checks."""
+def load_gptq(path) -> Checkpoint:
+    """A model exported in GPTQ's checkpoint layout (`torch_backend.nn.export_gptq`), decoded with NumPy alone.
+
+    Every GPTQ-quantized `Linear` is stored as GPTQ checkpoints store it (`<module>.qweight`, `<module>.qzeros`,
+    `<module>.scales` in float16, `<module>.g_idx`; see `reference.codecs.gptq`), with its bit width and zero-point
+    convention (`"v1"` or `"v2"`) in the record; every other tensor is stored dense. The header's
+    `quantization_config` says the same for other readers. Decoding is `gptq_decode` (then the model's dtype), and
+    every field is checked as in `load_safetensors`.
+
+    **Returns:**
+
+    A `Checkpoint` of every tensor under its plain `state_dict` name, bit for bit what the exported model used.
+    """
+    files, record = read(path, GPTQ_FORMAT)
+    where = str(path)
+    tensors = {}
+    for name, entry in _field(record, "tensors", dict, where).items():
+        if isinstance(entry, dict) and entry.get("storage") == "gptq":
+            tensors[name] = decode_gptq_tensor(name, entry, files, where)
+        else:
+            tensors[name] = decode_tensor(name, entry, files, where)
+    return Checkpoint(tensors, {}, record)
+
+
+def decode_gptq_tensor(name, entry, files, where="checkpoint") -> np.ndarray:
+    """One GPTQ-layout tensor from its record entry and the file tensors (`gptq_decode`, then its dtype)."""
+    at = f"{where}: tensor {name!r}"
+    dtype = _field(entry, "dtype", str, at)
+    if dtype not in ("float32", "float16", "bfloat16", "float64"):
+        raise CheckpointError(f"{at}: field 'dtype' {dtype!r} is not a floating-point dtype")
+    shape = _shape(entry, at)
+    bits, zero_format = _field(entry, "bits", int, at), _field(entry, "zero_format", str, at)
+    prefix = _field(entry, "prefix", str, at)
+    parts = [files.get(f"{prefix}.{k}") for k in ("qweight", "qzeros", "scales", "g_idx")]
+    if any(p is None for p in parts):
+        raise CheckpointError(f"{at}: the file lacks one of {prefix}.qweight, .qzeros, .scales, .g_idx")
+    w = _call(reference.gptq_decode, at, "gptq", *parts, bits=bits, zero_format=zero_format)
+    if w.shape != shape:
+        raise CheckpointError(f"{at}: field 'shape' is {list(shape)} but the GPTQ tensors decode to {list(w.shape)}")
+    return _as_dtype(_from_float32(w, dtype), dtype)
+
+
+def read(path, format=FORMAT):
+    """`(file tensors by name, record)` of a pqref safetensors file of `format`, after the file-level checks."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -135,8 +187,8 @@ def read(path):
     if not isinstance(text, str) or hashlib.sha256(text.encode()).hexdigest() != digest:
         raise CheckpointError(f"{path}: the pqref record does not match its sha256 (__metadata__.pqref_sha256)")
     record = json.loads(text)
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: the record's format is {record.get('format')!r}, expected {FORMAT!r}")
+    if not isinstance(record, dict) or record.get("format") != format:
+        raise CheckpointError(f"{path}: the record's format is {record.get('format')!r}, expected {format!r}")
     if record.get("schema") != SCHEMA:
         raise CheckpointError(f"{path}: record schema {record.get('schema')!r}; this reader reads schema {SCHEMA}")
     listed = _field(record, "files", dict, str(path))

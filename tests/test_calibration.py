@@ -109,3 +109,46 @@ def test_a_calibrated_copy_is_independent():
     twin = copy.deepcopy(c)
     twin.finalize()
     assert _weights(model) == keep and all(r.match for r in c.replay())
+
+
+@pytest.mark.parametrize("zero_format", ["v1", "v2"])
+def test_gptq_checkpoint_layout_round_trips_bit_for_bit(zero_format, tmp_path):
+    import json
+    import struct
+
+    from reference.checkpoint import CheckpointError, load_gptq
+    from torch_backend.nn import export_gptq
+
+    symmetric = zero_format == "v1"  # v1 cannot store a zero point of 0, which asymmetric groups may have
+    rules = [{**LINEAR, "algorithm": "gptq", "bits": 4, "group_size": 8, "act_order": True, "scale_dtype": "float16",
+              "symmetric": symmetric}]  # fmt: skip
+    model = _model()
+    c = calibrate(model, {"rules": rules}, _data(), progress=False)
+    path = tmp_path / "gptq.safetensors"
+    export_gptq(model, c, path, zero_format=zero_format)
+    loaded = load_gptq(path)
+    assert {k: v.tobytes() for k, v in loaded.items()} == _weights(model)
+    raw = path.read_bytes()
+    header = json.loads(raw[8 : 8 + struct.unpack("<Q", raw[:8])[0]])
+    assert {"q.qweight", "q.qzeros", "q.scales", "q.g_idx"} <= set(header), "GPTQ's tensor names"
+    assert header["q.scales"]["dtype"] == "F16" and header["q.qweight"]["dtype"] == "I32"
+    config = json.loads(header["__metadata__"]["quantization_config"])
+    assert config == {"quant_method": "gptq", "bits": 4, "group_size": 8, "desc_act": True, "sym": symmetric,
+                      "checkpoint_format": "gptq" if zero_format == "v1" else "gptq_v2"}  # fmt: skip
+    with pytest.raises(CheckpointError, match="expected 'pqref-safetensors'"):
+        load_safetensors(path)
+    float_scales = [{**LINEAR, "algorithm": "gptq", "bits": 4, "group_size": 8}]
+    other = _model()
+    c2 = calibrate(other, {"rules": float_scales}, _data(), progress=False)
+    with pytest.raises(ValueError, match="scale_dtype = 'float16'"):
+        export_gptq(other, c2, tmp_path / "x.safetensors", zero_format=zero_format)
+    if zero_format == "v1":
+        asym = _model()
+        rules_asym = [{**rules[0], "symmetric": False}]
+        c3 = calibrate(asym, {"rules": rules_asym}, _data(), progress=False)
+        if any(int((comp.result_zero_point == -8).sum()) for comp in c3.policies[0].compressions()):
+            with pytest.raises(ValueError, match="which v1 cannot store"):
+                export_gptq(asym, c3, tmp_path / "x.safetensors", zero_format="v1")
+    with pytest.raises(ValueError, match="zero_format must be 'v1' or 'v2'"):
+        export_gptq(model, c, tmp_path / "x.safetensors", zero_format="v3")
+    assert not (tmp_path / "x.safetensors").exists()

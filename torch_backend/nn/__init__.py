@@ -10,12 +10,12 @@ from torch_backend.nn.activations import ActivationQuant, AffineActivation, PACT
 from torch_backend.nn.calibration import calibrate
 from torch_backend.nn.compressions import AffineQuant, Compression, Mask
 from torch_backend.nn.compressor import Compressor, ReplayRow, compress
-from torch_backend.nn.export import export_safetensors, load_safetensors
+from torch_backend.nn.export import export_gptq, export_safetensors, load_safetensors
 from torch_backend.nn.policies import ALGORITHMS
 from torch_backend.nn.recipe import Recipe, RecipeError
 
 __all__ = [
     "ALGORITHMS", "ActivationQuant", "AffineActivation", "AffineQuant", "Checkpoint", "CheckpointError",
     "Compression", "Compressor", "Mask", "PACTActivation", "Recipe", "RecipeError", "ReplayRow", "calibrate", "compress",
-    "export_safetensors", "load_safetensors",
+    "export_gptq", "export_safetensors", "load_safetensors",
 ]  # fmt: skip

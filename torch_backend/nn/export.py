@@ -99,6 +99,92 @@ def export_safetensors(model, compressor, path) -> int:
     return os.path.getsize(path)
 
 
+def export_gptq(model, compressor, path, *, zero_format) -> int:
+    """Write `model` in the GPTQ checkpoint layout that serving stacks read; returns the file size in bytes.
+
+    Every `Linear` weight the compressor quantized with `gptq` is stored as `<module>.qweight`,
+    `<module>.qzeros`, `<module>.scales` (float16) and `<module>.g_idx` (the module's name, as serving stacks read it) (`reference.codecs.gptq_pack`, codes and zero points shifted by
+    `2**(bits-1)` to GPTQ's unsigned range); every other tensor dense. The header carries a `quantization_config`
+    (`quant_method`, `bits`, `group_size`, `desc_act`, `sym`, `checkpoint_format` `"gptq"` for v1 or `"gptq_v2"`)
+    and pqref's record with a sha256 of every tensor. `reference.checkpoint.load_gptq` reads it back with NumPy
+    alone, bit for bit.
+
+    **Arguments:**
+
+    - `model`, `compressor`: a model calibrated with `gptq` rules (`calibrate`), not finalized. The rules need
+      `scale_dtype = "float16"` (the layout stores float16 scales: only then is the file exactly the model),
+      `bits` 2, 4 or 8, and layer sizes that are multiples of `32 / bits`.
+    - `path`: the file to write (as `export_safetensors`).
+    - `zero_format`: `"v1"` (what GPTQ checkpoints store: zero point minus one; AutoGPTQ, GPTQModel's `gptq`) or
+      `"v2"` (the zero point itself). No default: the two cannot be told apart from the tensors.
+    """
+    from torch_backend.nn.compressions import Calibrated
+    from torch_backend.nn.compressor import Compressor
+
+    if not isinstance(compressor, Compressor) or compressor.model is not model or compressor.finalized:
+        raise ValueError("export_gptq needs the model's own Compressor, not finalized")
+    if zero_format not in ("v1", "v2"):
+        raise ValueError(f"zero_format must be 'v1' or 'v2', got {zero_format!r}")
+    path = _target(path)
+    layers = {}
+    for name, _, _, chain in compressor.compressed_tensors():
+        if len(chain) != 1 or not isinstance(chain[0], Calibrated) or chain[0].algorithm != "gptq":
+            raise ValueError(f"export_gptq: {name} is compressed by {[c.algorithm for c in chain]}, not gptq alone")
+        c = chain[0]
+        if c.options.get("scale_dtype") != "float16":
+            raise ValueError(f"export_gptq: {name} was quantized with float32 scales; use scale_dtype = 'float16'")
+        if not c.calibrated:
+            raise ValueError(f"export_gptq: {name} is not calibrated: run calibrate() first")
+        layers[name] = c
+    if not layers:
+        raise ValueError("export_gptq: the compressor has no gptq layers")
+    files: dict[str, np.ndarray] = {}
+    tensors: dict[str, dict] = {}
+    configs = set()
+    for name, tensor in effective_tensors(model):
+        if name not in layers:
+            tensors[name] = _dense(name, tensor, files)
+            continue
+        c = layers[name]
+        bits = c.options["bits"]
+        r = c.result(NUMPY)
+        shift = 2 ** (bits - 1)
+        if zero_format == "v1" and np.any(r["zero_point"] + shift == 0):
+            raise ValueError(
+                f"export_gptq: {name} has a group with zero point 0 on GPTQ's unsigned scale (all its weights >= 0), "
+                f"which v1 cannot store (it holds the zero point minus one; AutoGPTQ writes -1 there and corrupts "
+                f"the neighbouring fields): use zero_format='v2', or symmetric = true"
+            )
+        try:
+            packed = NUMPY.gptq_pack((r["codes"] + shift).astype(np.uint8), r["scale"].astype(np.float16),
+                                     (r["zero_point"] + shift).astype(np.int32), r["g_idx"], bits=bits,
+                                     zero_format=zero_format)  # fmt: skip
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"export_gptq: {name}: {exc}") from None
+        prefix = name.removesuffix(".weight")  # serving stacks read <module>.qweight, <module>.scales, ...
+        for key, value in zip(("qweight", "qzeros", "scales", "g_idx"), packed, strict=True):
+            files[f"{prefix}.{key}"] = value
+        entry = {"dtype": _dtype_name(tensor), "shape": list(tensor.shape), "storage": "gptq", "bits": bits,
+                 "zero_format": zero_format, "prefix": prefix}  # fmt: skip
+        decoded = checkpoint.decode_gptq_tensor(name, entry, files, "export_gptq")
+        if not same_bits(decoded, to_numpy(tensor)):
+            raise ValueError(f"export_gptq: {name} does not decode to the weight the model uses")
+        tensors[name] = entry
+        g = tensor.shape[1] // r["scale"].shape[1]
+        configs.add((bits, g, bool(c.options.get("act_order")), bool(c.options.get("symmetric"))))
+    record = {"format": checkpoint.GPTQ_FORMAT, "schema": checkpoint.SCHEMA, "pqref": PQREF_VERSION,
+              "semantics": SEMANTICS_VERSION, "tensors": tensors, "activations": {},
+              "files": {k: _file_entry(v) for k, v in files.items()}}  # fmt: skip
+    extra = {}
+    if len(configs) == 1:
+        bits, g, act, sym = configs.pop()
+        extra["quantization_config"] = json.dumps({"quant_method": "gptq", "bits": bits, "group_size": g,
+                                                   "desc_act": act, "sym": sym,
+                                                   "checkpoint_format": "gptq" if zero_format == "v1" else "gptq_v2"})  # fmt: skip
+    _write_atomically(path, _serialize(files, record, extra))
+    return os.path.getsize(path)
+
+
 def _target(path) -> Path:
     if not isinstance(path, str | os.PathLike):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
@@ -222,11 +308,11 @@ def _file_entry(a: np.ndarray) -> dict:
     return {"dtype": a.dtype.name, "shape": list(a.shape), "sha256": hashlib.sha256(a.tobytes()).hexdigest()}
 
 
-def _serialize(files, record) -> bytes:
+def _serialize(files, record, extra=None) -> bytes:
     from safetensors.numpy import save
 
     text = json.dumps(record)
-    meta = {"pqref": text, "pqref_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    meta = {"pqref": text, "pqref_sha256": hashlib.sha256(text.encode()).hexdigest(), **(extra or {})}
     return save({k: np.array(v, order="C", copy=True) for k, v in files.items()}, metadata=meta)
 
 
@@ -244,4 +330,4 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-__all__ = ["export_safetensors", "load_safetensors", "effective_tensors", "Compression"]
+__all__ = ["export_safetensors", "export_gptq", "load_safetensors", "effective_tensors", "Compression"]

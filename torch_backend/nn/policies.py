@@ -16,7 +16,7 @@
 | `pact` | output clipping at a learned alpha, quantized (PACT) | `bits`, `alpha` |
 | `slimming` | network slimming on batch norms: L1 on scales, then channel masks | `lam`, `ratio`, `min_channels`, `at`; grouped: `input_shape`, `input_dtype` |
 | `lottery` | iterative magnitude pruning with rewinding (`Compressor.next_round()`) | `fraction`, `rewind_step` |
-| `gptq` | post-training quantization (`calibrate`) | `bits`, `group_size`, `symmetric`, `act_order`, `static_groups`, `percdamp`, `block_size` |
+| `gptq` | post-training quantization (`calibrate`) | `bits`, `group_size`, `symmetric`, `act_order`, `static_groups`, `percdamp`, `block_size`, `scale_dtype` |
 | `sparsegpt` | post-training pruning (`calibrate`) | `sparsity` or `n`, `m`; `blocksize`, `percdamp`; `bits`, `group_size`, `symmetric` |
 
 Mask updates score the *masked* weights (pruned weights count as 0), so masks are nested as sparsity grows.
@@ -26,7 +26,8 @@ Mask updates score the *masked* weights (pruned weights count as 0), so masks ar
 (`torch_backend.nn.graph.channel_graph`, on zeros of that shape) and finds the channels that must go together
 across residual additions, concatenations, grouped convolutions and attention heads. Each unit of a group is scored
 by `group_scores` over the entries it owns in the tensors the rule matched (the batch norms' scales for slimming,
-L1; the weights for `ln_structured`, Lp), units are ranked over all groups at once by `group_masks` (`ratio` or
+L1; the weights for `ln_structured`, Lp; the mean over the member slices, so that a residual channel scaled by
+several batch norms competes fairly with an inner one), units are ranked over all groups at once by `group_masks` (`ratio` or
 `sparsity` of all units, at least `min_channels` per group), and a pruned unit's mask covers *every* parameter slice
 it owns (producer rows and bias, norm scale and shift, consumer columns, in every member), so that
 `surgery.remove_pruned_channels` can delete it from the finalized model. A matched module with no prunable unit
@@ -1057,7 +1058,7 @@ class _Grouped:
                 B.moveaxis(tensors[i], axis, 0)[local(rows, tensors[i])].reshape(-1) for i, axis, rows, _ in members
             ]
             units = [local(u, tensors[i]) for i, _, _, u in members]
-            scores.append(B.group_scores(B.concatenate(values), B.concatenate(units), count, self.criterion))
+            scores.append(B.group_scores(values, units, count, self.criterion, "mean"))
         keep = B.group_masks(scores, amount, min_channels)
         masks = []
         for w, slices in zip(tensors, plan.masks, strict=True):
@@ -1096,8 +1097,8 @@ class _Grouped:
 
 class GroupedSlimming(_Grouped, Slimming):
     r"""Network slimming over dependency groups (`slimming` with `input_shape`): the L1 subgradient on the matched
-    batch norms' scales until `at`; at `at`, each unit scores the L1 norm of its matched scales (`group_scores`,
-    `"l1"`: $|\gamma|$ for one batch norm per unit), units are ranked over all groups (`group_masks` with `ratio`
+    batch norms' scales until `at`; at `at`, each unit scores the mean over its matched batch norms of $|\gamma|$
+    (`group_scores`, `"l1"`, `"mean"`: $|\gamma|$ itself for one batch norm per unit), units are ranked over all groups (`group_masks` with `ratio`
     and `min_channels`), and a pruned unit's mask covers every parameter slice it owns."""
 
     @classmethod
@@ -1154,7 +1155,7 @@ class GroupedSlimming(_Grouped, Slimming):
 class GroupedLnStructured(_Grouped, LnStructured):
     """Structured Ln pruning over dependency groups (`ln_structured` with `input_shape`): the groups of the slices
     of the matched tensors along `axis` (output channels, attention heads for `axis=0`); each unit scores the Lp
-    norm of every entry it owns in the matched tensors (`group_scores`), units are ranked over all groups
+    norm of the entries it owns in the matched tensors, a mean over the member slices (`group_scores`), units are ranked over all groups
     (`group_masks`: `sparsity` of all units, at least `min_channels` per group), on the masked weights, and a
     pruned unit's mask covers every parameter slice it owns. Gradual schedules work as for `ln_structured`."""
 
@@ -1243,6 +1244,7 @@ class GPTQ(_PostTraining):
         "static_groups": (validate.boolean, False),
         "percdamp": (lambda k, v: validate.real(k, v, lo=0.0, hi=1e6), 0.01),
         "block_size": (lambda k, v: validate.integer(k, v, lo=1, hi=2**20), 128),
+        "scale_dtype": (lambda k, v: validate.choice(k, v, ("float32", "float16")), "float32"),
     }
 
 
@@ -1259,6 +1261,7 @@ class SparseGPT(_PostTraining):
         "bits": (_optional(_bits_between(2, 8)), None),
         "group_size": (_optional(lambda k, v: validate.integer(k, v, lo=1)), None),
         "symmetric": (validate.boolean, False),
+        "scale_dtype": (lambda k, v: validate.choice(k, v, ("float32", "float16")), "float32"),
     }
 
     @classmethod
