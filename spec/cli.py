@@ -34,9 +34,9 @@ class _RecipesHelp(str):
     """The help of `pqref demo --recipe`, naming the recipes: built only when shown (the demo imports torch)."""
 
     def __mod__(self, params):
-        from torch_backend.nn.demo import RECIPES
+        from torch_backend.nn.demo import recipe_names
 
-        names = "; ".join(f"'{r}'" for r in RECIPES)
+        names = "; ".join(f"'{r}'" for r in recipe_names())
         return f"only this recipe (repeatable; a unique prefix will do): {names}"
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from spec import cli
-from torch_backend.nn import demo
+from torch_backend.nn import demo, demo_lm
 
 
 def test_quick_demo_prints_the_table_and_replays_everything(tmp_path, capsys):
@@ -29,6 +29,21 @@ def test_quick_demo_prints_the_table_and_replays_everything(tmp_path, capsys):
     assert (tmp_path / "accuracy_vs_size.png").stat().st_size > 1000
     for r in results:
         assert 0.0 <= r["accuracy"] <= 1.0
+
+
+def test_quick_language_model_demo_replays_gptq_and_sparsegpt(tmp_path, capsys):
+    recipes = ["float32", "RTN int4 g128", "GPTQ int4 g128", "SparseGPT 50% + int4"]
+    args = ["demo", "--quick", "--out", str(tmp_path)] + [a for r in recipes for a in ("--recipe", r)]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "calibrated in batches of 8 and of 16 sequences: quantized weights bit-identical" in out
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [(r["part"], r["recipe"]) for r in results] == [("language model", r) for r in recipes]
+    for r in results[1:]:
+        done, total = r["replay"].split()[0].split("/")
+        assert done == total and int(total) == 7, r  # 7 Linear layers in the quick model
+        assert 0 < r["bits_per_char"] < 8 and r["exported_bytes"] < results[0]["exported_bytes"]
+    assert not (tmp_path / "accuracy_vs_size.png").exists()  # the plot is the CNN's
 
 
 DATASETS = """
@@ -130,7 +145,7 @@ def test_demo_rejects_bad_arguments_in_one_line_before_writing(tmp_path, capsys)
 
 def test_recipes_are_chosen_by_name_or_unique_prefix(monkeypatch):
     """Item: the tutorial's `pqref demo --quick --recipe "int8 QAT"` failed."""
-    assert demo.select_recipes(None) == list(demo.RECIPES)
+    assert demo.select_recipes(None) == demo.recipe_names() == [*demo.RECIPES, *demo_lm.RECIPES]
     assert demo.select_recipes(["int8 QAT", "binary", "Dense"]) == ["int8 QAT (W8A8)", "binary XNOR", "dense"]
     with pytest.raises(demo.DemoError, match="'dense' is asked for twice"):
         demo.select_recipes(["dense", "den"])

@@ -96,17 +96,25 @@ def load_data(dataset: str | None, seed: int):
     return x[:cut], y[:cut], x[cut:], y[cut:]
 
 
+def recipe_names() -> list[str]:
+    """Every demo recipe: the CNN's (`RECIPES`), then the language model's (`demo_lm.RECIPES`)."""
+    from torch_backend.nn import demo_lm
+
+    return [*RECIPES, *demo_lm.RECIPES]
+
+
 def select_recipes(names) -> list[str]:
-    """The recipes `names` asks for, in its order (all of `RECIPES` for `None`): each an exact name or the unique
+    """The recipes `names` asks for, in its order (every one of `recipe_names()` for `None`): each an exact name or the unique
     case-insensitive prefix of one (`"int8 QAT"` is `"int8 QAT (W8A8)"`); `DemoError` for an unknown or
     ambiguous name, or a recipe asked for twice."""
+    every = recipe_names()
     if names is None:
-        return list(RECIPES)
+        return every
     chosen: list[str] = []
     for given in names:
-        matches = [given] if given in RECIPES else [r for r in RECIPES if given and r.lower().startswith(given.lower())]
+        matches = [given] if given in every else [r for r in every if given and r.lower().startswith(given.lower())]
         if not matches:
-            raise DemoError(f"unknown demo recipe {given!r}; choose from {', '.join(map(repr, RECIPES))}")
+            raise DemoError(f"unknown demo recipe {given!r}; choose from {', '.join(map(repr, every))}")
         if len(matches) > 1:
             raise DemoError(f"demo recipe {given!r} is ambiguous: it begins {', '.join(map(repr, matches))}")
         if matches[0] in chosen:
@@ -302,8 +310,8 @@ def accuracy(model, x, y, device) -> float:
 
 
 def run(*, quick=False, seed=0, device=None, out="pqref-demo", dataset=None, recipes=None, echo=print) -> list[Result]:
-    from tqdm import tqdm
-
+    """Every part of the demo the recipes select: the CNN on digits (`RECIPES`), the language model on Python's
+    documentation (`demo_lm.RECIPES`, on the CPU). Arguments are checked before anything is trained or written."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
         raise DemoError(f"--seed must be an int in [0, 2**32), got {seed!r}")
     names = select_recipes(recipes or None)
@@ -311,11 +319,42 @@ def run(*, quick=False, seed=0, device=None, out="pqref-demo", dataset=None, rec
     out_dir = check_out(out)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    data = load_data(dataset, seed)  # checked before anything is written
+    from torch_backend.nn import demo_lm
+
+    lm_names = [n for n in names if n in demo_lm.RECIPES]
+    names = [n for n in names if n in RECIPES]
+    data = load_data(dataset, seed) if names else None  # checked before anything is written
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    if names:
+        results = run_cnn(names, data, quick=quick, seed=seed, device=device, out_dir=out_dir)
+        echo(table(results))
+        if quick:
+            echo(
+                "quick mode: 2 base epochs and 1 fine-tuning epoch, a smoke run; the 90% sparsity recipes need the "
+                "full run's fine-tuning to recover their accuracy (run `pqref demo` without --quick)"
+            )
+    if lm_names:
+        lm_results = demo_lm.run(quick=quick, seed=seed, out_dir=out_dir, recipes=lm_names, echo=echo)
+        echo(demo_lm.table(lm_results))
+        results = [*results, *lm_results]
+    rows = [{"part": "language model" if isinstance(r, demo_lm.LMResult) else "cnn", **asdict(r)} for r in results]
+    (out_dir / "results.json").write_text(json.dumps(rows, indent=2))
+    written = [out_dir / "results.json"]
+    if names:
+        plot([r for r in results if isinstance(r, Result)], out_dir / "accuracy_vs_size.png")
+        written.append(out_dir / "accuracy_vs_size.png")
+    echo(f"wrote {' and '.join(str(w) for w in written)}")
+    return results
+
+
+def run_cnn(names, data, *, quick, seed, device, out_dir) -> list[Result]:
+    """Train the small CNN on `data`, fine-tune a copy with each recipe of `names`, and return the table rows."""
+    from tqdm import tqdm
+
     in_ch, size = data[0].shape[1], data[0].shape[-1]
     classes = int(data[1].max()) + 1
     epochs_base, epochs_fine = (2, 1) if quick else (12, 6)
-    out_dir.mkdir(parents=True, exist_ok=True)
     steps_per_epoch = (len(data[1]) + 63) // 64
     total = steps_per_epoch * (epochs_base + epochs_fine * (len(names) - ("dense" in names)))
     results = []
@@ -354,15 +393,6 @@ def run(*, quick=False, seed=0, device=None, out="pqref-demo", dataset=None, rec
             results.append(Result(name, acc, summary["sparsity"], summary["bits_per_weight"], size_bytes,
                                   dense_bytes / size_bytes, replay if ok else "MISMATCH: " + replay,
                                   seconds))  # fmt: skip
-    echo(table(results))
-    if quick:
-        echo(
-            f"quick mode: {epochs_base} base epoch(s) and {epochs_fine} fine-tuning epoch(s), a smoke run; the 90% sparsity "
-            "recipes need the full run's fine-tuning to recover their accuracy (run `pqref demo` without --quick)"
-        )
-    (out_dir / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
-    plot(results, out_dir / "accuracy_vs_size.png")
-    echo(f"wrote {out_dir / 'results.json'} and {out_dir / 'accuracy_vs_size.png'}")
     return results
 
 
