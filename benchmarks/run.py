@@ -14,7 +14,7 @@ import tempfile
 import time
 import traceback
 
-SUITES = ("fake_quant", "pruning", "reduce", "exact", "training", "reference")
+SUITES = ("fake_quant", "pruning", "reduce", "exact", "gptq", "training", "reference")
 
 
 def main(argv=None) -> int:
@@ -163,6 +163,7 @@ def _exact_targets(rows, cfg):
         ("cholesky: time / torch.linalg.cholesky float64", "cholesky", "pqref cholesky", 20),
         ("exact_gram: time / x.T @ x float64", "gram", "pqref exact_gram", 20),
     ]
+    gptq = next((r for r in rows if r.suite == "gptq"), None)
     out = []
     for name, case, impl, goal in goals:
         row = next((r for r in rows if r.suite == "exact" and case in r.case and r.impl == impl), None)
@@ -173,6 +174,14 @@ def _exact_targets(rows, cfg):
         where = "" if full_cpu else "not the goal's device and size: no verdict. "
         met = row.ratio <= goal if full_cpu else None
         out.append(Target(name, row.ratio, f"<= {goal}", met, f"{where}{row.case}; {row.note}"))
+    name = "exact GPTQ 1024x1024, 2048 rows, g128: time / plain float32 GPTQ"
+    if gptq is None:
+        out.append(Target(name, None, "<= 5", None, "not measured"))
+    else:
+        full_cpu = not (cfg.cuda or cfg.quick or cfg.smoke)
+        where = "" if full_cpu else "not the goal's device and size: no verdict. "
+        out.append(Target(name, gptq.ratio, "<= 5", gptq.ratio <= 5 if full_cpu else None,
+                          f"{where}{gptq.case}; {gptq.note}"))  # fmt: skip
     return out
 
 
