@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference._rounding import half_away
+from reference.common import shapes, validate
 from reference.core.reduce import _sqrt_to_float32
-from reference.core.rounding import _half_away
 from reference.quantization.floats import QNAN
 
 __all__ = ["gguf_quantize", "gguf_dequantize"]
@@ -81,7 +81,7 @@ def gguf_quantize(x, qtype):
     qtype = validate.choice("qtype", qtype, tuple(QTYPES))
     block, _ = QTYPES[qtype]
     x = _arrays.finite_array("x", x)
-    _check_rows("x", x.shape, block, "elements")
+    shapes.last_axis_blocks("x", x.shape, block, "elements")
     rows = x.reshape(-1, block)
     with np.errstate(all="ignore"):
         out = {"Q8_0": _q8_0, "Q4_0": _q4_0, "Q4_K": _q4_k}[qtype](rows)
@@ -113,7 +113,7 @@ def gguf_dequantize(data, qtype):
     qtype = validate.choice("qtype", qtype, tuple(QTYPES))
     block, nbytes = QTYPES[qtype]
     data = _arrays.array("data", data, ("uint8",))
-    _check_rows("data", data.shape, nbytes, "bytes")
+    shapes.last_axis_blocks("data", data.shape, nbytes, "bytes")
     b = data.reshape(-1, nbytes).astype(np.int64)
     with np.errstate(all="ignore"):
         if qtype == "Q8_0":
@@ -131,13 +131,6 @@ def gguf_dequantize(data, qtype):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _check_rows(name, shape, unit, what):
-    if len(shape) == 0 or shape[-1] % unit:
-        raise ValueError(
-            f"{name} has shape {tuple(shape)}: its last axis must be a multiple of {unit} ({what} per block)"
-        )
-
-
 def _half(b, at):
     """The float16 field at byte `at` of each block (little-endian), as float32."""
     return (b[:, at] | (b[:, at + 1] << 8)).astype(np.uint16).view(np.float16).astype(F)
@@ -153,7 +146,7 @@ def _q8_0(rows):
     amax = np.max(np.abs(rows), axis=1)
     d = amax / F(127)
     inv = np.where(d != 0, F(1) / np.where(d != 0, d, F(1)), F(0))
-    q = _half_away(rows * inv[:, None]).astype(np.int64)
+    q = half_away(rows * inv[:, None]).astype(np.int64)
     return np.concatenate([_half_bytes(d), q & 0xFF], axis=1).astype(np.uint8)
 
 

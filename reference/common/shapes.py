@@ -18,7 +18,23 @@ import math
 
 from reference.common import validate
 
-__all__ = ["MAX_ITERATIONS", "MAX_KEYS", "MAX_NUMEL", "blocked", "iterations", "keys", "per_axis", "shape", "size"]
+__all__ = [
+    "MAX_ITERATIONS",
+    "MAX_KEYS",
+    "MAX_NUMEL",
+    "block_axis",
+    "block_grid",
+    "blocked",
+    "count_per_slice",
+    "iterations",
+    "keys",
+    "last_axis_blocks",
+    "nvfp4_last_axis",
+    "per_axis",
+    "qparam_shape",
+    "shape",
+    "size",
+]
 
 MAX_NUMEL = 2**40
 """The most elements of an array made from a size parameter, and the largest block size, group size or count of
@@ -85,3 +101,67 @@ def shape(name, value) -> tuple[int, ...]:
             f"elements and no longer side, got {n} elements"
         )
     return dims
+
+
+def qparam_shape(x_shape, axis, group_size) -> tuple[int, ...]:
+    """The shape of the scale (and zero point) of a quantization granularity, with its checks.
+
+    Per tensor (`axis=None`): `()`. Per channel: `(x_shape[axis],)`. Per group (`group_size` dividing
+    `x_shape[axis]`): `blocked(x_shape, axis, group_size)`, one parameter per run of `group_size` elements.
+    """
+    ndim = len(x_shape)
+    if axis is None:
+        if group_size is not None:
+            raise ValueError(f"group_size={group_size!r} needs an axis to group along; got axis=None")
+        return ()
+    if ndim == 0:
+        raise ValueError(f"axis={axis!r} needs an array with at least one dimension, got shape {tuple(x_shape)}")
+    k = validate.axis("axis", axis, ndim)
+    if group_size is None:
+        return (x_shape[k],)
+    g = size("group_size", group_size)
+    if x_shape[k] % g:
+        raise ValueError(f"group_size {g} does not divide x.shape[{k}] = {x_shape[k]}")
+    return blocked(x_shape, k, g)
+
+
+def count_per_slice(shape, axis) -> int:
+    """How many elements share one per-channel parameter: all of them (`axis=None`), or one slice along `axis`."""
+    return math.prod(shape) if axis is None else math.prod(n for i, n in enumerate(shape) if i != axis)
+
+
+def block_axis(name, shape, axis, block_size) -> int:
+    """The axis along which MX blocks run, normalized; `shape[axis]` must be a multiple of `block_size`."""
+    k = validate.axis("axis", axis, len(shape))
+    if shape[k] % block_size:
+        raise ValueError(
+            f"{name}.shape[{k}] = {shape[k]} is not a multiple of block_size {block_size}: MX blocks are never padded"
+        )
+    return k
+
+
+def block_grid(shape, block) -> tuple[int, int]:
+    """A 2-D block `(b0, b1)` that tiles a 2-D `shape` exactly (block sparsity); returns it checked."""
+    if not isinstance(block, tuple | list) or len(block) != 2:
+        raise TypeError(f"block must be a tuple of two ints, got {type(block).__name__} {block!r}")
+    b0 = size("block[0]", block[0])
+    b1 = size("block[1]", block[1])
+    if len(shape) != 2:
+        raise ValueError(f"w must be 2-D for block sparsity, got shape {tuple(shape)}")
+    if shape[0] % b0 or shape[1] % b1:
+        raise ValueError(f"block ({b0}, {b1}) does not divide w.shape {tuple(shape)}")
+    return b0, b1
+
+
+def last_axis_blocks(name, shape, unit, what) -> None:
+    """Raise `ValueError` unless the last axis of `shape` is a nonzero-rank multiple of `unit` (`what` per block)."""
+    if len(shape) == 0 or shape[-1] % unit:
+        raise ValueError(
+            f"{name} has shape {tuple(shape)}: its last axis must be a multiple of {unit} ({what} per block)"
+        )
+
+
+def nvfp4_last_axis(name, shape, block) -> None:
+    """Raise `ValueError` unless the last axis of `shape` is a multiple of NVFP4's `block` (nonzero rank)."""
+    if len(shape) == 0 or shape[-1] % block:
+        raise ValueError(f"{name} has shape {tuple(shape)}: NVFP4 needs a last axis that is a multiple of {block}")

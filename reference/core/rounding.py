@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import _arrays
-from reference.common import validate
-from reference.core.random import uniform
+from reference import _arrays, _rounding
+from reference.common import checks, validate
 
 __all__ = ["round_half_even", "round_half_away", "round_floor", "round_ceil", "round_stochastic", "round_with"]
 
@@ -31,7 +30,7 @@ def round_half_even(x):
         `0.5 -> 0`, `1.5 -> 2`, `2.5 -> 2`, `-2.5 -> -2`; the sign of zero is kept (`-0.3 -> -0.0`).
         This is `np.rint` and `torch.round`, which agree bit for bit.
     """
-    return _half_even(_arrays.finite_array("x", x))
+    return _rounding.half_even(_arrays.finite_array("x", x))
 
 
 def round_half_away(x):
@@ -55,7 +54,7 @@ def round_half_away(x):
         `0.49999997 -> 0` (the common `floor(x + 0.5)` gives 1), `2.5 -> 3`, `-2.5 -> -3`, odd integers above
         $2^{23}$ unchanged (`x + 0.5` would round them up). The sign of zero is kept: `-0.3 -> -0.0`.
     """
-    return _half_away(_arrays.finite_array("x", x))
+    return _rounding.half_away(_arrays.finite_array("x", x))
 
 
 def round_floor(x):
@@ -108,7 +107,7 @@ def round_stochastic(x, key):
         Deep Learning with Limited Numerical Precision. ICML. arXiv:1502.02551
     """
     x = _arrays.finite_array("x", x)
-    return _stochastic(x, validate.key("key", key))
+    return _rounding.stochastic(x, validate.key("key", key))
 
 
 def round_with(x, mode="half_even", key=None):
@@ -125,45 +124,4 @@ def round_with(x, mode="half_even", key=None):
     `round_<mode>(x)`: a float32 array shaped like `x`.
     """
     x = _arrays.finite_array("x", x)
-    return _round(x, *_check_mode(mode, key))
-
-
-def _check_mode(mode, key):
-    validate.choice("rounding", mode, MODES)
-    if mode == "stochastic":
-        if key is None:
-            raise ValueError("rounding='stochastic' needs a key; pass key=make_key(seed)")
-        return mode, validate.key("key", key)
-    if key is not None:
-        raise ValueError(f"key is only used with rounding='stochastic', got rounding={mode!r}")
-    return mode, None
-
-
-def _round(x, mode, key):
-    """Round without checks; also defined for +-Inf, which every mode maps to itself."""
-    if mode == "half_even":
-        return _half_even(x)
-    if mode == "half_away":
-        return _half_away(x)
-    if mode == "floor":
-        return np.asarray(np.floor(x))
-    if mode == "ceil":
-        return np.asarray(np.ceil(x))
-    return _stochastic(x, key)
-
-
-def _half_even(x):
-    return np.asarray(np.rint(x))
-
-
-def _half_away(x):
-    a = np.abs(x)
-    whole = np.floor(a)
-    up = (a - whole) >= np.float32(0.5)
-    return np.asarray(np.copysign(np.where(up, whole + np.float32(1), whole), x))
-
-
-def _stochastic(x, key):
-    down = np.floor(x)
-    u = uniform(key, x.shape)
-    return np.where(u < x - down, down + np.float32(1), down)
+    return _rounding.round_by(x, *checks.rounding(mode, key, MODES))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import _arrays
-from reference.common import shapes, validate
-from reference.core import rounding as _rounding
+from reference import _arrays, _rounding
+from reference.common import checks, shapes, validate
+from reference.core.rounding import MODES
 
 __all__ = [
     "integer_range",
@@ -129,7 +129,7 @@ def minmax_qparams(x, *, qmin, qmax, symmetric=False, axis=None, group_size=None
     `(scale, zero_point)`: float32 and int32 arrays of the scale shape.
     """
     x = _arrays.finite_array("x", x)
-    shape = _qparam_shape(x.shape, axis, group_size)
+    shape = shapes.qparam_shape(x.shape, axis, group_size)
     if x.size == 0:
         raise ValueError(f"x has shape {x.shape}: min-max calibration needs at least one element")
     axis = None if axis is None else validate.axis("axis", axis, x.ndim)
@@ -179,7 +179,7 @@ def quantize(x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, ro
     """
     x, s, z, qmin, qmax, mode, key = _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
     with np.errstate(over="ignore", invalid="ignore"):  # x / s may overflow to +-inf: it saturates below
-        r = _rounding._round(x / s, mode, key)
+        r = _rounding.round_by(x / s, mode, key)
     return np.asarray(np.clip(r.astype(np.float64) + z, qmin, qmax).astype(np.int32))
 
 
@@ -251,31 +251,13 @@ def fake_quantize_vjp(
     x, s, z, qmin, qmax, mode, key = _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
     with np.errstate(over="ignore", invalid="ignore"):  # an overflowed x / s is outside the pass region
-        r = _rounding._round(x / s, mode, key).astype(np.float64) + z
+        r = _rounding.round_by(x / s, mode, key).astype(np.float64) + z
     return np.where((qmin <= r) & (r <= qmax), grad, np.float32(0))
-
-
-def _qparam_shape(x_shape, axis, group_size):
-    """The scale shape for a granularity (see `minmax_qparams`), with its checks."""
-    ndim = len(x_shape)
-    if axis is None:
-        if group_size is not None:
-            raise ValueError(f"group_size={group_size!r} needs an axis to group along; got axis=None")
-        return ()
-    if ndim == 0:
-        raise ValueError(f"axis={axis!r} needs an array with at least one dimension, got shape {tuple(x_shape)}")
-    k = validate.axis("axis", axis, ndim)
-    if group_size is None:
-        return (x_shape[k],)
-    g = shapes.size("group_size", group_size)
-    if x_shape[k] % g:
-        raise ValueError(f"group_size {g} does not divide x.shape[{k}] = {x_shape[k]}")
-    return shapes.blocked(x_shape, k, g)
 
 
 def _expand(x, scale, zero_point, axis, group_size):
     """Check scale and zero point against the granularity; return them broadcastable against `x`."""
-    shape = _qparam_shape(x.shape, axis, group_size)
+    shape = shapes.qparam_shape(x.shape, axis, group_size)
     why = "axis=None" if axis is None else f"axis={axis}, group_size={group_size}"
     s = _arrays.shaped("scale", _arrays.positive("scale", _arrays.finite_array("scale", scale)), shape, why)
     z = _arrays.shaped("zero_point", _arrays.array("zero_point", zero_point, ("int32",)), shape, why)
@@ -290,7 +272,7 @@ def _expand(x, scale, zero_point, axis, group_size):
 
 def _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key):
     qmin, qmax = validate.qrange(qmin, qmax)
-    mode, key = _rounding._check_mode(rounding_mode, key)
+    mode, key = checks.rounding(rounding_mode, key, MODES)
     x = _arrays.finite_array("x", x)
     s, z = _expand(x, scale, zero_point, axis, group_size)
     _arrays.within("zero_point", zero_point, qmin, qmax)

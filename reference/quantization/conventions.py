@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
+from reference._rounding import half_away
 from reference.common import validate
-from reference.core.rounding import _half_away
 
 __all__ = ["symmetric_scale", "affine_zero_point"]
 
@@ -112,5 +112,5 @@ def affine_zero_point(min_val, scale, *, qmin, qmax, convention):
             z = np.float64(qmin) - np.rint(lo / scale).astype(np.float64)
         else:
             v = np.clip((np.float32(qmin) - lo / scale).astype(np.float64), qmin, qmax)
-            z = np.rint(v) if convention == "onnx" else _half_away(v)
+            z = np.rint(v) if convention == "onnx" else half_away(v)
     return np.asarray(np.clip(z, qmin, qmax).astype(np.int32))

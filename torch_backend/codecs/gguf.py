@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import torch
 
-from reference.codecs.gguf import QTYPES, _check_rows
-from reference.common import validate
+from reference.codecs.gguf import QTYPES
+from reference.common import shapes, validate
 from torch_backend import _arrays
+from torch_backend._rounding import half_away
 from torch_backend.core.reduce import _sqrt_to_float32
-from torch_backend.core.rounding import _half_away
 
 __all__ = ["gguf_quantize", "gguf_dequantize"]
 
@@ -21,7 +21,7 @@ def gguf_quantize(x, qtype):
     qtype = validate.choice("qtype", qtype, tuple(QTYPES))
     block, _ = QTYPES[qtype]
     x = _arrays.finite_array("x", x)
-    _check_rows("x", tuple(x.shape), block, "elements")
+    shapes.last_axis_blocks("x", tuple(x.shape), block, "elements")
     rows = x.detach().reshape(-1, block)
     out = {"Q8_0": _q8_0, "Q4_0": _q4_0, "Q4_K": _q4_k}[qtype](rows)
     return out.reshape(tuple(x.shape[:-1]) + (x.shape[-1] // block * QTYPES[qtype][1],))
@@ -32,7 +32,7 @@ def gguf_dequantize(data, qtype):
     qtype = validate.choice("qtype", qtype, tuple(QTYPES))
     block, nbytes = QTYPES[qtype]
     data = _arrays.array("data", data, ("uint8",))
-    _check_rows("data", tuple(data.shape), nbytes, "bytes")
+    shapes.last_axis_blocks("data", tuple(data.shape), nbytes, "bytes")
     b = data.reshape(-1, nbytes).to(torch.int64)
     if qtype == "Q8_0":
         q = torch.where(b[:, 2:] > 127, b[:, 2:] - 256, b[:, 2:])
@@ -72,7 +72,7 @@ def _inverse(d):
 def _q8_0(rows):
     amax = torch.abs(rows).amax(dim=1)
     d = amax / _c(127.0, amax)
-    q = _half_away(rows * _inverse(d)[:, None]).to(torch.int64)
+    q = half_away(rows * _inverse(d)[:, None]).to(torch.int64)
     return torch.cat([_half_bytes(d), q & 0xFF], dim=1).to(torch.uint8)
 
 

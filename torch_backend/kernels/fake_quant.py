@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import torch
 
-from reference.common import validate
+from reference.common import checks, shapes, validate
+from reference.core.rounding import MODES
 from torch_backend import _arrays
-from torch_backend.core import rounding as _rounding
 from torch_backend.core.random import uniform
 from torch_backend.kernels import _dispatch
-from torch_backend.quantization import affine as _affine
+from torch_backend.quantization import _affine, affine
 
 __all__ = ["fake_quantize", "fake_quantize_vjp"]
 
@@ -34,7 +34,7 @@ def fake_quantize(x, scale, zero_point, *, qmin, qmax, axis=None, group_size=Non
     On CUDA (with Triton) one kernel; elsewhere `torch_backend.quantization.affine.fake_quantize`.
     """
     if not _dispatch.use_triton(x) or x.numel() == 0:
-        return _affine.fake_quantize(
+        return affine.fake_quantize(
             x, scale, zero_point, qmin=qmin, qmax=qmax, axis=axis, group_size=group_size, rounding=rounding, key=key
         )
     args = (x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
@@ -49,7 +49,7 @@ def fake_quantize_vjp(
     grad, x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, rounding="half_even", key=None
 ):
     """The gradient of the fused `fake_quantize` with respect to `x`, computed by torch autograd through it."""
-    x, *_ = _affine._check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    x, *_ = _affine.check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
     options = {"qmin": qmin, "qmax": qmax, "axis": axis, "group_size": group_size, "rounding": rounding, "key": key}
@@ -141,13 +141,13 @@ def _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, ke
     """
 
     def explain():  # the eager checks' first error, as the reference orders them
-        _affine._check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key)
+        _affine.check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key)
 
     try:
         qmin_, qmax_ = validate.qrange(qmin, qmax)
-        mode, key_ = _rounding._check_mode(rounding_mode, key)
+        mode, key_ = checks.rounding(rounding_mode, key, MODES)
         xt = _arrays.array("x", x)
-        shape = _affine._qparam_shape(tuple(xt.shape), axis, group_size)
+        shape = shapes.qparam_shape(tuple(xt.shape), axis, group_size)
         why = "axis=None" if axis is None else f"axis={axis}, group_size={group_size}"
         s = _arrays.shaped("scale", _arrays.array("scale", scale), shape, why)
         z = _arrays.shaped("zero_point", _arrays.array("zero_point", zero_point, ("int32",)), shape, why)
@@ -155,7 +155,7 @@ def _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, ke
         _arrays.same_device("zero_point", z, "x", xt)
     except (TypeError, ValueError):
         # a value problem reported earlier by the reference (x not finite, say) wins
-        _affine._check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key)
+        _affine.check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key)
         raise
     sd = s.detach()
     flagged = ~(torch.isfinite(sd) & (sd > 0)).all() | ((z < qmin_) | (z > qmax_)).any()

@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 
 from reference.common import shapes, validate
-from torch_backend import _arrays
-from torch_backend.core import rounding as _rounding
+from reference.quantization.affine import integer_range
+from torch_backend import _arrays, _rounding
+from torch_backend.quantization import _affine
 
 __all__ = [
     "integer_range",
@@ -23,17 +24,6 @@ __all__ = [
 ]
 
 TINY = 2.0**-126  # the smallest normal float32
-
-
-def integer_range(bits, signed=True, narrow_range=False):
-    """The integer range of a `bits`-bit code; see `reference.quantization.affine.integer_range`."""
-    bits = validate.integer("bits", bits, lo=1, hi=16)
-    signed = validate.boolean("signed", signed)
-    narrow_range = validate.boolean("narrow_range", narrow_range)
-    if narrow_range and bits < 2:
-        raise ValueError(f"narrow_range needs bits >= 2, got bits={bits}")
-    qmin, qmax = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    return qmin + int(narrow_range), qmax
 
 
 def qparams_from_range(min_val, max_val, *, qmin, qmax, symmetric=False):
@@ -64,7 +54,7 @@ def minmax_qparams(x, *, qmin, qmax, symmetric=False, axis=None, group_size=None
     """
     x = _arrays.array("x", x)
     try:
-        shape = _qparam_shape(tuple(x.shape), axis, group_size)
+        shape = shapes.qparam_shape(tuple(x.shape), axis, group_size)
         if x.numel() == 0:
             raise ValueError(f"x has shape {tuple(x.shape)}: min-max calibration needs at least one element")
         axis = None if axis is None else validate.axis("axis", axis, x.ndim)
@@ -92,22 +82,22 @@ def minmax_qparams(x, *, qmin, qmax, symmetric=False, axis=None, group_size=None
 
 def quantize(x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, rounding="half_even", key=None):
     """Affine quantization to int32 codes; see `reference.quantization.affine.quantize`."""
-    x, s, z, qmin, qmax, mode, key = _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
-    r = _rounding._round(x.detach() / s, mode, key)
+    x, s, z, qmin, qmax, mode, key = _affine.check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    r = _rounding.round_by(x.detach() / s, mode, key)
     return torch.clamp(r.to(torch.float64) + z, qmin, qmax).to(torch.int32)
 
 
 def dequantize(q, scale, zero_point, *, axis=None, group_size=None):
     """Integer codes back to float32; see `reference.quantization.affine.dequantize`."""
     q = _arrays.within("q", _arrays.array("q", q, ("int32",)), -(2**15), 2**16 - 1)
-    s, z = _expand(q, scale, zero_point, axis, group_size)
+    s, z = _affine.expand(q, scale, zero_point, axis, group_size)
     _arrays.within("zero_point", zero_point, -(2**15), 2**16 - 1)
     return (q - z).to(torch.float32) * s
 
 
 def fake_quantize(x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, rounding="half_even", key=None):
     """Quantize then dequantize, with a straight-through gradient to `x`; see the reference for the semantics."""
-    x, s, z, qmin, qmax, mode, key = _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    x, s, z, qmin, qmax, mode, key = _affine.check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
     return _FakeQuantize.apply(x, s.detach(), z, qmin, qmax, mode, key)
 
 
@@ -115,7 +105,7 @@ def fake_quantize_vjp(
     grad, x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, rounding="half_even", key=None
 ):
     """The gradient of `fake_quantize` with respect to `x`, computed by torch autograd through `fake_quantize`."""
-    x, *_ = _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    x, *_ = _affine.check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
     options = {"qmin": qmin, "qmax": qmax, "axis": axis, "group_size": group_size, "rounding": rounding, "key": key}
@@ -127,7 +117,7 @@ class _FakeQuantize(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, s, z, qmin, qmax, mode, key):
-        r = _rounding._round(x / s, mode, key).to(torch.float64) + z
+        r = _rounding.round_by(x / s, mode, key).to(torch.float64) + z
         ctx.save_for_backward((qmin <= r) & (r <= qmax))
         q = torch.clamp(r, qmin, qmax).to(torch.int32)
         return (q - z).to(torch.float32) * s
@@ -136,24 +126,6 @@ class _FakeQuantize(torch.autograd.Function):
     def backward(ctx, grad):
         (passes,) = ctx.saved_tensors
         return torch.where(passes, grad, 0.0), None, None, None, None, None, None
-
-
-def _qparam_shape(x_shape, axis, group_size):
-    """The scale shape for a granularity (see `reference.quantization.affine.minmax_qparams`), with its checks."""
-    ndim = len(x_shape)
-    if axis is None:
-        if group_size is not None:
-            raise ValueError(f"group_size={group_size!r} needs an axis to group along; got axis=None")
-        return ()
-    if ndim == 0:
-        raise ValueError(f"axis={axis!r} needs an array with at least one dimension, got shape {tuple(x_shape)}")
-    k = validate.axis("axis", axis, ndim)
-    if group_size is None:
-        return (x_shape[k],)
-    g = shapes.size("group_size", group_size)
-    if x_shape[k] % g:
-        raise ValueError(f"group_size {g} does not divide x.shape[{k}] = {x_shape[k]}")
-    return shapes.blocked(x_shape, k, g)
 
 
 def _check_codes(qmin, qmax, symmetric):
@@ -178,29 +150,3 @@ def _qparams(min_val, max_val, qmin, qmax, symmetric):
     scale = torch.where(scale < TINY, one, scale)
     zero_point = torch.clamp(float(qmin) - torch.round(lo / scale.to(torch.float64)), qmin, qmax)
     return scale, zero_point.to(torch.int32)
-
-
-def _expand(x, scale, zero_point, axis, group_size):
-    """Check scale and zero point against the granularity; return them broadcastable against `x`."""
-    shape = _qparam_shape(tuple(x.shape), axis, group_size)
-    why = "axis=None" if axis is None else f"axis={axis}, group_size={group_size}"
-    s = _arrays.shaped("scale", _arrays.positive("scale", _arrays.finite_array("scale", scale)), shape, why)
-    z = _arrays.shaped("zero_point", _arrays.array("zero_point", zero_point, ("int32",)), shape, why)
-    _arrays.same_device("scale", s, "x", x)
-    _arrays.same_device("zero_point", z, "x", x)
-    if axis is None:
-        return s, z
-    k = validate.axis("axis", axis, x.ndim)
-    if group_size is None:
-        view = shapes.per_axis(x.ndim, k)
-        return s.reshape(view), z.reshape(view)
-    return torch.repeat_interleave(s, group_size, dim=k), torch.repeat_interleave(z, group_size, dim=k)
-
-
-def _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key):
-    qmin, qmax = validate.qrange(qmin, qmax)
-    mode, key = _rounding._check_mode(rounding_mode, key)
-    x = _arrays.finite_array("x", x)
-    s, z = _expand(x, scale, zero_point, axis, group_size)
-    _arrays.within("zero_point", zero_point, qmin, qmax)
-    return x, s, z, qmin, qmax, mode, key

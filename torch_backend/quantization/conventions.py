@@ -8,7 +8,7 @@ import torch
 from reference.common import validate
 from reference.quantization.conventions import CONVENTIONS, DIVISORS
 from torch_backend import _arrays
-from torch_backend.core.rounding import _half_away
+from torch_backend._rounding import half_away
 
 __all__ = ["symmetric_scale", "affine_zero_point"]
 
@@ -49,5 +49,5 @@ def affine_zero_point(min_val, scale, *, qmin, qmax, convention):
         z = q - torch.round(lo / s).to(torch.float64)
     else:
         v = torch.clamp((_arrays.scalar(float(qmin), lo) - lo / s).to(torch.float64), qmin, qmax)
-        z = torch.round(v) if convention == "onnx" else _half_away(v)
+        z = torch.round(v) if convention == "onnx" else half_away(v)
     return torch.clamp(z, qmin, qmax).to(torch.int32)
