@@ -76,3 +76,14 @@ def shaped(name, x, expected, why) -> np.ndarray:
     if tuple(x.shape) != tuple(expected):
         raise validate.shape_mismatch(name, x.shape, expected, why)
     return x
+
+
+def finite_arrays(name, ws) -> list:
+    """A nonempty list or tuple of finite float32 arrays (element `i` checked as `name[i]`)."""
+    if isinstance(ws, np.ndarray):
+        raise TypeError(f"{name} must be a list of arrays, got a single array")
+    if not isinstance(ws, list | tuple):
+        raise TypeError(f"{name} must be a list of arrays, got {type(ws).__name__}")
+    if len(ws) == 0:
+        raise ValueError(f"{name} must hold at least one array, got an empty {type(ws).__name__}")
+    return [finite_array(f"{name}[{i}]", w) for i, w in enumerate(ws)]

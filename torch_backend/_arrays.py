@@ -162,3 +162,17 @@ def run_deferred(pending) -> None:
     for (_, explain, strict), hit in zip(pending, fired, strict=True):
         if hit:
             _explain(explain, strict)
+
+
+def finite_arrays(name, ws) -> list:
+    """A nonempty list or tuple of finite float32 arrays (element `i` checked as `name[i]`), all on the device of the first."""
+    if isinstance(ws, torch.Tensor):
+        raise TypeError(f"{name} must be a list of arrays, got a single array")
+    if not isinstance(ws, list | tuple):
+        raise TypeError(f"{name} must be a list of arrays, got {type(ws).__name__}")
+    if len(ws) == 0:
+        raise ValueError(f"{name} must hold at least one array, got an empty {type(ws).__name__}")
+    ws = [finite_array(f"{name}[{i}]", w) for i, w in enumerate(ws)]
+    for i, w in enumerate(ws[1:], start=1):
+        same_device(f"{name}[{i}]", w, f"{name}[0]", ws[0])
+    return ws

@@ -123,7 +123,7 @@ def global_magnitude_masks(ws, sparsity):
     ??? cite "Frankle & Carbin, 2019"
         The Lottery Ticket Hypothesis: Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635
     """
-    ws = _tensor_list("ws", ws)
+    ws = _arrays.finite_arrays("ws", ws)
     scores = np.concatenate([np.abs(w).reshape(-1) for w in ws])
     keep = keep_largest(scores, scores.size - pruned_count(sparsity, scores.size))
     bounds = np.cumsum([0] + [w.size for w in ws])
@@ -170,13 +170,3 @@ def apply_mask_vjp(grad, w, mask):
     mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), w.shape, "w")
     return np.where(mask, grad, np.float32(0))
-
-
-def _tensor_list(name, ws):
-    if isinstance(ws, np.ndarray):
-        raise TypeError(f"{name} must be a list of arrays, got a single array")
-    if not isinstance(ws, list | tuple):
-        raise TypeError(f"{name} must be a list of arrays, got {type(ws).__name__}")
-    if len(ws) == 0:
-        raise ValueError(f"{name} must hold at least one array, got an empty {type(ws).__name__}")
-    return [_arrays.finite_array(f"{name}[{i}]", w) for i, w in enumerate(ws)]

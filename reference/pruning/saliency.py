@@ -366,7 +366,7 @@ def block_scores(w, block):
         GPU Kernels for Block-Sparse Weights. OpenAI technical report.
     """
     w = _arrays.finite_array("w", w)
-    b0, b1 = _check_block(w.shape, block)
+    b0, b1 = shapes.block_grid(w.shape, block)
     return lp_norm(_tiles(w, b0, b1), 2, axis=2)
 
 
@@ -422,18 +422,6 @@ def _check_wanda(w, x):
     if x.shape[0] == 0:
         raise ValueError("x must hold at least one calibration token (row), got 0")
     return w, x
-
-
-def _check_block(shape, block):
-    if not isinstance(block, tuple | list) or len(block) != 2:
-        raise TypeError(f"block must be a tuple of two ints, got {type(block).__name__} {block!r}")
-    b0 = shapes.size("block[0]", block[0])
-    b1 = shapes.size("block[1]", block[1])
-    if len(shape) != 2:
-        raise ValueError(f"w must be 2-D for block sparsity, got shape {tuple(shape)}")
-    if shape[0] % b0 or shape[1] % b1:
-        raise ValueError(f"block ({b0}, {b1}) does not divide w.shape {tuple(shape)}")
-    return b0, b1
 
 
 def _tiles(w, b0, b1):

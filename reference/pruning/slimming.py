@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import checks, validate
 from reference.core.select import keep_largest
-from reference.pruning.magnitude import _tensor_list, pruned_count
+from reference.pruning.magnitude import pruned_count
 from reference.pruning.regularization import l1_subgradient
 
 __all__ = ["slimming_penalty_grad", "slimming_masks"]
@@ -48,9 +48,9 @@ def slimming_penalty_grad(grads, gammas, lam):
     ??? cite "Liu et al., 2017"
         Learning Efficient Convolutional Networks through Network Slimming. ICCV. arXiv:1708.06519
     """
-    grads = _tensor_list("grads", grads)
-    gammas = _tensor_list("gammas", gammas)
-    _same_length(grads, gammas)
+    grads = _arrays.finite_arrays("grads", grads)
+    gammas = _arrays.finite_arrays("gammas", gammas)
+    checks.paired(grads, gammas)
     for i, (g, gamma) in enumerate(zip(grads, gammas, strict=True)):
         _arrays.shaped(f"grads[{i}]", g, gamma.shape, f"gammas[{i}]")
     lam = validate.real("lam", lam, lo=0.0)
@@ -90,7 +90,7 @@ def slimming_masks(gammas, ratio, min_channels=1):
     ??? cite "Liu et al., 2017"
         Learning Efficient Convolutional Networks through Network Slimming. ICCV. arXiv:1708.06519
     """
-    gammas = _tensor_list("gammas", gammas)
+    gammas = _arrays.finite_arrays("gammas", gammas)
     for i, gamma in enumerate(gammas):
         if gamma.ndim != 1:
             raise ValueError(
@@ -106,8 +106,3 @@ def slimming_masks(gammas, ratio, min_channels=1):
         floor = keep_largest(np.abs(gamma), min(min_channels, gamma.size))
         masks.append(keep[a:b] | floor)
     return masks
-
-
-def _same_length(grads, gammas):
-    if len(grads) != len(gammas):
-        raise ValueError(f"grads has {len(grads)} arrays but gammas has {len(gammas)}; they pair up one to one")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from reference.common import shapes, validate
+from reference.common import validate
+from reference.pruning.lottery import imp_schedule
 from torch_backend import _arrays
 from torch_backend.core.select import keep_largest
 from torch_backend.pruning.magnitude import pruned_count
@@ -30,14 +31,3 @@ def lottery_rewind(w_rewind, mask):
     mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w_rewind.shape, "w_rewind")
     _arrays.same_device("mask", mask, "w_rewind", w_rewind)
     return torch.where(mask, w_rewind.detach(), 0.0)
-
-
-def imp_schedule(n, fraction, rounds):
-    """Survivor counts per IMP round (plain Python ints); see `reference.pruning.lottery.imp_schedule`."""
-    n = shapes.size("n", n, lo=0)
-    fraction = validate.fraction("fraction", fraction)
-    rounds = shapes.iterations("rounds", rounds)
-    counts = [n]
-    for _ in range(rounds):
-        counts.append(counts[-1] - pruned_count(fraction, counts[-1]))
-    return counts

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from reference.common import shapes, validate
+from reference.common import validate
+from reference.pruning.magnitude import pruned_count
 from torch_backend import _arrays
 from torch_backend.core.select import keep_largest
 
@@ -17,13 +18,6 @@ __all__ = [
     "apply_mask",
     "apply_mask_vjp",
 ]
-
-
-def pruned_count(sparsity, n):
-    """How many of `n` units a sparsity prunes; see `reference.pruning.magnitude.pruned_count`."""
-    sparsity = validate.fraction("sparsity", sparsity)
-    n = shapes.size("n", n, lo=0)
-    return round(sparsity * n)
 
 
 def magnitude_mask(w, sparsity):
@@ -49,7 +43,7 @@ def magnitude_mask_by_threshold(w, threshold):
 
 def global_magnitude_masks(ws, sparsity):
     """Magnitude pruning over several tensors ranked together; see the reference for the semantics."""
-    ws = _tensor_list("ws", ws)
+    ws = _arrays.finite_arrays("ws", ws)
     scores = torch.cat([torch.abs(w.detach()).reshape(-1) for w in ws])
     keep = keep_largest(scores, scores.numel() - pruned_count(sparsity, scores.numel()))
     return [part.reshape(w.shape) for w, part in zip(ws, torch.split(keep, [w.numel() for w in ws]), strict=True)]
@@ -70,16 +64,3 @@ def apply_mask_vjp(grad, w, mask):
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
     return _arrays.vjp(apply_mask, (w, mask), grad)
-
-
-def _tensor_list(name, ws):
-    if isinstance(ws, torch.Tensor):
-        raise TypeError(f"{name} must be a list of arrays, got a single array")
-    if not isinstance(ws, list | tuple):
-        raise TypeError(f"{name} must be a list of arrays, got {type(ws).__name__}")
-    if len(ws) == 0:
-        raise ValueError(f"{name} must hold at least one array, got an empty {type(ws).__name__}")
-    ws = [_arrays.finite_array(f"{name}[{i}]", w) for i, w in enumerate(ws)]
-    for i, w in enumerate(ws[1:], start=1):
-        _arrays.same_device(f"{name}[{i}]", w, f"{name}[0]", ws[0])
-    return ws

@@ -121,7 +121,7 @@ def fpgm_mask(w, sparsity, axis=0):
 def block_scores(w, block):
     """The L2 norm of every tile of a 2-D weight; see `reference.pruning.saliency.block_scores`."""
     w = _arrays.finite_array("w", w)
-    b0, b1 = _check_block(tuple(w.shape), block)
+    b0, b1 = shapes.block_grid(tuple(w.shape), block)
     return lp_norm(_tiles(w.detach(), b0, b1), 2, axis=2)
 
 
@@ -155,18 +155,6 @@ def _check_wanda(w, x):
         raise ValueError("x must hold at least one calibration token (row), got 0")
     _arrays.same_device("x", x, "w", w)
     return w, x
-
-
-def _check_block(shape, block):
-    if not isinstance(block, tuple | list) or len(block) != 2:
-        raise TypeError(f"block must be a tuple of two ints, got {type(block).__name__} {block!r}")
-    b0 = shapes.size("block[0]", block[0])
-    b1 = shapes.size("block[1]", block[1])
-    if len(shape) != 2:
-        raise ValueError(f"w must be 2-D for block sparsity, got shape {tuple(shape)}")
-    if shape[0] % b0 or shape[1] % b1:
-        raise ValueError(f"block ({b0}, {b1}) does not divide w.shape {tuple(shape)}")
-    return b0, b1
 
 
 def _tiles(w, b0, b1):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from reference.common import validate
+from reference.common import checks, validate
 from torch_backend import _arrays
 from torch_backend.core.select import keep_largest
-from torch_backend.pruning.magnitude import _tensor_list, pruned_count
+from torch_backend.pruning.magnitude import pruned_count
 from torch_backend.pruning.regularization import l1_subgradient
 
 __all__ = ["slimming_penalty_grad", "slimming_masks"]
@@ -15,9 +15,9 @@ __all__ = ["slimming_penalty_grad", "slimming_masks"]
 
 def slimming_penalty_grad(grads, gammas, lam):
     """grad + lam * sign(gamma), sign(0) = 0, per layer; see `reference.pruning.slimming.slimming_penalty_grad`."""
-    grads = _tensor_list("grads", grads)
-    gammas = _tensor_list("gammas", gammas)
-    _same_length(grads, gammas)
+    grads = _arrays.finite_arrays("grads", grads)
+    gammas = _arrays.finite_arrays("gammas", gammas)
+    checks.paired(grads, gammas)
     for i, (g, gamma) in enumerate(zip(grads, gammas, strict=True)):
         _arrays.shaped(f"grads[{i}]", g, gamma.shape, f"gammas[{i}]")
         _arrays.same_device(f"grads[{i}]", g, f"gammas[{i}]", gamma)
@@ -27,7 +27,7 @@ def slimming_penalty_grad(grads, gammas, lam):
 
 def slimming_masks(gammas, ratio, min_channels=1):
     """Channel masks from one global |gamma| ranking, at least `min_channels` per layer; see the reference."""
-    gammas = _tensor_list("gammas", gammas)
+    gammas = _arrays.finite_arrays("gammas", gammas)
     for i, gamma in enumerate(gammas):
         if gamma.ndim != 1:
             raise ValueError(
@@ -43,8 +43,3 @@ def slimming_masks(gammas, ratio, min_channels=1):
         floor = keep_largest(torch.abs(gamma.detach()), min(min_channels, gamma.numel()))
         masks.append(part | floor)
     return masks
-
-
-def _same_length(grads, gammas):
-    if len(grads) != len(gammas):
-        raise ValueError(f"grads has {len(grads)} arrays but gammas has {len(gammas)}; they pair up one to one")

@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from reference.common import shapes, validate
+from reference.common import shapes
+from reference.pruning.sparse_formats import bitmask_bytes, csr_bytes, dense_bytes, quantized_bytes
 from torch_backend import _arrays
 
 __all__ = [
@@ -104,48 +105,3 @@ def from_csr(indptr, indices, values, shape):
     dense[row, indices] = values.detach()
     mask[row, indices] = True
     return dense, mask
-
-
-def dense_bytes(shape, bits=32):
-    """Bytes of a dense tensor packed at `bits` per element; see `reference.pruning.sparse_formats.dense_bytes`."""
-    shape = shapes.shape("shape", shape)
-    bits = validate.integer("bits", bits, lo=1, hi=64)
-    return _packed(math.prod(shape), bits)
-
-
-def bitmask_bytes(shape, nnz, bits=32):
-    """Bytes of the bitmask encoding; see `reference.pruning.sparse_formats.bitmask_bytes`."""
-    shape = shapes.shape("shape", shape)
-    n = math.prod(shape)
-    nnz = validate.integer("nnz", nnz, lo=0, hi=n)
-    bits = validate.integer("bits", bits, lo=1, hi=64)
-    return _packed(n, 1) + _packed(nnz, bits)
-
-
-def csr_bytes(shape, nnz, bits=32, index_bits=32):
-    """Bytes of the CSR encoding; see `reference.pruning.sparse_formats.csr_bytes`."""
-    shape = shapes.shape("shape", shape)
-    if len(shape) != 2:
-        raise ValueError(f"shape must be (rows, cols) for CSR, got {shape}")
-    rows, cols = shape
-    nnz = validate.integer("nnz", nnz, lo=0, hi=rows * cols)
-    bits = validate.integer("bits", bits, lo=1, hi=64)
-    index_bits = validate.integer("index_bits", index_bits, lo=1, hi=64)
-    largest = max(nnz, cols - 1)
-    if largest >= 2**index_bits:
-        raise ValueError(f"index_bits {index_bits} cannot hold the index {largest}")
-    return _packed(rows + 1, index_bits) + _packed(nnz, index_bits) + _packed(nnz, bits)
-
-
-def quantized_bytes(shape, bits, groups=1, scale_bits=32, zero_point_bits=0):
-    """Bytes of packed codes plus per-group scales and zero points; see the reference for the formula."""
-    shape = shapes.shape("shape", shape)
-    bits = validate.integer("bits", bits, lo=1, hi=64)
-    groups = shapes.size("groups", groups, lo=0)
-    scale_bits = validate.integer("scale_bits", scale_bits, lo=0, hi=64)
-    zero_point_bits = validate.integer("zero_point_bits", zero_point_bits, lo=0, hi=64)
-    return _packed(math.prod(shape), bits) + _packed(groups, scale_bits) + _packed(groups, zero_point_bits)
-
-
-def _packed(count, bits):
-    return (count * bits + 7) // 8
