@@ -696,3 +696,34 @@ def test_a_grouped_compressor_copies_independently():
     remove_pruned_channels(twin.finalize(), x)
     _train(model, c, x, y, 3)
     assert all(r.match for r in c.replay())
+
+
+# ---- the pictures of the docs page are drawn from these graphs -------------------------------------------------
+
+PICTURES = {
+    "residual": ("resnet", "layer2.bn2.weight", "Residual addition with a batch-norm shortcut (ResNet)"),
+    "concatenation": ("densenet", "d1.conv.weight", "Concatenation (DenseNet): one producer's positions"),
+    "depthwise": ("mobilenet", "dw.0.weight", "Depthwise convolution (MobileNet)"),
+    "grouped": ("mobilenet", "stem.0.weight", "Grouped convolution, group norm, flatten into linear"),
+    "multihead": ("transformer", "mha.in_proj_weight", "nn.MultiheadAttention: one unit per head"),
+    "handwritten": ("transformer", "attn.q.weight", "Hand-written attention: q/k/v views split heads"),
+    "mlp": ("transformer", "fc1.weight", "Linear into linear (MLP hidden units)"),
+    "pinned": ("transformer", "emb.weight", "Pinned: a layer norm over the residual stream"),
+}
+
+
+def test_the_docs_pictures_are_drawn_from_the_channel_graphs():
+    """docs/assets/structured/*.svg are `Group.picture` of these models; `PQREF_DRAW=1` redraws them."""
+    import os
+    import pathlib
+
+    folder = pathlib.Path(__file__).resolve().parents[1] / "docs" / "assets" / "structured"
+    graphs = {kind: channel_graph(*_built(kind)) for kind in KINDS}
+    for name, (kind, member, title) in PICTURES.items():
+        svg = _group(graphs[kind], member).picture(title)
+        assert svg.startswith("<svg") and svg.count("<rect") > 10
+        path = folder / f"{name}.svg"
+        if os.environ.get("PQREF_DRAW"):
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(svg)
+        assert path.read_text() == svg, f"{path} is stale: run this test with PQREF_DRAW=1"

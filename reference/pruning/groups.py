@@ -22,33 +22,36 @@ from reference.pruning.magnitude import pruned_count
 __all__ = ["group_scores", "group_masks"]
 
 CRITERIA = ("l1", "l2", "taylor")
+REDUCTIONS = ("mean", "sum")
 
 
-def group_scores(values, units, count, criterion="l2", grads=None):
-    r"""The importance of each unit: a norm (or first-order Taylor score) of every entry the unit owns.
+def group_scores(values, units, count, criterion="l2", reduction="mean", grads=None):
+    r"""The importance of each unit of a channel group, from the entries it owns in every member slice.
 
-    With $E_u = \{ i : \text{units}_i = u \}$ the entries of unit $u$ (its slices in every member tensor of the
-    group, flattened and concatenated by the caller), and exact sums rounded once to float64 (`exact_sum`):
+    A group's members are tensor slices (a producer's rows, a batch norm's scales, a consumer's columns); slice
+    $m$ passes its entries `values[m]` and the unit of each, `units[m]`. With $E_u$ all entries of unit $u$, $k_u$
+    the number of slices that hold any of them, and every sum exact, rounded once to float64 (`exact_sum`):
 
-    $$ \text{l1}: \ I_u = \operatorname{fl}_{32}\Big(\operatorname{fl}_{64} \sum_{i \in E_u} |v_i|\Big), \qquad
-       \text{l2}: \ I_u = \operatorname{fl}_{32}\Big(\sqrt{\operatorname{fl}_{64} \textstyle\sum_{i \in E_u}
-       v_i^2}\Big), $$
+    $$ S_u = \operatorname{fl}_{64} \sum_{i \in E_u} t_i, \qquad
+       \bar S_u = \begin{cases} S_u & \text{reduction} = \text{sum} \\
+       \operatorname{fl}_{64}(S_u / k_u) & \text{reduction} = \text{mean} \end{cases} $$
 
-    $$ \text{taylor}: \ I_u = \operatorname{fl}_{32}\big(\operatorname{fl}_{64}(s_u \cdot s_u)\big), \qquad
-       s_u = \operatorname{fl}_{64} \sum_{i \in E_u} v_i \, g_i . $$
-
-    Squares and products of float32 values are exact in float64, so each sum is the exact real sum rounded once;
-    the square root is the correctly rounded float32 root of that float64 sum (as `lp_norm`).
+    with $t_i = |v_i|$ for `"l1"` ($I_u = \operatorname{fl}_{32}(\bar S_u)$), $t_i = v_i^2$ for `"l2"`
+    ($I_u = \operatorname{fl}_{32}(\sqrt{\bar S_u})$, correctly rounded as `lp_norm`) and $t_i = v_i g_i$ for
+    `"taylor"` ($I_u = \operatorname{fl}_{32}(\operatorname{fl}_{64}(\bar S_u \cdot \bar S_u))$). Squares and
+    products of float32 values are exact in float64.
 
     **Arguments:**
 
-    - `values`: a 1-D float32 array, finite: every entry owned by some unit (for network slimming: the batch-norm
-      scales $\gamma$ of the group's members; for Ln pruning: the weights).
-    - `units`: a 1-D int64 array shaped like `values`: the unit of each entry, in `[0, count)`.
+    - `values`: a list (or tuple) of 1-D float32 arrays, finite, one per member slice: the entries its units own
+      (for network slimming, the batch-norm scales $\gamma$; for Ln pruning, the weights).
+    - `units`: a list of 1-D int64 arrays, as many as `values`, `units[m]` shaped like `values[m]`: the unit of each
+      entry, in `[0, count)`.
     - `count`: the number of units $C$, an int in `[0, 2**40]`.
     - `criterion`: `"l1"`, `"l2"` or `"taylor"`.
-    - `grads`: for `"taylor"`, a 1-D float32 array shaped like `values`, finite: the loss gradient of each entry;
-      `None` otherwise.
+    - `reduction`: `"mean"` (over the member slices that hold the unit) or `"sum"` (the norm of the union).
+    - `grads`: for `"taylor"`, a list of float32 arrays shaped like `values`, finite: the loss gradient of each
+      entry; `None` otherwise.
 
     **Returns:**
 
@@ -56,37 +59,49 @@ def group_scores(values, units, count, criterion="l2", grads=None):
     beyond the float32 range is `inf`.
 
     !!! note "The aggregation rule"
-        A unit's score is the norm of the union of its entries, over all members at once, not an average of
-        per-member norms (DepGraph's default is the mean of the members' norms): a channel shared by a residual
-        addition owns the slices of every layer it couples, and they all count. An entry that two member slices
-        contain (a square weight whose rows and columns fall in one group) is passed, and counted, once per slice.
-        For one batch norm per unit, `"l1"` is $|\gamma|$ exactly, so `group_masks` then gives `slimming_masks`.
-        Example: `values=[3, -4, 1]`, `units=[0, 0, 1]`, `count=3`: l1 `[7, 1, 0]`, l2 `[5, 1, 0]`.
+        `"mean"` divides the sum over all of a unit's entries by the number of member slices it has: for `"l1"`
+        the mean of the slices' L1 norms. It keeps units of different groups comparable: a channel of a residual
+        stream is scaled in several batch norms, an inner channel in one; with `"sum"` the stream channels would
+        outrank every inner channel (DepGraph's default is also a mean over members). For one slice per unit both
+        rules agree, and for one batch norm per unit `"l1"` is $|\gamma|$ exactly, so `group_masks` then gives
+        `slimming_masks`. An entry that two slices contain is counted once per slice.
+        Example: `values=[[3, -4], [1]]`, `units=[[0, 0], [0]]`, `count=2`, `"l1"`: sum `[8, 0]`, mean `[4, 0]`.
 
     ??? cite "Fang et al., 2023"
         DepGraph: Towards Any Structural Pruning. CVPR. arXiv:2301.12900
     """
-    values = _arrays.finite_array("values", values)
-    if values.ndim != 1:
-        raise ValueError(f"values must be 1-D (the entries of every unit, concatenated), got shape {values.shape}")
-    units = _arrays.shaped("units", _arrays.array("units", units, ("int64",)), values.shape, "values")
+    values = _slices("values", values, ("float32",))
+    units = _slices("units", units, ("int64",), like=values)
     count = shapes.size("count", count, lo=0)
     validate.choice("criterion", criterion, CRITERIA)
+    validate.choice("reduction", reduction, REDUCTIONS)
     if criterion == "taylor":
         if grads is None:
             raise TypeError("criterion 'taylor' needs grads, the gradient of every entry")
-        grads = _arrays.shaped("grads", _arrays.finite_array("grads", grads), values.shape, "values")
+        grads = _slices("grads", grads, ("float32",), like=values)
     elif grads is not None:
         raise TypeError(f"grads is used with criterion 'taylor' only, got criterion {criterion!r}")
-    _arrays.within("units", units, 0, count - 1)
-    v = values.astype(np.float64)
+    for m, u in enumerate(units):
+        _arrays.within(f"units[{m}]", u, 0, count - 1)
+    v = np.concatenate([np.zeros(0, np.float64)] + [x.astype(np.float64) for x in values])
+    u = np.concatenate([np.zeros(0, np.int64)] + units)
     if criterion == "l1":
-        with np.errstate(over="ignore"):
-            return np.asarray(_unit_sums(np.abs(v), units, count).astype(np.float32))
-    if criterion == "l2":
-        return np.asarray(_sqrt_to_float32(_unit_sums(v * v, units, count)))
-    s = _unit_sums(v * grads.astype(np.float64), units, count)
+        terms = np.abs(v)
+    elif criterion == "l2":
+        terms = v * v
+    else:
+        terms = v * np.concatenate([np.zeros(0, np.float64)] + [g.astype(np.float64) for g in grads])
+    s = _unit_sums(terms, u, count)
+    if reduction == "mean":
+        k = np.zeros(count, dtype=np.int64)
+        for slice_units in units:
+            k[np.unique(slice_units)] += 1
+        s = np.where(k > 0, s / np.maximum(k, 1).astype(np.float64), s)
     with np.errstate(over="ignore"):
+        if criterion == "l1":
+            return np.asarray(s.astype(np.float32))
+        if criterion == "l2":
+            return np.asarray(_sqrt_to_float32(s))
         return np.asarray((s * s).astype(np.float32))
 
 
@@ -142,6 +157,26 @@ def _unit_sums(v, units, count):
     rows = np.zeros((count, width), dtype=np.float64)
     rows[sorted_units, np.arange(units.size) - bounds[sorted_units]] = v[order]
     return exact_sum(rows, axis=1)
+
+
+def _slices(name, arrays, dtypes, like=None):
+    """A list of 1-D arrays of `dtypes` (finite if float), one per member slice, shaped like `like`'s if given."""
+    if isinstance(arrays, np.ndarray) or not isinstance(arrays, list | tuple):
+        kind = "a single array" if isinstance(arrays, np.ndarray) else type(arrays).__name__
+        raise TypeError(f"{name} must be a list of arrays (one per member slice), got {kind}")
+    if like is not None and len(arrays) != len(like):
+        raise ValueError(f"{name} has {len(arrays)} arrays but values has {len(like)}; they pair up one to one")
+    out = []
+    for m, a in enumerate(arrays):
+        a = _arrays.array(f"{name}[{m}]", a, dtypes)
+        if a.dtype.kind == "f":
+            a = _arrays.finite(f"{name}[{m}]", a)
+        if like is not None:
+            a = _arrays.shaped(f"{name}[{m}]", a, like[m].shape, f"values[{m}]")
+        elif a.ndim != 1:
+            raise ValueError(f"{name}[{m}] must be 1-D (the entries of one member slice), got shape {a.shape}")
+        out.append(a)
+    return out
 
 
 def _score_list(scores):

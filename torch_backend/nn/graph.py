@@ -84,6 +84,11 @@ class Group:
     def modules(self) -> list[str]:
         return list(dict.fromkeys(m.module for m in self.members))
 
+    def picture(self, title: str = "") -> str:
+        """An SVG picture of the group: one row per member slice (running statistics left out), one cell per
+        position along its axis, colored by unit (grey: a position of another group; hatched: pinned)."""
+        return _svg(self, title)
+
     def describe(self) -> str:
         pins = sorted({p for p in self.pinned if p is not None})
         head = f"group {self.index}: {self.count} unit(s), {self.prunable} prunable"
@@ -936,3 +941,41 @@ def _align(a, b):
             j += 1
         groups.append(((i0, i), (j0, j)))
     return groups
+
+
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
+
+
+def _svg(group: Group, title: str) -> str:
+    rows = [m for m in group.members if m.tensor not in ("running_mean", "running_var", "num_channels")]
+    label_w, cell_area, row_h, top = 300, 480, 22, 34 if title else 12
+    width, height = label_w + cell_area + 20, top + row_h * len(rows) + 26
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'font-family="monospace" font-size="12">',
+        '<defs><pattern id="pin" width="4" height="4" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
+        '<rect width="2" height="4" fill="#999"/></pattern></defs>',
+    ]
+    if title:
+        out.append(f'<text x="4" y="18" font-size="14" font-weight="bold">{_escape(title)}</text>')
+    for r, m in enumerate(rows):
+        y = top + r * row_h
+        owned = group.unit_of[m]
+        out.append(f'<text x="4" y="{y + 15}">{_escape(f"{m.module}.{m.tensor} [{m.axis}] {m.role}")}</text>')
+        cell = cell_area / max(1, owned.size)
+        for i, u in enumerate(owned):
+            pinned = u >= 0 and group.pinned[u] is not None
+            fill = "#e6e6e6" if u < 0 else ("url(#pin)" if pinned else PALETTE[u % len(PALETTE)])
+            x = label_w + i * cell
+            out.append(
+                f'<rect x="{x:.2f}" y="{y + 3}" width="{max(cell - (1 if cell > 3 else 0), 0.5):.2f}" height="16" '
+                f'fill="{fill}"/>'
+            )
+    note = f"{group.count} units ({group.prunable} prunable); one color per unit, grey: other groups"
+    out.append(f'<text x="4" y="{height - 8}" fill="#555">{_escape(note)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

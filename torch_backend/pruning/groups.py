@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from reference.common import shapes, validate
-from reference.pruning.groups import CRITERIA
+from reference.pruning.groups import CRITERIA, REDUCTIONS
 from torch_backend import _arrays
 from torch_backend.core.exact import exact_sum
 from torch_backend.core.reduce import _sqrt_to_float32
@@ -16,32 +16,43 @@ from torch_backend.pruning.magnitude import pruned_count
 __all__ = ["group_scores", "group_masks"]
 
 
-def group_scores(values, units, count, criterion="l2", grads=None):
-    """The l1 / l2 norm or Taylor score of every entry each unit owns, exact sums; see
-    `reference.pruning.groups.group_scores`."""
-    values = _arrays.finite_array("values", values)
-    if values.ndim != 1:
-        raise ValueError(
-            f"values must be 1-D (the entries of every unit, concatenated), got shape {tuple(values.shape)}"
-        )
-    units = _arrays.shaped("units", _arrays.array("units", units, ("int64",)), values.shape, "values")
-    _arrays.same_device("units", units, "values", values)
+def group_scores(values, units, count, criterion="l2", reduction="mean", grads=None):
+    """The l1 / l2 norm or Taylor score of the entries each unit owns in its member slices, summed exactly, as a
+    sum or a mean over the slices; see `reference.pruning.groups.group_scores`."""
+    values = _slices("values", values, ("float32",))
+    units = _slices("units", units, ("int64",), like=values)
     count = shapes.size("count", count, lo=0)
     validate.choice("criterion", criterion, CRITERIA)
+    validate.choice("reduction", reduction, REDUCTIONS)
     if criterion == "taylor":
         if grads is None:
             raise TypeError("criterion 'taylor' needs grads, the gradient of every entry")
-        grads = _arrays.shaped("grads", _arrays.finite_array("grads", grads), values.shape, "values")
-        _arrays.same_device("grads", grads, "values", values)
+        grads = _slices("grads", grads, ("float32",), like=values)
     elif grads is not None:
         raise TypeError(f"grads is used with criterion 'taylor' only, got criterion {criterion!r}")
-    _arrays.within("units", units, 0, count - 1)
-    v = values.detach().to(torch.float64)
+    for m, u in enumerate(units):
+        _arrays.within(f"units[{m}]", u, 0, count - 1)
+    device = values[0].device if values else torch.device("cpu")
+    v = torch.cat([torch.zeros(0, dtype=torch.float64, device=device)] + [x.detach().double() for x in values])
+    u = torch.cat([torch.zeros(0, dtype=torch.int64, device=device)] + [x.detach() for x in units])
     if criterion == "l1":
-        return _unit_sums(torch.abs(v), units, count).to(torch.float32)
+        terms = torch.abs(v)
+    elif criterion == "l2":
+        terms = v * v
+    else:
+        terms = v * torch.cat(
+            [torch.zeros(0, dtype=torch.float64, device=device)] + [g.detach().double() for g in grads]
+        )
+    s = _unit_sums(terms, u, count)
+    if reduction == "mean":
+        k = torch.zeros(count, dtype=torch.int64, device=device)
+        for slice_units in units:
+            k += torch.zeros(count, dtype=torch.bool, device=device).index_fill_(0, slice_units.detach(), True)
+        s = torch.where(k > 0, s / torch.clamp(k, min=1).to(torch.float64), s)
+    if criterion == "l1":
+        return s.to(torch.float32)
     if criterion == "l2":
-        return _sqrt_to_float32(_unit_sums(v * v, units, count))
-    s = _unit_sums(v * grads.detach().to(torch.float64), units, count)
+        return _sqrt_to_float32(s)
     return (s * s).to(torch.float32)
 
 
@@ -67,6 +78,29 @@ def _unit_sums(v, units, count):
     rows = torch.zeros((count, width), dtype=torch.float64, device=v.device)
     rows[sorted_units, torch.arange(units.numel(), device=v.device) - bounds[sorted_units]] = v[order]
     return exact_sum(rows, axis=1)
+
+
+def _slices(name, arrays, dtypes, like=None):
+    """A list of 1-D tensors of `dtypes` (finite if float), one per member slice; see the reference's `_slices`."""
+    if isinstance(arrays, torch.Tensor) or not isinstance(arrays, list | tuple):
+        kind = "a single array" if isinstance(arrays, torch.Tensor) else type(arrays).__name__
+        raise TypeError(f"{name} must be a list of arrays (one per member slice), got {kind}")
+    if like is not None and len(arrays) != len(like):
+        raise ValueError(f"{name} has {len(arrays)} arrays but values has {len(like)}; they pair up one to one")
+    out = []
+    for m, a in enumerate(arrays):
+        a = _arrays.array(f"{name}[{m}]", a, dtypes)
+        if a.dtype.is_floating_point:
+            a = _arrays.finite(f"{name}[{m}]", a)
+        if like is not None:
+            a = _arrays.shaped(f"{name}[{m}]", a, like[m].shape, f"values[{m}]")
+            _arrays.same_device(f"{name}[{m}]", a, "values[0]", like[0])
+        elif a.ndim != 1:
+            raise ValueError(f"{name}[{m}] must be 1-D (the entries of one member slice), got shape {tuple(a.shape)}")
+        elif out:
+            _arrays.same_device(f"{name}[{m}]", a, f"{name}[0]", out[0])
+        out.append(a)
+    return out
 
 
 def _score_list(scores):

@@ -57,33 +57,57 @@ def _nearest_root(r: np.float32, s: float) -> bool:
     return ok_low and ok_high
 
 
-def _scores_by_fsum(call, case, out):
+def _score_args(case):
     values, units, count = case.args[:3]
-    criterion, grads = (case.args[3], case.args[4]) if len(case.args) > 3 else (case.kwargs["criterion"], None)
+    if len(case.args) > 3:
+        criterion, reduction, grads = case.args[3:6]
+    else:
+        criterion, reduction, grads = case.kwargs["criterion"], case.kwargs.get("reduction", "mean"), None
+    return values, units, count, criterion, reduction, grads
+
+
+def _scores_by_fsum(call, case, out):
+    values, units, count, criterion, reduction, grads = _score_args(case)
     assert out.dtype == np.float32 and out.shape == (count,)
-    for u in range(count):
-        own = units == u
-        v = values[own].astype(np.float64)
-        if criterion == "l1":
-            want = np.float32(_fsum64(np.abs(v)))
-        elif criterion == "taylor":
-            s = _fsum64(v * grads[own].astype(np.float64))
-            with np.errstate(over="ignore"):
-                want = np.float32(np.float64(s) * np.float64(s))
-        else:
-            assert _nearest_root(out[u], _fsum64(v * v)), f"unit {u}: not the nearest float32 to the root"
+    v = np.concatenate([np.zeros(0, np.float64)] + [x.astype(np.float64) for x in values])
+    u = np.concatenate([np.zeros(0, np.int64)] + list(units))
+    g = None if grads is None else np.concatenate([np.zeros(0, np.float64)] + [x.astype(np.float64) for x in grads])
+    for unit in range(count):
+        own = u == unit
+        k = sum(bool(np.any(x == unit)) for x in units)
+        terms = {"l1": np.abs(v[own]), "l2": v[own] * v[own], "taylor": None if g is None else v[own] * g[own]}
+        total = _fsum64(terms[criterion])  # the exact sum rounded once to float64
+        if reduction == "mean" and k:
+            total = float(Fraction(total) / k)  # one rounding of the exact quotient, as IEEE division does
+        if criterion == "l2":
+            assert _nearest_root(out[unit], total), f"unit {unit}: not the nearest float32 to the root"
             continue
-        assert _bits(out[u]) == _bits(want), f"unit {u}: {out[u]!r}, want {want!r}"
+        with np.errstate(over="ignore"):
+            want = np.float32(total) if criterion == "l1" else np.float32(np.float64(total) * np.float64(total))
+        assert _bits(out[unit]) == _bits(want), f"unit {unit}: {out[unit]!r}, want {want!r}"
         if not own.any():
-            assert _bits(out[u]) == 0, "a unit without entries must score +0.0"
+            assert _bits(out[unit]) == 0, "a unit without entries must score +0.0"
 
 
 def _scores_ignore_order(call, case, out):
-    values, units, count = case.args[:3]
-    perm = np.arange(values.size)[::-1].copy()
-    rest = (case.args[3], case.args[4][perm]) if len(case.args) > 3 else ()
-    again = call(Case((values[perm], units[perm], count, *rest), case.kwargs))
-    assert np.array_equal(_bits(again), _bits(out)), "the scores depend on the order of the entries"
+    values, units, count, criterion, reduction, grads = _score_args(case)
+    back = [x[::-1].copy() for x in values][::-1], [x[::-1].copy() for x in units][::-1]
+    if grads is None:
+        again = call(Case((*back, count), case.kwargs))
+    else:
+        again = call(Case((*back, count, criterion, reduction, [x[::-1].copy() for x in grads][::-1])))
+    assert np.array_equal(_bits(again), _bits(out)), "the scores depend on the order of the entries or slices"
+
+
+def _one_slice_mean_is_sum(call, case, out):
+    """With one member slice every unit is held by at most one slice: mean and sum agree."""
+    values, units, count, criterion, reduction, grads = _score_args(case)
+    if len(values) == 1 and reduction == "mean":
+        if grads is None:
+            other = call(Case((values, units, count), {**case.kwargs, "reduction": "sum"}))
+        else:
+            other = call(Case((values, units, count, criterion, "sum", grads)))
+        assert np.array_equal(_bits(other), _bits(out)), "one slice: mean and sum must agree"
 
 
 def _masks_valid(call, case, out):
@@ -141,56 +165,82 @@ ENTRIES = [
         name="group_scores",
         family="pruning",
         module="pruning.groups",
-        summary="Importance of each unit of a channel group: the l1 / l2 norm or Taylor score of all entries it owns.",
+        summary="Importance of each unit of a channel group: the l1 / l2 norm or Taylor score of its entries in all "
+        "member slices, as a mean over the slices or a sum.",
         strategy=S.group_score_cases,
         semantics=(
-            "A unit's entries are those with units[i] == u, in every member tensor of the group, counted together "
-            "(the norm of the union, not an average of per-member norms).",
-            "l1: fl32(exact_sum(|v|)); l2: the float32 nearest to sqrt(exact_sum(v * v)); taylor: "
-            "fl32(fl64(s * s)) with s = exact_sum(v * g). Squares and products are exact in float64; every sum is "
-            "rounded once to float64.",
-            "A unit that owns no entry scores +0.0. The result depends on the multiset of each unit's entries only, "
-            "not on their order.",
-            "units: int64 in [0, count); grads only with criterion 'taylor' (TypeError otherwise, and without).",
+            "S_u is the exact sum over every entry of unit u in every member slice, rounded once to float64 "
+            "(exact_sum) of |v| (l1), v * v (l2) or v * g (taylor); squares and products are exact in float64.",
+            "reduction 'mean' (the default): fl64(S_u / k_u), k_u the number of slices that hold unit u; 'sum': S_u.",
+            "l1: fl32(S); l2: the float32 nearest to sqrt(S); taylor: fl32(fl64(S * S)).",
+            "A unit that owns no entry scores +0.0. The result depends on the multiset of each unit's entries and "
+            "on how many slices hold it, not on their order.",
+            "values and units: lists of 1-D float32 / int64 arrays, paired; units in [0, count); grads only with "
+            "criterion 'taylor' (TypeError otherwise, and without).",
         ),
         invariants=(
             Invariant("equals math.fsum rounded once; nearest root", _scores_by_fsum),
-            Invariant("independent of the order of the entries", _scores_ignore_order),
+            Invariant("independent of the order of the entries and slices", _scores_ignore_order),
+            Invariant("one slice: mean is sum", _one_slice_mean_is_sum),
         ),
         golden=(
-            Golden(Case((_a([3, -4, 1]), _i([0, 0, 1]), 3), {"criterion": "l1"}), _a([7, 1, 0]), "unit 2 owns nothing"),
-            Golden(Case((_a([3, -4, 1]), _i([0, 0, 1]), 3)), _a([5, 1, 0]), "l2: sqrt(9 + 16)"),
             Golden(
-                Case((_a([1, 2]), _i([0, 0]), 1, "taylor", _a([2, -1]))),
+                Case(([_a([3, -4]), _a([1])], [_i([0, 0]), _i([0])], 2), {"criterion": "l1", "reduction": "sum"}),
+                _a([8, 0]),
+                "the union of both slices; unit 1 owns nothing",
+            ),
+            Golden(
+                Case(([_a([3, -4]), _a([1])], [_i([0, 0]), _i([0])], 2), {"criterion": "l1"}),
+                _a([4, 0]),
+                "mean over the 2 slices holding unit 0",
+            ),
+            Golden(Case(([_a([3, -4, 1])], [_i([0, 0, 1])], 2)), _a([5, 1]), "l2: sqrt(9 + 16)"),
+            Golden(
+                Case(([_a([1, 2])], [_i([0, 0])], 1, "taylor", "mean", [_a([2, -1])])),
                 _a([0]),
                 "w . g = 2 - 2 cancels exactly",
             ),
             Golden(
-                Case((_a([MAX, MAX, -MAX]), _i([0, 0, 0]), 1), {"criterion": "l1"}),
+                Case(([_a([MAX, MAX]), _a([-MAX])], [_i([0, 0]), _i([0])], 1), {"criterion": "l1", "reduction": "sum"}),
                 _a([INF]),
                 "3 * FLT_MAX is beyond float32: inf",
             ),
             Golden(
-                Case((_a([2.0**100, 1.0, -(2.0**100)]), _i([0, 0, 0]), 1, "taylor", _a([1, 1, 1]))),
+                Case(([_a([MAX]), _a([MAX]), _a([-MAX])], [_i([0]), _i([0]), _i([0])], 1), {"criterion": "l1"}),
+                _a([MAX]),
+                "the mean over 3 slices brings it back: 3 * FLT_MAX / 3 is FLT_MAX exactly",
+            ),
+            Golden(
+                Case(([_a([2.0**100, 1.0, -(2.0**100)])], [_i([0, 0, 0])], 1, "taylor", "sum", [_a([1, 1, 1])])),
                 _a([1.0]),
                 "exact sum: 2**100 + 1 - 2**100 = 1 in any order",
             ),
-            Golden(Case((_a([-0.0]), _i([0]), 1), {"criterion": "l2"}), _a([0.0]), "a zero norm is +0.0"),
+            Golden(Case(([_a([-0.0])], [_i([0])], 1), {"criterion": "l2"}), _a([0.0]), "a zero norm is +0.0"),
+            Golden(Case(([], [], 2)), _a([0, 0]), "no slices: every unit scores +0.0"),
         ),
         bad=(
-            Bad(Case((_a([[1.0]]), _i([0]), 1)), ValueError, "values must be 1-D"),
-            Bad(Case((_a([1.0]), np.int32([0]), 1)), TypeError, "units must have dtype int64, got int32"),
-            Bad(Case((_a([1.0, 2.0]), _i([0]), 1)), ValueError, "units has shape (1,) but values needs shape (2,)"),
-            Bad(Case((_a([1.0]), _i([1]), 1)), ValueError, "units must be in [0, 0], got 1 at flat index 0"),
-            Bad(Case((_a([1.0]), _i([0]), -1)), ValueError, "count must be in [0, 1099511627776], got -1"),
-            Bad(Case((_a([1.0]), _i([0]), 1), {"criterion": "l3"}), ValueError, "criterion must be one of"),
-            Bad(Case((_a([1.0]), _i([0]), 1), {"criterion": "taylor"}), TypeError, "criterion 'taylor' needs grads"),
+            Bad(Case((_a([1.0]), [_i([0])], 1)), TypeError, "values must be a list of arrays (one per member slice)"),
+            Bad(Case(([_a([[1.0]])], [_i([0])], 1)), ValueError, "values[0] must be 1-D"),
+            Bad(Case(([_a([1.0])], [np.int32([0])], 1)), TypeError, "units[0] must have dtype int64, got int32"),
+            Bad(Case(([_a([1.0])], [], 1)), ValueError, "units has 0 arrays but values has 1"),
             Bad(
-                Case((_a([1.0]), _i([0]), 1, "l1", _a([1.0]))),
+                Case(([_a([1.0, 2.0])], [_i([0])], 1)),
+                ValueError,
+                "units[0] has shape (1,) but values[0] needs shape (2,)",
+            ),
+            Bad(Case(([_a([1.0])], [_i([1])], 1)), ValueError, "units[0] must be in [0, 0], got 1 at flat index 0"),
+            Bad(Case(([_a([1.0])], [_i([0])], -1)), ValueError, "count must be in [0, 1099511627776], got -1"),
+            Bad(Case(([_a([1.0])], [_i([0])], 1), {"criterion": "l3"}), ValueError, "criterion must be one of"),
+            Bad(Case(([_a([1.0])], [_i([0])], 1), {"reduction": "max"}), ValueError, "reduction must be one of"),
+            Bad(
+                Case(([_a([1.0])], [_i([0])], 1), {"criterion": "taylor"}), TypeError, "criterion 'taylor' needs grads"
+            ),
+            Bad(
+                Case(([_a([1.0])], [_i([0])], 1, "l1", "mean", [_a([1.0])])),
                 TypeError,
                 "grads is used with criterion 'taylor' only",
             ),
-            Bad(Case((_a([np.nan]), _i([0]), 1)), ValueError, "values must be finite, got nan at flat index 0"),
+            Bad(Case(([_a([np.nan])], [_i([0])], 1)), ValueError, "values[0] must be finite, got nan at flat index 0"),
         ),
         paper=FANG,
     ),

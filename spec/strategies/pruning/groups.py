@@ -13,18 +13,24 @@ __all__ = ["group_score_cases", "group_mask_cases"]
 
 @st.composite
 def group_score_cases(draw):
-    """`(values, units, count)` and `criterion`, or `(values, units, count, "taylor", grads)`: 0 to 6 units, 0 to 12
-    entries."""
+    """`(values, units, count)` with `criterion` and `reduction`, or `(values, units, count, "taylor", reduction,
+    grads)`: 0 to 6 units, 0 to 3 member slices of 0 to 8 entries, some slices repeating another's values negated
+    (sums that cancel exactly)."""
     count = draw(st.integers(0, 6))
-    n = draw(st.integers(0, 12)) if count else 0
-    values = draw(float32_arrays(shape=st.just((n,))))
-    if draw(st.booleans()) and n:
-        values = np.concatenate([values[: n // 2], -values[: n // 2], values[2 * (n // 2) :]])  # exact cancellation
-    units = np.array([draw(st.integers(0, count - 1)) for _ in range(n)], dtype=np.int64)
+    values, units = [], []
+    for _ in range(draw(st.integers(0, 3))):
+        n = draw(st.integers(0, 8)) if count else 0
+        v = draw(float32_arrays(shape=st.just((n,))))
+        if values and draw(st.booleans()) and values[-1].size == n:
+            v = -values[-1]
+        values.append(v)
+        units.append(np.array([draw(st.integers(0, count - 1)) for _ in range(n)], dtype=np.int64))
     criterion = draw(st.sampled_from(["l1", "l2", "taylor"]))
+    reduction = draw(st.sampled_from(["mean", "sum"]))
     if criterion == "taylor":  # arrays go in args: the conformance check compares kwargs as plain values
-        return Case((values, units, count, criterion, draw(float32_arrays(shape=st.just((n,))))))
-    return Case((values, units, count), {"criterion": criterion})
+        grads = [draw(float32_arrays(shape=st.just(v.shape))) for v in values]
+        return Case((values, units, count, criterion, reduction, grads))
+    return Case((values, units, count), {"criterion": criterion, "reduction": reduction})
 
 
 @st.composite
