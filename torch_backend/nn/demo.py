@@ -329,6 +329,10 @@ def run(*, quick=False, seed=0, device=None, out="pqref-demo", dataset=None, rec
     if names:
         results = run_cnn(names, data, quick=quick, seed=seed, device=device, out_dir=out_dir)
         echo(table(results))
+        if "network slimming" in names:  # the same method on a ResNet, channels removed across residual additions
+            from torch_backend.nn import demo_structured
+
+            demo_structured.run(quick=quick, seed=seed, device=device, data=data, out=out_dir, echo=echo)
         if quick:
             echo(
                 "quick mode: 2 base epochs and 1 fine-tuning epoch, a smoke run; the 90% sparsity recipes need the "
