@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import checks, validate
 
 __all__ = ["pack_quantized", "unpack_quantized"]
 
@@ -50,7 +50,7 @@ def pack_quantized(q, *, bits, packed_dim):
         `compressed_tensors.compressors.pack_quantized.helpers.pack_to_int32`; the `pack-quantized` format of
         llm-compressor checkpoints.
     """
-    b, dim = _options(bits, packed_dim)
+    b, dim = checks.compressed_tensors_options(bits, packed_dim)
     q = _arrays.array("q", q, ("int8",))
     if q.ndim != 2:
         raise ValueError(f"q must be 2-D, got shape {tuple(q.shape)}")
@@ -82,7 +82,7 @@ def unpack_quantized(packed, *, bits, shape, packed_dim):
     Example: `unpack_quantized([[0xCBA9F810 as int32]], bits=4, shape=(1, 8), packed_dim=1)` is
     `[[-8, -7, 0, 7, 1, 2, 3, 4]]`.
     """
-    b, dim = _options(bits, packed_dim)
+    b, dim = checks.compressed_tensors_options(bits, packed_dim)
     shape = validate.shape("shape", shape)
     if len(shape) != 2:
         raise ValueError(f"shape must have 2 sides, got {shape}")
@@ -104,12 +104,6 @@ def unpack_quantized(packed, *, bits, shape, packed_dim):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def _options(bits, packed_dim):
-    b = validate.integer("bits", bits, lo=1, hi=8)
-    dim = validate.integer("packed_dim", packed_dim, lo=0, hi=1)
-    return b, dim
 
 
 def _pack_rows(u, b):

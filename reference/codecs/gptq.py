@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
+from reference.common import checks
 
 __all__ = ["gptq_pack", "gptq_unpack", "gptq_decode"]
 
@@ -80,13 +80,13 @@ def gptq_pack(codes, scales, zeros, g_idx, *, bits, zero_format):
         GPTQ: Accurate Post-Training Quantization for Generative Pre-trained Transformers. ICLR.
         arXiv:2210.17323. The layout is AutoGPTQ's `QuantLinear.pack`; v2 is GPTQModel's `gptq_v2`.
     """
-    b, per, delta = _options(bits, zero_format)
+    b, per, delta = checks.gptq_options(bits, zero_format, BITS, ZERO_FORMATS)
     codes = _arrays.array("codes", codes, ("uint8",))
     if codes.ndim != 2:
         raise ValueError(f"codes must be 2-D (out_features, in_features), got shape {tuple(codes.shape)}")
     out_f, in_f = codes.shape
-    _multiple("codes.shape[0] (out_features)", out_f, per, b)
-    _multiple("codes.shape[1] (in_features)", in_f, per, b)
+    checks.packed_multiple("codes.shape[0] (out_features)", out_f, per, b)
+    checks.packed_multiple("codes.shape[1] (in_features)", in_f, per, b)
     _arrays.within("codes", codes, 0, 2**b - 1)
     scales = _arrays.finite_array("scales", scales, ("float16",))
     if scales.ndim != 2 or scales.shape[0] != out_f or scales.shape[1] < 1:
@@ -129,7 +129,7 @@ def gptq_unpack(qweight, qzeros, scales, g_idx, *, bits, zero_format):
 
     Example: `qzeros = [[0x77777777]]` (4 bits) gives zero points 8 in v1 and 7 in v2.
     """
-    b, per, delta = _options(bits, zero_format)
+    b, per, delta = checks.gptq_options(bits, zero_format, BITS, ZERO_FORMATS)
     qweight, qzeros, scales, g_idx, in_f, out_f, groups = _check_packed(qweight, qzeros, scales, g_idx, b, per)
     codes = _fields(qweight, b, per, axis=1)  # (in_f // per, per, out_f) -> (in_f, out_f)
     zeros = _fields(qzeros, b, per, axis=2)  # (groups, out_f // per, per) -> (groups, out_f)
@@ -157,7 +157,7 @@ def gptq_decode(qweight, qzeros, scales, g_idx, *, bits, zero_format):
 
     Example (4 bits, v1): a code 3 with stored zero 7 and scale 0.5 is $0.5 \cdot (3 - 8) = -2.5$.
     """
-    b, per, delta = _options(bits, zero_format)
+    b, per, delta = checks.gptq_options(bits, zero_format, BITS, ZERO_FORMATS)
     qweight, qzeros, scales, g_idx, in_f, out_f, groups = _check_packed(qweight, qzeros, scales, g_idx, b, per)
     codes = _fields(qweight, b, per, axis=1).reshape(in_f, out_f)
     zeros = _fields(qzeros, b, per, axis=2).reshape(groups, out_f) + delta
@@ -167,20 +167,6 @@ def gptq_decode(qweight, qzeros, scales, g_idx, *, bits, zero_format):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def _options(bits, zero_format):
-    if isinstance(bits, bool) or not isinstance(bits, int | np.integer):
-        raise TypeError(f"bits must be an int, got {type(bits).__name__} {bits!r}")
-    if bits not in BITS:
-        raise ValueError(f"bits must be one of 2, 4, 8 (3-bit GPTQ is not covered), got {bits}")
-    zero_format = validate.choice("zero_format", zero_format, ZERO_FORMATS)
-    return int(bits), 32 // int(bits), 1 if zero_format == "v1" else 0
-
-
-def _multiple(what, n, per, bits):
-    if n % per:
-        raise ValueError(f"{what} = {n} must be a multiple of {per} ({per} codes of {bits} bits per int32)")
 
 
 def _check_g_idx(g_idx, in_f, groups):
@@ -195,7 +181,7 @@ def _check_packed(qweight, qzeros, scales, g_idx, b, per):
         raise ValueError(f"qweight must be 2-D (in_features // {per}, out_features), got shape {qweight.shape}")
     rows, out_f = qweight.shape
     in_f = rows * per
-    _multiple("qweight.shape[1] (out_features)", out_f, per, b)
+    checks.packed_multiple("qweight.shape[1] (out_features)", out_f, per, b)
     scales = _arrays.finite_array("scales", scales, ("float16",))
     if scales.ndim != 2 or scales.shape[1] != out_f or scales.shape[0] < 1:
         raise ValueError(f"scales must have shape (n_groups >= 1, out_features = {out_f}), got {tuple(scales.shape)}")

@@ -23,8 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
-from reference.common import validate
-from reference.quantization.floats import FORMATS, _decode, _encode
+from reference.common import shapes, validate
+from reference.quantization import _floats
+from reference.quantization.floats import FORMATS
 
 __all__ = ["nvfp4_global_scale", "nvfp4_quantize", "nvfp4_dequantize"]
 
@@ -117,14 +118,14 @@ def nvfp4_quantize(x, global_scale, *, direction):
             t = amax / (np.float32(6) * g)
         else:
             t = g * (amax / np.float32(6))
-    scales, _ = _encode(t.astype(np.float32), E4M3, True, "half_even", None)
+    scales, _ = _floats.encode(t.astype(np.float32), E4M3, True, "half_even", None)
     scales = np.where(amax == 0, np.uint8(ONE_E4M3), scales).astype(np.uint8)
     s = _block_scale(scales, g, direction)
     spread = np.repeat(s, BLOCK, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         u = np.where(spread == 0, np.float32(0), x / np.where(spread == 0, np.float32(1), spread))
     u = np.where(np.signbit(x), -np.abs(u), np.abs(u)).astype(np.float32)  # a zero scale keeps the sign of x
-    codes, _ = _encode(u, E2M1, True, "half_even", None)
+    codes, _ = _floats.encode(u, E2M1, True, "half_even", None)
     return np.asarray(scales), np.asarray(codes)
 
 
@@ -149,13 +150,13 @@ def nvfp4_dequantize(scales, codes, global_scale, *, direction):
     direction = validate.choice("direction", direction, DIRECTIONS)
     g = _check_global(global_scale)
     codes = _arrays.within("codes", _arrays.array("codes", codes, ("uint8",)), 0, 15)
-    _check_last("codes", codes.shape)
+    shapes.nvfp4_last_axis("codes", codes.shape, BLOCK)
     scales = _arrays.array("scales", scales, ("uint8",))
     expected = codes.shape[:-1] + (codes.shape[-1] // BLOCK,)
     _arrays.shaped("scales", scales, expected, f"codes of shape {tuple(codes.shape)} in blocks of {BLOCK}")
     s = np.repeat(_block_scale(scales, g, direction), BLOCK, axis=-1)
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.asarray(_decode(codes.astype(np.int64), E2M1) * s)
+        return np.asarray(_floats.decode(codes.astype(np.int64), E2M1) * s)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -167,21 +168,16 @@ def _check_global(global_scale):
     return np.float32(_arrays.positive("global_scale", g))
 
 
-def _check_last(name, shape):
-    if len(shape) == 0 or shape[-1] % BLOCK:
-        raise ValueError(f"{name} has shape {tuple(shape)}: NVFP4 needs a last axis that is a multiple of {BLOCK}")
-
-
 def _check_quantize(x, global_scale, direction):
     direction = validate.choice("direction", direction, DIRECTIONS)
     g = _check_global(global_scale)
     x = _arrays.finite_array("x", x)
-    _check_last("x", x.shape)
+    shapes.nvfp4_last_axis("x", x.shape, BLOCK)
     return direction, x, g
 
 
 def _block_scale(scales, g, direction):
     """The float32 block scales S_b of E4M3 codes: dec(c) * g (decode) or dec(c) / g (encode)."""
-    d = _decode(scales.astype(np.int64), E4M3)
+    d = _floats.decode(scales.astype(np.int64), E4M3)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         return (d * g if direction == "decode" else d / g).astype(np.float32)

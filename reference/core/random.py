@@ -14,10 +14,10 @@ from reference.common import shapes, validate
 
 __all__ = ["threefry2x32", "make_key", "split", "fold_in", "random_bits", "uniform"]
 
-_ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
-_PARITY = 0x1BD11BDA
-_SPLIT_WORD = 0xFFFFFFFF
-_FOLD_WORD = 0xFFFFFFFE
+ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
+PARITY = 0x1BD11BDA
+SPLIT_WORD = 0xFFFFFFFF
+FOLD_WORD = 0xFFFFFFFE
 
 
 def threefry2x32(key, x0, x1):
@@ -48,13 +48,13 @@ def threefry2x32(key, x0, x1):
     x0 = _arrays.within("x0", _arrays.array("x0", x0, ("int64",)), 0, 2**32 - 1)
     x1 = _arrays.within("x1", _arrays.array("x1", x1, ("int64",)), 0, 2**32 - 1)
     _arrays.shaped("x1", x1, x0.shape, "x0")
-    ks = [np.uint32(k0), np.uint32(k1), np.uint32(_PARITY ^ k0 ^ k1)]
+    ks = [np.uint32(k0), np.uint32(k1), np.uint32(PARITY ^ k0 ^ k1)]
     with np.errstate(over="ignore"):  # uint32 arithmetic wraps mod 2**32, as the cipher intends
         a = x0.astype(np.uint32) + ks[0]
         b = x1.astype(np.uint32) + ks[1]
         for block in range(1, 6):
             for r in range(4):
-                rot = _ROTATIONS[(4 * (block - 1) + r) % 8]
+                rot = ROTATIONS[(4 * (block - 1) + r) % 8]
                 a = a + b
                 b = ((b << np.uint32(rot)) | (b >> np.uint32(32 - rot))) ^ a
             a = a + ks[block % 3]
@@ -94,7 +94,7 @@ def split(key, num=2):
     """
     key = validate.key("key", key)
     num = shapes.keys("num", num)
-    hi = np.full(num, _SPLIT_WORD, dtype=np.int64)
+    hi = np.full(num, SPLIT_WORD, dtype=np.int64)
     y0, y1 = threefry2x32(key, hi, np.arange(num, dtype=np.int64))
     return tuple((int(a), int(b)) for a, b in zip(y0, y1, strict=True))
 
@@ -115,7 +115,7 @@ def fold_in(key, data):
     """
     key = validate.key("key", key)
     data = validate.integer("data", data, lo=0, hi=2**32 - 1)
-    y0, y1 = threefry2x32(key, np.array([_FOLD_WORD], dtype=np.int64), np.array([data], dtype=np.int64))
+    y0, y1 = threefry2x32(key, np.array([FOLD_WORD], dtype=np.int64), np.array([data], dtype=np.int64))
     return (int(y0[0]), int(y1[0]))
 
 

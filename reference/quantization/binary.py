@@ -7,14 +7,13 @@ QKeras map it to $+1$, as here.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from reference import _arrays
-from reference.common import shapes, validate
+from reference.common import checks, validate
 from reference.core.random import uniform
 from reference.core.reduce import tree_mean
+from reference.quantization import _slices
 
 __all__ = [
     "binarize",
@@ -125,7 +124,7 @@ def binary_connect(w, *, stochastic=False, key=None, ste="identity"):
         BinaryConnect: Training Deep Neural Networks with binary weights during propagations. NeurIPS.
         arXiv:1511.00363
     """
-    stochastic, key, ste = _check_connect(stochastic, key, ste)
+    stochastic, key, ste = checks.binary_connect(stochastic, key, ste, STES)
     w = _arrays.finite_array("w", w)
     return _connect(w, stochastic, key)
 
@@ -152,7 +151,7 @@ def binary_connect_vjp(grad, w, *, stochastic=False, key=None, ste="identity"):
     ??? cite "Courbariaux et al., 2015"
         BinaryConnect (arXiv:1511.00363), Algorithm 1.
     """
-    stochastic, key, ste = _check_connect(stochastic, key, ste)
+    stochastic, key, ste = checks.binary_connect(stochastic, key, ste, STES)
     w = _arrays.finite_array("w", w)
     grad = _check_grad(grad, w, "w")
     return np.where(_passes(w, ste), grad, F32(0))
@@ -196,7 +195,7 @@ def xnor_scale(w, *, axis=None):
         XNOR-Net: ImageNet Classification Using Binary Convolutional Neural Networks. ECCV.
         arXiv:1603.05279 (Eq. 4: $\alpha^* = \frac{1}{n}\|W\|_{\ell 1}$)
     """
-    w, k = _check_slices(w, axis, "the XNOR scale")
+    w, k = _slices.check_slices(w, axis, "the XNOR scale")
     return _scale(w, k)
 
 
@@ -228,9 +227,9 @@ def xnor_binarize(w, *, axis=None, ste="clipped"):
     ??? cite "Rastegari et al., 2016"
         XNOR-Net (arXiv:1603.05279), Section 3.1, Binary-Weight-Networks.
     """
-    w, k = _check_slices(w, axis, "the XNOR scale")
+    w, k = _slices.check_slices(w, axis, "the XNOR scale")
     validate.choice("ste", ste, STES)
-    return np.asarray(_expand(_scale(w, k), w.ndim, k) * _sign(w))
+    return np.asarray(_slices.expand(_scale(w, k), w.ndim, k) * _sign(w))
 
 
 def xnor_binarize_vjp(grad, w, *, axis=None, ste="clipped"):
@@ -275,12 +274,12 @@ def xnor_binarize_vjp(grad, w, *, axis=None, ste="clipped"):
         XNOR-Net (arXiv:1603.05279), Section 3.1, "Training Binary-Weights-Networks" (the printed gradient);
         the authors' code: github.com/allenai/XNOR-Net, `util.lua`.
     """
-    w, k = _check_slices(w, axis, "the XNOR scale")
+    w, k = _slices.check_slices(w, axis, "the XNOR scale")
     validate.choice("ste", ste, STES)
     grad = _check_grad(grad, w, "w")
-    alpha = _expand(_scale(w, k), w.ndim, k).astype(np.float64)
+    alpha = _slices.expand(_scale(w, k), w.ndim, k).astype(np.float64)
     b = _sign(w).astype(np.float64)
-    m = _expand(_per_slice(tree_mean(_rows(b * grad.astype(np.float64), k), axis=1), k), w.ndim, k)
+    m = _slices.expand(_slices.per_slice(tree_mean(_slices.rows(b * grad.astype(np.float64), k), axis=1), k), w.ndim, k)
     direct = np.where(_passes(w, ste), alpha * grad.astype(np.float64), 0.0)
     with np.errstate(over="ignore"):  # a gradient beyond the float32 range becomes +-inf
         return np.asarray((direct + b * m).astype(np.float32))
@@ -305,18 +304,6 @@ def _check_grad(grad, x, name):
     return _arrays.shaped("grad", grad, x.shape, name)
 
 
-def _check_connect(stochastic, key, ste):
-    stochastic = validate.boolean("stochastic", stochastic)
-    if stochastic:
-        if key is None:
-            raise ValueError("stochastic=True needs a key; pass key=make_key(seed)")
-        key = validate.key("key", key)
-    elif key is not None:
-        raise ValueError("key is only used with stochastic=True")
-    validate.choice("ste", ste, STES)
-    return stochastic, key, ste
-
-
 def _connect(w, stochastic, key):
     if not stochastic:
         return _sign(w)
@@ -324,34 +311,6 @@ def _connect(w, stochastic, key):
     return np.where(w > u * F32(2) - F32(1), F32(1), F32(-1))
 
 
-def _check_slices(w, axis, what):
-    """w: finite float32 with an element (`what` needs one); axis: None or normalized."""
-    w = _arrays.finite_array("w", w)
-    k = None if axis is None else validate.axis("axis", axis, w.ndim)
-    if w.size == 0:
-        raise ValueError(f"w has shape {w.shape}: {what} needs at least one element")
-    return w, k
-
-
-def _rows(a, k):
-    """(1, n) for the whole tensor, or (C, n) with one row per index along axis k (C order within a row)."""
-    if k is None:
-        return a.reshape(1, -1)
-    return np.moveaxis(a, k, 0).reshape(a.shape[k], math.prod(a.shape) // a.shape[k])
-
-
 def _scale(w, k):
     """alpha = fl32(tree_mean(|w|)) per slice: shape () or (C,)."""
-    return _per_slice(tree_mean(_rows(np.abs(w), k), axis=1).astype(np.float32), k)
-
-
-def _per_slice(values, k):
-    """Row results (C,) as the parameter shape: () for the whole tensor, (C,) per channel."""
-    return np.asarray(values.reshape(()) if k is None else values)
-
-
-def _expand(p, ndim, k):
-    """A per-slice parameter, broadcastable against w."""
-    if k is None:
-        return p
-    return p.reshape(shapes.per_axis(ndim, k))
+    return _slices.per_slice(tree_mean(_slices.rows(np.abs(w), k), axis=1).astype(np.float32), k)

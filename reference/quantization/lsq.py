@@ -14,12 +14,11 @@ channel's elements ($x$.size $/ C$) per channel.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import numpy as np
 
 from reference import _arrays
-from reference.common import shapes, validate
+from reference.common import checks, scalars, shapes, validate
 from reference.core.reduce import tree_mean, tree_sum
 
 __all__ = [
@@ -58,7 +57,7 @@ def lsq_grad_scale(numel, qp):
     """
     numel = shapes.size("numel", numel, lo=0)
     qp = validate.integer("qp", qp, lo=1, hi=2**16 - 1)
-    return _inverse_sqrt_float32(numel * qp)
+    return scalars.inverse_sqrt_float32(numel * qp)
 
 
 def lsq_init_scale(w, *, bits, signed, axis=None):
@@ -92,7 +91,7 @@ def lsq_init_scale(w, *, bits, signed, axis=None):
     ??? cite "Esser et al., 2020"
         Learned Step Size Quantization. ICLR. arXiv:1902.08153 (Section 2.1: "$2\langle|v|\rangle/\sqrt{Q_P}$")
     """
-    _, qp = _bounds(bits, signed)
+    _, qp = checks.lsq_bounds(bits, signed)
     w = _arrays.finite_array("w", w)
     k = None if axis is None else validate.axis("axis", axis, w.ndim)
     if w.size == 0:
@@ -183,7 +182,7 @@ def lsq_quantize_vjp(grad, x, scale, *, bits, signed, axis=None):
     v = _divide(x, s)
     inside = (v >= -qn) & (v <= qp)
     grad_x = np.where(inside, grad, F32(0))
-    gs = _inverse_sqrt_float32(_per_step(x.shape, k) * qp)
+    gs = scalars.inverse_sqrt_float32(shapes.count_per_slice(x.shape, k) * qp)
     return grad_x, _scaled_sum(grad.astype(np.float64) * _step_factor(v, inside, qn, qp), gs, k)
 
 
@@ -261,7 +260,7 @@ def lsq_plus_quantize_vjp(grad, x, scale, offset, *, bits, signed, axis=None):
     inside = (v >= -qn) & (v <= qp)
     grad_x = np.where(inside, grad, F32(0))
     g64 = grad.astype(np.float64)
-    gs = _inverse_sqrt_float32(_per_step(x.shape, k) * qp)
+    gs = scalars.inverse_sqrt_float32(shapes.count_per_slice(x.shape, k) * qp)
     grad_scale = _scaled_sum(g64 * _step_factor(v, inside, qn, qp), gs, k)
     grad_offset = _scaled_sum(np.where(inside, 0.0, g64), gs, k)
     return grad_x, grad_scale, grad_offset
@@ -270,21 +269,13 @@ def lsq_plus_quantize_vjp(grad, x, scale, offset, *, bits, signed, axis=None):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _bounds(bits, signed):
-    bits = validate.integer("bits", bits, lo=1, hi=16)
-    signed = validate.boolean("signed", signed)
-    if signed and bits < 2:
-        raise ValueError(f"signed LSQ needs bits >= 2 (so that Qp = 2**(bits-1) - 1 >= 1), got bits={bits}")
-    return (2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-
-
 def _check(x, scale, offset, bits, signed, axis, *, plus):
     """Checks, in the order both backends follow; `plus` (LSQ+) requires an `offset` array, LSQ passes None.
 
     Returns x, s and beta (broadcastable against x; None for LSQ), Qn, Qp and the normalized channel axis (None per
     tensor).
     """
-    qn, qp = _bounds(bits, signed)
+    qn, qp = checks.lsq_bounds(bits, signed)
     x = _arrays.finite_array("x", x)
     if axis is None:
         k, shape, view, why = None, (), (), "axis=None"
@@ -332,11 +323,6 @@ def _step_factor(v, inside, qn, qp):
     return np.where(inside, inner, np.where(v < -qn, np.float64(-qn), np.float64(qp)))
 
 
-def _per_step(shape, k):
-    """N: the number of elements that share one step (all of x, or one channel along axis k)."""
-    return math.prod(shape) if k is None else math.prod(n for i, n in enumerate(shape) if i != k)
-
-
 def _scaled_sum(terms, gs, k):
     """fl32(tree_sum(terms) * gs), terms float64: over everything, or over each channel's elements in C order."""
     if k is None:
@@ -346,21 +332,6 @@ def _scaled_sum(terms, gs, k):
         total = tree_sum(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
     with np.errstate(over="ignore"):
         return np.asarray((total * np.float64(gs)).astype(F32))
-
-
-def _inverse_sqrt_float32(m):
-    """The float32 nearest 1 / sqrt(m) for an int m >= 1 (0.0 for m = 0), by exact rational comparisons."""
-    if m == 0:
-        return 0.0
-    y = F32(1 / math.sqrt(m))
-    while True:
-        up, down = np.nextafter(y, F32(np.inf)), np.nextafter(y, F32(0))
-        if (Fraction(float(y)) + Fraction(float(up))) ** 2 * m < 4:  # 1/sqrt(m) is above the upper midpoint
-            y = up
-        elif (Fraction(float(y)) + Fraction(float(down))) ** 2 * m > 4:  # below the lower midpoint
-            y = down
-        else:
-            return float(y)
 
 
 def _check_init(s):

@@ -23,8 +23,9 @@ from typing import NamedTuple
 import numpy as np
 
 from reference import _arrays
-from reference.common import shapes, validate
-from reference.quantization.floats import FORMATS, QNAN, _decode, _encode, _encode_magnitude, _fields, _floor_log2
+from reference.common import checks, shapes, validate
+from reference.quantization import _floats
+from reference.quantization.floats import FORMATS, QNAN
 
 __all__ = ["mx_quantize", "mx_dequantize", "mx_fake_quantize", "mx_fake_quantize_vjp"]
 
@@ -158,14 +159,14 @@ def mx_dequantize(scales, codes, fmt, *, axis=-1, block_size=32):
         with the element's sign, E5M2 Inf codes $\pm$Inf. The MXINT8 code $-128$ decodes to $-2 \cdot 2^{e}$.
     """
     elem = MX_FORMATS[validate.choice("fmt", fmt, tuple(MX_FORMATS))]
-    bs = _check_block_size(block_size)
+    bs = checks.mx_block_size(block_size, MAX_BLOCK)
     scales = _arrays.array("scales", scales, ("uint8",))
     if elem.float_format is None:
         codes = _arrays.array("codes", codes, ("int8",))
     else:
         codes = _arrays.array("codes", codes, ("uint8",))
         _arrays.within("codes", codes, 0, 2 ** FORMATS[elem.float_format].bits - 1)
-    k = _block_axis("codes", codes.shape, axis, bs)
+    k = shapes.block_axis("codes", codes.shape, axis, bs)
     expected = shapes.blocked(codes.shape, k, bs)
     _arrays.shaped("scales", scales, expected, f"codes of shape {tuple(codes.shape)} in blocks of {bs} along {k}")
     s = np.repeat(scales.astype(np.int64), bs, axis=k)
@@ -228,30 +229,14 @@ def mx_fake_quantize_vjp(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _check_block_size(block_size):
-    bs = validate.integer("block_size", block_size, lo=1, hi=MAX_BLOCK)
-    if bs & (bs - 1):
-        raise ValueError(f"block_size must be a power of two, got {bs}")
-    return bs
-
-
-def _block_axis(name, shape, axis, bs):
-    k = validate.axis("axis", axis, len(shape))
-    if shape[k] % bs:
-        raise ValueError(
-            f"{name}.shape[{k}] = {shape[k]} is not a multiple of block_size {bs}: MX blocks are never padded"
-        )
-    return k
-
-
 def _check_quantize(x, fmt, block_size, scale_rule, axis, rounding, nonfinite):
     elem = MX_FORMATS[validate.choice("fmt", fmt, tuple(MX_FORMATS))]
     rule = validate.choice("scale_rule", scale_rule, SCALE_RULES)
     mode = validate.choice("rounding", rounding, ELEMENT_ROUNDINGS)
     nonfinite = validate.choice("nonfinite", nonfinite, NONFINITE)
-    bs = _check_block_size(block_size)
+    bs = checks.mx_block_size(block_size, MAX_BLOCK)
     x = _arrays.finite_array("x", x) if nonfinite == "raise" else _arrays.array("x", x)
-    k = _block_axis("x", x.shape, axis, bs)
+    k = shapes.block_axis("x", x.shape, axis, bs)
     return elem, rule, bs, x, k, mode, nonfinite
 
 
@@ -262,8 +247,8 @@ def _check_quantize(x, fmt, block_size, scale_rule, axis, rounding, nonfinite):
 
 def _scale_exponent(amax, elem, rule):
     """The shared exponent e in [-127, 127] of each block, from the float32 bits of its amax (int64)."""
-    _, _, _, sig, exp = _fields(amax)
-    lead = _floor_log2(sig)
+    _, _, _, sig, exp = _floats.fields(amax)
+    lead = _floats.floor_log2(sig)
     sig24 = sig << (23 - lead)  # the significand of amax, normalized to [2**23, 2**24)
     e = lead + exp - elem.emax
     if rule == "ceil":
@@ -278,10 +263,10 @@ def _scale_exponent(amax, elem, rule):
 def _encode_elements(x, elem, shift, mode):
     """Element codes of x / 2**shift: saturating, round to nearest (ties by `mode`), never forming the quotient."""
     if elem.float_format is not None:
-        codes, _ = _encode(x, FORMATS[elem.float_format], True, mode, None, shift)
+        codes, _ = _floats.encode(x, FORMATS[elem.float_format], True, mode, None, shift)
         return codes
-    sign, _, _, sig, exp = _fields(x)
-    mag = np.minimum(_encode_magnitude(sig, exp - shift, elem.mbits, 0, mode, None), INT8_MAX_CODE)
+    sign, _, _, sig, exp = _floats.fields(x)
+    mag = np.minimum(_floats.encode_magnitude(sig, exp - shift, elem.mbits, 0, mode, None), INT8_MAX_CODE)
     return np.where(sign == 1, -mag, mag).astype(np.int8)
 
 
@@ -290,7 +275,7 @@ def _dequantize(s, codes, elem):
     if elem.float_format is None:
         values = codes.astype(np.float32) * np.float32(2.0**-6)
     else:
-        values = _decode(codes.astype(np.int64), FORMATS[elem.float_format])
+        values = _floats.decode(codes.astype(np.int64), FORMATS[elem.float_format])
     scale = np.asarray((np.minimum(s, 254) - 127 + 1023) << 52).view(np.float64)  # 2**(s - 127), exact
     with np.errstate(over="ignore", invalid="ignore"):
         out = (values.astype(np.float64) * scale).astype(np.float32)

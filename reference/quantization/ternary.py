@@ -12,7 +12,7 @@ import numpy as np
 from reference import _arrays
 from reference.common import validate
 from reference.core.reduce import tree_mean, tree_sum
-from reference.quantization.binary import _check_slices, _expand, _per_slice, _rows
+from reference.quantization import _slices
 
 __all__ = ["twn_params", "twn_ternarize", "twn_ternarize_vjp", "ttq_quantize", "ttq_quantize_vjp"]
 
@@ -63,9 +63,9 @@ def twn_params(w, *, axis=None):
         Ternary Weight Networks. arXiv:1605.04711 (Eq. 9 and 10: $\Delta^* \approx 0.7 \cdot E(|W|)$,
         $\alpha^* = \frac{1}{|I_\Delta|} \sum_{i \in I_\Delta} |W_i|$)
     """
-    w, k = _check_slices(w, axis, "the TWN threshold")
+    w, k = _slices.check_slices(w, axis, "the TWN threshold")
     delta, alpha, _ = _twn(w, k)
-    return _per_slice(delta, k), _per_slice(alpha, k)
+    return _slices.per_slice(delta, k), _slices.per_slice(alpha, k)
 
 
 def twn_ternarize(w, *, axis=None):
@@ -95,9 +95,9 @@ def twn_ternarize(w, *, axis=None):
     ??? cite "Li et al., 2016"
         Ternary Weight Networks. arXiv:1605.04711
     """
-    w, k = _check_slices(w, axis, "the TWN threshold")
+    w, k = _slices.check_slices(w, axis, "the TWN threshold")
     _, alpha, kept = _twn(w, k)
-    a = _expand(_per_slice(alpha, k), w.ndim, k)
+    a = _slices.expand(_slices.per_slice(alpha, k), w.ndim, k)
     return np.asarray(np.where(kept, np.where(w > 0, a, -a), F32(0)))
 
 
@@ -122,7 +122,7 @@ def twn_ternarize_vjp(grad, w, *, axis=None):
     ??? cite "Li et al., 2016"
         Ternary Weight Networks. arXiv:1605.04711, Algorithm 1.
     """
-    w, _ = _check_slices(w, axis, "the TWN threshold")
+    w, _ = _slices.check_slices(w, axis, "the TWN threshold")
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     return np.array(grad, copy=True)
 
@@ -214,10 +214,10 @@ def ttq_quantize_vjp(grad, w, wp, wn, *, t=0.05):
 def _twn(w, k):
     """Per-slice delta and alpha (float32, shape (C,) with C = 1 for the whole tensor) and the kept mask."""
     a = np.abs(w)
-    delta = (np.float64(TWN_FACTOR) * tree_mean(_rows(a, k), axis=1)).astype(np.float32)
-    kept = a > _expand(_per_slice(delta, k), w.ndim, k)
-    total = tree_sum(_rows(np.where(kept, a, F32(0)), k), axis=1)
-    count = _rows(kept, k).sum(axis=1)
+    delta = (np.float64(TWN_FACTOR) * tree_mean(_slices.rows(a, k), axis=1)).astype(np.float32)
+    kept = a > _slices.expand(_slices.per_slice(delta, k), w.ndim, k)
+    total = tree_sum(_slices.rows(np.where(kept, a, F32(0)), k), axis=1)
+    count = _slices.rows(kept, k).sum(axis=1)
     alpha = (total / np.maximum(count, 1).astype(np.float64)).astype(np.float32)
     return delta, alpha, kept
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from reference.codecs.compressed_tensors import _options
-from reference.common import validate
+from reference.common import checks, validate
 from torch_backend import _arrays
 
 __all__ = ["pack_quantized", "unpack_quantized"]
@@ -14,7 +13,7 @@ __all__ = ["pack_quantized", "unpack_quantized"]
 
 def pack_quantized(q, *, bits, packed_dim):
     """Pack signed codes into int32 words along packed_dim; see `reference.codecs.compressed_tensors`."""
-    b, dim = _options(bits, packed_dim)
+    b, dim = checks.compressed_tensors_options(bits, packed_dim)
     q = _arrays.array("q", q, ("int8",))
     if q.ndim != 2:
         raise ValueError(f"q must be 2-D, got shape {tuple(q.shape)}")
@@ -27,7 +26,7 @@ def pack_quantized(q, *, bits, packed_dim):
 
 def unpack_quantized(packed, *, bits, shape, packed_dim):
     """int32 words back to signed codes of `shape`; see `reference.codecs.compressed_tensors.unpack_quantized`."""
-    b, dim = _options(bits, packed_dim)
+    b, dim = checks.compressed_tensors_options(bits, packed_dim)
     shape = validate.shape("shape", shape)
     if len(shape) != 2:
         raise ValueError(f"shape must have 2 sides, got {shape}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from reference.codecs.gptq import _multiple, _options
+from reference.codecs.gptq import BITS, ZERO_FORMATS
+from reference.common import checks
 from torch_backend import _arrays
 
 __all__ = ["gptq_pack", "gptq_unpack", "gptq_decode"]
@@ -12,13 +13,13 @@ __all__ = ["gptq_pack", "gptq_unpack", "gptq_decode"]
 
 def gptq_pack(codes, scales, zeros, g_idx, *, bits, zero_format):
     """Pack codes, scales, zero points and g_idx into GPTQ's four tensors; see `reference.codecs.gptq.gptq_pack`."""
-    b, per, delta = _options(bits, zero_format)
+    b, per, delta = checks.gptq_options(bits, zero_format, BITS, ZERO_FORMATS)
     codes = _arrays.array("codes", codes, ("uint8",))
     if codes.ndim != 2:
         raise ValueError(f"codes must be 2-D (out_features, in_features), got shape {tuple(codes.shape)}")
     out_f, in_f = codes.shape
-    _multiple("codes.shape[0] (out_features)", out_f, per, b)
-    _multiple("codes.shape[1] (in_features)", in_f, per, b)
+    checks.packed_multiple("codes.shape[0] (out_features)", out_f, per, b)
+    checks.packed_multiple("codes.shape[1] (in_features)", in_f, per, b)
     _arrays.within("codes", codes, 0, 2**b - 1)
     scales = _arrays.finite_array("scales", scales, ("float16",))
     if scales.ndim != 2 or scales.shape[0] != out_f or scales.shape[1] < 1:
@@ -42,7 +43,7 @@ def gptq_pack(codes, scales, zeros, g_idx, *, bits, zero_format):
 
 def gptq_unpack(qweight, qzeros, scales, g_idx, *, bits, zero_format):
     """GPTQ's four tensors back to codes, scales, zero points and g_idx; see `reference.codecs.gptq.gptq_unpack`."""
-    b, per, delta = _options(bits, zero_format)
+    b, per, delta = checks.gptq_options(bits, zero_format, BITS, ZERO_FORMATS)
     qweight, qzeros, scales, g_idx, in_f, out_f, groups = _check_packed(qweight, qzeros, scales, g_idx, b, per)
     codes = _fields(qweight, b, per, dim=1).reshape(in_f, out_f).T
     zeros = (_fields(qzeros, b, per, dim=2).reshape(groups, out_f) + delta).T
@@ -56,7 +57,7 @@ def gptq_unpack(qweight, qzeros, scales, g_idx, *, bits, zero_format):
 
 def gptq_decode(qweight, qzeros, scales, g_idx, *, bits, zero_format):
     """The exact float32 weight scale * (code - zero) of a GPTQ checkpoint; see `reference.codecs.gptq.gptq_decode`."""
-    b, per, delta = _options(bits, zero_format)
+    b, per, delta = checks.gptq_options(bits, zero_format, BITS, ZERO_FORMATS)
     qweight, qzeros, scales, g_idx, in_f, out_f, groups = _check_packed(qweight, qzeros, scales, g_idx, b, per)
     codes = _fields(qweight, b, per, dim=1).reshape(in_f, out_f)
     zeros = _fields(qzeros, b, per, dim=2).reshape(groups, out_f) + delta
@@ -80,7 +81,7 @@ def _check_packed(qweight, qzeros, scales, g_idx, b, per):
         raise ValueError(f"qweight must be 2-D (in_features // {per}, out_features), got shape {tuple(qweight.shape)}")
     rows, out_f = qweight.shape
     in_f = rows * per
-    _multiple("qweight.shape[1] (out_features)", out_f, per, b)
+    checks.packed_multiple("qweight.shape[1] (out_features)", out_f, per, b)
     scales = _arrays.finite_array("scales", scales, ("float16",))
     if scales.ndim != 2 or scales.shape[1] != out_f or scales.shape[0] < 1:
         raise ValueError(f"scales must have shape (n_groups >= 1, out_features = {out_f}), got {tuple(scales.shape)}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from reference.codecs.nvfp4 import BLOCK, DIRECTIONS, E2M1, E4M3, ONE_E4M3
-from reference.common import validate
+from reference.common import shapes, validate
 from torch_backend import _arrays
-from torch_backend.quantization.floats import _decode, _encode
+from torch_backend.quantization import _floats
 
 __all__ = ["nvfp4_global_scale", "nvfp4_quantize", "nvfp4_dequantize"]
 
@@ -38,13 +38,13 @@ def nvfp4_quantize(x, global_scale, *, direction):
     amax = torch.abs(blocks).amax(dim=-1) if blocks.numel() else torch.zeros(blocks.shape[:-1], device=x.device)
     six = _arrays.scalar(6.0, amax)
     t = amax / (six * g) if direction == "decode" else g * (amax / six)
-    scales, _ = _encode(t, E4M3, True, "half_even", None)
+    scales, _ = _floats.encode(t, E4M3, True, "half_even", None)
     scales = torch.where(amax == 0, ONE_E4M3, scales.to(torch.int64)).to(torch.uint8)
     spread = torch.repeat_interleave(_block_scale(scales, g, direction), BLOCK, dim=-1)
     zero = spread == 0
     u = torch.where(zero, 0.0, x / torch.where(zero, 1.0, spread))
     u = torch.where(torch.signbit(x), -torch.abs(u), torch.abs(u))  # a zero scale keeps the sign of x
-    codes, _ = _encode(u, E2M1, True, "half_even", None)
+    codes, _ = _floats.encode(u, E2M1, True, "half_even", None)
     return scales, codes
 
 
@@ -53,14 +53,14 @@ def nvfp4_dequantize(scales, codes, global_scale, *, direction):
     direction = validate.choice("direction", direction, DIRECTIONS)
     g = _check_global(global_scale)
     codes = _arrays.within("codes", _arrays.array("codes", codes, ("uint8",)), 0, 15)
-    _check_last("codes", codes.shape)
+    shapes.nvfp4_last_axis("codes", codes.shape, BLOCK)
     scales = _arrays.array("scales", scales, ("uint8",))
     expected = tuple(codes.shape[:-1]) + (codes.shape[-1] // BLOCK,)
     _arrays.shaped("scales", scales, expected, f"codes of shape {tuple(codes.shape)} in blocks of {BLOCK}")
     _arrays.same_device("scales", scales, "codes", codes)
     _arrays.same_device("global_scale", g, "codes", codes)
     s = torch.repeat_interleave(_block_scale(scales, g, direction), BLOCK, dim=-1)
-    return _decode(codes.to(torch.int64), E2M1) * s
+    return _floats.decode(codes.to(torch.int64), E2M1) * s
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -72,20 +72,15 @@ def _check_global(global_scale):
     return _arrays.positive("global_scale", g).detach()
 
 
-def _check_last(name, shape):
-    if len(shape) == 0 or shape[-1] % BLOCK:
-        raise ValueError(f"{name} has shape {tuple(shape)}: NVFP4 needs a last axis that is a multiple of {BLOCK}")
-
-
 def _check_quantize(x, global_scale, direction):
     direction = validate.choice("direction", direction, DIRECTIONS)
     g = _check_global(global_scale)
     x = _arrays.finite_array("x", x)
-    _check_last("x", x.shape)
+    shapes.nvfp4_last_axis("x", x.shape, BLOCK)
     _arrays.same_device("global_scale", g, "x", x)
     return direction, x, g
 
 
 def _block_scale(scales, g, direction):
-    d = _decode(scales.to(torch.int64), E4M3)
+    d = _floats.decode(scales.to(torch.int64), E4M3)
     return d * g if direction == "decode" else d / g

@@ -9,14 +9,11 @@ from __future__ import annotations
 import torch
 
 from reference.common import shapes, validate
+from reference.core.random import FOLD_WORD, PARITY, ROTATIONS, SPLIT_WORD, make_key
 from torch_backend import _arrays
 
 __all__ = ["threefry2x32", "make_key", "split", "fold_in", "random_bits", "uniform"]
 
-_ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
-_PARITY = 0x1BD11BDA
-_SPLIT_WORD = 0xFFFFFFFF
-_FOLD_WORD = 0xFFFFFFFE
 _MASK = 0xFFFFFFFF
 
 
@@ -27,12 +24,12 @@ def threefry2x32(key, x0, x1):
     x1 = _arrays.within("x1", _arrays.array("x1", x1, ("int64",)), 0, 2**32 - 1)
     _arrays.shaped("x1", x1, x0.shape, "x0")
     _arrays.same_device("x1", x1, "x0", x0)
-    ks = (k0, k1, _PARITY ^ k0 ^ k1)
+    ks = (k0, k1, PARITY ^ k0 ^ k1)
     a = (x0 + ks[0]) & _MASK
     b = (x1 + ks[1]) & _MASK
     for block in range(1, 6):
         for r in range(4):
-            rot = _ROTATIONS[(4 * (block - 1) + r) % 8]
+            rot = ROTATIONS[(4 * (block - 1) + r) % 8]
             a = (a + b) & _MASK
             b = (((b << rot) & _MASK) | (b >> (32 - rot))) ^ a
         a = (a + ks[block % 3]) & _MASK
@@ -40,17 +37,11 @@ def threefry2x32(key, x0, x1):
     return a, b
 
 
-def make_key(seed):
-    """A key from a seed; see `reference.core.random.make_key`."""
-    seed = validate.integer("seed", seed, lo=0, hi=2**64 - 1)
-    return (seed >> 32, seed & 0xFFFFFFFF)
-
-
 def split(key, num=2):
     """`num` new keys; see `reference.core.random.split`."""
     key = validate.key("key", key)
     num = shapes.keys("num", num)
-    hi = torch.full((num,), _SPLIT_WORD, dtype=torch.int64)
+    hi = torch.full((num,), SPLIT_WORD, dtype=torch.int64)
     y0, y1 = threefry2x32(key, hi, torch.arange(num, dtype=torch.int64))
     return tuple((int(a), int(b)) for a, b in zip(y0.tolist(), y1.tolist(), strict=True))
 
@@ -59,7 +50,7 @@ def fold_in(key, data):
     """A new key from a key and an int; see `reference.core.random.fold_in`."""
     key = validate.key("key", key)
     data = validate.integer("data", data, lo=0, hi=2**32 - 1)
-    y0, y1 = threefry2x32(key, torch.tensor([_FOLD_WORD]), torch.tensor([data]))
+    y0, y1 = threefry2x32(key, torch.tensor([FOLD_WORD]), torch.tensor([data]))
     return (int(y0[0]), int(y1[0]))
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 
 from reference.common import validate
+from reference.core.select import SCORE_DTYPES
 from torch_backend import _arrays
 
 __all__ = ["keep_largest"]
-
-SCORE_DTYPES = ("float32", "float64", "int64")
 
 
 def keep_largest(scores, count):

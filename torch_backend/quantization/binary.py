@@ -6,14 +6,14 @@ sign(0) = +1 (torch.sign gives 0, so it is not used). Straight-through and XNOR 
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from reference.common import shapes, validate
+from reference.common import checks, validate
+from reference.quantization.binary import STES
 from torch_backend import _arrays
 from torch_backend.core.random import uniform
 from torch_backend.core.reduce import _tree, tree_mean
+from torch_backend.quantization import _slices
 
 __all__ = [
     "binarize",
@@ -24,8 +24,6 @@ __all__ = [
     "xnor_binarize",
     "xnor_binarize_vjp",
 ]
-
-STES = ("identity", "clipped")
 
 
 def binarize(x, *, ste="clipped"):
@@ -45,14 +43,14 @@ def binarize_vjp(grad, x, *, ste="clipped"):
 
 def binary_connect(w, *, stochastic=False, key=None, ste="identity"):
     """BinaryConnect binarization, deterministic or stochastic; see `reference.quantization.binary.binary_connect`."""
-    stochastic, key, ste = _check_connect(stochastic, key, ste)
+    stochastic, key, ste = checks.binary_connect(stochastic, key, ste, STES)
     w = _arrays.finite_array("w", w)
     return _Straight.apply(w, stochastic, key, ste)
 
 
 def binary_connect_vjp(grad, w, *, stochastic=False, key=None, ste="identity"):
     """The straight-through gradient of `binary_connect`, computed by torch autograd through `binary_connect`."""
-    stochastic, key, ste = _check_connect(stochastic, key, ste)
+    stochastic, key, ste = checks.binary_connect(stochastic, key, ste, STES)
     w = _arrays.finite_array("w", w)
     grad = _check_grad(grad, w, "w")
     return _arrays.vjp(lambda v: binary_connect(v, stochastic=stochastic, key=key, ste=ste), (w,), grad)
@@ -60,20 +58,20 @@ def binary_connect_vjp(grad, w, *, stochastic=False, key=None, ste="identity"):
 
 def xnor_scale(w, *, axis=None):
     """The XNOR-Net / BWN scale fl32(tree_mean(|w|)); see `reference.quantization.binary.xnor_scale`."""
-    w, k = _check_slices(w, axis, "the XNOR scale")
+    w, k = _slices.check_slices(w, axis, "the XNOR scale")
     return _scale(w.detach(), k)
 
 
 def xnor_binarize(w, *, axis=None, ste="clipped"):
     """alpha * sign(w) with the gradient of `xnor_binarize_vjp`; see `reference.quantization.binary.xnor_binarize`."""
-    w, k = _check_slices(w, axis, "the XNOR scale")
+    w, k = _slices.check_slices(w, axis, "the XNOR scale")
     validate.choice("ste", ste, STES)
     return _Xnor.apply(w, k, ste)
 
 
 def xnor_binarize_vjp(grad, w, *, axis=None, ste="clipped"):
     """The gradient of `xnor_binarize`, computed by torch autograd through `xnor_binarize`."""
-    w, _ = _check_slices(w, axis, "the XNOR scale")
+    w, _ = _slices.check_slices(w, axis, "the XNOR scale")
     validate.choice("ste", ste, STES)
     grad = _check_grad(grad, w, "w")
     return _arrays.vjp(lambda v: xnor_binarize(v, axis=axis, ste=ste), (w,), grad)
@@ -104,17 +102,17 @@ class _Xnor(torch.autograd.Function):
     def forward(ctx, w, k, ste):
         ctx.save_for_backward(w)
         ctx.k, ctx.ste = k, ste
-        return _expand(_scale(w, k), w.ndim, k) * _sign(w)
+        return _slices.expand(_scale(w, k), w.ndim, k) * _sign(w)
 
     @staticmethod
     def backward(ctx, grad):
         (w,) = ctx.saved_tensors
         k = ctx.k
-        alpha = _expand(_scale(w, k), w.ndim, k).to(torch.float64)
+        alpha = _slices.expand(_scale(w, k), w.ndim, k).to(torch.float64)
         b = _sign(w).to(torch.float64)
-        rows = _rows(b * grad.to(torch.float64), k)
+        rows = _slices.rows(b * grad.to(torch.float64), k)
         m = _tree(rows, -1) / _arrays.scalar(float(rows.shape[1]), rows)
-        m = _expand(_per_slice(m, k), w.ndim, k)
+        m = _slices.expand(_slices.per_slice(m, k), w.ndim, k)
         direct = torch.where(_passes(w, ctx.ste), alpha * grad.to(torch.float64), 0.0)
         return (direct + b * m).to(torch.float32), None, None
 
@@ -140,18 +138,6 @@ def _check_grad(grad, x, name):
     return _arrays.same_device("grad", grad, name, x)
 
 
-def _check_connect(stochastic, key, ste):
-    stochastic = validate.boolean("stochastic", stochastic)
-    if stochastic:
-        if key is None:
-            raise ValueError("stochastic=True needs a key; pass key=make_key(seed)")
-        key = validate.key("key", key)
-    elif key is not None:
-        raise ValueError("key is only used with stochastic=True")
-    validate.choice("ste", ste, STES)
-    return stochastic, key, ste
-
-
 def _connect(w, stochastic, key):
     if not stochastic:
         return _sign(w)
@@ -160,32 +146,6 @@ def _connect(w, stochastic, key):
     return torch.where(w > u * 2.0 - 1.0, one, -one)
 
 
-def _check_slices(w, axis, what):
-    """w: finite float32 with an element (`what` needs one); axis: None or normalized."""
-    w = _arrays.finite_array("w", w)
-    k = None if axis is None else validate.axis("axis", axis, w.ndim)
-    if w.numel() == 0:
-        raise ValueError(f"w has shape {tuple(w.shape)}: {what} needs at least one element")
-    return w, k
-
-
-def _rows(a, k):
-    """(1, n) for the whole tensor, or (C, n) with one row per index along axis k (C order within a row)."""
-    if k is None:
-        return a.reshape(1, -1)
-    return torch.movedim(a, k, 0).reshape(a.shape[k], math.prod(a.shape) // a.shape[k])
-
-
 def _scale(w, k):
     """alpha = fl32(tree_mean(|w|)) per slice: shape () or (C,)."""
-    return _per_slice(tree_mean(_rows(torch.abs(w), k), axis=1).to(torch.float32), k)
-
-
-def _per_slice(values, k):
-    return values.reshape(()) if k is None else values
-
-
-def _expand(p, ndim, k):
-    if k is None:
-        return p
-    return p.reshape(shapes.per_axis(ndim, k))
+    return _slices.per_slice(tree_mean(_slices.rows(torch.abs(w), k), axis=1).to(torch.float32), k)

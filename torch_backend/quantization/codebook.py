@@ -9,12 +9,11 @@ from __future__ import annotations
 import torch
 
 from reference.common import shapes, validate
+from reference.quantization.codebook import MAX_ENTRIES
 from torch_backend import _arrays
 from torch_backend.core.reduce import tree_mean, tree_sum
 
 __all__ = ["kmeans_codebook", "codebook_assign", "codebook_decode", "codebook_decode_vjp"]
-
-MAX_ENTRIES = 256
 
 
 def kmeans_codebook(w, k, *, iterations=20):

@@ -8,12 +8,11 @@ rounded once to float32.
 from __future__ import annotations
 
 import math
-import struct
-from fractions import Fraction
 
 import torch
 
-from reference.common import shapes, validate
+from reference.common import checks, scalars, shapes, validate
+from reference.quantization.lsq import lsq_grad_scale
 from torch_backend import _arrays
 from torch_backend.core.reduce import _tree, tree_mean
 
@@ -27,16 +26,9 @@ __all__ = [
 ]
 
 
-def lsq_grad_scale(numel, qp):
-    """The float32 nearest 1 / sqrt(numel * qp), as a Python float; see the reference."""
-    numel = shapes.size("numel", numel, lo=0)
-    qp = validate.integer("qp", qp, lo=1, hi=2**16 - 1)
-    return _inverse_sqrt_float32(numel * qp)
-
-
 def lsq_init_scale(w, *, bits, signed, axis=None):
     """LSQ's initial step `fl32(fl64(2 mean|w|) / sqrt_rn(Qp))`; see `reference.quantization.lsq.lsq_init_scale`."""
-    _, qp = _bounds(bits, signed)
+    _, qp = checks.lsq_bounds(bits, signed)
     w = _arrays.finite_array("w", w)
     k = None if axis is None else validate.axis("axis", axis, w.ndim)
     if w.numel() == 0:
@@ -102,7 +94,7 @@ class _Lsq(torch.autograd.Function):
         inside = (v >= -qn) & (v <= qp)
         grad_x = torch.where(inside, grad, 0.0)
         g64 = grad.to(torch.float64)
-        gs = _inverse_sqrt_float32(_per_step(tuple(x.shape), k) * qp)
+        gs = scalars.inverse_sqrt_float32(shapes.count_per_slice(tuple(x.shape), k) * qp)
         inner = torch.round(v).to(torch.float64) - v.to(torch.float64)
         d = torch.where(inside, inner, torch.where(v < -qn, float(-qn), float(qp)))
         grad_scale = _scaled_sum(g64 * d, gs, k)
@@ -110,17 +102,9 @@ class _Lsq(torch.autograd.Function):
         return grad_x, grad_scale, grad_offset, None, None, None
 
 
-def _bounds(bits, signed):
-    bits = validate.integer("bits", bits, lo=1, hi=16)
-    signed = validate.boolean("signed", signed)
-    if signed and bits < 2:
-        raise ValueError(f"signed LSQ needs bits >= 2 (so that Qp = 2**(bits-1) - 1 >= 1), got bits={bits}")
-    return (2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-
-
 def _check(x, scale, offset, bits, signed, axis, *, plus):
     """The reference's checks, in its order; returns x, scale, offset (as given), Qn, Qp, the normalized axis."""
-    qn, qp = _bounds(bits, signed)
+    qn, qp = checks.lsq_bounds(bits, signed)
     x = _arrays.finite_array("x", x)
     if axis is None:
         k, shape, why = None, (), "axis=None"
@@ -168,10 +152,6 @@ def _codes(v, qn, qp):
     return torch.where(q == 0, 0.0, q)
 
 
-def _per_step(shape, k):
-    return math.prod(shape) if k is None else math.prod(n for i, n in enumerate(shape) if i != k)
-
-
 def _scaled_sum(terms, gs, k):
     """fl32(tree_sum(terms) * gs), terms float64: over everything, or over each channel's elements in C order."""
     if k is None:
@@ -180,32 +160,6 @@ def _scaled_sum(terms, gs, k):
         rows = torch.movedim(terms, k, 0)
         total = _tree(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
     return (total * gs).to(torch.float32)
-
-
-def _inverse_sqrt_float32(m):
-    """The float32 nearest 1 / sqrt(m) for an int m >= 1 (0.0 for m = 0), by exact rational comparisons."""
-    if m == 0:
-        return 0.0
-    y = _float32(1 / math.sqrt(m))
-    while True:
-        up, down = _next_float32(y, 1), _next_float32(y, -1)
-        if (Fraction(y) + Fraction(up)) ** 2 * m < 4:  # 1/sqrt(m) is above the upper midpoint
-            y = up
-        elif (Fraction(y) + Fraction(down)) ** 2 * m > 4:  # below the lower midpoint
-            y = down
-        else:
-            return y
-
-
-def _float32(v):
-    """v rounded to the nearest float32 (ties to even), as a Python float."""
-    return struct.unpack("<f", struct.pack("<f", v))[0]
-
-
-def _next_float32(y, direction):
-    """The next float32 after a positive finite float32 y, up (+1) or down (-1)."""
-    (bits,) = struct.unpack("<I", struct.pack("<f", y))
-    return struct.unpack("<f", struct.pack("<I", bits + direction))[0]
 
 
 def _check_init(s):

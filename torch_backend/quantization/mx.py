@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import torch
 
-from reference.common import shapes, validate
+from reference.common import checks, shapes, validate
 from reference.quantization.floats import FORMATS, QNAN
 from reference.quantization.mx import ELEMENT_ROUNDINGS, INT8_MAX_CODE, MAX_BLOCK, MX_FORMATS, NONFINITE, SCALE_RULES
 from torch_backend import _arrays
-from torch_backend.quantization.floats import _decode, _encode, _encode_magnitude, _fields, _floor_log2
+from torch_backend.quantization import _floats
 
 __all__ = ["mx_quantize", "mx_dequantize", "mx_fake_quantize", "mx_fake_quantize_vjp"]
 
@@ -26,14 +26,14 @@ def mx_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor", rounding=
 def mx_dequantize(scales, codes, fmt, *, axis=-1, block_size=32):
     """Element times block scale, in float32; see `reference.quantization.mx.mx_dequantize`."""
     elem = MX_FORMATS[validate.choice("fmt", fmt, tuple(MX_FORMATS))]
-    bs = _check_block_size(block_size)
+    bs = checks.mx_block_size(block_size, MAX_BLOCK)
     scales = _arrays.array("scales", scales, ("uint8",))
     if elem.float_format is None:
         codes = _arrays.array("codes", codes, ("int8",))
     else:
         codes = _arrays.array("codes", codes, ("uint8",))
         _arrays.within("codes", codes, 0, 2 ** FORMATS[elem.float_format].bits - 1)
-    k = _block_axis("codes", tuple(codes.shape), axis, bs)
+    k = shapes.block_axis("codes", tuple(codes.shape), axis, bs)
     expected = shapes.blocked(codes.shape, k, bs)
     _arrays.shaped("scales", scales, expected, f"codes of shape {tuple(codes.shape)} in blocks of {bs} along {k}")
     _arrays.same_device("scales", scales, "codes", codes)
@@ -81,30 +81,14 @@ class _MXFakeQuantize(torch.autograd.Function):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _check_block_size(block_size):
-    bs = validate.integer("block_size", block_size, lo=1, hi=MAX_BLOCK)
-    if bs & (bs - 1):
-        raise ValueError(f"block_size must be a power of two, got {bs}")
-    return bs
-
-
-def _block_axis(name, shape, axis, bs):
-    k = validate.axis("axis", axis, len(shape))
-    if shape[k] % bs:
-        raise ValueError(
-            f"{name}.shape[{k}] = {shape[k]} is not a multiple of block_size {bs}: MX blocks are never padded"
-        )
-    return k
-
-
 def _check_quantize(x, fmt, block_size, scale_rule, axis, rounding, nonfinite):
     elem = MX_FORMATS[validate.choice("fmt", fmt, tuple(MX_FORMATS))]
     rule = validate.choice("scale_rule", scale_rule, SCALE_RULES)
     mode = validate.choice("rounding", rounding, ELEMENT_ROUNDINGS)
     nonfinite = validate.choice("nonfinite", nonfinite, NONFINITE)
-    bs = _check_block_size(block_size)
+    bs = checks.mx_block_size(block_size, MAX_BLOCK)
     x = _arrays.finite_array("x", x) if nonfinite == "raise" else _arrays.array("x", x)
-    k = _block_axis("x", tuple(x.shape), axis, bs)
+    k = shapes.block_axis("x", tuple(x.shape), axis, bs)
     return elem, rule, bs, x, k, mode, nonfinite
 
 
@@ -136,8 +120,8 @@ def _quantize(x, elem, rule, bs, k, mode, nonfinite):
 
 def _scale_exponent(amax, elem, rule):
     """The shared exponent e in [-127, 127] of each block; see the reference's `_scale_exponent`."""
-    _, _, _, sig, exp = _fields(amax)
-    lead = _floor_log2(sig)
+    _, _, _, sig, exp = _floats.fields(amax)
+    lead = _floats.floor_log2(sig)
     sig24 = sig << (23 - lead)
     e = lead + exp - elem.emax
     if rule == "ceil":
@@ -151,10 +135,10 @@ def _scale_exponent(amax, elem, rule):
 
 def _encode_elements(x, elem, shift, mode):
     if elem.float_format is not None:
-        codes, _ = _encode(x, FORMATS[elem.float_format], True, mode, None, shift)
+        codes, _ = _floats.encode(x, FORMATS[elem.float_format], True, mode, None, shift)
         return codes
-    sign, _, _, sig, exp = _fields(x)
-    mag = torch.clamp(_encode_magnitude(sig, exp - shift, elem.mbits, 0, mode, None), max=INT8_MAX_CODE)
+    sign, _, _, sig, exp = _floats.fields(x)
+    mag = torch.clamp(_floats.encode_magnitude(sig, exp - shift, elem.mbits, 0, mode, None), max=INT8_MAX_CODE)
     return torch.where(sign == 1, -mag, mag).to(torch.int8)
 
 
@@ -162,7 +146,7 @@ def _dequantize(s, codes, elem):
     if elem.float_format is None:
         values = codes.to(torch.float32) * 2.0**-6
     else:
-        values = _decode(codes.to(torch.int64), FORMATS[elem.float_format])
+        values = _floats.decode(codes.to(torch.int64), FORMATS[elem.float_format])
     scale = ((torch.clamp(s, max=254) - 127 + 1023) << 52).view(torch.float64)
     out = (values.to(torch.float64) * scale).to(torch.float32)
     out = torch.where(torch.isnan(values), values, out)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from reference.common import validate
+from reference.quantization.power_of_two import ROUNDINGS, pow2_exponent_range
 from torch_backend import _arrays
 
 __all__ = [
@@ -19,22 +20,7 @@ __all__ = [
     "pow2_decode",
 ]
 
-ROUNDINGS = ("linear", "log")
-LEVELS = ("inq", "dense")
 E_LO, E_HI = -149, 127
-
-
-def pow2_exponent_range(bits, emax, *, levels="inq"):
-    """The exponent range of INQ's (or the dense) power-of-two code; see `reference.quantization.power_of_two`."""
-    bits = validate.integer("bits", bits, lo=2, hi=8)
-    emax = validate.integer("emax", emax, lo=E_LO, hi=E_HI)
-    validate.choice("levels", levels, LEVELS)
-    emin = emax - (_exponent_count(bits, levels) - 1)
-    if emin < E_LO:
-        raise ValueError(
-            f"bits={bits}, emax={emax} give emin = {emin}, below -149 (2**-149 is the smallest float32); raise emax"
-        )
-    return emin, emax
 
 
 def pow2_emax(x):
@@ -95,11 +81,6 @@ class _Pow2Quantize(torch.autograd.Function):
     def backward(ctx, grad):
         (saturated,) = ctx.saved_tensors
         return torch.where(saturated, 0.0, grad), None, None, None
-
-
-def _exponent_count(bits, levels):
-    """How many exponents a code has: INQ's 2**(bits-2), or 2**(bits-1) - 1 for the dense code."""
-    return 2 ** (bits - 2) if levels == "inq" else 2 ** (bits - 1) - 1
 
 
 def _check(x, bits, emax, rounding, levels):

@@ -9,31 +9,30 @@ from __future__ import annotations
 import torch
 
 from reference.common import validate
+from reference.quantization.ternary import TWN_FACTOR
 from torch_backend import _arrays
 from torch_backend.core.reduce import _tree, tree_mean, tree_sum
-from torch_backend.quantization.binary import _check_slices, _expand, _per_slice, _rows
+from torch_backend.quantization import _slices
 
 __all__ = ["twn_params", "twn_ternarize", "twn_ternarize_vjp", "ttq_quantize", "ttq_quantize_vjp"]
-
-TWN_FACTOR = 0.7  # the float64 nearest 0.7
 
 
 def twn_params(w, *, axis=None):
     """TWN's threshold 0.7 * mean|w| and scale; see `reference.quantization.ternary.twn_params`."""
-    w, k = _check_slices(w, axis, "the TWN threshold")
+    w, k = _slices.check_slices(w, axis, "the TWN threshold")
     delta, alpha, _ = _twn(w.detach(), k)
-    return _per_slice(delta, k), _per_slice(alpha, k)
+    return _slices.per_slice(delta, k), _slices.per_slice(alpha, k)
 
 
 def twn_ternarize(w, *, axis=None):
     """Ternary Weight Networks; see `reference.quantization.ternary.twn_ternarize`."""
-    w, k = _check_slices(w, axis, "the TWN threshold")
+    w, k = _slices.check_slices(w, axis, "the TWN threshold")
     return _Twn.apply(w, k)
 
 
 def twn_ternarize_vjp(grad, w, *, axis=None):
     """The straight-through gradient of `twn_ternarize`, computed by torch autograd through `twn_ternarize`."""
-    w, _ = _check_slices(w, axis, "the TWN threshold")
+    w, _ = _slices.check_slices(w, axis, "the TWN threshold")
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
     return _arrays.vjp(lambda v: twn_ternarize(v, axis=axis), (w,), grad)
@@ -59,7 +58,7 @@ class _Twn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w, k):
         _, alpha, kept = _twn(w, k)
-        a = _expand(_per_slice(alpha, k), w.ndim, k)
+        a = _slices.expand(_slices.per_slice(alpha, k), w.ndim, k)
         zero = torch.zeros((), dtype=torch.float32, device=w.device)
         return torch.where(kept, torch.where(w > 0, a, -a), zero)
 
@@ -97,11 +96,11 @@ class _Ttq(torch.autograd.Function):
 def _twn(w, k):
     """Per-slice delta and alpha (float32, shape (C,) with C = 1 for the whole tensor) and the kept mask."""
     a = torch.abs(w)
-    m = tree_mean(_rows(a, k), axis=1)
+    m = tree_mean(_slices.rows(a, k), axis=1)
     delta = (_arrays.scalar(TWN_FACTOR, m) * m).to(torch.float32)
-    kept = a > _expand(_per_slice(delta, k), w.ndim, k)
-    total = tree_sum(_rows(torch.where(kept, a, 0.0), k), axis=1)
-    count = _rows(kept, k).sum(dim=1)
+    kept = a > _slices.expand(_slices.per_slice(delta, k), w.ndim, k)
+    total = tree_sum(_slices.rows(torch.where(kept, a, 0.0), k), axis=1)
+    count = _slices.rows(kept, k).sum(dim=1)
     alpha = (total / torch.clamp(count, min=1).to(torch.float64)).to(torch.float32)
     return delta, alpha, kept
 

@@ -1,0 +1,129 @@
+"""The bit manipulation behind `torch_backend.quantization.floats`: low-bit float codes from float32 bit patterns held in
+int64 tensors and back; shared with `torch_backend.quantization.mx` and `torch_backend.codecs.nvfp4` (package-private)."""
+
+from __future__ import annotations
+
+import torch
+
+from reference.quantization.floats import QNAN
+from torch_backend.core.random import random_bits
+
+MASK32 = 0xFFFFFFFF
+
+
+def fields(x):
+    """Sign, biased exponent field, and `|x| = sig * 2**E` with `sig` an int < 2**24, from the float32 bits."""
+    u = x.detach().view(torch.int32).to(torch.int64) & MASK32
+    sign = u >> 31
+    biased = (u >> 23) & 0xFF
+    frac = u & 0x7FFFFF
+    sig = torch.where(biased > 0, frac | (1 << 23), frac)
+    exp = torch.clamp(biased, min=1) - 150
+    return sign, biased, frac, sig, exp
+
+
+def floor_log2(n):
+    """floor(log2(n)) of int64 values in [1, 2**32), by binary search on the bits; 0 for n = 0."""
+    p = torch.zeros_like(n)
+    for s in (16, 8, 4, 2, 1):
+        p = torch.where((n >> (p + s)) > 0, p + s, p)
+    return p
+
+
+def pow2(r):
+    return torch.bitwise_left_shift(torch.ones_like(r), r)
+
+
+def round_shift(sig, r, parity, mode, rbits):
+    """`sig / 2**r` rounded to an integer; see the reference's `round_shift`."""
+    n0 = sig >> r
+    rem = sig & (pow2(r) - 1)
+    if mode == "half_even":
+        half = pow2(r - 1)
+        up = (rem > half) | ((rem == half) & ((parity & 1) == 1))
+    elif mode == "half_away":  # MX elements with rounding="half_away" (float_encode has no such mode)
+        up = rem >= pow2(r - 1)
+    else:
+        frac32 = (rem << torch.clamp(32 - r, min=0)) >> torch.clamp(r - 32, min=0)
+        up = (frac32 + rbits) >= 2**32
+    return n0 + up.to(torch.int64)
+
+
+def encode_magnitude(sig, exp, mbits, emin, mode, rbits):
+    """Magnitude code of `sig * 2**exp`, unbounded above; see the reference's `encode_magnitude`."""
+    k = floor_log2(sig) + exp
+    top = torch.clamp(k, min=emin)
+    r = torch.clamp(top - mbits - exp, 1, 56)
+    n = round_shift(sig, r, sig >> r, mode, rbits)
+    return torch.where(sig == 0, 0, ((top - emin) << mbits) + n)
+
+
+def encode_e8m0(sig, exp, mode, rbits):
+    """E8M0 code (unbounded above) of `sig * 2**exp > 0`: the nearest power of two, ties up."""
+    lead = floor_log2(sig)
+    k = lead + exp
+    frac = (sig << (23 - lead)) & 0x7FFFFF
+    if mode == "half_even":
+        up = frac >= (1 << 22)
+    else:
+        up = ((frac << 9) + rbits) >= 2**32
+    return k + 127 + up.to(torch.int64)
+
+
+def encode(x, form, saturate, mode, key, shift=None):
+    """Codes (uint8) of `x / 2**shift` and the straight-through pass mask; see the reference's `encode`."""
+    sign, biased, frac, sig, exp = fields(x)
+    if shift is not None:
+        exp = exp - shift
+    rbits = random_bits(key, tuple(x.shape), x.device) if mode == "stochastic" else None
+    is_nan = (biased == 0xFF) & (frac != 0)
+    is_inf = (biased == 0xFF) & (frac == 0)
+    if not form.signed:
+        raw = encode_e8m0(sig, exp, mode, rbits)
+        positive = (sign == 0) & (sig > 0) & ~is_nan & ~is_inf
+        passes = positive & (raw >= 0) & (raw <= form.max_code)
+        over = (raw > form.max_code) | is_inf
+        code = torch.clamp(raw, min=0)
+        code = torch.where(over, form.max_code if saturate else form.nan_code, code)
+        code = torch.where(positive | (is_inf & (sign == 0)), code, form.nan_code)
+        return code.to(torch.uint8), passes
+    mag = encode_magnitude(sig, exp, form.mbits, 1 - form.bias, mode, rbits)
+    over = (mag > form.max_code) | is_inf
+    passes = ~over & ~is_nan
+    if saturate:
+        mag = torch.where(over, form.max_code, mag)
+    else:
+        mag = torch.where(over, form.inf_code if form.has_inf else form.nan_code, mag)
+    if form.has_nan:
+        mag = torch.where(is_nan, form.nan_code, mag)
+    code = (sign << (form.bits - 1)) | mag
+    return code.to(torch.uint8), passes
+
+
+def decode(code, form):
+    """float32 values of int64 codes, assembled as float32 bits."""
+    if not form.signed:
+        bits = torch.where(code == 0, 1 << 22, code << 23)
+        bits = torch.where(code == form.nan_code, QNAN, bits)
+        return from_bits(bits)
+    m = form.mbits
+    sign = (code >> (form.bits - 1)) & 1
+    mag = code & ((1 << (form.bits - 1)) - 1)
+    e = mag >> m
+    f = mag & ((1 << m) - 1)
+    lead = floor_log2(f)
+    sub = ((lead + 1 - form.bias - m + 127) << 23) | ((f - pow2(lead)) << (23 - lead))
+    normal = ((e - form.bias + 127) << 23) | (f << (23 - m))
+    bits = torch.where(e > 0, normal, torch.where(f > 0, sub, 0))
+    if form.has_inf:
+        bits = torch.where(mag == form.inf_code, 0x7F800000, bits)
+    if form.has_nan:
+        nan = (mag == form.nan_code) if not form.has_inf else (mag > form.inf_code)
+        bits = torch.where(nan, QNAN, bits)
+    return from_bits((sign << 31) | bits)
+
+
+def from_bits(bits):
+    """float32 tensor from int64 bit patterns in [0, 2**32): wrapped to int32 first, then viewed."""
+    signed = bits - ((bits >> 31) << 32)
+    return signed.to(torch.int32).view(torch.float32)
