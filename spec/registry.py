@@ -22,6 +22,7 @@ CATALOG = (
     "core.select",
     "core.exact",
     "core.linalg",
+    "core.transcendental",
     "quantization.affine",
     "quantization.binary",
     "quantization.ternary",

@@ -21,6 +21,7 @@ from .core.random import *  # noqa: F403
 from .core.reduce import *  # noqa: F403
 from .core.rounding import *  # noqa: F403
 from .core.select import *  # noqa: F403
+from .core.transcendental import *  # noqa: F403
 from .posttraining.obs import *  # noqa: F403
 from .pruning.groups import *  # noqa: F403
 from .pruning.lottery import *  # noqa: F403
