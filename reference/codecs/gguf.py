@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
+from reference._reduce import sqrt_to_float32
 from reference._rounding import half_away
 from reference.common import shapes, validate
-from reference.core.reduce import _sqrt_to_float32
 from reference.quantization.floats import QNAN
 
 __all__ = ["gguf_quantize", "gguf_dequantize"]
@@ -230,7 +230,7 @@ def _q4_k(rows):
     sum_x2 = np.zeros(xs.shape[:2], F)
     for i in range(32):
         sum_x2 = sum_x2 + xs[..., i] * xs[..., i]
-    av = _sqrt_to_float32((sum_x2 / F(32)).astype(np.float64))
+    av = sqrt_to_float32((sum_x2 / F(32)).astype(np.float64))
     w = av[..., None] + np.abs(xs)
     scales, mins, L = _make_qkx2(xs, w)
     max_scale = np.zeros(xs.shape[0], F)

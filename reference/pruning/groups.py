@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from reference import _arrays
+from reference._reduce import sqrt_to_float32
 from reference.common import shapes, validate
 from reference.core.exact import exact_sum
-from reference.core.reduce import _sqrt_to_float32
 from reference.core.select import keep_largest
 from reference.pruning.magnitude import pruned_count
 
@@ -101,7 +101,7 @@ def group_scores(values, units, count, criterion="l2", reduction="mean", grads=N
         if criterion == "l1":
             return np.asarray(s.astype(np.float32))
         if criterion == "l2":
-            return np.asarray(_sqrt_to_float32(s))
+            return np.asarray(sqrt_to_float32(s))
         return np.asarray((s * s).astype(np.float32))
 
 

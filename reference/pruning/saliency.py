@@ -13,8 +13,9 @@ import math
 import numpy as np
 
 from reference import _arrays
+from reference._reduce import sqrt_to_float32
 from reference.common import shapes, validate
-from reference.core.reduce import _sqrt_to_float32, lp_norm, tree_sum
+from reference.core.reduce import lp_norm, tree_sum
 from reference.core.select import keep_largest
 from reference.pruning.magnitude import pruned_count
 
@@ -305,7 +306,7 @@ def fpgm_scores(w, axis=0):
     axis = validate.axis("axis", axis, w.ndim)
     f = _slices(w, axis).astype(np.float64)
     diff = f[:, None, :] - f[None, :, :]
-    d = _sqrt_to_float32(tree_sum(diff * diff, axis=2))
+    d = sqrt_to_float32(tree_sum(diff * diff, axis=2))
     infinite = np.isinf(d).any(axis=1)
     total = tree_sum(np.where(np.isinf(d), np.float32(0), d), axis=1).astype(np.float32)
     return np.asarray(np.where(infinite, np.float32(np.inf), total))

@@ -8,8 +8,8 @@ import torch
 from reference.codecs.gguf import QTYPES
 from reference.common import shapes, validate
 from torch_backend import _arrays
+from torch_backend._reduce import sqrt_to_float32
 from torch_backend._rounding import half_away
-from torch_backend.core.reduce import _sqrt_to_float32
 
 __all__ = ["gguf_quantize", "gguf_dequantize"]
 
@@ -153,7 +153,7 @@ def _q4_k(rows):
     sum_x2 = torch.zeros(xs.shape[:2], dtype=F, device=xs.device)
     for i in range(32):
         sum_x2 = sum_x2 + xs[..., i] * xs[..., i]
-    av = _sqrt_to_float32((sum_x2 / _c(32.0, sum_x2)).to(torch.float64))
+    av = sqrt_to_float32((sum_x2 / _c(32.0, sum_x2)).to(torch.float64))
     w = av[..., None] + torch.abs(xs)
     scales, mins, L = _make_qkx2(xs, w)
     max_scale = torch.zeros(xs.shape[0], dtype=F, device=xs.device)

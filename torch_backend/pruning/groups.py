@@ -8,8 +8,8 @@ import torch
 from reference.common import shapes, validate
 from reference.pruning.groups import CRITERIA, REDUCTIONS
 from torch_backend import _arrays
+from torch_backend._reduce import sqrt_to_float32
 from torch_backend.core.exact import exact_sum
-from torch_backend.core.reduce import _sqrt_to_float32
 from torch_backend.core.select import keep_largest
 from torch_backend.pruning.magnitude import pruned_count
 
@@ -52,7 +52,7 @@ def group_scores(values, units, count, criterion="l2", reduction="mean", grads=N
     if criterion == "l1":
         return s.to(torch.float32)
     if criterion == "l2":
-        return _sqrt_to_float32(s)
+        return sqrt_to_float32(s)
     return (s * s).to(torch.float32)
 
 

@@ -11,7 +11,8 @@ import torch
 
 from reference.common import shapes, validate
 from torch_backend import _arrays
-from torch_backend.core.reduce import _sqrt_to_float32, lp_norm, tree_sum
+from torch_backend._reduce import sqrt_to_float32
+from torch_backend.core.reduce import lp_norm, tree_sum
 from torch_backend.core.select import keep_largest
 from torch_backend.pruning.magnitude import pruned_count
 
@@ -104,7 +105,7 @@ def fpgm_scores(w, axis=0):
     axis = validate.axis("axis", axis, w.ndim)
     f = _slices(w.detach(), axis).to(torch.float64)
     diff = f[:, None, :] - f[None, :, :]
-    d = _sqrt_to_float32(tree_sum(diff * diff, axis=2))
+    d = sqrt_to_float32(tree_sum(diff * diff, axis=2))
     infinite = torch.isinf(d).any(dim=1)
     total = tree_sum(torch.where(torch.isinf(d), 0.0, d), axis=1).to(torch.float32)
     return torch.where(infinite, float("inf"), total)

@@ -11,8 +11,9 @@ import torch
 from reference.common import checks, validate
 from reference.quantization.binary import STES
 from torch_backend import _arrays
+from torch_backend._reduce import tree
 from torch_backend.core.random import uniform
-from torch_backend.core.reduce import _tree, tree_mean
+from torch_backend.core.reduce import tree_mean
 from torch_backend.quantization import _slices
 
 __all__ = [
@@ -111,7 +112,7 @@ class _Xnor(torch.autograd.Function):
         alpha = _slices.expand(_scale(w, k), w.ndim, k).to(torch.float64)
         b = _sign(w).to(torch.float64)
         rows = _slices.rows(b * grad.to(torch.float64), k)
-        m = _tree(rows, -1) / _arrays.scalar(float(rows.shape[1]), rows)
+        m = tree(rows, -1) / _arrays.scalar(float(rows.shape[1]), rows)
         m = _slices.expand(_slices.per_slice(m, k), w.ndim, k)
         direct = torch.where(_passes(w, ctx.ste), alpha * grad.to(torch.float64), 0.0)
         return (direct + b * m).to(torch.float32), None, None

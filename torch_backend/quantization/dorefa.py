@@ -11,7 +11,8 @@ import torch
 
 from reference.common import validate
 from torch_backend import _arrays
-from torch_backend.core.reduce import _tree, tree_mean
+from torch_backend._reduce import tree
+from torch_backend.core.reduce import tree_mean
 
 __all__ = ["dorefa_weight", "dorefa_weight_vjp", "dorefa_activation", "dorefa_activation_vjp"]
 
@@ -76,7 +77,7 @@ class _DorefaWeight(torch.autograd.Function):
         if not bool(m > 0):
             return torch.zeros_like(grad), None
         g64, t64, m64 = grad.to(torch.float64), t.to(torch.float64), m.to(torch.float64)
-        d = -_tree(g64 * t64) / (m64 * m64)
+        d = -tree(g64 * t64) / (m64 * m64)
         at_max = torch.abs(t) == m
         share = d / at_max.sum().to(torch.float64)
         direct = g64 / m64

@@ -14,7 +14,8 @@ import torch
 from reference.common import checks, scalars, shapes, validate
 from reference.quantization.lsq import lsq_grad_scale
 from torch_backend import _arrays
-from torch_backend.core.reduce import _tree, tree_mean
+from torch_backend._reduce import tree
+from torch_backend.core.reduce import tree_mean
 
 __all__ = [
     "lsq_grad_scale",
@@ -155,10 +156,10 @@ def _codes(v, qn, qp):
 def _scaled_sum(terms, gs, k):
     """fl32(tree_sum(terms) * gs), terms float64: over everything, or over each channel's elements in C order."""
     if k is None:
-        total = _tree(terms)
+        total = tree(terms)
     else:
         rows = torch.movedim(terms, k, 0)
-        total = _tree(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
+        total = tree(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
     return (total * gs).to(torch.float32)
 
 

@@ -10,7 +10,7 @@ import torch
 
 from reference.common import validate
 from torch_backend import _arrays
-from torch_backend.core.reduce import _tree
+from torch_backend._reduce import tree
 
 __all__ = ["pact_quantize", "pact_quantize_vjp"]
 
@@ -45,7 +45,7 @@ class _Pact(torch.autograd.Function):
     def backward(ctx, grad):
         x, a = ctx.saved_tensors
         grad_x = torch.where((x >= 0) & (x <= a), grad, 0.0)
-        grad_alpha = _tree(torch.where(x >= a, grad, 0.0)).to(torch.float32)
+        grad_alpha = tree(torch.where(x >= a, grad, 0.0)).to(torch.float32)
         return grad_x, grad_alpha, None
 
 

@@ -11,7 +11,8 @@ import torch
 from reference.common import validate
 from reference.quantization.ternary import TWN_FACTOR
 from torch_backend import _arrays
-from torch_backend.core.reduce import _tree, tree_mean, tree_sum
+from torch_backend._reduce import tree
+from torch_backend.core.reduce import tree_mean, tree_sum
 from torch_backend.quantization import _slices
 
 __all__ = ["twn_params", "twn_ternarize", "twn_ternarize_vjp", "ttq_quantize", "ttq_quantize_vjp"]
@@ -85,8 +86,8 @@ class _Ttq(torch.autograd.Function):
     def backward(ctx, grad):
         pos, neg, wp, wn = ctx.saved_tensors
         grad_w = torch.where(pos, wp * grad, torch.where(neg, wn * grad, grad))
-        grad_wp = _tree(torch.where(pos, grad, 0.0)).to(torch.float32)
-        grad_wn = _tree(torch.where(neg, -grad, 0.0)).to(torch.float32)
+        grad_wp = tree(torch.where(pos, grad, 0.0)).to(torch.float32)
+        grad_wn = tree(torch.where(neg, -grad, 0.0)).to(torch.float32)
         return grad_w, grad_wp, grad_wn, None
 
 
