@@ -54,6 +54,7 @@ CATALOG = (
     "pruning.sparse_formats",
     "pruning.groups",
     "posttraining.obs",
+    "posttraining.rotation",
 )
 
 

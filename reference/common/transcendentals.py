@@ -23,7 +23,10 @@ import struct
 from decimal import Context, Decimal
 from fractions import Fraction
 
-__all__ = ["exp_float32", "log_float32", "pow_float32", "sigmoid_float32", "round_float32", "exact_pow"]
+__all__ = [
+    "exp_float32", "log_float32", "pow_float32", "sigmoid_float32", "round_float32", "exact_pow", "over_sqrt_float32",
+    "hadamard_entry_float32",
+]  # fmt: skip
 
 OVERFLOW = Fraction(2**128 - 2**103)  # the midpoint between the largest float32 and 2**128: rounds to infinity
 FIRST_DIGITS = 40
@@ -135,3 +138,46 @@ def _settle(evaluate, c: int) -> float:
 
 def _bits(v: float) -> int:
     return struct.unpack("<I", struct.pack("<f", v))[0] if math.isfinite(v) else (1 if v > 0 else -1) << 40
+
+
+def over_sqrt_float32(total: Fraction, n: int) -> float:
+    r"""$\operatorname{fl}_{32}(s / \sqrt{n})$ for an exact rational $s$ and an int $n \ge 1$, ties to even.
+
+    A float candidate is moved to its float32 neighbour while $s / \sqrt n$ lies beyond the midpoint on that side;
+    the comparisons are exact: $|s| / \sqrt n > m \iff s^2 > n m^2$. An exact zero is `+0.0`; a nonzero value
+    keeps its sign when it rounds to zero.
+    """
+    if total == 0:
+        return 0.0
+    sign = -1.0 if total < 0 else 1.0
+    a2 = total * total
+    c = abs(round_float32(Fraction(abs(float(total)) / math.sqrt(n)))) if math.isfinite(float(total)) else math.inf
+    while True:
+        if math.isfinite(c):
+            up = _step32(c, 1)
+            mid = (Fraction(c) + (Fraction(2**128) if math.isinf(up) else Fraction(up))) / 2
+            if a2 > n * mid * mid or (a2 == n * mid * mid and _bits(up) % 2 == 0):
+                c = up
+                continue
+        if c > 0:
+            down = _step32(c, -1)
+            mid = Fraction(2**128 - 2**103) if math.isinf(c) else (Fraction(c) + Fraction(down)) / 2
+            if a2 < n * mid * mid or (a2 == n * mid * mid and _bits(down) % 2 == 0):
+                c = down
+                continue
+        return sign * c
+
+
+def hadamard_entry_float32(values, coefficients, n: int) -> float:
+    r"""$\operatorname{fl}_{32}\big(\sum_j c_j v_j / \sqrt n\big)$ for float32 values $v_j$ and integer $c_j$ (the
+    signs of a Hadamard row), the sum exact (integers in units of $2^{-149}$), rounded once."""
+    units = sum(int(c) * (Fraction(v) * 2**149).numerator for v, c in zip(values, coefficients, strict=True))
+    return over_sqrt_float32(Fraction(units, 2**149), n)
+
+
+def _step32(c: float, direction: int) -> float:
+    """The float32 after (+1) or before (-1) a float32 `c >= 0` (inf's predecessor is the largest float32)."""
+    if math.isinf(c):
+        return struct.unpack("<f", struct.pack("<I", 0x7F7FFFFF))[0]
+    (b,) = struct.unpack("<I", struct.pack("<f", c))
+    return struct.unpack("<f", struct.pack("<I", b + direction))[0]

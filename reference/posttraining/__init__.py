@@ -1,7 +1,8 @@
 """Post-training methods that calibrate a layer on its inputs: the Optimal Brain Surgeon family, GPTQ and
 SparseGPT, in exact arithmetic (`obs`)."""
 
-from . import obs
+from . import obs, rotation
 from .obs import *  # noqa: F403
+from .rotation import *  # noqa: F403
 
-__all__ = list(obs.__all__)
+__all__ = [*obs.__all__, *rotation.__all__]

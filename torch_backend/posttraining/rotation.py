@@ -1,0 +1,73 @@
+"""Hadamard rotations in torch: the semantics of `reference.posttraining.rotation`, bit for bit, on any device.
+
+The ±1 matrix is array-free data built once by the reference (`hadamard_matrix` is re-exported); the transform is
+a float64 matrix product on the device, certified by the same error bound, with the rare uncertain entries rounded
+exactly on the host by the reference's own code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from reference.common import posttraining as rules
+from reference.common import transcendentals as host
+from reference.common import validate
+from reference.posttraining.rotation import EPS, TINY, hadamard_matrix
+from torch_backend import _arrays
+from torch_backend.core.random import random_bits
+
+__all__ = ["hadamard_matrix", "hadamard_transform"]
+
+F32, F64 = torch.float32, torch.float64
+
+
+def hadamard_transform(x, *, key=None, inverse=False):
+    """The randomized Hadamard rotation along the last axis, each output the exact value rounded once; see
+    `reference.posttraining.rotation.hadamard_transform`."""
+    x = _arrays.finite_array("x", x)
+    if x.ndim == 0:
+        raise ValueError("x must have at least 1 dimension (..., n), got a 0-d array")
+    n = rules.hadamard_size(x.shape[-1], "the last axis of x")
+    key = None if key is None else validate.key("key", key)
+    inverse = validate.boolean("inverse", inverse)
+    x = x.detach()
+    c = _coefficients(n, key, inverse, x.device)
+    rows = x.reshape(-1, n).to(F64)
+    root = _arrays.scalar(math.sqrt(n), rows)
+    approx = (rows @ c.T) / root
+    magnitude = _sum_abs(rows)
+    value, ok = _certified(approx, magnitude, n, root)
+    bad = (~ok).nonzero()
+    if bad.numel():
+        flat = x.reshape(-1, n)
+        for r, i in bad.tolist():
+            value[r, i] = host.hadamard_entry_float32(flat[r].tolist(), c[i].to(torch.int64).tolist(), n)
+    return value.reshape(x.shape)
+
+
+def _coefficients(n, key, inverse, device):
+    """float64 C with y_i = fl32(sum_j C_ij x_j / sqrt n): H * d (columns) forward, (H * d)^T inverse."""
+    h = torch.from_numpy(hadamard_matrix(n)).to(device=device, dtype=F64)
+    if key is not None:
+        d = 1 - 2 * (random_bits(key, (n,), device=device) & 1)
+        h = h * d.to(F64)[None, :]
+    return h.T if inverse else h
+
+
+def _sum_abs(rows):
+    """Sum of |x_j| per row in float64: any order (only bounded, never returned)."""
+    return rows.abs().sum(dim=1, keepdim=True)
+
+
+def _certified(approx, magnitude, n, root):
+    """`(fl32(approx), ok)`; see the reference's `_certified` (the same bound)."""
+    scale = _arrays.scalar(2.0 * (n + 4) * EPS, approx)
+    bound = scale * (magnitude / root + approx.abs()) + _arrays.scalar(TINY, approx)
+    value = approx.to(F32)
+    lo, hi = (approx - bound).to(F32), (approx + bound).to(F32)
+    same = (lo.view(torch.int32) == value.view(torch.int32)) & (hi.view(torch.int32) == value.view(torch.int32))
+    zero = (magnitude == 0).expand(approx.shape)
+    value = torch.where(zero, torch.zeros((), dtype=F32, device=value.device), value)
+    return value, (same | zero) & ~torch.isnan(approx)
