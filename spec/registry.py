@@ -24,6 +24,7 @@ CATALOG = (
     "core.linalg",
     "core.transcendental",
     "quantization.affine",
+    "quantization.dynamic",
     "quantization.binary",
     "quantization.ternary",
     "quantization.dorefa",

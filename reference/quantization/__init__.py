@@ -6,6 +6,7 @@ from . import (
     codebook,
     conventions,
     dorefa,
+    dynamic,
     floats,
     lsq,
     mx,
@@ -21,6 +22,7 @@ from .binary import *  # noqa: F403
 from .codebook import *  # noqa: F403
 from .conventions import *  # noqa: F403
 from .dorefa import *  # noqa: F403
+from .dynamic import *  # noqa: F403
 from .floats import *  # noqa: F403
 from .lsq import *  # noqa: F403
 from .mx import *  # noqa: F403
@@ -35,6 +37,7 @@ __all__ = [
     name
     for module in (
         affine,
+        dynamic,
         conventions,
         binary,
         ternary,

@@ -39,6 +39,7 @@ from .quantization.binary import *  # noqa: F403
 from .quantization.codebook import *  # noqa: F403
 from .quantization.conventions import *  # noqa: F403
 from .quantization.dorefa import *  # noqa: F403
+from .quantization.dynamic import *  # noqa: F403
 from .quantization.floats import *  # noqa: F403
 from .quantization.lsq import *  # noqa: F403
 from .quantization.mx import *  # noqa: F403
