@@ -31,7 +31,7 @@ from reference.quantization import dorefa as ref_dorefa
 from spec import strategies as S
 from tests.helpers import DEVICE_PARAMS
 from tests.peer_record import observe
-from torch_backend.core import reduce as torch_reduce
+from torch_backend import _reduce as torch_reduce
 from torch_backend.quantization import dorefa as torch_dorefa
 
 F32 = np.float32
@@ -241,10 +241,10 @@ def test_torch_backward_tree_sum_is_the_core_tree():
     rng = np.random.default_rng(1)
     for shape in [(0,), (1,), (3,), (7, 5), (4, 0), (2, 9)]:
         a = (rng.standard_normal(shape) * 10.0 ** rng.integers(-30, 30, shape)).astype(np.float64)
-        ours = torch_reduce._tree(torch.from_numpy(a)).numpy()
+        ours = torch_reduce.tree(torch.from_numpy(a)).numpy()
         assert ours.tobytes() == tree_sum(a).tobytes()
         if a.ndim == 2:
-            assert torch_reduce._tree(torch.from_numpy(a), axis=1).numpy().tobytes() == tree_sum(a, 1).tobytes()
+            assert torch_reduce.tree(torch.from_numpy(a), axis=1).numpy().tobytes() == tree_sum(a, 1).tobytes()
 
 
 def test_backward_lets_a_nonfinite_cotangent_through():
