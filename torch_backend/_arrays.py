@@ -120,7 +120,7 @@ def scalar(value, like: torch.Tensor, dtype=None) -> torch.Tensor:
 # ---- checks read from the device: now, or batched at the end of a `torch_backend.kernels.deferred_checks()` block
 
 
-_DEFERRED = threading.local()
+DEFERRED = threading.local()
 
 
 def check_flag(flag: torch.Tensor, explain, strict: bool = True) -> None:
@@ -132,7 +132,7 @@ def check_flag(flag: torch.Tensor, explain, strict: bool = True) -> None:
     `torch_backend.kernels.deferred_checks()` it only records the check; the block reads every flag of the block
     together when it ends and calls the `explain` of each one set, in call order.
     """
-    pending = getattr(_DEFERRED, "pending", None)
+    pending = getattr(DEFERRED, "pending", None)
     if pending is None:
         if bool(flag):
             _explain(explain, strict)

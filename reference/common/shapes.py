@@ -29,6 +29,7 @@ __all__ = [
     "iterations",
     "keys",
     "last_axis_blocks",
+    "nm_groups",
     "nvfp4_last_axis",
     "per_axis",
     "qparam_shape",
@@ -165,3 +166,16 @@ def nvfp4_last_axis(name, shape, block) -> None:
     """Raise `ValueError` unless the last axis of `shape` is a multiple of NVFP4's `block` (nonzero rank)."""
     if len(shape) == 0 or shape[-1] % block:
         raise ValueError(f"{name} has shape {tuple(shape)}: NVFP4 needs a last axis that is a multiple of {block}")
+
+
+def nm_groups(shape, n, m, axis) -> tuple[int, int, int]:
+    """N:M sparsity's parameters against an array's `shape`: `m` a size, `n` in `[0, m]`, `axis` (normalized) an
+    axis whose length `m` divides. Returns `(n, m, axis)`."""
+    m = size("m", m)
+    n = validate.integer("n", n, lo=0, hi=m)
+    if len(shape) == 0:
+        raise ValueError("w must have at least one dimension for N:M pruning, got a 0-d array")
+    axis = validate.axis("axis", axis, len(shape))
+    if shape[axis] % m:
+        raise ValueError(f"m {m} does not divide w.shape[{axis}] = {shape[axis]}")
+    return n, m, axis

@@ -88,13 +88,7 @@ def nm_mask(w, n, m, axis=-1):
         Accelerating Sparse Deep Neural Networks. arXiv:2104.08378
     """
     w = _arrays.finite_array("w", w)
-    m = shapes.size("m", m)
-    n = validate.integer("n", n, lo=0, hi=m)
-    if w.ndim == 0:
-        raise ValueError("w must have at least one dimension for N:M pruning, got a 0-d array")
-    axis = validate.axis("axis", axis, w.ndim)
-    if w.shape[axis] % m:
-        raise ValueError(f"m {m} does not divide w.shape[{axis}] = {w.shape[axis]}")
+    n, m, axis = shapes.nm_groups(w.shape, n, m, axis)
     if w.size == 0:  # no groups to rank (and no m x m tie matrix to build for the m of an empty axis)
         return np.zeros(w.shape, dtype=bool)
     a = np.moveaxis(np.abs(w), axis, -1)

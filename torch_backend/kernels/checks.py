@@ -37,7 +37,7 @@ __all__ = ["deferred_checks"]
 @contextlib.contextmanager
 def deferred_checks():
     """Batch the device-side input checks of the block; see the module docstring."""
-    state = _arrays._DEFERRED
+    state = _arrays.DEFERRED
     if getattr(state, "pending", None) is not None:  # nested: the outermost block reads the flags
         yield
         return

@@ -18,7 +18,7 @@ import math
 import numpy as np
 import torch
 
-from reference.common import validate
+from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend.core import select as _select
 from torch_backend.kernels import _dispatch
@@ -97,7 +97,7 @@ def nm_mask(w, n, m, axis=-1):
         return _structured.nm_mask(w, n, m, axis)
     w = _arrays.array("w", w)
     try:  # the same checks as the eager function; w's finiteness is checked by the kernel (or first, on error)
-        n, m, axis = _structured._check_nm(w, n, m, axis)
+        n, m, axis = shapes.nm_groups(tuple(w.shape), n, m, axis)
     except (TypeError, ValueError):
         _arrays.finite("w", w)
         raise

@@ -33,7 +33,7 @@ def ln_structured_mask(w, sparsity, p=2, axis=0):
 def nm_mask(w, n, m, axis=-1):
     """N:M sparsity with ties to the lower index, by a stable sort; see `reference.pruning.structured.nm_mask`."""
     w = _arrays.finite_array("w", w)
-    n, m, axis = _check_nm(w, n, m, axis)
+    n, m, axis = shapes.nm_groups(tuple(w.shape), n, m, axis)
     if w.numel() == 0:  # no groups to sort (and no sort along an m-long axis of an empty tensor)
         return torch.zeros(w.shape, dtype=torch.bool, device=w.device)
     a = torch.movedim(torch.abs(w.detach()), axis, -1)
@@ -42,15 +42,3 @@ def nm_mask(w, n, m, axis=-1):
     keep = torch.zeros(g.shape, dtype=torch.bool, device=g.device)
     keep.scatter_(-1, order[..., :n], True)
     return torch.movedim(keep.reshape(a.shape), -1, axis)
-
-
-def _check_nm(w, n, m, axis):
-    """The N:M parameters against `w`'s shape (its dtype and values are checked by the caller): `(n, m, axis)`."""
-    m = shapes.size("m", m)
-    n = validate.integer("n", n, lo=0, hi=m)
-    if w.ndim == 0:
-        raise ValueError("w must have at least one dimension for N:M pruning, got a 0-d array")
-    axis = validate.axis("axis", axis, w.ndim)
-    if w.shape[axis] % m:
-        raise ValueError(f"m {m} does not divide w.shape[{axis}] = {w.shape[axis]}")
-    return n, m, axis
