@@ -26,8 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the build must work from a checkout, installed or not
     sys.path.insert(0, str(ROOT))
 
-from spec.conformance import literal  # noqa: E402
-from spec.entry import REFERENCE  # noqa: E402
+from spec.entry import REFERENCE, literal  # noqa: E402
 from spec.registry import REGISTRY  # noqa: E402
 
 TORCH = "torch_backend"

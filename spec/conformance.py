@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import sys
 
 import numpy as np
 
@@ -119,17 +118,3 @@ def numpy_call(backend: Backend, fn, device: str):
     return call
 
 
-def literal(value) -> str:
-    """Python source that rebuilds `value` exactly."""
-    if isinstance(value, np.ndarray | np.generic):
-        with np.printoptions(floatmode="unique", threshold=sys.maxsize, linewidth=sys.maxsize):
-            body = np.array2string(np.asarray(value), separator=", ")
-        body = body.replace("nan", "np.nan").replace("inf", "np.inf")
-        return f"np.array({body}, dtype=np.{np.asarray(value).dtype.name})"
-    if isinstance(value, list):
-        return "[" + ", ".join(literal(v) for v in value) + "]"
-    if isinstance(value, tuple):
-        return "(" + ", ".join(literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k!r}: {literal(v)}" for k, v in value.items()) + "}"
-    return repr(value)

@@ -7,9 +7,12 @@ nor any other backend.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 REFERENCE = "reference"
 
@@ -22,8 +25,6 @@ class Case:
     kwargs: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
-        from spec.conformance import literal
-
         return f"Case(args={literal(self.args)}, kwargs={literal(self.kwargs)})"
 
     def call(self, fn):
@@ -31,8 +32,6 @@ class Case:
 
     def repro(self, name: str) -> str:
         """A copy-pasteable call, exact to the bit (float32 values print in their shortest round-trip form)."""
-        from spec.conformance import literal
-
         parts = [literal(a) for a in self.args] + [f"{k}={literal(v)}" for k, v in self.kwargs.items()]
         return f"{name}({', '.join(parts)})"
 
@@ -98,3 +97,19 @@ def resolve(target: str):
     """Import `"package.module:function"` and return the function."""
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def literal(value) -> str:
+    """Python source that rebuilds `value` exactly."""
+    if isinstance(value, np.ndarray | np.generic):
+        with np.printoptions(floatmode="unique", threshold=sys.maxsize, linewidth=sys.maxsize):
+            body = np.array2string(np.asarray(value), separator=", ")
+        body = body.replace("nan", "np.nan").replace("inf", "np.inf")
+        return f"np.array({body}, dtype=np.{np.asarray(value).dtype.name})"
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
