@@ -34,7 +34,12 @@ def pack_nibbles(codes, *, order):
 
     A uint8 array shaped like `codes` with the last axis halved.
 
-    Example: codes `[1, 2, 3, 4]` pack as `[0x21, 0x43]` (`low_first`) or `[0x12, 0x34]` (`high_first`).
+    Example: codes `[1, 2, 3, 4]` pack as `[0x21, 0x43]` (`low_first`) or `[0x12, 0x34]` (`high_first`):
+
+        >>> [hex(b) for b in pack_nibbles(np.uint8([1, 2, 3, 4]), order="low_first")]
+        ['0x21', '0x43']
+        >>> [hex(b) for b in pack_nibbles(np.uint8([1, 2, 3, 4]), order="high_first")]
+        ['0x12', '0x34']
     """
     order = validate.choice("order", order, ORDERS)
     codes = _arrays.within("codes", _arrays.array("codes", codes, ("uint8",)), 0, 15)
@@ -57,7 +62,12 @@ def unpack_nibbles(packed, *, order):
 
     A uint8 array of codes in $[0, 15]$ shaped like `packed` with the last axis doubled.
 
-    Example: `[0x21, 0x43]` unpacks as `[1, 2, 3, 4]` (`low_first`) or `[2, 1, 4, 3]` (`high_first`).
+    Example: `[0x21, 0x43]` unpacks as `[1, 2, 3, 4]` (`low_first`) or `[2, 1, 4, 3]` (`high_first`):
+
+        >>> unpack_nibbles(np.uint8([0x21, 0x43]), order="low_first")
+        array([1, 2, 3, 4], dtype=uint8)
+        >>> unpack_nibbles(np.uint8([0x21, 0x43]), order="high_first")
+        array([2, 1, 4, 3], dtype=uint8)
     """
     order = validate.choice("order", order, ORDERS)
     packed = _arrays.array("packed", packed, ("uint8",))

@@ -37,7 +37,10 @@ def tree_sum(x, axis=None):
         `tree_sum([-0.0])` is `-0.0` (no padding), `tree_sum([-0.0, -0.0, -0.0])` is `+0.0` (one pad).
         NaN and Inf are rejected with `ValueError`.
 
-    Example: `tree_sum(np.float32([1, 2, 3]))` pads to `[1, 2, 3, 0]`, then `[1+3, 2+0] = [4, 2]`, then `6.0`.
+    Example: `[1, 2, 3]` pads to `[1, 2, 3, 0]`, then `[1+3, 2+0] = [4, 2]`, then `6.0`:
+
+        >>> tree_sum(np.float32([1, 2, 3]))
+        array(6.)
     """
     x = _arrays.finite_array("x", x, _FLOATS)
     a = x.astype(np.float64)

@@ -33,7 +33,12 @@ def keep_largest(scores, count):
         `torch.topk` and `torch.kthvalue` leave the choice among ties unspecified, and CPU and CUDA do choose
         differently; this rule is the same everywhere. `-0.0` and `+0.0` are equal scores.
 
-    Example: `keep_largest([1, 3, 3, 2], 2)` keeps indices 1 and 2; `keep_largest([3, 3, 3], 1)` keeps index 0.
+    Example: the two largest of `[1, 3, 3, 2]` are at indices 1 and 2; of three equal scores, index 0 is kept:
+
+        >>> keep_largest(np.float32([1, 3, 3, 2]), 2)
+        array([False,  True,  True, False])
+        >>> keep_largest(np.float32([3, 3, 3]), 1)
+        array([ True, False, False])
     """
     scores = _arrays.not_nan("scores", _arrays.array("scores", scores, SCORE_DTYPES))
     count = validate.integer("count", count, lo=0, hi=scores.size)

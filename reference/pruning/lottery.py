@@ -46,8 +46,11 @@ def imp_mask(w, mask, fraction):
         half to even: of $m = 5$ survivors, fraction 0.5 prunes 2. Starting from an all-True mask, round $r$
         keeps the counts of `imp_schedule`. On weights with distinct magnitudes this is `torch.nn.utils.prune`'s
         `l1_unstructured` applied once per round (tested). For global IMP over several layers, concatenate their
-        flattened weights and masks. Example: $w = [4, 1, 3, 2]$, mask $[T, T, T, F]$, fraction 0.5: $m = 3$,
-        $k = \operatorname{rne}(1.5) = 2$, only the largest survivor stays: $[T, F, F, F]$.
+        flattened weights and masks. Example: of the $m = 3$ survivors of $[4, 1, 3, 2]$, fraction 0.5 prunes
+        $k = \operatorname{rne}(1.5) = 2$, and only the largest stays:
+
+            >>> imp_mask(np.float32([4, 1, 3, 2]), np.array([True, True, True, False]), 0.5)
+            array([ True, False, False, False])
 
     !!! note "The lottery-ticket codebases prune more"
         Both reference codebases sort the surviving $|w|$ ascending and prune up to and including a cutoff
@@ -63,9 +66,12 @@ def imp_mask(w, mask, fraction):
           weights. (Its `sparse_layerwise.py` keeps $|w| \ge$ threshold: $\lceil p\,m \rceil$, fewer on ties.)
 
         pqref prunes exactly $k = \operatorname{rne}(p\,m)$, `torch.nn.utils.prune`'s count, with ties to the
-        lower index. Example: $m = 10$ distinct magnitudes, $p = 0.2$: pqref prunes 2, both codebases 3;
-        $p = 0.25$: pqref 2, Frankle & Carbin's 3, OpenLTH's 4. The per-round counts, and so `imp_schedule`,
-        differ accordingly (tests/test_divergences.py models both rules).
+        lower index. Example: of $m = 10$ distinct magnitudes, $p = 0.2$ prunes 2 here and 3 in both codebases;
+        $p = 0.25$ prunes 2 here, 3 in Frankle & Carbin's and 4 in OpenLTH's. The per-round counts, and so
+        `imp_schedule`, differ accordingly (tests/test_divergences.py models both rules).
+
+            >>> pruned_count(0.2, 10), pruned_count(0.25, 10)
+            (2, 2)
 
     ??? cite "Frankle & Carbin, 2019"
         The Lottery Ticket Hypothesis: Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635
@@ -96,8 +102,10 @@ def lottery_rewind(w_rewind, mask):
 
     !!! note
         The trained weights do not enter: they only chose the mask. A pruned entry is `+0.0` even where the
-        snapshot is negative (`w * mask` would give `-0.0`). Example: $w_r = [-1, 2, -3]$, mask $[F, T, T]$ gives
-        $[+0, 2, -3]$.
+        snapshot is negative (`w * mask` would give `-0.0`). Example:
+
+            >>> lottery_rewind(np.float32([-1, 2, -3]), np.array([False, True, True]))
+            array([ 0.,  2., -3.], dtype=float32)
 
     ??? cite "Frankle et al., 2020"
         Linear Mode Connectivity and the Lottery Ticket Hypothesis. ICML. arXiv:1912.05671
@@ -126,8 +134,12 @@ def imp_schedule(n, fraction, rounds):
     A list of `rounds + 1` Python ints $[m_0, m_1, \ldots, m_{\text{rounds}}]$, non-increasing.
 
     !!! note
-        Example: `imp_schedule(10, 0.2, 3)` is `[10, 8, 6, 5]`: $0.2 \cdot 8 = 1.6$ rounds to 2, then
-        $0.2 \cdot 6 = 1.2$ to 1. Once $\text{fraction} \cdot m_r < 0.5$ the count stops moving. The
+        Example: $0.2 \cdot 10 = 2$, then $0.2 \cdot 8 = 1.6$ rounds to 2, then $0.2 \cdot 6 = 1.2$ to 1:
+
+            >>> imp_schedule(10, 0.2, 3)
+            [10, 8, 6, 5]
+
+        Once $\text{fraction} \cdot m_r < 0.5$ the count stops moving. The
         lottery-ticket codebases prune one more per round ($\operatorname{rne}(p\,m) + 1$, OpenLTH
         $\lceil p\,m \rceil + 1$; see `imp_mask`): from $n = 10$, $p = 0.2$ Frankle & Carbin's code keeps
         $[10, 7, 5, 3]$ and OpenLTH's $[10, 7, 4, 2]$.

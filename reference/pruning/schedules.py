@@ -60,8 +60,11 @@ def agp_sparsity(t, *, s_i, s_f, t0, n, dt=1):
     $t \ge t_0 + n \Delta t$. Monotone in `t` (every operation is monotone and the clamp keeps the endpoints).
 
     !!! note
-        Example: `s_i=0`, `s_f=1`, `t0=0`, `n=4`, `dt=10` gives 0 for steps 0..9, $1 - (3/4)^3 = 0.578125$ for
-        10..19, $0.875$ for 20..29, $0.984375$ for 30..39 and 1 from step 40 on.
+        Example: `s_i=0`, `s_f=1`, `t0=0`, `n=4`, `dt=10` gives 0 for steps 0..9, $1 - (3/4)^3$ for 10..19,
+        $1 - (2/4)^3$ for 20..29, $1 - (1/4)^3$ for 30..39 and 1 from step 40 on:
+
+            >>> [agp_sparsity(t, s_i=0, s_f=1, t0=0, n=4, dt=10) for t in (9, 10, 20, 30, 40)]
+            [0.0, 0.578125, 0.875, 0.984375, 1.0]
 
     ??? cite "Zhu & Gupta, 2017"
         To prune, or not to prune: exploring the efficacy of pruning for model compression. arXiv:1710.01878
@@ -91,7 +94,10 @@ def linear_sparsity(t, *, s_i, s_f, t0, n, dt=1):
     $t \ge t_0 + n \Delta t$; monotone in `t`.
 
     !!! note
-        Example: `s_i=0`, `s_f=0.5`, `t0=0`, `n=4`, `dt=1` gives `0, 0.125, 0.25, 0.375, 0.5` at steps 0..4.
+        Example: `s_i=0`, `s_f=0.5`, `t0=0`, `n=4`, `dt=1`, steps 0 to 4:
+
+            >>> [linear_sparsity(t, s_i=0, s_f=0.5, t0=0, n=4) for t in range(5)]
+            [0.0, 0.125, 0.25, 0.375, 0.5]
     """
     k, s_i, s_f, n = _schedule(t, s_i, s_f, t0, n, dt)
     if k <= 0:
@@ -121,8 +127,11 @@ def cosine_sparsity(t, *, s_i, s_f, t0, n, dt=1):
         bit for bit; the C library's `cos` is not guaranteed correctly rounded, so another machine may differ
         in the last bit. Monotone in `t` when `cos` is accurate to less than one ulp (glibc's is): consecutive
         exact values are at least $(\pi / n)^2 / 2$ apart, more than two ulps for $n < 10^8$. Example:
-        `s_i=0`, `s_f=1`, `n=2` gives 0, 0.5, 1 (at $k = 1$, $\cos(\pi/2)$ is
-        $6.1 \cdot 10^{-17}$, and $1 + 6.1 \cdot 10^{-17}$ rounds to 1).
+        `s_i=0`, `s_f=1`, `n=2` (at $k = 1$, $\cos(\pi/2)$ is $6.1 \cdot 10^{-17}$, and $1 + 6.1 \cdot
+        10^{-17}$ rounds to 1):
+
+            >>> [cosine_sparsity(t, s_i=0, s_f=1, t0=0, n=2) for t in range(3)]
+            [0.0, 0.5, 1.0]
 
     ??? cite "Loshchilov & Hutter, 2017"
         SGDR: Stochastic Gradient Descent with Warm Restarts (the cosine curve). ICLR. arXiv:1608.03983
@@ -156,7 +165,10 @@ def exponential_sparsity(t, *, s_i, s_f, t0, n, dt=1):
         A sparsity of 1 (density 0) has no place on a geometric path and is rejected with `ValueError`. `**` is
         the C library's `pow`, called identically by both backends (not guaranteed correctly rounded; monotone
         in `t` when accurate to less than one ulp and the steps' exact values are more than two ulps apart).
-        Example: `s_i=0`, `s_f=0.75`, `n=2` gives 0, $1 - 0.25^{1/2} = 0.5$, 0.75.
+        Example: `s_i=0`, `s_f=0.75`, `n=2`; the middle step is $1 - 0.25^{1/2}$:
+
+            >>> [exponential_sparsity(t, s_i=0, s_f=0.75, t0=0, n=2) for t in range(3)]
+            [0.0, 0.5, 0.75]
 
     ??? cite "Frankle & Carbin, 2019"
         The Lottery Ticket Hypothesis: Finding Sparse, Trainable Neural Networks. ICLR. arXiv:1803.03635
@@ -200,8 +212,10 @@ def iterative_sparsities(fraction, steps, mode="remaining"):
         fractions; the masks round a count at every round (`prune_remaining_mask`, `prune_total_mask`), so
         after several rounds they can differ from `pruned_count(s_k, n)`: 10 weights, $f = 0.5$, two rounds of
         `prune_remaining_mask` prune 5 then $\operatorname{rne}(2.5) = 2$, sparsity 0.7, where
-        $s_2 = 0.75$ and $\operatorname{rne}(7.5) = 8$. Example: `iterative_sparsities(0.2, 3)` is
-        `[0.2, 0.36, 0.488]` up to float64 rounding (`0.19999999999999996, 0.3599999999999999, ...`).
+        $s_2 = 0.75$ and $\operatorname{rne}(7.5) = 8$. Example: $[0.2, 0.36, 0.488]$ up to float64 rounding:
+
+            >>> iterative_sparsities(0.2, 3)
+            [0.19999999999999996, 0.3599999999999999, 0.4879999999999999]
 
     ??? cite "Han et al., 2015; Frankle & Carbin, 2019"
         Learning both Weights and Connections for Efficient Neural Networks. NeurIPS. arXiv:1506.02626
@@ -246,8 +260,13 @@ def prune_remaining_mask(w, mask, fraction):
 
     !!! note
         Ties in $|w|$ among kept weights go to the lower flat index; `+0.0` and `-0.0` tie. `torch.nn.utils.prune`
-        picks among ties with `topk` (unspecified). Example: `w = [4, 3, 2, 1]`, all kept, `fraction=0.5`
-        prunes 2 and 1; again with `fraction=0.5` prunes $\operatorname{rne}(1) = 1$ more: the 3.
+        picks among ties with `topk` (unspecified). Example: `fraction=0.5` prunes 2 and 1 of `[4, 3, 2, 1]`;
+        again, it prunes $\operatorname{rne}(1) = 1$ more, the 3:
+
+            >>> w = np.float32([4, 3, 2, 1])
+            >>> half = prune_remaining_mask(w, np.ones(4, dtype=bool), 0.5)
+            >>> half, prune_remaining_mask(w, half, 0.5)
+            (array([ True,  True, False, False]), array([ True, False, False, False]))
     """
     w, mask = _weights_and_mask(w, mask)
     fraction = validate.fraction("fraction", fraction)
@@ -275,9 +294,17 @@ def prune_total_mask(w, mask, fraction):
 
     !!! note
         $k > m$ (more than remain) is rejected with `ValueError`, never clipped. Ties as for
-        `prune_remaining_mask`. Example: `w = [4, 3, 2, 1]`, all kept, `fraction=0.25` prunes the 1, then the
-        2, then the 3 (`prune_remaining_mask` would prune $\operatorname{rne}(1) = 1$, then
-        $\operatorname{rne}(0.75) = 1$, then $\operatorname{rne}(0.5) = 0$).
+        `prune_remaining_mask`. Example: `fraction=0.25` of `[4, 3, 2, 1]` prunes the 1, then the 2, then the 3
+        (`prune_remaining_mask` would prune $\operatorname{rne}(1) = 1$, then $\operatorname{rne}(0.75) = 1$,
+        then $\operatorname{rne}(0.5) = 0$):
+
+            >>> w, mask = np.float32([4, 3, 2, 1]), np.ones(4, dtype=bool)
+            >>> for _ in range(3):
+            ...     mask = prune_total_mask(w, mask, 0.25)
+            ...     print(mask)
+            [ True  True  True False]
+            [ True  True False False]
+            [ True False False False]
     """
     w, mask = _weights_and_mask(w, mask)
     fraction = validate.fraction("fraction", fraction)

@@ -50,8 +50,12 @@ def to_bitmask(w, mask):
     holding the kept weights bit for bit (`-0.0` stays `-0.0`).
 
     !!! note
-        Example: $w = [5, 0, -0, 7, 1, 2, 3, 4, 9]$ with mask $[T, F, T, T, F, F, F, F, T]$ gives bits
-        $[\texttt{0b00001101}, \texttt{0b00000001}] = [13, 1]$ and values $[5, -0, 7, 9]$.
+        Example: mask $[T, F, T, T, F, F, F, F, T]$ gives bits $[\texttt{0b00001101}, \texttt{0b00000001}]$, and
+        the stored `-0.0` stays:
+
+            >>> w = np.float32([5, 0, -0.0, 7, 1, 2, 3, 4, 9])
+            >>> to_bitmask(w, np.array([1, 0, 1, 1, 0, 0, 0, 0, 1], dtype=bool))
+            (array([13,  1], dtype=uint8), array([ 5., -0.,  7.,  9.], dtype=float32))
 
     ??? cite "Han et al., 2016"
         Deep Compression: Compressing Deep Neural Networks with Pruning, Trained Quantization and Huffman Coding.
@@ -122,8 +126,10 @@ def to_csr(w, mask):
     !!! note
         Stored zeros are kept where the mask says so (`scipy.sparse.csr_matrix(w)` and `Tensor.to_sparse_csr()`
         drop every zero instead). Indices are int64 here, as torch stores them; `csr_bytes` counts them at any
-        width. Example: $w = [[0, 2], [3, -0]]$ with mask $[[F, T], [T, T]]$ gives `indptr` $[0, 1, 3]$, `indices`
-        $[1, 0, 1]$, `values` $[2, 3, -0]$.
+        width. Example: `(indptr, indices, values)`, the stored `-0.0` kept:
+
+            >>> to_csr(np.float32([[0, 2], [3, -0.0]]), np.array([[False, True], [True, True]]))
+            (array([0, 1, 3]), array([1, 0, 1]), array([ 2.,  3., -0.], dtype=float32))
 
     ??? cite "Han et al., 2016"
         Deep Compression: Compressing Deep Neural Networks with Pruning, Trained Quantization and Huffman Coding.
@@ -204,7 +210,10 @@ def dense_bytes(shape, bits=32):
 
     **Returns:**
 
-    A Python int. Example: `dense_bytes((3, 3), 4)` is $\lceil 36 / 8 \rceil = 5$; `dense_bytes((10,))` is 40.
+    A Python int. Example: 9 int4 codes take $\lceil 36 / 8 \rceil$ bytes, 10 float32 values 40:
+
+        >>> dense_bytes((3, 3), 4), dense_bytes((10,))
+        (5, 40)
     """
     shape = shapes.shape("shape", shape)
     bits = validate.integer("bits", bits, lo=1, hi=64)
@@ -224,7 +233,11 @@ def bitmask_bytes(shape, nnz, bits=32):
 
     **Returns:**
 
-    A Python int. Example: a 4096 x 4096 float32 weight at 50% sparsity: $2^{21} + 2^{25}$ bytes, 53% of dense.
+    A Python int. Example: a 4096 x 4096 float32 weight at 50% sparsity takes $2^{21} + 2^{25}$ bytes, 53% of
+    dense:
+
+        >>> bitmask_bytes((4096, 4096), 2**23) == 2**21 + 2**25
+        True
     """
     shape = shapes.shape("shape", shape)
     n = math.prod(shape)
@@ -249,7 +262,10 @@ def csr_bytes(shape, nnz, bits=32, index_bits=32):
 
     **Returns:**
 
-    A Python int. Example: `csr_bytes((2, 3), 2)` is $12 + 8 + 8 = 28$; the dense float32 tensor takes 24.
+    A Python int. Example: $12 + 8 + 8$ bytes, where the dense float32 tensor takes 24:
+
+        >>> csr_bytes((2, 3), 2)
+        28
 
     !!! note
         Deep Compression stores 4- or 8-bit *relative* column indices with filler entries for long gaps; that
@@ -284,8 +300,11 @@ def quantized_bytes(shape, bits, groups=1, scale_bits=32, zero_point_bits=0):
 
     **Returns:**
 
-    A Python int. Example: int4 codes of a 4096 x 4096 weight in groups of 128 with float16 scales:
-    $2^{23} + 2^{18}$ bytes, 3.1 % above the codes alone.
+    A Python int. Example: int4 codes of a 4096 x 4096 weight in groups of 128 with float16 scales take
+    $2^{23} + 2^{18}$ bytes, 3.1 % above the codes alone:
+
+        >>> quantized_bytes((4096, 4096), 4, groups=2**17, scale_bits=16) == 2**23 + 2**18
+        True
     """
     shape = shapes.shape("shape", shape)
     bits = validate.integer("bits", bits, lo=1, hi=64)

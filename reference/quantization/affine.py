@@ -174,8 +174,10 @@ def quantize(x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, ro
         Values beyond the range saturate: when $x / s$ overflows to $\pm\infty$ the code is $q_{max}$ or
         $q_{min}$. Stochastic rounding draws $u$ by the flat index of `x`.
 
-    Example: `x = [0.25, 0.75, -1.0, 9.0]`, `s = 0.5`, `z = 0`, int8: $x/s = [0.5, 1.5, -2, 18]$ gives
-    `[0, 2, -2, 18]`.
+    Example: with $s = 0.5$, $z = 0$ and the int8 range, $x/s = [0.5, 1.5, -2, 18]$ rounds half to even:
+
+        >>> quantize(np.float32([0.25, 0.75, -1.0, 9.0]), np.float32(0.5), np.int32(0), qmin=-128, qmax=127)
+        array([ 0,  2, -2, 18], dtype=int32)
     """
     x, s, z, qmin, qmax, mode, key = _check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
     with np.errstate(over="ignore", invalid="ignore"):  # x / s may overflow to +-inf: it saturates below

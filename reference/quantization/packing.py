@@ -41,8 +41,11 @@ def pack_bits(codes, bits):
         be converted to their $b$-bit two's complement first, e.g. `(q & 0xF).astype(np.uint8)`.
 
     Example: 3-bit codes `[5, 3, 7]` give the stream `101 110 111` (low bit first), i.e. bytes
-    `[0b11_011_101, 0b1] = [221, 1]`: code 2 straddles the byte boundary (its low two bits end byte 0, its high bit
-    starts byte 1).
+    `[0b11_011_101, 0b1]`: code 2 straddles the byte boundary (its low two bits end byte 0, its high bit starts
+    byte 1).
+
+        >>> pack_bits(np.uint8([5, 3, 7]), 3)
+        array([221,   1], dtype=uint8)
 
     ??? cite "Rouhani et al., 2023"
         Microscaling Data Formats for Deep Learning (OCP MX v1.0). arXiv:2310.10537. The ONNX `INT4`, `UINT4`,
@@ -78,7 +81,10 @@ def unpack_bits(packed, bits, count):
         Strict: a buffer of the wrong length raises `ValueError`, and so does a set padding bit (a bit of the
         last byte after the last code), so `pack_bits` and `unpack_bits` are inverse bijections.
 
-    Example: `unpack_bits([221, 1], 3, 3)` is `[5, 3, 7]`.
+    Example: `pack_bits`'s example, unpacked:
+
+        >>> unpack_bits(np.uint8([221, 1]), 3, 3)
+        array([5, 3, 7], dtype=uint8)
     """
     bits = validate.integer("bits", bits, lo=1, hi=16)
     count = validate.integer("count", count, lo=0)
