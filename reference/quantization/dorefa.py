@@ -63,8 +63,11 @@ def dorefa_weight(w, bits):
         defined as $\frac12$ everywhere, so $w_q = +1/n$ (tensorpack's code gives NaN). For $k = 1$, $-0.0$ maps
         to $+E$; an $E$ that rounds to $0$ gives $+0.0$ and $-0.0$. Non-finite `w` raises `ValueError`.
 
-    Example: `w = [0.0, 0.5, -1.0, 3.0]`, $k = 2$: $t = [0, 0.46211717, -0.7615942, 0.9950548]$,
-    $r = [0.5, 0.7322069, 0.11731043, 1]$, $3r$ rounds to $c = [2, 2, 0, 3]$, $w_q = [1/3, 1/3, -1, 1]$.
+    Example: $k = 2$: $t = [0, 0.46211717, -0.7615942, 0.9950548]$, $r = [0.5, 0.7322069, 0.11731043, 1]$,
+    $3r$ rounds to $c = [2, 2, 0, 3]$, $w_q = [1/3, 1/3, -1, 1]$:
+
+        >>> dorefa_weight(np.float32([0.0, 0.5, -1.0, 3.0]), 2)
+        array([ 0.33333334,  0.33333334, -1.        ,  1.        ], dtype=float32)
 
     ??? cite "Zhou et al., 2016"
         DoReFa-Net: Training Low Bitwidth Convolutional Neural Networks with Low Bitwidth Gradients.
@@ -121,8 +124,10 @@ def dorefa_weight_vjp(grad, w, bits):
         $\pm 0$ ($m = 0$, see `dorefa_weight`) the gradient is $+0.0$ everywhere. A result beyond the float32
         range is $\pm\infty$.
 
-    Example: `w = [0.0, 3.0]`, $k = 2$, `grad = [1.0, 1.0]`: $t = [0, 0.9950548]$, $m = t_1$, $K = 1$;
-    $\partial L/\partial t = [1/m, 1/m - m/m^2] = [1.0049698, 0]$, so the gradient is $[1.0049698, 0]$.
+    Example: $k = 2$: $t = [0, 0.9950548]$, $m = t_1$, $K = 1$; $\partial L/\partial t = [1/m, 1/m - m/m^2]$:
+
+        >>> dorefa_weight_vjp(np.float32([1.0, 1.0]), np.float32([0.0, 3.0]), 2)
+        array([1.0049698, 0.       ], dtype=float32)
     """
     bits = _check_bits(bits)
     w = _arrays.finite_array("w", w)
@@ -164,8 +169,10 @@ def dorefa_activation(x, bits):
         Every $x \le 0$, $-0.0$ included, gives $+0.0$; every $x \ge 1$ gives $1$. Ties go to the even code:
         $k = 2$, $x = 0.5$: $3 \cdot 0.5 = 1.5 \to 2$, so $a_q = 2/3$. Non-finite `x` raises `ValueError`.
 
-    Example: `x = [-1.0, 0.2, 0.5, 0.9, 2.0]`, $k = 2$: $3y = [0, 0.6, 1.5, 2.7, 3]$ rounds to
-    $[0, 1, 2, 3, 3]$, so $a_q = [0, 1/3, 2/3, 1, 1]$.
+    Example: $k = 2$: $3y = [0, 0.6, 1.5, 2.7, 3]$ rounds to $[0, 1, 2, 3, 3]$, so $a_q = [0, 1/3, 2/3, 1, 1]$:
+
+        >>> dorefa_activation(np.float32([-1.0, 0.2, 0.5, 0.9, 2.0]), 2)
+        array([0.        , 0.33333334, 0.6666667 , 1.        , 1.        ], dtype=float32)
 
     ??? cite "Zhou et al., 2016"
         DoReFa-Net: Training Low Bitwidth Convolutional Neural Networks with Low Bitwidth Gradients.

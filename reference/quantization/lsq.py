@@ -52,8 +52,10 @@ def lsq_grad_scale(numel, qp):
 
     A Python float holding a float32 value; `0.0` for `numel = 0` (no elements, no gradient).
 
-    Example: `lsq_grad_scale(4, 1)` is `0.5`; `lsq_grad_scale(1, 3)` is `0.57735026` (the float32 nearest
-    $1/\sqrt 3 = 0.5773502691\ldots$).
+    Example: $1/\sqrt 4$, and the float32 nearest $1/\sqrt 3 = 0.5773502691\ldots$:
+
+        >>> lsq_grad_scale(4, 1), lsq_grad_scale(1, 3)
+        (0.5, 0.5773502588272095)
     """
     numel = shapes.size("numel", numel, lo=0)
     qp = validate.integer("qp", qp, lo=1, hi=2**16 - 1)
@@ -85,8 +87,10 @@ def lsq_init_scale(w, *, bits, signed, axis=None):
         A slice whose step rounds to 0 (all zeros, or a mean that underflows) gets step `1.0`, so the result is
         always a valid `scale` for `lsq_quantize`. A step beyond the float32 range raises `ValueError`.
 
-    Example: `w = [1, -3]`, 4 signed bits ($Q_P = 7$): $m = 2$, $s_0 = \operatorname{fl}_{32}(4 / \sqrt 7)
-    = 1.5118579$.
+    Example: 4 signed bits ($Q_P = 7$), $m = 2$, so $s_0 = \operatorname{fl}_{32}(4 / \sqrt 7)$:
+
+        >>> lsq_init_scale(np.float32([1, -3]), bits=4, signed=True)
+        array(1.5118579, dtype=float32)
 
     ??? cite "Esser et al., 2020"
         Learned Step Size Quantization. ICLR. arXiv:1902.08153 (Section 2.1: "$2\langle|v|\rangle/\sqrt{Q_P}$")
@@ -135,8 +139,10 @@ def lsq_quantize(x, scale, *, bits, signed, axis=None):
         extreme levels $-Q_N s$ and $Q_P s$ must be finite: a step so large that one overflows raises
         `ValueError`, as do non-finite input, `scale <= 0` and `bits` out of range.
 
-    Example: $s = 0.5$, signed 3 bits ($[-4, 3]$): `x = [0.2, 0.25, 0.8, 1.4, -3.0]` gives $v = [0.4, 0.5, 1.6,
-    2.8, -6]$, codes $[0, 0, 2, 3, -4]$ and `[0, 0, 1, 1.5, -2]`.
+    Example: $s = 0.5$, signed 3 bits ($[-4, 3]$): $v = [0.4, 0.5, 1.6, 2.8, -6]$, codes $[0, 0, 2, 3, -4]$:
+
+        >>> lsq_quantize(np.float32([0.2, 0.25, 0.8, 1.4, -3.0]), np.float32(0.5), bits=3, signed=True)
+        array([ 0. ,  0. ,  1. ,  1.5, -2. ], dtype=float32)
 
     ??? cite "Esser et al., 2020"
         Learned Step Size Quantization. ICLR. arXiv:1902.08153
@@ -172,7 +178,10 @@ def lsq_quantize_vjp(grad, x, scale, *, bits, signed, axis=None):
     Example: $s = 0.5$, signed 3 bits, `x = [0.2, 0.8, 5.0]`, `grad = [1, 1, 1]`, so $N = 3$, $Q_P = 3$,
     $g_s = \operatorname{fl}_{32}(1/3) = 0.33333334$: $v = [0.4, 1.6, 10]$ (float32: $0.40000001$,
     $1.60000002$), $d = [-0.40000001, 0.39999998, 3]$ (exact), sum $2.99999997$, `grad_scale`
-    $= \operatorname{fl}_{32}(2.99999997 \cdot 0.33333334) = 1.0$; `grad_x = [1, 1, 0]`.
+    $= \operatorname{fl}_{32}(2.99999997 \cdot 0.33333334)$:
+
+        >>> lsq_quantize_vjp(np.float32([1, 1, 1]), np.float32([0.2, 0.8, 5.0]), np.float32(0.5), bits=3, signed=True)
+        (array([1., 1., 0.], dtype=float32), array(1., dtype=float32))
 
     ??? cite "Esser et al., 2020"
         Learned Step Size Quantization. ICLR. arXiv:1902.08153
@@ -212,8 +221,12 @@ def lsq_plus_quantize(x, scale, offset, *, bits, signed, axis=None):
         The extreme levels $-Q_N s + \beta$ and $Q_P s + \beta$ (each rounded as above) must be finite, else
         `ValueError`. $x = \beta$ gives $v = 0$ and $\hat x = 0 \cdot s + \beta = \beta$.
 
-    Example: $s = 0.5$, $\beta = -0.25$, unsigned 2 bits ($[0, 3]$): `x = [-1.0, 0.0, 0.6, 2.0]` gives
-    $v = [-1.5, 0.5, 1.7, 4.5]$, codes $[0, 0, 2, 3]$ and `[-0.25, -0.25, 0.75, 1.25]`.
+    Example: $s = 0.5$, $\beta = -0.25$, unsigned 2 bits ($[0, 3]$): $v = [-1.5, 0.5, 1.7, 4.5]$, codes
+    $[0, 0, 2, 3]$:
+
+        >>> x = np.float32([-1.0, 0.0, 0.6, 2.0])
+        >>> lsq_plus_quantize(x, np.float32(0.5), np.float32(-0.25), bits=2, signed=False)
+        array([-0.25, -0.25,  0.75,  1.25], dtype=float32)
 
     ??? cite "Bhalgat et al., 2020"
         LSQ+: Improving low-bit quantization through learnable offsets and better initialization. CVPR
@@ -251,8 +264,11 @@ def lsq_plus_quantize_vjp(grad, x, scale, offset, *, bits, signed, axis=None):
 
     Example: $s = 0.5$, $\beta = -0.25$, unsigned 2 bits, `x = [0.0, 2.0]`, `grad = [1, 1]`: $N = 2$,
     $Q_P = 3$, $g_s = \operatorname{fl}_{32}(1/\sqrt 6)$; $v = [0.5, 4.5]$, $d = [0 - 0.5, 3]$, so
-    `grad_x = [1, 0]`, `grad_scale` $= \operatorname{fl}_{32}(2.5\, g_s) = 1.0206208$,
-    `grad_offset` $= g_s = 0.4082483$.
+    `grad_scale` $= \operatorname{fl}_{32}(2.5\, g_s)$ and `grad_offset` $= g_s$:
+
+        >>> grad, x, s, b = np.float32([1, 1]), np.float32([0.0, 2.0]), np.float32(0.5), np.float32(-0.25)
+        >>> lsq_plus_quantize_vjp(grad, x, s, b, bits=2, signed=False)
+        (array([1., 0.], dtype=float32), array(1.0206208, dtype=float32), array(0.4082483, dtype=float32))
     """
     x, s, b, qn, qp, k = _check(x, scale, offset, bits, signed, axis, plus=True)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")

@@ -45,7 +45,10 @@ def pact_quantize(x, alpha, bits):
         that the top level $n \cdot s$ overflows (e.g. $\alpha = 3.4028235 \cdot 10^{38}$, $k = 5$) raise
         `ValueError`.
 
-    Example: $\alpha = 3$, $k = 2$ ($s = 1$): `x = [-1.0, 0.4, 1.5, 2.5, 7.0]` gives `[0, 0, 2, 2, 3]`.
+    Example: $\alpha = 3$, $k = 2$ ($s = 1$); 1.5 and 2.5 round to even:
+
+        >>> pact_quantize(np.float32([-1.0, 0.4, 1.5, 2.5, 7.0]), np.float32(3), 2)
+        array([0., 0., 2., 2., 3.], dtype=float32)
 
     ??? cite "Choi et al., 2018"
         PACT: Parameterized Clipping Activation for Quantized Neural Networks. arXiv:1805.06085
@@ -78,8 +81,10 @@ def pact_quantize_vjp(grad, x, alpha, bits):
 
     `(grad_x, grad_alpha)`: a float32 array shaped like `x`, and a 0-d float32 array ($+0.0$ for an empty `x`).
 
-    Example: $\alpha = 3$, `x = [-1.0, 0.0, 3.0, 7.0]`, `grad = [1, 2, 4, 8]`: `grad_x = [0, 2, 4, 0]`,
-    `grad_alpha = 4 + 8 = 12`.
+    Example: $\alpha = 3$; `x` passes on $[0, \alpha)$, and `grad_alpha` collects $4 + 8$ from $x \ge \alpha$:
+
+        >>> pact_quantize_vjp(np.float32([1, 2, 4, 8]), np.float32([-1.0, 0.0, 3.0, 7.0]), np.float32(3), 2)
+        (array([0., 2., 4., 0.], dtype=float32), array(12., dtype=float32))
     """
     x, a, _ = _check(x, alpha, bits)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
