@@ -1,11 +1,12 @@
 """The structured pruning demo in quick mode: the rows exist, removal shrinks the ResNet and keeps its outputs."""
 
-from torch_backend.nn import demo_structured
+from torch_backend.nn import demo, demo_structured
 
 
 def test_quick_structured_demo_rows(tmp_path):
     printed = []
-    rows = demo_structured.run(quick=True, seed=1, out=str(tmp_path), echo=printed.append)
+    data = demo.load_data(None, 1)
+    rows = demo_structured.run(data, quick=True, seed=1, out=str(tmp_path), echo=printed.append)
     names = [r.model for r in rows]
     assert names == ["dense"] + [f"slimming {p}%, {s}" for p in (30, 60) for s in ("masked", "removed", "fine-tuned")]
     dense = rows[0]

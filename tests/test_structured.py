@@ -465,6 +465,11 @@ def test_remove_units_checks_everything_before_changing_anything():
         remove_units(model, graph, [np.ones(g.count, bool) for g in graph.groups[:1]] + [np.ones(16, int)] * 4)
     with pytest.raises(ValueError, match="keep must hold one bool array per group"):
         remove_units(model, graph, [])
+    other, _ = _built("densenet")
+    with pytest.raises(ValueError, match=r"graph does not belong to this model: member conv.weight\[axis 0, out\]"):
+        remove_units(other, graph, [np.ones(g.count, bool) for g in graph.groups])
+    with pytest.raises(TypeError, match="graph must be a ChannelGraph"):
+        pruned_units(model, graph.groups)
     with pytest.raises(ValueError, match="tolerance must be in"):
         remove_pruned_channels(model, x, tolerance=-1.0)
     assert all(_bits(v) == _bits(before[k]) for k, v in model.state_dict().items() if v.is_floating_point())

@@ -332,7 +332,7 @@ def run(*, quick=False, seed=0, device=None, out="pqref-demo", dataset=None, rec
         if "network slimming" in names:  # the same method on a ResNet, channels removed across residual additions
             from torch_backend.nn import demo_structured
 
-            demo_structured.run(quick=quick, seed=seed, device=device, data=data, out=out_dir, echo=echo)
+            demo_structured.run(data, quick=quick, seed=seed, device=device, out=out_dir, echo=echo)
         if quick:
             echo(
                 "quick mode: 2 base epochs and 1 fine-tuning epoch, a smoke run; the 90% sparsity recipes need the "

@@ -8,14 +8,12 @@ shrunk with `surgery.remove_pruned_channels`, fine-tuned as an ordinary model an
 parameters, the multiply-accumulates of one image, the test accuracy and the measured CPU time of one forward over
 the test set (the fastest of repeated runs), for the masked model (before removal) and the smaller one (after).
 
-```bash
-python -m torch_backend.nn.demo_structured [--quick] [--seed N]
-```
+`pqref demo` runs it with the network slimming recipe (`pqref demo --recipe "network slimming"`), on the same data
+as the CNN part.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
 from dataclasses import dataclass
@@ -159,11 +157,11 @@ def accuracy(model, x, y, device) -> float:
     return float((model(x.to(device)).argmax(1).cpu() == y).float().mean())
 
 
-def run(*, quick=False, seed=0, device="cpu", data=None, out=None, ratios=RATIOS, lam=LAM, echo=print) -> list[Row]:
+def run(data, *, quick=False, seed=0, device="cpu", out=None, ratios=RATIOS, lam=LAM, echo=print) -> list[Row]:
     """Train the ResNet, slim it at each ratio, remove the channels, fine-tune; returns the table's rows.
 
-    `data` is `(x_train, y_train, x_test, y_test)` (the digits, split by `seed`, when None); `out` a folder for
-    the exported smaller models (None: nothing is written).
+    `data` is `(x_train, y_train, x_test, y_test)` as `demo.load_data` gives it; `out` a folder for the exported
+    smaller models (None: nothing is written).
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny layers; on a busy 2-core machine the full run took 25 s with 1 thread, 125 s with 2
@@ -174,10 +172,6 @@ def run(*, quick=False, seed=0, device="cpu", data=None, out=None, ratios=RATIOS
 
 
 def _run(quick, seed, device, data, out, ratios, lam, echo):
-    if data is None:
-        from torch_backend.nn.demo import load_data
-
-        data = load_data(None, seed)
     torch.manual_seed(seed)
     in_ch, size = data[0].shape[1], data[0].shape[-1]
     classes = int(data[1].max()) + 1
@@ -242,15 +236,3 @@ def table(rows, images: int, seconds: float) -> str:
         f"turns); {seconds:.1f} s in all"
     )
     return "\n".join(lines + ratios)
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: one epoch per phase, a narrower ResNet")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    run(quick=args.quick, seed=args.seed)
-
-
-if __name__ == "__main__":
-    main()

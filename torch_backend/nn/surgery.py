@@ -205,6 +205,7 @@ def remove_pruned_channels(model: nn.Module, example_input, *, tolerance: float 
 def pruned_units(model: nn.Module, graph: ChannelGraph) -> list[np.ndarray]:
     """For every group of `graph`, a bool array of its units: False for a unit that is not pinned and whose
     parameter entries (in every member) are all zero, True otherwise."""
+    _check_graph(model, graph)
     out = []
     for g in graph.groups:
         alive = np.zeros(g.count, dtype=bool)
@@ -234,10 +235,7 @@ def remove_units(model: nn.Module, graph: ChannelGraph, keep) -> nn.Module:
     A new model; `model` is not changed.
     """
     _check_unparametrized(model)
-    if not isinstance(graph, ChannelGraph):
-        raise TypeError(
-            f"graph must be a ChannelGraph (channel_graph(model, example_input)), got {type(graph).__name__}"
-        )
+    _check_graph(model, graph)
     keep = _check_keep(graph, keep)
     dropped: dict[tuple[str, str, int], np.ndarray] = {}
     for g, k in zip(graph.groups, keep, strict=True):
@@ -347,6 +345,29 @@ class PrunedMultiheadAttention(nn.Module):
             add = torch.zeros(m.shape, dtype=like.dtype, device=like.device).masked_fill(m, float("-inf"))
             mask = mask + (add if m.dtype == torch.bool else m.to(like.dtype))
         return mask
+
+
+def _check_graph(model, graph):
+    """`graph` must be the channel graph of `model`: every member a tensor of it, of the member's length."""
+    if not isinstance(graph, ChannelGraph):
+        raise TypeError(
+            f"graph must be a ChannelGraph (channel_graph(model, example_input)), got {type(graph).__name__}"
+        )
+    for g in graph.groups:
+        for m in g.members:
+            try:
+                t = _tensor_of(model, m.module, m.tensor)
+            except AttributeError:
+                t = None
+            if isinstance(t, torch.Tensor):
+                size = t.shape[m.axis] if t.ndim > m.axis else None
+            else:
+                size = t if isinstance(t, int) else None
+            if size != g.unit_of[m].size:
+                raise ValueError(
+                    f"graph does not belong to this model: member {m} of group {g.index} has {g.unit_of[m].size} "
+                    f"positions, the model's {m.module}.{m.tensor} has {'none' if size is None else size}"
+                )
 
 
 def _check_keep(graph, keep):
