@@ -34,7 +34,6 @@ PENDING = {
     "reference.pruning.regularization",
     "reference.pruning.saliency",
     "reference.pruning.slimming",
-    "reference.quantization.binary",
     "reference.quantization.codebook",
     "reference.quantization.conventions",
     "reference.quantization.dynamic",
@@ -42,8 +41,6 @@ PENDING = {
     "reference.quantization.mx",
     "reference.quantization.nf4",
     "reference.quantization.observers",
-    "reference.quantization.power_of_two",
-    "reference.quantization.ternary",
 }
 
 

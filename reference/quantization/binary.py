@@ -49,7 +49,10 @@ def binarize(x, *, ste="clipped"):
         `ValueError`: $\pm\infty$ would have an obvious sign, but its clipped gradient is meaningless and NaN has
         no sign at all. `torch.sign(0)` is `0`, so `torch.sign` differs from this on exactly the zeros.
 
-    Example: `binarize([-2.5, -0.0, 0.0, 0.3])` is `[-1, 1, 1, 1]`.
+    Example: both zeros give $+1$:
+
+        >>> binarize(np.float32([-2.5, -0.0, 0.0, 0.3]))
+        array([-1.,  1.,  1.,  1.], dtype=float32)
 
     ??? cite "Hubara et al., 2016"
         Binarized Neural Networks: Training Deep Neural Networks with Weights and Activations Constrained to +1
@@ -117,8 +120,13 @@ def binary_connect(w, *, stochastic=False, key=None, ste="identity"):
         Stochastic: $w \ge 1$ always gives $+1$, $w \le -1$ always $-1$, $w = 0$ gives $+1$ exactly when $u < 0.5$.
         `stochastic=True` without a key, or a key with `stochastic=False`, raises `ValueError`.
 
-    Example: deterministic `[-0.5, 0.0, 2.0]` gives `[-1, 1, 1]`; stochastic with $u = [0.2, 0.6, 0.99]$ and
-    $w = [-0.5, 0.0, 0.99]$ compares $w$ with $2u - 1 = [-0.6, 0.2, 0.98]$ and gives `[1, -1, 1]`.
+    Example: deterministic, the sign with $\operatorname{sign}(0) = +1$:
+
+        >>> binary_connect(np.float32([-0.5, 0.0, 2.0]))
+        array([-1.,  1.,  1.], dtype=float32)
+
+    Stochastic with $u = [0.2, 0.6, 0.99]$, $w = [-0.5, 0.0, 0.99]$ is compared with $2u - 1 = [-0.6, 0.2, 0.98]$
+    and gives `[1, -1, 1]`.
 
     ??? cite "Courbariaux et al., 2015"
         BinaryConnect: Training Deep Neural Networks with binary weights during propagations. NeurIPS.
@@ -189,7 +197,11 @@ def xnor_scale(w, *, axis=None):
         different axes); pass the filter axis for the paper's scale. pqref's training layer (the XNOR recipe in
         `torch_backend.nn`) does, with `axis=0`.
 
-    Example: `w = [[1, -2], [0.5, 0.5]]`, `axis=0`: $\alpha = [1.5, 0.5]$; `axis=None`: $\alpha = 1.0$.
+    Example: one $\alpha$ per row (`axis=0`), or one for the whole tensor:
+
+        >>> w = np.float32([[1, -2], [0.5, 0.5]])
+        >>> xnor_scale(w, axis=0), xnor_scale(w)
+        (array([1.5, 0.5], dtype=float32), array(1., dtype=float32))
 
     ??? cite "Rastegari et al., 2016"
         XNOR-Net: ImageNet Classification Using Binary Convolutional Neural Networks. ECCV.
@@ -222,7 +234,10 @@ def xnor_binarize(w, *, axis=None, ste="clipped"):
         An all-zero slice has $\alpha = 0$ and gives `+0.0` (its zeros binarize to $+1$). A slice whose mean
         underflows to $\alpha = 0$ while holding a negative subnormal gives `-0.0` there (IEEE $0 \cdot -1$).
 
-    Example: `w = [0.5, -1.0, 0.0, 2.5]`: $\alpha = 1$, $\tilde{w} = [1, -1, 1, 1]$.
+    Example: $\alpha = 1$, so $\alpha \tilde{w} = \tilde{w}$:
+
+        >>> xnor_binarize(np.float32([0.5, -1.0, 0.0, 2.5]))
+        array([ 1., -1.,  1.,  1.], dtype=float32)
 
     ??? cite "Rastegari et al., 2016"
         XNOR-Net (arXiv:1603.05279), Section 3.1, Binary-Weight-Networks.
@@ -267,8 +282,10 @@ def xnor_binarize_vjp(grad, w, *, axis=None, ste="clipped"):
         `BinOp.updateBinaryGradWeight`, which keeps the Lua line as a comment), with the pass region
         $|W_i| \le 1$ and `torch.sign(0) = 0`, and the same $n (1 - 1/C_{in})$ factor, left out here.
 
-    Example: `g = [1, 1]`, `w = [0.5, -2.0]`: $\alpha = 1.25$, $m = (1 - 1)/2 = 0$, clipped pass `[T, F]`, so the
-    gradient is `[1.25, 0]`.
+    Example: $\alpha = 1.25$, $m = (1 - 1)/2 = 0$, clipped pass `[T, F]`:
+
+        >>> xnor_binarize_vjp(np.float32([1, 1]), np.float32([0.5, -2.0]))
+        array([1.25, 0.  ], dtype=float32)
 
     ??? cite "Rastegari et al., 2016"
         XNOR-Net (arXiv:1603.05279), Section 3.1, "Training Binary-Weights-Networks" (the printed gradient);

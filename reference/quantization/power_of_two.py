@@ -54,9 +54,15 @@ def pow2_exponent_range(bits, emax, *, levels="inq"):
         subnormal float32). With $b = 2$ INQ's levels are $\{0, \pm 2^{e_{max}}\}$ (ternary), as are the dense
         ones; from $b = 3$ on the dense code has $2^{b-2} - 1$ more exponents than INQ's.
 
-    Example: `pow2_exponent_range(3, -1)` is `(-2, -1)`, the paper's example ($b = 3$, $n_1 = -1$, $n_2 = -2$:
-    levels $\{0, \pm 2^{-2}, \pm 2^{-1}\}$), dense `(-3, -1)`. `pow2_exponent_range(5, 0)` is `(-7, 0)`
-    (INQ's 5 bits: 8 exponents), dense `(-14, 0)`; `pow2_exponent_range(4, 0)` is `(-3, 0)`, dense `(-6, 0)`.
+    Example: the paper's example ($b = 3$, $n_1 = -1$, $n_2 = -2$: levels $\{0, \pm 2^{-2}, \pm 2^{-1}\}$), and
+    INQ's 5 bits (8 exponents), each with the dense variant:
+
+        >>> pow2_exponent_range(3, -1), pow2_exponent_range(3, -1, levels="dense")
+        ((-2, -1), (-3, -1))
+        >>> pow2_exponent_range(5, 0), pow2_exponent_range(5, 0, levels="dense")
+        ((-7, 0), (-14, 0))
+        >>> pow2_exponent_range(4, 0), pow2_exponent_range(4, 0, levels="dense")
+        ((-3, 0), (-6, 0))
 
     ??? cite "Zhou et al., 2017"
         Incremental Network Quantization: Towards Lossless CNNs with Low-Precision Weights. ICLR.
@@ -97,8 +103,10 @@ def pow2_emax(x):
         $n_1 = 128$ (for $s \ge 1.5 \cdot 2^{127}$) is returned as 127, the largest float32 power of two.
         An all-zero (or empty) `x` has no exponent: `ValueError`.
 
-    Example: $\max|x| = 0.75$ gives $0.75 = 1.5 \cdot 2^{-1}$, $n_1 = 0$ ($4 \cdot 0.75 / 3 = 1$);
-    $\max|x| = 0.7$ gives $n_1 = -1$.
+    Example: $0.75 = 1.5 \cdot 2^{-1}$ gives $n_1 = 0$ ($4 \cdot 0.75 / 3 = 1$); $0.7$ gives $n_1 = -1$:
+
+        >>> pow2_emax(np.float32([0.75])), pow2_emax(np.float32([0.7]))
+        (0, -1)
 
     ??? cite "Zhou et al., 2017"
         Incremental Network Quantization: Towards Lossless CNNs with Low-Precision Weights. ICLR.
@@ -145,11 +153,21 @@ def pow2_quantize(x, *, bits, emax, rounding="linear", levels="inq"):
         flushes nothing but exact zeros. Magnitudes above $2^{e_{max}}$ saturate to $2^{e_{max}}$ (INQ's
         formula would send $|x| \ge 1.5 \cdot 2^{e_{max}}$ to 0).
 
-    Example (`bits=4, emax=0, levels="dense"`, so $e_{min} = -6$): `[0.75, 0.7, 1.4142135, 1.4142137, 3.0,
-    -0.0078125, 0.0078]` gives `[1, 0.5, 1, 1, 1, -0.015625, 0]` under both rules: linear sends `0.75`
-    ($m = 1.5$) up and `1.4142137` down; log sends `0.75` ($m^2 = 2.25$) up and `1.4142137` up to 2, saturated
-    to 1. They differ on `0.72` ($m = 1.44$): linear gives 0.5, log gives 1. With INQ's levels (the default,
-    $e_{min} = -3$) `-0.0078125` flushes to `+0.0` instead: it is below $2^{-4}$.
+    Example (`bits=4, emax=0, levels="dense"`, so $e_{min} = -6$): both rules give the same here: linear sends
+    `0.75` ($m = 1.5$) up and `1.4142137` down; log sends `0.75` ($m^2 = 2.25$) up and `1.4142137` up to 2,
+    saturated to 1. They differ on `0.72` ($m = 1.44$). With INQ's levels (the default, $e_{min} = -3$)
+    `-0.0078125` flushes to `+0.0`: it is below $2^{-4}$.
+
+        >>> x = np.float32([0.75, 0.7, 1.4142135, 1.4142137, 3.0, -0.0078125, 0.0078])
+        >>> pow2_quantize(x, bits=4, emax=0, levels="dense")
+        array([ 1.      ,  0.5     ,  1.      ,  1.      ,  1.      , -0.015625,  0.      ], dtype=float32)
+        >>> pow2_quantize(x, bits=4, emax=0, rounding="log", levels="dense")
+        array([ 1.      ,  0.5     ,  1.      ,  1.      ,  1.      , -0.015625,  0.      ], dtype=float32)
+        >>> x = np.float32([0.72])
+        >>> pow2_quantize(x, bits=4, emax=0, levels="dense"), pow2_quantize(x, bits=4, emax=0, rounding="log", levels="dense")
+        (array([0.5], dtype=float32), array([1.], dtype=float32))
+        >>> pow2_quantize(np.float32([-0.0078125]), bits=4, emax=0)
+        array([0.], dtype=float32)
 
     ??? cite "Miyashita et al., 2016; Zhou et al., 2017"
         Convolutional Neural Networks using Logarithmic Data Representation. arXiv:1603.01025.
@@ -206,8 +224,12 @@ def pow2_encode(x, *, bits, emax, rounding="linear", levels="inq"):
         the same $2^{b-1} + 1$ levels in $b$ bits with the sign on top, and with `levels="inq"` the magnitude
         codes above $2^{b-2}$ stay unused (`pow2_decode` rejects them).
 
-    Example (`bits=4, emax=0, levels="dense"`): `[1.0, -0.5, 0.0, 0.015625]` gives `[7, 14, 0, 1]`; with INQ's
-    levels ($e_{min} = -3$) `[1.0, -0.5, 0.0, 0.125]` gives `[4, 11, 0, 1]`.
+    Example (`bits=4, emax=0`), with the dense levels and with INQ's ($e_{min} = -3$):
+
+        >>> pow2_encode(np.float32([1.0, -0.5, 0.0, 0.015625]), bits=4, emax=0, levels="dense")
+        array([ 7, 14,  0,  1], dtype=uint8)
+        >>> pow2_encode(np.float32([1.0, -0.5, 0.0, 0.125]), bits=4, emax=0)
+        array([ 4, 11,  0,  1], dtype=uint8)
 
     ??? cite "Zhou et al., 2017"
         Incremental Network Quantization: Towards Lossless CNNs with Low-Precision Weights. ICLR.

@@ -56,8 +56,11 @@ def twn_params(w, *, axis=None):
         subnormals where $\Delta$ rounds up onto them: `w = [1e-45]` has mean $1.4 \cdot 10^{-45}$, and
         $0.7$ of it rounds to the same subnormal, so nothing is strictly above it.
 
-    Example: `w = [1, -1, 0.25, 0]`: mean 0.5625, $\Delta = \operatorname{fl}_{32}(0.39375) = 0.39375$ (to
-    float32), kept `[T, T, F, F]`, $\alpha = 1$.
+    Example: mean 0.5625, $\Delta = \operatorname{fl}_{32}(0.7 \cdot 0.5625)$, kept `[T, T, F, F]`, so
+    $\alpha = 1$; `(delta, alpha)`:
+
+        >>> twn_params(np.float32([1, -1, 0.25, 0]))
+        (array(0.39375, dtype=float32), array(1., dtype=float32))
 
     ??? cite "Li et al., 2016"
         Ternary Weight Networks. arXiv:1605.04711 (Eq. 9 and 10: $\Delta^* \approx 0.7 \cdot E(|W|)$,
@@ -89,8 +92,12 @@ def twn_ternarize(w, *, axis=None):
         on the result (every nonzero is $\pm\alpha$, and $0.7\alpha$ rounds below $\alpha$), except when
         $\alpha$ is the smallest subnormal $2^{-149}$.
 
-    Example: `w = [1, -1, 0.25, 0]` gives `[1, -1, 0, 0]`; `w = [3, 1, -1, 0]`: mean 1.25, $\Delta = 0.875$,
-    kept `[T, T, T, F]`, $\alpha = 5/3$, result `[5/3, 5/3, -5/3, 0]` (to float32).
+    Example: `twn_params`' example; then mean 1.25, $\Delta = 0.875$, kept `[T, T, T, F]`, $\alpha = 5/3$:
+
+        >>> twn_ternarize(np.float32([1, -1, 0.25, 0]))
+        array([ 1., -1.,  0.,  0.], dtype=float32)
+        >>> twn_ternarize(np.float32([3, 1, -1, 0]))
+        array([ 1.6666666,  1.6666666, -1.6666666,  0.       ], dtype=float32)
 
     ??? cite "Li et al., 2016"
         Ternary Weight Networks. arXiv:1605.04711
@@ -152,8 +159,10 @@ def ttq_quantize(w, wp, wn, *, t=0.05):
         $|w_i| = \Delta$ exactly gives 0 (the paper's $|w| \le \Delta$; the authors' TensorFlow code leaves such a
         weight at $\pm 1$, a boundary slip). `t = 0` zeroes only the zeros; `t = 1` zeroes everything.
 
-    Example: `w = [1, -0.5, 0.05, -0.04]`, $W_p = 2$, $W_n = 3$, `t = 0.05`: $\Delta = 0.05$, result
-    `[2, -3, 0, 0]`.
+    Example: $W_p = 2$, $W_n = 3$, `t = 0.05`: $\Delta = 0.05$, and $0.05$ itself is not above it:
+
+        >>> ttq_quantize(np.float32([1, -0.5, 0.05, -0.04]), np.float32(2), np.float32(3), t=0.05)
+        array([ 2., -3.,  0.,  0.], dtype=float32)
 
     ??? cite "Zhu et al., 2017"
         Trained Ternary Quantization. ICLR. arXiv:1612.01064 (Eq. 6 and the threshold $\Delta_l = t \times
@@ -192,8 +201,10 @@ def ttq_quantize_vjp(grad, w, wp, wn, *, t=0.05):
     `(grad_w, grad_wp, grad_wn)`: a float32 array shaped like `w` and two float32 arrays of shape `()`. An empty
     region gives a scale gradient of `+0.0`; a product or sum beyond the float32 range becomes $\pm\infty$.
 
-    Example: `g = [1, 1, 1, 1]`, `w = [1, -0.5, 0.05, -0.04]`, $W_p = 2$, $W_n = 3$: `grad_w = [2, 3, 1, 1]`,
-    `grad_wp = 1`, `grad_wn = -1`.
+    Example: $W_p = 2$, $W_n = 3$; `(grad_w, grad_wp, grad_wn)`:
+
+        >>> ttq_quantize_vjp(np.float32([1, 1, 1, 1]), np.float32([1, -0.5, 0.05, -0.04]), np.float32(2), np.float32(3))
+        (array([2., 3., 1., 1.], dtype=float32), array(1., dtype=float32), array(-1., dtype=float32))
 
     ??? cite "Zhu et al., 2017"
         Trained Ternary Quantization. ICLR. arXiv:1612.01064 (Eq. 7 and 8)
