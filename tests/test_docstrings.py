@@ -34,13 +34,7 @@ PENDING = {
     "reference.pruning.regularization",
     "reference.pruning.saliency",
     "reference.pruning.slimming",
-    "reference.quantization.codebook",
-    "reference.quantization.conventions",
     "reference.quantization.dynamic",
-    "reference.quantization.floats",
-    "reference.quantization.mx",
-    "reference.quantization.nf4",
-    "reference.quantization.observers",
 }
 
 

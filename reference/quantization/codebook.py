@@ -50,8 +50,11 @@ def kmeans_codebook(w, k, *, iterations=20):
         weights, where every float64 partial sum is bounded exactly). All-equal `w` gives `k` copies of that
         value and all indices 0.
 
-    Example: `w = [0, 1, 2, 10, 11, 12]`, `k = 2`: init `[0, 12]`; assignment `[0, 0, 0, 1, 1, 1]`;
-    centroids `[1, 11]`, which no later step changes.
+    Example: init `[0, 12]`; assignment `[0, 0, 0, 1, 1, 1]`; centroids `[1, 11]`, which no later step changes;
+    `(indices, codebook)`:
+
+        >>> kmeans_codebook(np.float32([0, 1, 2, 10, 11, 12]), 2)
+        (array([0, 0, 0, 1, 1, 1], dtype=uint8), array([ 1., 11.], dtype=float32))
 
     ??? cite "Han et al., 2016"
         Deep Compression: Compressing Deep Neural Networks with Pruning, Trained Quantization and Huffman
@@ -148,7 +151,10 @@ def codebook_decode_vjp(grad, indices, codebook):
     A float32 array shaped like `codebook`; an entry without weights gets `+0.0`, a sum beyond the float32
     range is $\pm\infty$.
 
-    Example: `indices = [0, 1, 0]`, `grad = [1, 2, 3]`, three entries: `[4, 2, 0]`.
+    Example: entry 0 collects $1 + 3$, entry 1 collects 2, entry 2 nothing:
+
+        >>> codebook_decode_vjp(np.float32([1, 2, 3]), np.uint8([0, 1, 0]), np.float32([0.5, 1.5, 2.5]))
+        array([4., 2., 0.], dtype=float32)
 
     ??? cite "Han et al., 2016"
         Deep Compression: Compressing Deep Neural Networks with Pruning, Trained Quantization and Huffman

@@ -53,7 +53,10 @@ def symmetric_scale(amax, *, bits, divisor):
         A scale below $2^{-126}$ (amax 0 included) is replaced by 1.0, as in `qparams_from_range`. torch.ao
         instead clamps the scale to float32 eps ($2^{-23}$); that floor is not modelled here.
 
-    Example (`bits=8`): amax 127 gives 1.0 (`"qmax"`) or 0.99607843 (`"half_range"`, 127 / 127.5).
+    Example (`bits=8`): amax 127 over 127 (`"qmax"`) or over 127.5 (`"half_range"`):
+
+        >>> symmetric_scale(np.float32(127), bits=8, divisor="qmax"), symmetric_scale(np.float32(127), bits=8, divisor="half_range")
+        (array(1., dtype=float32), array(0.99607843, dtype=float32))
     """
     bits = validate.integer("bits", bits, lo=2, hi=16)
     divisor = validate.choice("divisor", divisor, DIVISORS)
@@ -93,9 +96,18 @@ def affine_zero_point(min_val, scale, *, qmin, qmax, convention):
     !!! note
         The conventions differ only near ties. Example: $q_{min} = -127$, $\ell / s = -0.5$ exactly: pqref and
         torch.ao give $-127 - \operatorname{rne}(-0.5) = -127$; ONNX rounds $-126.5$ to $-126$; TensorFlow
-        rounds it away from zero to $-127$. And where $\ell / s$ is within a float32 rounding of a tie, say
-        $-2.50000001$: pqref's float64 quotient keeps its side and rounds to $-3$ ($z = q_{min} + 3$), the
-        float32 quotient of torch.ao lands on $-2.5$ and rounds to even ($z = q_{min} + 2$).
+        rounds it away from zero to $-127$:
+
+            >>> [int(affine_zero_point(np.float32(-0.5), np.float32(1), qmin=-127, qmax=127, convention=c))
+            ...  for c in CONVENTIONS]
+            [-127, -127, -126, -127]
+
+        And where $\ell / s$ is within a float32 rounding of a tie, here $-351.49998715$ in float64 and $-351.5$
+        in float32: pqref's float64 quotient keeps its side, the float32 quotients of the others land on the tie:
+
+            >>> [int(affine_zero_point(np.float32(-61.551544189453125), np.float32(0.1751110851764679), qmin=0,
+            ...      qmax=1000, convention=c)) for c in CONVENTIONS]
+            [351, 352, 352, 352]
     """
     convention = validate.choice("convention", convention, CONVENTIONS)
     qmin, qmax = validate.qrange(qmin, qmax)

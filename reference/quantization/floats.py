@@ -109,9 +109,14 @@ def float_encode(x, fmt, *, saturate=True, rounding="half_even", key=None):
         [f_{32} + R \ge 2^{32}]$. So $|x|$ rounds up with probability $f_{32} / 2^{32}$, and values on the grid
         never move. E8M0 uses the fraction $f$ of its significand in the same way.
 
-    Example (`float8_e4m3fn`): `[1.0, -0.0, 3.0, 0.001, 0.0009765625, 464.0, 465.0]` encodes as
-    `[0x38, 0x80, 0x44, 0x01, 0x00, 0x7E, 0x7E]` (`saturate=True`): 0.001 is nearer $2^{-9}$ than 0, $2^{-10}$
-    is the tie between them and goes to the even 0; 465 becomes `0x7F` (NaN) when `saturate=False`.
+    Example (`float8_e4m3fn`): 0.001 is nearer $2^{-9}$ than 0, $2^{-10}$ is the tie between them and goes to
+    the even 0; 465 saturates to the largest finite code, or becomes NaN (`0x7F`) when `saturate=False`:
+
+        >>> x = np.float32([1.0, -0.0, 3.0, 0.001, 0.0009765625, 464.0, 465.0])
+        >>> [hex(c) for c in float_encode(x, "float8_e4m3fn")]
+        ['0x38', '0x80', '0x44', '0x1', '0x0', '0x7e', '0x7e']
+        >>> hex(float_encode(np.float32([465.0]), "float8_e4m3fn", saturate=False)[0])
+        '0x7f'
 
     ??? cite "Micikevicius et al., 2022; OCP, 2023"
         FP8 Formats for Deep Learning (arXiv:2209.05433); OCP Microscaling Formats (MX) Specification v1.0.
@@ -145,8 +150,10 @@ def float_decode(codes, fmt):
         `0x7C` / `0xFC` to $\pm$Inf, the sign bit alone to `-0.0`. E8M0: code 255 is NaN, code 0 is $2^{-127}$
         (a float32 subnormal). A code with bits above the format's width raises `ValueError`.
 
-    Example: `float4_e2m1fn` codes `0..7` decode to `[0, 0.5, 1, 1.5, 2, 3, 4, 6]`, codes `8..15` to their
-    negatives (`8` is `-0.0`).
+    Example: `float4_e2m1fn` codes `8..15` are the negatives of `0..7` (`8` is `-0.0`):
+
+        >>> float_decode(np.arange(16, dtype=np.uint8), "float4_e2m1fn")
+        array([ 0. ,  0.5,  1. ,  1.5,  2. ,  3. ,  4. ,  6. , -0. , -0.5, -1. , -1.5, -2. , -3. , -4. , -6. ], dtype=float32)
     """
     form = FORMATS[validate.choice("fmt", fmt, tuple(FORMATS))]
     codes = _arrays.array("codes", codes, ("uint8",))
@@ -165,8 +172,10 @@ def float_quantize(x, fmt, *, saturate=True, rounding="half_even", key=None):
 
     A float32 array shaped like `x`. Its gradient is `float_quantize_vjp`.
 
-    Example (`float4_e2m1fn`): `[0.3, 0.75, 2.5, 5.0, 100.0]` -> `[0.5, 1.0, 2.0, 4.0, 6.0]` (0.75, 2.5 and 5.0
-    are ties, to the even significand).
+    Example (`float4_e2m1fn`): 0.75, 2.5 and 5.0 are ties, to the even significand; 100 saturates:
+
+        >>> float_quantize(np.float32([0.3, 0.75, 2.5, 5.0, 100.0]), "float4_e2m1fn")
+        array([0.5, 1. , 2. , 4. , 6. ], dtype=float32)
 
     ??? cite "Micikevicius et al., 2022"
         FP8 Formats for Deep Learning. arXiv:2209.05433

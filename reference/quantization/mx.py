@@ -109,8 +109,11 @@ def mx_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor", rounding=
         saturate or underflow); with `nonfinite="raise"` NaN scales are never produced. An axis length that is not a
         multiple of `block_size` raises `ValueError` (no padding).
 
-    Example (`"mxfp4_e2m1"`, `block_size=4`): `x = [0.5, -1.25, 3.0, 0.1]` has amax 3, $k = 1$, $e = 1 - 2 = -1$:
-    scale code 126, elements $x \cdot 2 = [1, -2.5, 6, 0.2] \to$ `[0x2, 0xC, 0x7, 0x0]` ($-2.5$ ties to $-2$).
+    Example (`"mxfp4_e2m1"`, `block_size=4`): amax 3, $k = 1$, $e = 1 - 2 = -1$: scale code 126, elements
+    $x \cdot 2 = [1, -2.5, 6, 0.2]$, and $-2.5$ ties to $-2$ (`0xC`); `(scales, codes)`:
+
+        >>> mx_quantize(np.float32([0.5, -1.25, 3.0, 0.1]), "mxfp4_e2m1", block_size=4)
+        (array([126], dtype=uint8), array([ 2, 12,  7,  0], dtype=uint8))
 
     ??? cite "OCP, 2023; Rouhani et al., 2023"
         OCP Microscaling Formats (MX) Specification v1.0 (Open Compute Project, 2023); Microscaling Data Formats
@@ -184,8 +187,10 @@ def mx_fake_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor", roun
 
     A float32 array shaped like `x`. Its gradient is `mx_fake_quantize_vjp`.
 
-    Example (`"mxint8"`, `block_size=2`): `[1.0, 0.3]` has $e = 0$; $0.3 \cdot 64 = 19.2 \to 19$, so the result
-    is `[1.0, 0.296875]`.
+    Example (`"mxint8"`, `block_size=2`): $e = 0$; $0.3 \cdot 64 = 19.2 \to 19$, and $19/64$:
+
+        >>> mx_fake_quantize(np.float32([1.0, 0.3]), "mxint8", block_size=2)
+        array([1.      , 0.296875], dtype=float32)
 
     ??? cite "Rouhani et al., 2023"
         Microscaling Data Formats for Deep Learning. arXiv:2310.10537

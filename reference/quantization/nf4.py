@@ -62,8 +62,11 @@ def nf4_quantize(x, *, block_size=64):
         float32 literals of the midpoints, torchao divides but uses 4-decimal constants (`-0.6962`, ...). NF4
         packing in bitsandbytes and torchao puts the first code in the *high* nibble. `-0.0` encodes as 7.
 
-    Example: `x = [0.5, -2.0, 0.0, 1.0]`, `block_size=2`: absmax `[2, 1]`, $u = [0.25, -1, 0, 1]$, codes
-    `[10, 0, 7, 15]` (0.25 is nearest to 0.24611230).
+    Example: `block_size=2`: absmax `[2, 1]`, $u = [0.25, -1, 0, 1]$ (0.25 is nearest to 0.24611230); `(codes,
+    absmax)`:
+
+        >>> nf4_quantize(np.float32([0.5, -2.0, 0.0, 1.0]), block_size=2)
+        (array([10,  0,  7, 15], dtype=uint8), array([2., 1.], dtype=float32))
 
     ??? cite "Dettmers et al., 2023"
         QLoRA: Efficient Finetuning of Quantized LLMs. NeurIPS. arXiv:2305.14314
@@ -131,8 +134,11 @@ def nf4_double_quantize(absmax, *, block_size=256):
         128 to 127). Decoding can give a scale $\le 0$ when the scales spread widely (the error is up to
         $s_B / 2$); `nf4_dequantize` then rejects it.
 
-    Example: `absmax = [1, 2, 3, 4]`, `block_size=2`: $\mu = 2.5$, $d = [-1.5, -0.5, 0.5, 1.5]$,
-    $s = [1.5/127, 1.5/127]$, $q = [-127, -42, 42, 127]$ ($0.5 \cdot 127/1.5 = 42.33$).
+    Example: `block_size=2`: $\mu = 2.5$, $d = [-1.5, -0.5, 0.5, 1.5]$, $s = [1.5/127, 1.5/127]$, and
+    $0.5 \cdot 127/1.5 = 42.33$; `(q, scale, offset)`:
+
+        >>> nf4_double_quantize(np.float32([1, 2, 3, 4]), block_size=2)
+        (array([-127,  -42,   42,  127], dtype=int8), array([0.01181102, 0.01181102], dtype=float32), array(2.5, dtype=float32))
 
     ??? cite "Dettmers et al., 2023"
         QLoRA: Efficient Finetuning of Quantized LLMs. NeurIPS. arXiv:2305.14314
@@ -165,8 +171,11 @@ def nf4_double_dequantize(q, scale, offset, *, block_size=256):
 
     A float32 array shaped like `q`.
 
-    Example: `q = [-127, -42, 42, 127]`, `scale = [1.5/127] * 2`, `offset = 2.5`, `block_size=2` gives
-    `[1.0, 2.003937, 2.996063, 4.0]`.
+    Example: `nf4_double_quantize`'s example, decoded:
+
+        >>> q, scale, offset = nf4_double_quantize(np.float32([1, 2, 3, 4]), block_size=2)
+        >>> nf4_double_dequantize(q, scale, offset, block_size=2)
+        array([1.      , 2.003937, 2.996063, 4.      ], dtype=float32)
     """
     block_size = shapes.size("block_size", block_size)
     q = _arrays.within("q", _arrays.array("q", q, ("int8",)), -127, 127)

@@ -42,8 +42,13 @@ def minmax_observer(x, state=None, *, axis=None):
         This is torch.ao's `MinMaxObserver` / `PerChannelMinMaxObserver` with its initial $(+\infty, -\infty)$
         state written as `None`.
 
-    Example: `x = [[1, -2], [3, 0]]`, `axis=0`, then `[[0, 5], [-1, 1]]`: `([-2, 0], [1, 3])`, then
-    `([-2, -1], [5, 3])`.
+    Example: two batches, one range per column (`axis=0`):
+
+        >>> state = minmax_observer(np.float32([[1, -2], [3, 0]]), axis=0)
+        >>> state
+        (array([-2.,  0.], dtype=float32), array([1., 3.], dtype=float32))
+        >>> minmax_observer(np.float32([[0, 5], [-1, 1]]), state, axis=0)
+        (array([-2., -1.], dtype=float32), array([5., 3.], dtype=float32))
 
     ??? cite "Jacob et al., 2018"
         Quantization and Training of Neural Networks for Efficient Integer-Arithmetic-Only Inference. CVPR.
@@ -86,7 +91,10 @@ def ema_minmax_observer(x, state=None, *, averaging_constant=0.01, axis=None):
         `(-0.49999997, -0.5)` ($-0.49999997 - 1$ rounds to $-1.5$). torch.ao does the same; this function
         accepts such a state, `qparams_from_range` does not.
 
-    Example: state `(0, 4)`, batch `[2, 6]`, $c = 0.5$: `(1, 5)`.
+    Example: state `(0, 4)`, batch `[2, 6]`, $c = 0.5$:
+
+        >>> ema_minmax_observer(np.float32([2, 6]), (np.float32(0), np.float32(4)), averaging_constant=0.5)
+        (array(1., dtype=float32), array(5., dtype=float32))
 
     ??? cite "Jacob et al., 2018"
         Quantization and Training of Neural Networks for Efficient Integer-Arithmetic-Only Inference. CVPR.
@@ -136,8 +144,12 @@ def percentile_amax(x, percentile=99.99, *, axis=None):
         NumPy itself interpolates a float32 array in float32 (`b - a`, `* g`, `+` each rounded to float32,
         with $g$ rounded to float32), so `np.percentile` can differ from this in the last bits.
 
-    Example: $|x| = [1, 2, 3, 4, 5]$, $p = 90$: $h = 3.6$, so $a = 5 - 1 \cdot 0.4 = 4.6$ (the float32
-    `4.6`); $p = 50$ gives 3.
+    Example: $|x| = [1, 2, 3, 4, 5]$, $p = 90$: $h = 3.6$, so $a = 5 - 1 \cdot 0.4$ (to float32); $p = 50$
+    gives the middle value:
+
+        >>> x = np.float32([1, 2, 3, 4, 5])
+        >>> percentile_amax(x, 90), percentile_amax(x, 50)
+        (array(4.6, dtype=float32), array(3., dtype=float32))
 
     ??? cite "Wu et al., 2020"
         Integer Quantization for Deep Learning Inference: Principles and Empirical Evaluation.
@@ -190,7 +202,10 @@ def mse_amax(x, *, bits=8, grid=100, axis=None):
     Example: `x = [1, 1, 1, 1, 1, 1, 5]`, `bits=3` ($Q = 3$, codes $-4 \ldots 3$), `grid=5`: $c = 5$
     ($s = 5/3$) puts the ones on $5/3$ (error $6 \cdot (2/3)^2 \approx 2.67$); $c = 4$ ($s = 4/3$) puts them on
     $4/3$ and clips 5 to 4 (error $6/9 + 1 \approx 1.67$); $c = 3$ keeps the ones exact but clips 5 to 3
-    (error 4). The search returns `4.0`.
+    (error 4). The search returns 4:
+
+        >>> mse_amax(np.float32([1, 1, 1, 1, 1, 1, 5]), bits=3, grid=5)
+        array(4., dtype=float32)
 
     ??? cite "Wu et al., 2020"
         Integer Quantization for Deep Learning Inference: Principles and Empirical Evaluation.
