@@ -31,9 +31,6 @@ PENDING = {
     "reference.posttraining.rotation",
     "reference.posttraining.scaling",
     "reference.pruning.groups",
-    "reference.pruning.regularization",
-    "reference.pruning.saliency",
-    "reference.pruning.slimming",
     "reference.quantization.dynamic",
 }
 

@@ -46,7 +46,10 @@ def l1_penalty(w, lam):
 
     !!! note
         An empty array gives `+0.0`; a penalty beyond the float32 range is `inf`. Negative `lam` is rejected.
-        Example: `l1_penalty([1, -2, 0.5], 0.1)` is $\operatorname{fl}_{32}(0.1 \cdot 3.5) = 0.35$ (float32).
+        Example: $\operatorname{fl}_{32}(0.1 \cdot 3.5)$:
+
+            >>> l1_penalty(np.float32([1, -2, 0.5]), 0.1)
+            array(0.35, dtype=float32)
 
     ??? cite "Tibshirani, 1996"
         Regression Shrinkage and Selection via the Lasso. Journal of the Royal Statistical Society B 58(1).
@@ -140,8 +143,11 @@ def l1_proximal(w, lr, lam):
         Defined everywhere, never NaN: at $w_i = 0$ and for $\tau = 0$ (then the step is the identity, except
         that `-0.0` becomes `+0.0`). A weight exactly at $\pm\tau$ becomes `+0.0`. A kept weight keeps its sign
         and never reaches 0 (the difference of two distinct floats is never 0), so $|\operatorname{prox}(w)_i|
-        \le |w_i|$ always. A $\tau$ beyond the float32 range zeroes everything. Example: $\tau = 0.5$ maps
-        `[1.0, -0.75, 0.5, -0.25, -0.0]` to `[0.5, -0.25, 0.0, 0.0, 0.0]`.
+        \le |w_i|$ always. A $\tau$ beyond the float32 range zeroes everything. Example: $\tau = 0.5$, and every
+        zero is `+0.0`:
+
+            >>> l1_proximal(np.float32([1.0, -0.75, 0.5, -0.25, -0.0]), 0.5, 1.0)
+            array([ 0.5 , -0.25,  0.  ,  0.  ,  0.  ], dtype=float32)
 
     ??? cite "Parikh & Boyd, 2014"
         Proximal Algorithms. Foundations and Trends in Optimization 1(3). doi:10.1561/2400000003
@@ -177,7 +183,10 @@ def group_lasso_penalty(w, lam, axis=0):
         The norms are summed as the float32 values `lp_norm` returns (converted exactly to float64). A group
         norm beyond the float32 range is `inf` and makes the penalty `inf`, except for `lam = 0`, which always
         gives `+0.0`. Zero groups (along `axis`) give `+0.0`. Example: rows `[3, 4]` and `[0, 0.5]` with
-        `lam = 2`, `axis=0`: norms 5 and 0.5, penalty 11.
+        `lam = 2`, `axis=0`: norms 5 and 0.5, penalty $2 \cdot 5.5$:
+
+            >>> group_lasso_penalty(np.float32([[3, 4], [0, 0.5]]), 2, axis=0)
+            array(11., dtype=float32)
 
     ??? cite "Yuan & Lin, 2006; Wen et al., 2016"
         Model Selection and Estimation in Regression with Grouped Variables. Journal of the Royal Statistical
@@ -260,7 +269,11 @@ def group_lasso_proximal(w, lr, lam, axis=0):
         A group norm of `inf` (beyond the float32 range) gives the factor 1: such a group is left unchanged,
         which is the formula evaluated on `lp_norm`'s value. $\tau = 0$ is the identity up to signed zeros.
         Example: $\tau = 2$, rows `[3, 4]` and `[1, 1]`: norms 5 and $\sqrt 2$; the first row is scaled by
-        $1 \ominus 2 \oslash 5 = 0.6000000238$ (float32) to about `[1.8, 2.4]`, the second becomes `[0, 0]`.
+        $1 \ominus 2 \oslash 5 = 0.6000000238$ (float32), the second vanishes:
+
+            >>> group_lasso_proximal(np.float32([[3, 4], [1, 1]]), 1.0, 2.0, axis=0)
+            array([[1.8000001, 2.4      ],
+                   [0.       , 0.       ]], dtype=float32)
 
     ??? cite "Parikh & Boyd, 2014; Yuan & Lin, 2006"
         Proximal Algorithms. Foundations and Trends in Optimization 1(3). doi:10.1561/2400000003

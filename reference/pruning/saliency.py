@@ -88,7 +88,10 @@ def movement_scores(scores, w, grad):
         Two float32 roundings, the product then the difference, never fused into one multiply-add.
         $S - wg$ is bit for bit $S + (-(wg))$. A product beyond the float32 range overflows to $\pm\infty$ and so
         does the score (IEEE; it cannot be NaN since $S$ is finite). Shapes must be equal, never broadcast.
-        Example: $S = 0.5$, $w = 2$, $g = -0.25$ gives $0.5 - (-0.5) = 1.0$.
+        Example: $S = 0.5$, $w = 2$, $g = -0.25$ gives $0.5 - (-0.5)$:
+
+            >>> movement_scores(np.float32([0.5]), np.float32([2]), np.float32([-0.25]))
+            array([1.], dtype=float32)
 
     ??? cite "Sanh et al., 2020"
         Movement Pruning: Adaptive Sparsity by Fine-Tuning. NeurIPS. arXiv:2005.07683
@@ -119,7 +122,10 @@ def snip_scores(w, grad):
         SNIP divides by $\sum_k |w_k g_k|$; that division does not change the ranking and is left out (in float32
         it could only merge nearly equal scores into ties). Rank with `score_mask`, which keeps the largest
         sensitivities; SNIP ranks all layers together (concatenate the flattened scores). A product beyond the
-        float32 range is `inf`. Example: $w = -3$, $g = 0.5$ gives $1.5$.
+        float32 range is `inf`. Example: $|{-3} \cdot 0.5|$:
+
+            >>> snip_scores(np.float32([-3]), np.float32([0.5]))
+            array([1.5], dtype=float32)
 
     ??? cite "Lee et al., 2019"
         SNIP: Single-shot Network Pruning based on Connection Sensitivity. ICLR. arXiv:1810.02340
@@ -217,7 +223,10 @@ def wanda_scores(w, x):
     !!! note
         A zero weight scores `+0.0` even where the feature norm overflows to `inf` (never $0 \cdot \infty$ = NaN);
         a product beyond the float32 range is `inf`. An empty calibration set (`tokens = 0`) is rejected.
-        Example: $W = [[1, -2]]$, $X = [[3, 0], [4, 1]]$: norms $[5, 1]$, scores $[[5, 2]]$.
+        Example: the feature norms of $X$ are $[5, 1]$:
+
+            >>> wanda_scores(np.float32([[1, -2]]), np.float32([[3, 0], [4, 1]]))
+            array([[5., 2.]], dtype=float32)
 
     ??? cite "Sun et al., 2023"
         A Simple and Effective Pruning Approach for Large Language Models. arXiv:2306.11695
@@ -293,8 +302,12 @@ def fpgm_scores(w, axis=0):
 
     !!! note
         $d_{ij} = d_{ji}$ exactly ($f_i - f_j$ and $f_j - f_i$ round to opposite values). Example: filters
-        $[0, 0]$, $[3, 4]$, $[6, 8]$ are $5$, $5$, $10$ apart, so scores are $[15, 10, 15]$: the middle filter is
-        pruned first. Memory is $O(C^2 D)$: written to be read, not for large layers.
+        $[0, 0]$, $[3, 4]$, $[6, 8]$ are $5$, $5$, $10$ apart, so the middle filter is pruned first:
+
+            >>> fpgm_scores(np.float32([[0, 0], [3, 4], [6, 8]]))
+            array([15., 10., 15.], dtype=float32)
+
+        Memory is $O(C^2 D)$: written to be read, not for large layers.
 
     ??? cite "He et al., 2019"
         Filter Pruning via Geometric Median for Deep Convolutional Neural Networks Acceleration. CVPR.
@@ -361,7 +374,10 @@ def block_scores(w, block):
     A float32 array of shape `(rows // b0, cols // b1)`; a norm beyond the float32 range is `inf`.
 
     !!! note
-        Example: $w = [[3, 4, 0, 1]]$ with `block=(1, 2)` gives $[[5, 1]]$.
+        Example: the L2 norms of `[3, 4]` and `[0, 1]`:
+
+            >>> block_scores(np.float32([[3, 4, 0, 1]]), (1, 2))
+            array([[5., 1.]], dtype=float32)
 
     ??? cite "Gray et al., 2017"
         GPU Kernels for Block-Sparse Weights. OpenAI technical report.

@@ -43,7 +43,10 @@ def slimming_penalty_grad(grads, gammas, lam):
         Bitwise what `grad.add_(lam * torch.sign(gamma))` gives on float32 tensors, except for signed zeros:
         the added zero is always `+0.0`, so every zero of the result is `+0.0`, where
         `lam * torch.sign(gamma)` can add `-0.0` (for `lam = 0` and `gamma < 0`) and keep a `-0.0` gradient.
-        Example: `lam = 0.5`, `gamma = [2, -1, 0]`, `grad = [0.25, 0.25, 0.25]` gives `[0.75, -0.25, 0.25]`.
+        Example: `lam = 0.5` adds $0.5 \operatorname{sign}(\gamma)$, and nothing where $\gamma = 0$:
+
+            >>> slimming_penalty_grad([np.float32([0.25, 0.25, 0.25])], [np.float32([2, -1, 0])], 0.5)
+            [array([ 0.75, -0.25,  0.25], dtype=float32)]
 
     ??? cite "Liu et al., 2017"
         Learning Efficient Convolutional Networks through Network Slimming. ICCV. arXiv:1708.06519
@@ -84,8 +87,14 @@ def slimming_masks(gammas, ratio, min_channels=1):
         masks are nested as `ratio` grows. `+0.0` and `-0.0` tie. The authors' code prunes every
         $|\gamma| \le$ the $(\lfloor \text{ratio} \cdot N \rfloor + 1)$-th smallest: one more channel than
         $\lfloor \text{ratio} \cdot N \rfloor$ when the magnitudes are distinct, all ties of the threshold
-        together otherwise, and possibly a whole layer. Example: `[[0.1, 0.2], [0.3, 0.05]]` at `ratio=0.5`
-        prunes 0.05 and 0.1: `[[F, T], [T, F]]`; at `ratio=1`, `min_channels=1` keeps 0.2 and 0.3.
+        together otherwise, and possibly a whole layer. Example: at `ratio=0.5` the two smallest of
+        `[[0.1, 0.2], [0.3, 0.05]]` go; at `ratio=1`, `min_channels=1` keeps the largest of each layer:
+
+            >>> gammas = [np.float32([0.1, 0.2]), np.float32([0.3, 0.05])]
+            >>> slimming_masks(gammas, 0.5)
+            [array([False,  True]), array([ True, False])]
+            >>> slimming_masks(gammas, 1.0, min_channels=1)
+            [array([False,  True]), array([ True, False])]
 
     ??? cite "Liu et al., 2017"
         Learning Efficient Convolutional Networks through Network Slimming. ICCV. arXiv:1708.06519
