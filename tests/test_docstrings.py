@@ -19,11 +19,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Reference modules whose "Example:" prose is not yet a doctest (their doctests, if any, run all the same).
 PENDING = {
-    "reference.codecs.awq",
-    "reference.codecs.compressed_tensors",
-    "reference.codecs.gguf",
-    "reference.codecs.gptq",
-    "reference.codecs.nvfp4",
     "reference.core.exact",
     "reference.core.linalg",
     "reference.core.transcendental",

@@ -48,7 +48,12 @@ def awq_pack(codes, scales, zeros):
         A bijection with `awq_unpack`. The interleaved order is what AutoAWQ's GEMM kernels read; GPTQ packs the
         input axis in plain order instead, so the two layouts are not interchangeable.
 
-    Example: output channels 0..7 with codes 0..7 for one input channel pack as `0x75316420`.
+    Example: output channels 0..7 with codes 0..7 pack in AutoAWQ's order:
+
+        >>> codes = np.tile(np.arange(8, dtype=np.uint8)[:, None], (1, 2))
+        >>> qweight, _, _ = awq_pack(codes, np.full((8, 1), 0.5, np.float16), np.full((8, 1), 8, np.int32))
+        >>> [hex(w) for w in qweight.view(np.uint32).ravel()]
+        ['0x75316420', '0x75316420']
 
     ??? cite "Lin et al., 2024"
         AWQ: Activation-aware Weight Quantization for LLM Compression and Acceleration. MLSys. arXiv:2306.00978.
@@ -75,7 +80,12 @@ def awq_unpack(qweight, qzeros, scales):
     `(codes, scales, zeros)`: uint8 `(out_features, in_features)`, float16 `(out_features, n_groups)`, int32
     `(out_features, n_groups)`.
 
-    Example: `0x75316420` unpacks to the codes 0..7 of output channels 0..7.
+    Example: `0x75316420` unpacks to the codes 0..7 of output channels 0..7:
+
+        >>> qweight = np.full((2, 1), 0x75316420, np.int32)
+        >>> qzeros = np.full((1, 1), 0x88888888, np.uint32).view(np.int32)
+        >>> awq_unpack(qweight, qzeros, np.full((1, 8), 0.5, np.float16))[0][:, 0]
+        array([0, 1, 2, 3, 4, 5, 6, 7], dtype=uint8)
     """
     qweight, qzeros, scales = _check_packed(qweight, qzeros, scales)
     codes = _unpack(qweight).T

@@ -43,8 +43,12 @@ def pack_quantized(q, *, bits, packed_dim):
         int4 codes reads as `pack_nibbles(q + 8, order="low_first")` in memory. A code outside the range
         raises `ValueError` (nothing is masked).
 
-    Example (`bits=4`): codes `[-8, -7, 0, 7, 1, 2, 3, 4]` are stored as `[0, 1, 8, 15, 9, 10, 11, 12]` and pack
-    into the word `0xCBA9F810` (read as int32: -878053360).
+    Example (`bits=4`): codes `[-8, -7, 0, 7, 1, 2, 3, 4]` are stored as `[0, 1, 8, 15, 9, 10, 11, 12]`, the
+    first in the low nibble; the word is read as int32:
+
+        >>> packed = pack_quantized(np.int8([[-8, -7, 0, 7, 1, 2, 3, 4]]), bits=4, packed_dim=1)
+        >>> packed, hex(packed.view(np.uint32)[0, 0])
+        (array([[-878053360]], dtype=int32), '0xcba9f810')
 
     ??? cite "Neural Magic / vLLM, compressed-tensors"
         `compressed_tensors.compressors.pack_quantized.helpers.pack_to_int32`; the `pack-quantized` format of
@@ -79,8 +83,10 @@ def unpack_quantized(packed, *, bits, shape, packed_dim):
         Strict: a set bit after the last code of a row raises `ValueError`, so that packing and unpacking are
         inverse bijections (compressed-tensors ignores those bits).
 
-    Example: `unpack_quantized([[0xCBA9F810 as int32]], bits=4, shape=(1, 8), packed_dim=1)` is
-    `[[-8, -7, 0, 7, 1, 2, 3, 4]]`.
+    Example: `pack_quantized`'s word, unpacked:
+
+        >>> unpack_quantized(np.array([[0xCBA9F810]], np.uint32).view(np.int32), bits=4, shape=(1, 8), packed_dim=1)
+        array([[-8, -7,  0,  7,  1,  2,  3,  4]], dtype=int8)
     """
     b, dim = checks.compressed_tensors_options(bits, packed_dim)
     shape = validate.shape("shape", shape)

@@ -71,8 +71,15 @@ def gguf_quantize(x, qtype):
         in llama.cpp; decoding then gives Inf and NaN. Q4_K's `uint8_t` conversion of a negative 6-bit scale
         wraps and then clips to 63, as in C.
 
-    Example (`"Q8_0"`): a block `[1.0, -2.0, 0.5, 0, ...]` has $d = 2/127$, stored as float16 `0x2008`
-    (0.0157470703125), and codes `[64, -127, 32, 0, ...]` ($1 \cdot 63.5 = 63.5 \to 64$, ties away).
+    Example (`"Q8_0"`): a block `[1.0, -2.0, 0.5, 0, ...]` has $d = 2/127$, stored as float16 `0x2408`
+    (0.0157470703125, two bytes little-endian), then codes `[64, -127, 32, 0, ...]` ($1 \cdot 63.5 = 63.5 \to
+    64$, ties away):
+
+        >>> x = np.zeros(32, np.float32)
+        >>> x[:3] = [1.0, -2.0, 0.5]
+        >>> block = gguf_quantize(x, "Q8_0")
+        >>> block.shape, hex(int(block[:2].view(np.uint16)[0])), block[2:6].view(np.int8)
+        ((34,), '0x2408', array([  64, -127,   32,    0], dtype=int8))
 
     ??? cite "Gerganov et al., llama.cpp / ggml"
         ggml-quants.c: `quantize_row_q8_0_ref`, `quantize_row_q4_0_ref`, `quantize_row_q4_K_ref`,
@@ -107,8 +114,12 @@ def gguf_dequantize(data, qtype):
 
     A float32 array shaped like `data` with the last axis replaced by its number of blocks times the block size.
 
-    Example (`"Q4_0"`): $d = 0.5$ and a byte `0x9F` in position 0 give $y_0 = 0.5 \cdot (15 - 8) = 3.5$ and
-    $y_{16} = 0.5 \cdot (9 - 8) = 0.5$.
+    Example (`"Q4_0"`): $d = 0.5$ (float16 `0x3800`) and a byte `0x9F` in position 0 give
+    $y_0 = 0.5 \cdot (15 - 8)$ and $y_{16} = 0.5 \cdot (9 - 8)$; the other bytes `0x88` decode to 0:
+
+        >>> y = gguf_dequantize(np.array([0x00, 0x38, 0x9F] + [0x88] * 15, np.uint8), "Q4_0")
+        >>> y[0], y[16], y[1]
+        (np.float32(3.5), np.float32(0.5), np.float32(0.0))
     """
     qtype = validate.choice("qtype", qtype, tuple(QTYPES))
     block, nbytes = QTYPES[qtype]

@@ -72,9 +72,17 @@ def gptq_pack(codes, scales, zeros, g_idx, *, bits, zero_format):
         A bijection with `gptq_unpack`: every int32 bit pattern is a valid packed word, every valid input packs to
         one. Nothing is rounded; the scales pass through as float16.
 
-    Example (4 bits, one group, 8 x 8): codes with $q_{j,i} = i$ and zero points 8 give
-    `qweight = [[0x76543210] * 8]` (1985229328) and, in v1, `qzeros = [[0x77777777]]` (2004318071); in v2
-    `qzeros = [[0x88888888]]`, i.e. -2004318072.
+    Example (4 bits, one group, 8 x 8): codes with $q_{j,i} = i$ and zero points 8 give the words `0x76543210`
+    in `qweight`; `qzeros` stores $z - 1$ in v1 and $z$ in v2:
+
+        >>> codes = np.tile(np.arange(8, dtype=np.uint8), (8, 1))
+        >>> scales, zeros, g_idx = np.full((8, 1), 0.5, np.float16), np.full((8, 1), 8, np.int32), np.zeros(8, np.int32)
+        >>> qweight, qzeros, _, _ = gptq_pack(codes, scales, zeros, g_idx, bits=4, zero_format="v1")
+        >>> {hex(w) for w in qweight.view(np.uint32).ravel()}, hex(qzeros.view(np.uint32)[0, 0])
+        ({'0x76543210'}, '0x77777777')
+        >>> _, qzeros, _, _ = gptq_pack(codes, scales, zeros, g_idx, bits=4, zero_format="v2")
+        >>> hex(qzeros.view(np.uint32)[0, 0]), qzeros
+        ('0x88888888', array([[-2004318072]], dtype=int32))
 
     ??? cite "Frantar et al., 2023"
         GPTQ: Accurate Post-Training Quantization for Generative Pre-trained Transformers. ICLR.
@@ -127,7 +135,14 @@ def gptq_unpack(qweight, qzeros, scales, g_idx, *, bits, zero_format):
     `(codes, scales, zeros, g_idx)`: uint8 `(out_features, in_features)`, float16 `(out_features, n_groups)`,
     int32 `(out_features, n_groups)` and a copy of `g_idx`.
 
-    Example: `qzeros = [[0x77777777]]` (4 bits) gives zero points 8 in v1 and 7 in v2.
+    Example: stored zero points 7 (4 bits) are $z = 8$ in v1 and $z = 7$ in v2:
+
+        >>> qweight, qzeros = np.full((1, 8), 0x76543210, np.int32), np.full((1, 1), 0x77777777, np.int32)
+        >>> scales, g_idx = np.full((1, 8), 0.5, np.float16), np.zeros(8, np.int32)
+        >>> for fmt in ("v1", "v2"):
+        ...     print(fmt, gptq_unpack(qweight, qzeros, scales, g_idx, bits=4, zero_format=fmt)[2].ravel())
+        v1 [8 8 8 8 8 8 8 8]
+        v2 [7 7 7 7 7 7 7 7]
     """
     b, per, delta = checks.gptq_options(bits, zero_format, BITS, ZERO_FORMATS)
     qweight, qzeros, scales, g_idx, in_f, out_f, groups = _check_packed(qweight, qzeros, scales, g_idx, b, per)
@@ -155,7 +170,12 @@ def gptq_decode(qweight, qzeros, scales, g_idx, *, bits, zero_format):
         This needs NumPy only. Read with the wrong `zero_format`, every weight moves by one step
         $s_{g_i, j}$: compare `gptq_decode(..., zero_format="v1")` and `"v2"` on the same tensors.
 
-    Example (4 bits, v1): a code 3 with stored zero 7 and scale 0.5 is $0.5 \cdot (3 - 8) = -2.5$.
+    Example (4 bits, v1): codes $0 \ldots 7$ with stored zero 7 ($z = 8$) and scale 0.5 are $0.5 (q - 8)$:
+
+        >>> qweight, qzeros = np.full((1, 8), 0x76543210, np.int32), np.full((1, 1), 0x77777777, np.int32)
+        >>> scales, g_idx = np.full((1, 8), 0.5, np.float16), np.zeros(8, np.int32)
+        >>> gptq_decode(qweight, qzeros, scales, g_idx, bits=4, zero_format="v1")[0]
+        array([-4. , -3.5, -3. , -2.5, -2. , -1.5, -1. , -0.5], dtype=float32)
     """
     b, per, delta = checks.gptq_options(bits, zero_format, BITS, ZERO_FORMATS)
     qweight, qzeros, scales, g_idx, in_f, out_f, groups = _check_packed(qweight, qzeros, scales, g_idx, b, per)

@@ -57,7 +57,10 @@ def nvfp4_global_scale(x, *, direction):
         An all-zero `x` gets $g = 1$ (the degenerate scale, as elsewhere in pqref). A nonzero amax so small or so
         large that $g$ rounds to 0 or overflows to Inf raises `ValueError` naming it.
 
-    Example: `amax = 6` gives $g = 6 / 2688 = 0.002232142...$ (decode) or $448$ (encode).
+    Example: `amax = 6` gives $g = 6 / 2688$ (decode) or $2688 / 6$ (encode):
+
+        >>> nvfp4_global_scale(np.float32([6.0]), direction="decode"), nvfp4_global_scale(np.float32([6.0]), direction="encode")
+        (array(0.00223214, dtype=float32), array(448., dtype=float32))
     """
     direction = validate.choice("direction", direction, DIRECTIONS)
     x = _arrays.finite_array("x", x)
@@ -103,8 +106,12 @@ def nvfp4_quantize(x, global_scale, *, direction):
         does. Signed zeros are kept everywhere (`-0.0` encodes as `0x8`).
 
     Example (`global_scale = 1`, either direction): a block with amax 6 has $t = 1$, scale code `0x38`,
-    $S = 1$: `[0.25, 0.75, 2.5, 5.0, 6.0, -1.0, -0.0, ...]` encodes as `[0x0, 0x2, 0x4, 0x6, 0x7, 0xA, 0x8, ...]`
-    (0.25, 0.75, 2.5 and 5 are ties, to the even code).
+    $S = 1$; 0.25, 0.75, 2.5 and 5 are ties, to the even code:
+
+        >>> x = np.float32([0.25, 0.75, 2.5, 5.0, 6.0, -1.0, -0.0, 0.0, 1.5, 3.0, 4.0, 0.5, -6.0, 5.5, 1.0, 0.1])
+        >>> scales, codes = nvfp4_quantize(x, np.float32(1), direction="decode")
+        >>> [hex(s) for s in scales], [hex(c) for c in codes[:8]]
+        (['0x38'], ['0x0', '0x2', '0x4', '0x6', '0x7', '0xa', '0x8', '0x0'])
 
     ??? cite "NVIDIA, 2025"
         Introducing NVFP4 for Efficient and Accurate Low-Precision Inference (NVIDIA technical blog, 2025); the
