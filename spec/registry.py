@@ -56,6 +56,7 @@ CATALOG = (
     "pruning.groups",
     "posttraining.obs",
     "posttraining.rotation",
+    "posttraining.scaling",
 )
 
 

@@ -6,9 +6,11 @@ Python values in, Python values out; the wording of every error is here or in `r
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from reference.common import validate
 
-__all__ = ["hadamard_size", "MAX_HADAMARD"]
+__all__ = ["hadamard_size", "MAX_HADAMARD", "quadratic_exact"]
 
 MAX_HADAMARD = 2**20
 
@@ -27,3 +29,23 @@ def hadamard_size(n, name="n") -> int:
 
 def _is_pow2(k) -> bool:
     return k >= 1 and k & (k - 1) == 0
+
+
+def quadratic_exact(rows, h) -> Fraction:
+    r"""The exact $\sum_r d_r^\top H d_r$ for float rows $d_r$ (lists of Python floats) and a float matrix $H$ (a list of
+    rows), as a Fraction: every float is an integer in units of $2^{-1074}$, so the sum is an exact integer in units
+    of $2^{-3222}$. Slow, and only used where a float64 bound cannot decide a comparison."""
+    hu = [[_units(v) for v in row] for row in h]
+    total = 0
+    for row in rows:
+        du = [_units(v) for v in row]
+        nz = [(i, u) for i, u in enumerate(du) if u]
+        for j, dj in enumerate(du):
+            if dj:
+                total += dj * sum(u * hu[i][j] for i, u in nz)
+    return Fraction(total, 2 ** (3 * 1074))
+
+
+def _units(v) -> int:
+    n, d = float(v).as_integer_ratio()
+    return (n << 1074) // d

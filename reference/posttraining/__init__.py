@@ -1,8 +1,9 @@
 """Post-training methods that calibrate a layer on its inputs: the Optimal Brain Surgeon family, GPTQ and
 SparseGPT, in exact arithmetic (`obs`)."""
 
-from . import obs, rotation
+from . import obs, rotation, scaling
 from .obs import *  # noqa: F403
 from .rotation import *  # noqa: F403
+from .scaling import *  # noqa: F403
 
-__all__ = [*obs.__all__, *rotation.__all__]
+__all__ = [*obs.__all__, *scaling.__all__, *rotation.__all__]

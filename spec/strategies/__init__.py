@@ -24,6 +24,7 @@ from .core.select import *  # noqa: F403
 from .core.transcendental import *  # noqa: F403
 from .posttraining.obs import *  # noqa: F403
 from .posttraining.rotation import *  # noqa: F403
+from .posttraining.scaling import *  # noqa: F403
 from .pruning.groups import *  # noqa: F403
 from .pruning.lottery import *  # noqa: F403
 from .pruning.magnitude import *  # noqa: F403

@@ -1,7 +1,8 @@
 """Post-training methods in torch: GPTQ and SparseGPT, exact (see `reference.posttraining`)."""
 
-from . import obs, rotation
+from . import obs, rotation, scaling
 from .obs import *  # noqa: F403
 from .rotation import *  # noqa: F403
+from .scaling import *  # noqa: F403
 
-__all__ = [*obs.__all__, *rotation.__all__]
+__all__ = [*obs.__all__, *scaling.__all__, *rotation.__all__]

@@ -1,0 +1,191 @@
+"""AWQ in torch, exact: the semantics of `reference.posttraining.scaling`, bit for bit, on any device.
+
+The losses of the grid and clipping searches are float64 products on the device, certified by the same error
+bounds; only comparisons they cannot decide are done exactly on the host (the reference's own integer code).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from reference.common import validate
+from reference.posttraining.scaling import FLOOR, MAX_GRID, SQ_FLOOR, AWQResult, SmoothQuantResult
+from torch_backend import _arrays
+from torch_backend.core.exact import exact_sum
+from torch_backend.core.transcendental import cr_pow, cr_sqrt
+from torch_backend.posttraining._certified import argmin_quadratic
+from torch_backend.quantization.affine import dequantize, fake_quantize, integer_range, minmax_qparams, quantize
+
+__all__ = [
+    "AWQResult", "SmoothQuantResult", "awq_act_scale", "awq_scales", "awq", "smoothquant_scales", "smoothquant",
+]  # fmt: skip
+
+F32, F64 = torch.float32, torch.float64
+
+
+def awq_act_scale(x):
+    """`fl32(fl64(exact_sum(|x|, axis=0) / n))`; see `reference.posttraining.scaling.awq_act_scale`."""
+    x = _arrays.finite_array("x", x)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"x must have shape (n, in_features) with n >= 1, got {tuple(x.shape)}")
+    total = exact_sum(x.detach().abs(), axis=0)
+    return (total / _arrays.scalar(float(x.shape[0]), total)).to(F32)
+
+
+def awq_scales(act_scale, alpha):
+    """`max(cr_pow(s_x, alpha), 1e-4)` normalized by `cr_sqrt(max * min)`; see the reference."""
+    s_x = _act_scale(act_scale)
+    alpha = validate.real("alpha", alpha, lo=0.0, hi=1.0)
+    return _scales(s_x.detach(), _f32(alpha, s_x))
+
+
+def awq(w, h, act_scale, *, bits=4, group_size=None, symmetric=False, grid=20, clip=True, max_shrink=0.5,
+        clip_grid=20):  # fmt: skip
+    """AWQ on one layer, exact searches; see `reference.posttraining.scaling.awq` for the semantics."""
+    w, h = _layer(w, h)
+    s_x = _act_scale(act_scale, w.shape[1])
+    _arrays.same_device("act_scale", s_x, "w", w)
+    bits = validate.integer("bits", bits, lo=2, hi=8)
+    g = _group_size(group_size, w.shape[1])
+    symmetric = validate.boolean("symmetric", symmetric)
+    grid = validate.integer("grid", grid, lo=1, hi=MAX_GRID)
+    clip = validate.boolean("clip", clip)
+    max_shrink = validate.real("max_shrink", max_shrink, lo=0.0, hi=1.0, hi_open=True)
+    clip_grid = validate.integer("clip_grid", clip_grid, lo=1, hi=MAX_GRID)
+    qmin, qmax = integer_range(bits, True, symmetric)
+    w, h, s_x = w.detach(), h.detach(), s_x.detach()
+    out_f, d = w.shape
+    n_groups = d // g
+    w64 = w.to(F64)
+
+    scales = [_scales(s_x, _f32(k / grid, w)) for k in range(grid)]
+    diffs = torch.stack([w64 - _candidate(w, s, None, g, qmin, qmax, symmetric).to(F64) for s in scales])
+    zero = torch.zeros(1, dtype=torch.int64, device=w.device)
+    k = int(argmin_quadratic(diffs[:, None], h[None], zero)[0])
+    s = scales[k]
+    ws = w * s[None, :]
+
+    amax = ws.abs().reshape(out_f, n_groups, g).amax(dim=2)
+    shrinks = int(max_shrink * clip_grid) if clip else 0
+    ratios = [_f32(1 - i / clip_grid, w) for i in range(max(shrinks, 1))]
+    thresholds = torch.stack([amax * r for r in ratios])
+    if shrinks > 1:
+        blocks = torch.stack([h[j * g : (j + 1) * g, j * g : (j + 1) * g] for j in range(n_groups)])
+        diffs = torch.stack([w64 - _candidate(w, s, m, g, qmin, qmax, symmetric).to(F64) for m in thresholds])
+        diffs = diffs.reshape(len(ratios), out_f * n_groups, 1, g)
+        hidx = torch.arange(n_groups, device=w.device).repeat(out_f)
+        best = argmin_quadratic(diffs, blocks, hidx).reshape(out_f, n_groups)
+        chosen = torch.gather(thresholds, 0, best[None])[0]
+    else:
+        chosen = thresholds[0]
+
+    clipped = _clip(ws, chosen, g)
+    scale, zero_point = minmax_qparams(clipped, qmin=qmin, qmax=qmax, symmetric=symmetric, axis=1, group_size=g)
+    codes = quantize(clipped, scale, zero_point, qmin=qmin, qmax=qmax, axis=1, group_size=g)
+    weight = dequantize(codes, scale, zero_point, axis=1, group_size=g) / s[None, :]
+    return AWQResult(weight, codes, scale, zero_point, s, _f32(k / grid, w), chosen)
+
+
+def smoothquant_scales(act_max, w, alpha=0.5):
+    """`max(cr_pow(a, alpha) / cr_pow(max(max|W_j|, 1e-5), 1 - alpha), 1e-5)`; see
+    `reference.posttraining.scaling.smoothquant_scales`."""
+    a = _vector("act_max", act_max)
+    w = _weight(w, a.shape[0])
+    _arrays.same_device("w", w, "act_max", a)
+    alpha = validate.real("alpha", alpha, lo=0.0, hi=1.0)
+    return _smooth(a.detach(), w.detach(), alpha)
+
+
+def smoothquant(w, act_max, *, alpha=0.5, bits=8):
+    """The smoothed weight quantized per output channel, symmetric; see `reference.posttraining.scaling.smoothquant`."""
+    a = _vector("act_max", act_max)
+    w = _weight(w, a.shape[0])
+    _arrays.same_device("w", w, "act_max", a)
+    alpha = validate.real("alpha", alpha, lo=0.0, hi=1.0)
+    bits = validate.integer("bits", bits, lo=2, hi=16)
+    w, a = w.detach(), a.detach()
+    s = _smooth(a, w, alpha)
+    qmin, qmax = integer_range(bits, True, True)
+    ws = w * s[None, :]
+    scale, zero_point = minmax_qparams(ws, qmin=qmin, qmax=qmax, symmetric=True, axis=0)
+    codes = quantize(ws, scale, zero_point, qmin=qmin, qmax=qmax, axis=0)
+    return SmoothQuantResult(dequantize(codes, scale, zero_point, axis=0), codes, scale, s)
+
+
+def _smooth(a, w, alpha):
+    floor = _f32(float(SQ_FLOOR), w)
+    m = torch.maximum(w.abs().amax(dim=0) if w.shape[0] else torch.zeros_like(a), floor)
+    num = cr_pow(a, _f32(alpha, a))
+    den = cr_pow(m, _f32(1.0 - alpha, a))
+    return torch.maximum(num / den, floor)
+
+
+def _f32(value, like):
+    return torch.tensor(value, dtype=F32, device=like.device)
+
+
+def _scales(s_x, alpha):
+    t = torch.maximum(cr_pow(s_x, alpha), _f32(float(FLOOR), s_x))
+    root = cr_sqrt(t.max().to(F64) * t.min().to(F64))
+    return t / root
+
+
+def _clip(ws, thresholds, g):
+    m = thresholds.repeat_interleave(g, dim=1)
+    return torch.minimum(torch.maximum(ws, -m), m)
+
+
+def _candidate(w, s, thresholds, g, qmin, qmax, symmetric):
+    ws = w * s[None, :]
+    if thresholds is not None:
+        ws = _clip(ws, thresholds, g)
+    scale, zero_point = minmax_qparams(ws, qmin=qmin, qmax=qmax, symmetric=symmetric, axis=1, group_size=g)
+    q = fake_quantize(ws, scale, zero_point, qmin=qmin, qmax=qmax, axis=1, group_size=g)
+    return q / s[None, :]
+
+
+def _vector(name, v):
+    v = _arrays.within(name, _arrays.finite_array(name, v), 0.0, float("inf"))
+    if v.ndim != 1 or v.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (in_features,) with in_features >= 1, got {tuple(v.shape)}")
+    return v
+
+
+def _weight(w, d):
+    w = _arrays.finite_array("w", w)
+    if w.ndim != 2 or w.shape[1] != d:
+        raise ValueError(f"w must have shape (out_features, {d}) to match act_max, got {tuple(w.shape)}")
+    return w
+
+
+def _act_scale(act_scale, d=None):
+    s_x = _arrays.within("act_scale", _arrays.finite_array("act_scale", act_scale), 0.0, float("inf"))
+    if s_x.ndim != 1 or s_x.shape[0] == 0:
+        raise ValueError(f"act_scale must have shape (in_features,) with in_features >= 1, got {tuple(s_x.shape)}")
+    if d is not None and s_x.shape[0] != d:
+        raise validate.shape_mismatch("act_scale", s_x.shape, (d,), f"w with in_features {d}")
+    return s_x
+
+
+def _layer(w, h):
+    w = _arrays.finite_array("w", w)
+    if w.ndim != 2 or w.shape[1] == 0:
+        raise ValueError(f"w must be 2-D (out_features, in_features) with in_features >= 1, got shape {tuple(w.shape)}")
+    h = _arrays.finite_array("h", h, ("float64",))
+    if tuple(h.shape) != (w.shape[1], w.shape[1]):
+        raise validate.shape_mismatch("h", h.shape, (w.shape[1], w.shape[1]), f"w with in_features {w.shape[1]}")
+    bad = (h != h.T).nonzero()
+    if bad.numel():
+        i, j = (int(v) for v in bad[0])
+        raise validate.not_symmetric("h", i, j, float(h[i, j]), float(h[j, i]))
+    _arrays.same_device("h", h, "w", w)
+    return w, h
+
+
+def _group_size(group_size, d):
+    if group_size is None:
+        return d
+    g = validate.integer("group_size", group_size, lo=1)
+    if d % g:
+        raise ValueError(f"group_size={g} must divide in_features={d}")
+    return g
