@@ -25,7 +25,6 @@ PENDING = {
     "reference.posttraining.obs",
     "reference.posttraining.rotation",
     "reference.posttraining.scaling",
-    "reference.pruning.groups",
     "reference.quantization.dynamic",
 }
 

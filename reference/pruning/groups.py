@@ -65,7 +65,14 @@ def group_scores(values, units, count, criterion="l2", reduction="mean", grads=N
         outrank every inner channel (DepGraph's default is also a mean over members). For one slice per unit both
         rules agree, and for one batch norm per unit `"l1"` is $|\gamma|$ exactly, so `group_masks` then gives
         `slimming_masks`. An entry that two slices contain is counted once per slice.
-        Example: `values=[[3, -4], [1]]`, `units=[[0, 0], [0]]`, `count=2`, `"l1"`: sum `[8, 0]`, mean `[4, 0]`.
+
+        Example: unit 0 owns `[3, -4]` in one slice and `[1]` in another, unit 1 owns nothing:
+
+            >>> values, units = [np.float32([3, -4]), np.float32([1])], [np.int64([0, 0]), np.int64([0])]
+            >>> group_scores(values, units, 2, "l1", "sum")
+            array([8., 0.], dtype=float32)
+            >>> group_scores(values, units, 2, "l1", "mean")
+            array([4., 0.], dtype=float32)
 
     ??? cite "Fang et al., 2023"
         DepGraph: Towards Any Structural Pruning. CVPR. arXiv:2301.12900
@@ -130,7 +137,11 @@ def group_masks(scores, ratio, min_channels=1):
         Scores are ranked by value, not magnitude (`slimming_masks` is this function on $|\gamma|$). Step 2 only
         adds units back, so the total pruned can be smaller than $k$: `ratio` is an upper bound, reached exactly
         when no group falls below its minimum. The masks are nested as `ratio` grows; `+0.0` and `-0.0` tie.
-        Example: `[[0.1, 0.2], [0.3, 0.05]]` at `ratio=0.5` prunes 0.05 and 0.1: `[[F, T], [T, F]]`.
+
+        Example: at `ratio=0.5` the two smallest of all four scores go, 0.05 and 0.1:
+
+            >>> group_masks([np.float32([0.1, 0.2]), np.float32([0.3, 0.05])], 0.5)
+            [array([False,  True]), array([ True, False])]
 
     ??? cite "Liu et al., 2017"
         Learning Efficient Convolutional Networks through Network Slimming. ICCV. arXiv:1708.06519
