@@ -57,6 +57,7 @@ CATALOG = (
     "posttraining.obs",
     "posttraining.rotation",
     "posttraining.scaling",
+    "posttraining.halfquadratic",
 )
 
 
