@@ -58,6 +58,7 @@ CATALOG = (
     "posttraining.rotation",
     "posttraining.scaling",
     "posttraining.halfquadratic",
+    "posttraining.adaround",
 )
 
 

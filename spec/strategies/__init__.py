@@ -22,6 +22,7 @@ from .core.reduce import *  # noqa: F403
 from .core.rounding import *  # noqa: F403
 from .core.select import *  # noqa: F403
 from .core.transcendental import *  # noqa: F403
+from .posttraining.adaround import *  # noqa: F403
 from .posttraining.halfquadratic import *  # noqa: F403
 from .posttraining.obs import *  # noqa: F403
 from .posttraining.rotation import *  # noqa: F403

@@ -1,0 +1,194 @@
+"""AdaRound in torch: the semantics of `reference.posttraining.adaround`, bit for bit, on any device.
+
+Every scalar enters as a 0-d float32 tensor on the data's device (so a division is IEEE on CUDA too); the gradient
+of the reconstruction loss is the certified float32 product of `torch_backend.posttraining._certified`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from reference.common import validate
+from reference.posttraining.adaround import GAMMA, ZETA, AdaRoundState, adaround_beta
+from torch_backend import _arrays
+from torch_backend.core.exact import exact_sum
+from torch_backend.core.transcendental import cr_log, cr_pow, cr_sigmoid, cr_sqrt
+from torch_backend.posttraining._certified import matmul32
+
+__all__ = [
+    "AdaRoundState", "rectified_sigmoid", "rectified_sigmoid_vjp", "adaround_regularizer", "adaround_regularizer_vjp",
+    "adaround_beta", "adaround_init", "adaround_step", "adaround_quantize",
+]  # fmt: skip
+
+F32, F64 = torch.float32, torch.float64
+
+
+def rectified_sigmoid(v, *, zeta=ZETA, gamma=GAMMA):
+    """`clip(fl32(fl32(cr_sigmoid(v) * (zeta - gamma)) + gamma), 0, 1)`; see the reference."""
+    v = _arrays.finite_array("v", v).detach()
+    c, g = _stretch(zeta, gamma, v)
+    return _h(v, c, g)
+
+
+def rectified_sigmoid_vjp(grad, v, *, zeta=ZETA, gamma=GAMMA):
+    """`grad * sigma (1 - sigma) (zeta - gamma)` where the clip passes, else +0; see the reference."""
+    v = _arrays.finite_array("v", v).detach()
+    grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), v.shape, "v").detach()
+    _arrays.same_device("grad", grad, "v", v)
+    c, g = _stretch(zeta, gamma, v)
+    return _sigmoid_vjp(grad, v, c, g)
+
+
+def adaround_regularizer(v, *, beta, zeta=ZETA, gamma=GAMMA):
+    """`fl32(exact_sum(1 - cr_pow(|2h - 1|, beta)))`; see the reference."""
+    v = _arrays.finite_array("v", v).detach()
+    beta = validate.real("beta", beta, lo=1.0, hi=1000.0)
+    c, g = _stretch(zeta, gamma, v)
+    u = (_f32(2, v) * _h(v, c, g) - _f32(1, v)).abs()
+    terms = _f32(1, v) - cr_pow(u, _f32(beta, v))
+    return exact_sum(terms).to(F32)
+
+
+def adaround_regularizer_vjp(grad, v, *, beta, zeta=ZETA, gamma=GAMMA):
+    """The regularizer's VJP for a 0-d cotangent; see the reference."""
+    v = _arrays.finite_array("v", v).detach()
+    grad = _arrays.finite_array("grad", grad).detach()
+    if grad.ndim != 0:
+        raise ValueError(f"grad must be 0-d (the cotangent of a sum), got shape {tuple(grad.shape)}")
+    _arrays.same_device("grad", grad, "v", v)
+    beta = validate.real("beta", beta, lo=1.0, hi=1000.0)
+    c, g = _stretch(zeta, gamma, v)
+    return _regularizer_vjp(grad, v, beta, c, g)
+
+
+def adaround_init(w, scale, *, zeta=ZETA, gamma=GAMMA):
+    """`-cr_log(fl32(fl32((zeta - gamma) / fl32(rest - gamma)) - 1))`, rest the fractional part of `w / s`; see the
+    reference."""
+    w, s = _weight_and_scale(w, scale)
+    c, g = _stretch(zeta, gamma, w)
+    r = w / s
+    rest = r - torch.floor(r)
+    return -cr_log(c / (rest - g) - _f32(1, w))
+
+
+def adaround_step(w, h, v, m, s, scale, zero_point, *, step, qmin, qmax, beta=None, lam=0.01, lr=1e-3,
+                  zeta=ZETA, gamma=GAMMA):  # fmt: skip
+    """One Adam step on AdaRound's layer-wise loss; see `reference.posttraining.adaround.adaround_step`."""
+    w, s_g = _weight_and_scale(w, scale)
+    h = _hessian(h, w.shape[1], w)
+    v = _state("v", v, w)
+    m = _state("m", m, w)
+    s = _arrays.within("s", _state("s", s, w), 0.0, float("inf"))
+    qmin, qmax = validate.qrange(qmin, qmax)
+    z = _zero_point(zero_point, scale, qmin, qmax, w)
+    step = validate.integer("step", step, lo=0, hi=10**6)
+    if beta is not None:
+        beta = validate.real("beta", beta, lo=1.0, hi=1000.0)
+    lam = validate.real("lam", lam, lo=0.0)
+    lr = validate.real("lr", lr, lo=0.0, lo_open=True)
+    c, g = _stretch(zeta, gamma, w)
+
+    lo, hi = _f32(qmin, w), _f32(qmax, w)
+    floor = torch.floor(w / s_g)
+    pre = (floor + _h(v, c, g)) + z
+    passes = (pre >= lo) & (pre <= hi)
+    soft = (torch.clamp(pre, lo, hi) - z) * s_g
+    grad_w = matmul32(soft.to(F64) - w.to(F64), h)
+    grad_h = torch.where(passes, grad_w * s_g, _f32(0, w))
+    grad = _sigmoid_vjp(grad_h, v, c, g)
+    if beta is not None:
+        grad = grad + _regularizer_vjp(_f32(lam, w), v, beta, c, g)
+
+    t = step + 1
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    m2 = _f32(b1, w) * m + _f32(1 - b1, w) * grad
+    s2 = _f32(b2, w) * s + _f32(1 - b2, w) * grad * grad
+    eta = _f32(lr / (1 - b1**t), w)
+    denom = cr_sqrt(s2) / _f32(math.sqrt(1 - b2**t), w) + _f32(eps, w)
+    v2 = v - eta * (m2 / denom)
+    return AdaRoundState(v2, m2, s2)
+
+
+def adaround_quantize(w, v, scale, zero_point, *, qmin, qmax):
+    """`clip(floor(w / s) + [v >= 0] + z, qmin, qmax)`; see the reference."""
+    w, s_g = _weight_and_scale(w, scale)
+    v = _state("v", v, w)
+    qmin, qmax = validate.qrange(qmin, qmax)
+    z = _zero_point(zero_point, scale, qmin, qmax, w)
+    q = torch.floor(w / s_g).to(F64) + (v >= 0).to(F64) + z.to(F64)
+    return torch.clamp(q, qmin, qmax).to(torch.int32)
+
+
+# ---- pieces -------------------------------------------------------------------------------------------------------
+
+
+def _f32(value, like):
+    return torch.tensor(value, dtype=F32, device=like.device)
+
+
+def _stretch(zeta, gamma, like):
+    zeta = validate.real("zeta", zeta, lo=1.0, lo_open=True, hi=100.0)
+    gamma = validate.real("gamma", gamma, lo=-100.0, hi=0.0, hi_open=True)
+    return _f32(zeta - gamma, like), _f32(gamma, like)
+
+
+def _h(v, c, g):
+    return torch.clamp(cr_sigmoid(v) * c + g, _f32(0, v), _f32(1, v))
+
+
+def _sigmoid_vjp(grad, v, c, g):
+    sig = cr_sigmoid(v)
+    pre = sig * c + g
+    d = sig * (_f32(1, v) - sig) * c
+    return torch.where((pre >= 0) & (pre <= 1), grad * d, _f32(0, v))
+
+
+def _regularizer_vjp(grad, v, beta, c, g):
+    u = _f32(2, v) * _h(v, c, g) - _f32(1, v)
+    dh = _f32(-2 * beta, v) * cr_pow(u.abs(), _f32(beta - 1, v)) * torch.sign(u)
+    return _sigmoid_vjp(grad * dh, v, c, g)
+
+
+# ---- checks -------------------------------------------------------------------------------------------------------
+
+
+def _weight_and_scale(w, scale):
+    w = _arrays.finite_array("w", w)
+    if w.ndim != 2 or w.shape[1] == 0:
+        raise ValueError(f"w must be 2-D (out_features, in_features) with in_features >= 1, got shape {tuple(w.shape)}")
+    s = _arrays.positive("scale", _arrays.finite_array("scale", scale))
+    if s.ndim != 2 or s.shape[0] != w.shape[0] or s.shape[1] == 0 or w.shape[1] % s.shape[1]:
+        raise ValueError(
+            f"scale must have shape (out_features, n_groups) = ({w.shape[0]}, n) with n dividing in_features "
+            f"{w.shape[1]}, got {tuple(s.shape)}"
+        )
+    _arrays.same_device("scale", s, "w", w)
+    return w.detach(), s.detach().repeat_interleave(w.shape[1] // s.shape[1], dim=1)
+
+
+def _zero_point(zero_point, scale, qmin, qmax, like):
+    z = _arrays.array("zero_point", zero_point, ("int32",))
+    _arrays.shaped("zero_point", z, tuple(scale.shape), "scale")
+    _arrays.within("zero_point", z, qmin, qmax)
+    _arrays.same_device("zero_point", z, "w", like)
+    return z.detach().repeat_interleave(like.shape[1] // z.shape[1], dim=1).to(F32)
+
+
+def _state(name, x, like):
+    x = _arrays.shaped(name, _arrays.finite_array(name, x), tuple(like.shape), "w")
+    _arrays.same_device(name, x, "w", like)
+    return x.detach()
+
+
+def _hessian(h, d, like):
+    h = _arrays.finite_array("h", h, ("float64",))
+    if tuple(h.shape) != (d, d):
+        raise validate.shape_mismatch("h", h.shape, (d, d), f"w with in_features {d}")
+    bad = (h != h.T).nonzero()
+    if bad.numel():
+        i, j = (int(t) for t in bad[0])
+        raise validate.not_symmetric("h", i, j, float(h[i, j]), float(h[j, i]))
+    _arrays.same_device("h", h, "w", like)
+    return h.detach()
