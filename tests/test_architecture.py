@@ -23,6 +23,7 @@ LAYERS = (
     "reference",  # the NumPy reference: the algorithm modules and their package-private helpers
     "torch_backend",  # the torch backend: the same algorithms, same names and parameters
     "torch_backend.kernels",  # fused kernels: extra implementations of registry entries
+    "torch_backend.distributed",  # exact cross-rank statistics on torch.distributed, used by the training layer
     "torch_backend.nn",  # the training layer: modules, recipes, calibration, export
     "spec",  # the contract: registry, catalog, strategies, conformance, vectors, CLI
 )
@@ -39,9 +40,6 @@ PENDING_PRIVATE = {
     ("reference.core.linalg", "reference.core.exact", "_matmul"),
     ("reference.core.linalg", "reference.core.exact", "_round"),
     ("reference.core.linalg", "reference.core.exact", "_units"),
-    # torch_backend/nn/ is being reworked by the training-layer engineers, who give these a public home.
-    ("torch_backend.nn.calibration", "torch_backend.nn.compressor", "_compress"),
-    ("torch_backend.nn.compressor", "torch_backend.nn.policies", "_Activation"),
 }
 
 # Import cycles still present, as sorted tuples of modules, each with who removes it (rules as PENDING_PRIVATE).

@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from reference.common import validate
+from torch_backend import distributed
 from torch_backend.nn import activations, policies
 from torch_backend.nn.backend import same_bits, to_numpy
 from torch_backend.nn.compressions import Compression
@@ -119,7 +120,7 @@ class Compressor:
         for name, module, tname, chain in self.compressed_tensors():
             master = module.parametrizations[tname].original
             with torch.no_grad():
-                got = to_numpy(getattr(module, tname))
+                got = to_numpy(_forward_weight(module, tname))
             want = to_numpy(master)
             for c in chain:
                 want = c.replay(want)
@@ -193,6 +194,12 @@ class Compressor:
         """
         self._alive("finalize")
         tensors = list(self.compressed_tensors())
+        for name, module, tname, _ in tensors:
+            if distributed.is_sharded(module.parametrizations[tname].original):
+                raise RuntimeError(
+                    f"Compressor.finalize: {name} is sharded (a DTensor); finalize the unsharded model: save a "
+                    f"sharded checkpoint (torch.distributed.checkpoint) and load it into the model in one process"
+                )
         for p in self.policies:
             p.finalize()
         baked = set()
@@ -206,6 +213,18 @@ class Compressor:
         return self.model
 
 
+def _forward_weight(module, tname) -> torch.Tensor:
+    """The weight the module's forward uses: the parametrization chain on the master weight (gathered first when
+    it is sharded, as FSDP2 gathers it before the forward)."""
+    plist = module.parametrizations[tname]
+    if not distributed.is_sharded(plist.original):
+        return getattr(module, tname)
+    w = distributed.full_tensor(plist.original.detach())
+    for c in plist:
+        w = c(w)
+    return w
+
+
 def compress(model: nn.Module, recipe, *, verify_masks: bool = True, record_activations: bool = True) -> Compressor:
     """Validate `recipe` against `model`, then register its compressions and run step 0's updates. If anything is
     wrong, `RecipeError` names the rule (and module) and the model is left exactly as it was.
@@ -215,12 +234,13 @@ def compress(model: nn.Module, recipe, *, verify_masks: bool = True, record_acti
     for large models, where the two activation-sized copies per quantized layer cost memory, and `replay` then
     lists those quantizers as not recorded.
     """
-    return _compress(model, recipe, verify_masks, record_activations, post_training=False)
+    return apply_recipe(model, recipe, verify_masks, record_activations, post_training=False)
 
 
-def _compress(model, recipe, verify_masks, record_activations, *, post_training) -> Compressor:
-    """`compress`; with `post_training`, rules of post-training algorithms (`gptq`, `sparsegpt`) are allowed too
-    (registered uncalibrated: `torch_backend.nn.calibrate` runs them)."""
+def apply_recipe(model, recipe, verify_masks, record_activations, *, post_training) -> Compressor:
+    """The shared path of `compress` and `calibrate`: check, plan and register a recipe atomically. With
+    `post_training`, rules of post-training algorithms (`gptq`, `sparsegpt`, ...) are allowed too, registered
+    uncalibrated (`torch_backend.nn.calibrate` runs them)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     validate.boolean("verify_masks", verify_masks)
@@ -295,8 +315,7 @@ def _check_conflicts(planned) -> None:
 def _rollback(planned) -> None:
     """Remove everything `attach` registered (the tensors were unparametrized before `compress`)."""
     for p in planned:
-        if isinstance(p, policies._Activation) and hasattr(p, "handles"):
-            p.detach()
+        p.detach()
     for p in planned:
         for t in p.targets:
             for _, module, attr in t.owners:

@@ -7,7 +7,7 @@
 | `ln_structured` | pruning of slices | `sparsity`, `p` (1, 2; default 2), `axis` (default 0), schedule or `at`; grouped: `input_shape`, `input_dtype`, `min_channels` |
 | `nm` | N:M pruning | `n`, `m`, `axis`, `at` |
 | `random` | pruning | `sparsity`, `seed` (in [0, 2**64)), `at` |
-| `affine` | weight fake quantization, min-max scales each forward | `bits`, `symmetric`, `axis`, `group_size`, `rounding` |
+| `affine` | weight fake quantization, min-max scales each forward | `bits`, `symmetric`, `axis` (default 0; 1 with `group_size`: groups of input columns), `group_size`, `rounding` |
 | `lsq` | weight quantization with a learned step (LSQ) | `bits`, `axis` |
 | `twn` | ternary weights (TWN) | `axis` |
 | `xnor` | binary weights scaled by mean magnitude (XNOR-Net / BWN) | `axis` |
@@ -18,6 +18,11 @@
 | `lottery` | iterative magnitude pruning with rewinding (`Compressor.next_round()`) | `fraction`, `rewind_step` |
 | `gptq` | post-training quantization (`calibrate`) | `bits`, `group_size`, `symmetric`, `act_order`, `static_groups`, `percdamp`, `block_size`, `scale_dtype` |
 | `sparsegpt` | post-training pruning (`calibrate`) | `sparsity` or `n`, `m`; `blocksize`, `percdamp`; `bits`, `group_size`, `symmetric` |
+| `awq` | post-training quantization (`calibrate`): AWQ's scale and clipping searches | `bits`, `group_size`, `symmetric`, `grid`, `clip`, `max_shrink`, `clip_grid` |
+| `smoothquant` | post-training W8A8 (`calibrate`): smoothed weights, per-token inputs | `alpha`, `bits`, `act_bits` |
+| `rotation` | post-training (`calibrate`): Hadamard-rotated weights (round to nearest) and inputs (per token) | `bits`, `group_size`, `symmetric`, `act_bits` (None: not quantized), `seed` |
+| `adaround` | post-training (`calibrate`): AdaRound's learned rounding | `bits`, `group_size`, `symmetric`, `iterations`, `warmup`, `lam`, `lr` |
+| `hqq` | post-training (`calibrate`), calibration-free: HQQ's solver | `bits`, `group_size`, `lp_norm`, `beta`, `kappa`, `iters`, `optimize` |
 
 Mask updates score the *masked* weights (pruned weights count as 0), so masks are nested as sparsity grows.
 
@@ -54,9 +59,11 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from reference.common import validate
-from torch_backend.nn import activations
+from reference.common.posttraining import hadamard_size
+from torch_backend import distributed
+from torch_backend.nn import activations, posttraining
 from torch_backend.nn import graph as channel_graphs
-from torch_backend.nn.backend import NUMPY, TORCH, numpy_tree, same_bits
+from torch_backend.nn.backend import NUMPY, SHARDED, TORCH, any_sharded, full_tree, numpy_tree, same_bits
 from torch_backend.nn.compressions import (
     AffineQuant,
     Calibrated,
@@ -188,11 +195,20 @@ class Policy:
     def finalize(self) -> None:
         pass
 
+    def detach(self) -> None:
+        """Undo what `attach` did besides registering parametrizations (hooks, child modules), for a rollback."""
+
     # ---- verification -------------------------------------------------------------------------------------
     def verified(self, fn, *args):
         """`fn(TORCH, *args)`; with `verify_masks`, also `fn(NUMPY, *NumPy copies of args)`, compared bit for bit
-        (counted in `checks` and `mismatches`, reported by `replay`)."""
-        got = fn(TORCH, *args)
+        (counted in `checks` and `mismatches`, reported by `replay`).
+
+        Sharded arguments (DTensors, under FSDP2) run `fn(SHARDED, *args)`, and its DTensor results are gathered
+        into whole tensors; the NumPy copies are of the whole tensors."""
+        sharded = any_sharded(args)
+        got = fn(SHARDED if sharded else TORCH, *args)
+        if sharded:
+            got = full_tree(got)
         if self.verify_masks:
             want = fn(NUMPY, *numpy_tree(args))
             self.checks += 1
@@ -261,6 +277,11 @@ def weight_parameter(name, module, tensor) -> nn.Parameter:
             f"module {name!r} ({type(module).__name__}) has no parameter {tensor!r} (it has "
             f"{', '.join(map(repr, have)) or 'none'}); choose one with the rule's 'tensor' key, e.g. "
             f"tensor = 'in_proj_weight' for nn.MultiheadAttention or 'weight_ih_l0' for nn.LSTM"
+        )
+    if distributed.is_sharded(param):
+        raise ValueError(
+            f"module {name!r}: {tensor!r} is already sharded (a DTensor, e.g. by fully_shard); compress the model "
+            f"first, then shard it (fully_shard keeps pqref's parametrizations)"
         )
     if param.dtype not in WEIGHT_DTYPES:
         raise ValueError(
@@ -347,15 +368,36 @@ def _independent_deepcopy(self, memo):
     return replica
 
 
-def chain_input(target: Target, compression: Compression) -> torch.Tensor:
-    """The float32 tensor `compression` sees: the master weight through the compressions registered before it."""
+def chain_input(target: Target, compression: Compression, *, sharded: bool = False) -> torch.Tensor:
+    """The float32 tensor `compression` sees: the master weight through the compressions registered before it.
+
+    A sharded master weight (a DTensor) is gathered into the whole tensor, unless `sharded` and no compression
+    comes before `compression`: then the float32 DTensor itself (for the exact cross-rank algorithms)."""
     plist = target.module.parametrizations[target.tensor]
     w = plist.original.detach()
+    if distributed.is_sharded(w) and not (sharded and plist[0] is compression):
+        w = distributed.full_tensor(w)
     for c in plist:
         if c is compression:
             break
         w = c(w)
     return w.float()
+
+
+def masked_input(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`apply_mask(x, mask)` for a whole `mask`; a DTensor `x` gets its own part of the mask, and stays sharded."""
+    if not distributed.is_sharded(x):
+        return TORCH.apply_mask(x, mask)
+    (block,) = distributed.blocks(["x"], [x])
+    return block.like(TORCH.apply_mask(block.local, distributed.shard_like(mask, x).to_local()))
+
+
+def assign(dst: torch.Tensor, whole: torch.Tensor) -> None:
+    """`dst.copy_(whole)`, for a `dst` that may be a DTensor (then its own part of `whole` is copied)."""
+    if distributed.is_sharded(dst):
+        dst.to_local().copy_(distributed.shard_like(whole, dst).to_local())
+    else:
+        dst.copy_(whole)
 
 
 def _in_target(target, fn):
@@ -471,7 +513,7 @@ class _Pruning(Policy):
     def on_step(self, step):
         with torch.no_grad():
             pairs = zip(self.targets, self.mask_modules, strict=True)
-            inputs = [TORCH.apply_mask(chain_input(t, m), m.mask) for t, m in pairs]
+            inputs = [masked_input(chain_input(t, m, sharded=True), m.mask) for t, m in pairs]
             sparsity = self.target_sparsity(step)
             new = self.verified(lambda B, xs: self.masks(B, xs, sparsity), inputs)
             for m, mask in zip(self.mask_modules, new, strict=True):
@@ -622,7 +664,7 @@ class Lottery(_Pruning):
     def on_step(self, step):
         with torch.no_grad():
             for m, t in zip(self.mask_modules, self.targets, strict=True):
-                m.rewind.copy_(t.param.detach().float())
+                m.rewind.copy_(distributed.full_tensor(t.param.detach()).float())
 
     def next_round(self):
         with torch.no_grad():
@@ -630,7 +672,7 @@ class Lottery(_Pruning):
                 master = t.param
                 new, rewound = self.verified(self.prune, master.detach().float(), m.mask, m.rewind)
                 m.mask.copy_(new)
-                master.copy_(rewound.to(master.dtype))
+                assign(master, rewound.to(master.dtype))
         self.rounds += 1
 
     def state_dict(self):
@@ -682,6 +724,13 @@ class Affine(_WeightQuant):
         "group_size": (_optional_int, None),
         "rounding": (lambda k, v: validate.choice(k, v, ("half_even", "half_away", "floor", "ceil")), "half_even"),
     }
+
+    @classmethod
+    def validate(cls, params):
+        out = super().validate(params)
+        if out["group_size"] is not None and "axis" not in params:
+            out["axis"] = 1  # groups run along the input dimension, as GPTQ's, AWQ's and HQQ's do
+        return out
 
     def make(self, w):
         return AffineQuant(**self.params)
@@ -784,7 +833,9 @@ class _Activation(Policy):
         for t, handle in zip(self.targets, self.handles, strict=True):
             activations.uninstall(t.module, handle)
 
-    detach = finalize
+    def detach(self):
+        for t, handle in zip(self.targets, getattr(self, "handles", []), strict=False):
+            activations.uninstall(t.module, handle)
 
 
 def _device_of(module):
@@ -903,7 +954,8 @@ class Slimming(Policy):
             return
         with torch.no_grad():
             grads = [g.grad.float() for g in gammas]
-            new = TORCH.slimming_penalty_grad(grads, [g.detach().float() for g in gammas], self.params["lam"])
+            B = SHARDED if any_sharded(gammas) else TORCH
+            new = B.slimming_penalty_grad(grads, [g.detach().float() for g in gammas], self.params["lam"])
             for g, n in zip(gammas, new, strict=True):
                 g.grad.copy_(n.to(g.grad.dtype))
 
@@ -1147,7 +1199,8 @@ class GroupedSlimming(_Grouped, Slimming):
             return
         with torch.no_grad():
             grads = [g.grad.float() for g in gammas]
-            new = TORCH.slimming_penalty_grad(grads, [g.detach().float() for g in gammas], self.params["lam"])
+            B = SHARDED if any_sharded(gammas) else TORCH
+            new = B.slimming_penalty_grad(grads, [g.detach().float() for g in gammas], self.params["lam"])
             for g, n in zip(gammas, new, strict=True):
                 g.grad.copy_(n.to(g.grad.dtype))
 
@@ -1280,3 +1333,87 @@ class SparseGPT(_PostTraining):
     def touched(self):
         kinds = ["pruning"] + (["quantization"] if self.params.get("bits") is not None else [])
         return [(t.param, kind, t.describe()) for t in self.targets for kind in kinds]
+
+
+# ---- post-training that reads the layer's inputs: AWQ, SmoothQuant, rotation, AdaRound, HQQ (`calibrate`) ------
+
+
+def _post(name, cls, kind, params, doc):
+    """A post-training rule whose compression is `cls` (`torch_backend.nn.posttraining`), with an input hook."""
+
+    def attach(self):
+        self.built, self.hooks = [], []
+        for t in self.targets:
+            c = cls(self.params)
+            register(t, c)
+            self.built.append(c)
+            hook = posttraining.InputTransform(c, self.record_activations)
+            hook.handle = t.module.register_forward_pre_hook(hook)
+            self.hooks.append(hook)
+
+    def replay_rows(self):
+        rows = _PostTraining.replay_rows(self)
+        for t, hook in zip(self.targets, getattr(self, "hooks", []), strict=True):
+            n, ok = hook.replay()
+            if n:
+                rows.append(ReplayRow(f"{t.name} input (last batch)", f"input {self.name}", n, ok))
+        return rows
+
+    def finalize(self):
+        for c in self.compressions():
+            c.folded = True
+        self.detach()
+
+    def detach(self):
+        for hook in getattr(self, "hooks", []):
+            hook.handle.remove()
+        self.hooks = []
+
+    body = {"__doc__": doc, "name": name, "kind": kind, "PARAMS": params, "attach": attach,
+            "replay_rows": replay_rows, "finalize": finalize, "detach": detach}  # fmt: skip
+    return algorithm(type(cls.__name__ + "Rule", (_PostTraining,), body))
+
+
+def _real(lo=None, hi=None, **kw):
+    return lambda k, v: validate.real(k, v, lo=lo, hi=hi, **kw)
+
+
+def _int(lo=None, hi=None):
+    return lambda k, v: validate.integer(k, v, lo=lo, hi=hi)
+
+
+_GROUP = (_optional(lambda k, v: validate.integer(k, v, lo=1)), None)
+AWQRule = _post("awq", posttraining.AWQQuant, "quantization", {
+    "bits": (_bits_between(2, 8), 4), "group_size": _GROUP, "symmetric": (validate.boolean, False),
+    "grid": (_int(1, 1000), 20), "clip": (validate.boolean, True), "max_shrink": (_real(0.0, 1.0, hi_open=True), 0.5),
+    "clip_grid": (_int(1, 1000), 20),
+}, "AWQ (`reference.posttraining.scaling.awq`): the input divided by s, the weight `dequantize(codes of W * s)`.")  # fmt: skip
+SmoothQuantRule = _post("smoothquant", posttraining.SmoothQuantW8A8, "quantization", {
+    "alpha": (_real(0.0, 1.0), 0.5), "bits": (_bits_between(2, 16), 8), "act_bits": (_bits_between(2, 16), 8),
+}, "SmoothQuant W8A8: `smoothquant` weights, the input divided by s and quantized per token.")  # fmt: skip
+RotationRule = _post("rotation", posttraining.RotatedQuant, "quantization", {
+    "bits": (_bits_between(2, 8), 4), "group_size": _GROUP, "symmetric": (validate.boolean, False),
+    "act_bits": (_optional(_bits_between(2, 16)), 8), "seed": (_int(0, 2**64 - 1), 0),
+}, "A randomized Hadamard rotation of the input dimension, round-to-nearest weights, per-token inputs.")  # fmt: skip
+AdaRoundRule = _post("adaround", posttraining.AdaRoundQuant, "quantization", {
+    "bits": (_bits_between(2, 8), 4), "group_size": _GROUP, "symmetric": (validate.boolean, False),
+    "iterations": (_int(1, 10**6), 200), "warmup": (_real(0.0, 1.0, hi_open=True), 0.2), "lam": (_real(0.0), 0.01),
+    "lr": (_real(0.0, lo_open=True), 0.01),
+}, "AdaRound's layer-wise loop (`adaround_init`, `adaround_step`, `adaround_quantize`) on the calibration Hessian.")  # fmt: skip
+HQQRule = _post("hqq", posttraining.HQQQuant, "quantization", {
+    "bits": (_bits_between(1, 8), 4), "group_size": (_int(1), 64), "lp_norm": (_real(0.0, 1.0, lo_open=True), 0.7),
+    "beta": (_real(0.0, lo_open=True), 10.0), "kappa": (_real(1.0), 1.01), "iters": (_int(0, 10000), 20),
+    "optimize": (validate.boolean, True),
+}, "HQQ (`reference.posttraining.halfquadratic.hqq`), calibration-free; run by `calibrate` like the others.")  # fmt: skip
+
+
+def _check_rotation(self):
+    _PostTraining.check(self)
+    for t in self.targets:
+        try:
+            hadamard_size(t.param.shape[1], f"{t.describe()}: in_features")
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+
+
+RotationRule.check = _check_rotation
