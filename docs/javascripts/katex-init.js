@@ -16,8 +16,24 @@
     for (var i = 0; i < nodes.length; i++) {
       renderMathInElement(nodes[i], { delimiters: DELIMITERS, throwOnError: false });
     }
+    fit(root || document);
     mark();
   }
+
+  // A display formula wider than the column is scaled down to fit (to 60% at most; beyond that it scrolls).
+  function fit(root) {
+    var blocks = root.querySelectorAll("div.arithmatex");
+    for (var i = 0; i < blocks.length; i++) {
+      var katex = blocks[i].querySelector(".katex-display > .katex");
+      if (!katex) continue;
+      katex.style.fontSize = "";
+      var room = blocks[i].clientWidth, need = katex.scrollWidth;
+      if (need > room && room > 0) {
+        katex.style.fontSize = Math.max(0.6, (room - 2) / need) * 1.21 + "em";
+      }
+    }
+  }
+  window.addEventListener("resize", function () { fit(document); });
 
   // Readiness marks for the site's browser test: rendered formulas and loaded images, as data attributes.
   function mark() {
