@@ -58,7 +58,7 @@ ENTRIES = [
             Golden(
                 Case((_a([0.49999997, 2.5, -2.5, 8388609.0, -0.3, 0.5]),)),
                 _a([0, 3, -3, 8388609.0, -0.0, 1]),
-                "the pinned examples of the foundation issue",
+                "ties 2.5, -2.5 and 0.5 go away from zero; 0.49999997 is below the tie; -0.3 keeps its sign",
             ),
         ),
         bad=(Bad(Case((_a([1.0], np.float64),)), TypeError, "x must have dtype float32, got float64"),),
@@ -70,7 +70,7 @@ ENTRIES = [
         summary="Round toward minus infinity.",
         strategy=S.rounding_cases,
         invariants=(Invariant("integer", _integral),),
-        golden=(Golden(Case((_a([1.5, -1.5, -0.0]),)), _a([1, -2, -0.0])),),
+        golden=(Golden(Case((_a([1.5, -1.5, -0.0]),)), _a([1, -2, -0.0]), "down for either sign; -0.0 stays -0.0"),),
     ),
     Entry(
         name="round_ceil",
@@ -79,7 +79,7 @@ ENTRIES = [
         summary="Round toward plus infinity.",
         strategy=S.rounding_cases,
         invariants=(Invariant("integer", _integral),),
-        golden=(Golden(Case((_a([1.5, -1.5, -0.5]),)), _a([2, -1, -0.0])),),
+        golden=(Golden(Case((_a([1.5, -1.5, -0.5]),)), _a([2, -1, -0.0]), "up for either sign; -0.5 goes up to -0.0"),),
     ),
     Entry(
         name="round_stochastic",
@@ -92,7 +92,21 @@ ENTRIES = [
             "A value in (-1, 0) that rounds up gives +0.0.",
         ),
         invariants=(Invariant("integer", _integral), Invariant("floor or ceil", _floor_or_ceil)),
-        golden=(Golden(Case((_a([3.0, -2.0, 0.0]), (0, 0))), _a([3, -2, 0]), "integers never move"),),
+        golden=(
+            Golden(Case((_a([3.0, -2.0, 0.0]), (0, 0))), _a([3, -2, 0]), "integers never move"),
+            Golden(
+                Case((_a([0.5, 0.5, 0.5, 0.5, -0.25, 2.75, -0.5, 1.0]), (0, 0))),
+                _a([1, 0, 1, 0, -1, 3, -1, 1]),
+                "u = uniform((0, 0), (8,)) = [0.418, 0.600, 0.216, 0.804, 0.965, 0.633, 0.575, 0.894]: up where "
+                "u < x - floor(x) (0.5, 0.5, 0.5, 0.5, 0.75, 0.75, 0.5); the integer 1.0 never moves",
+            ),
+            Golden(
+                Case((_a([0.5, 0.5, 0.5, 0.5, -0.25, 2.75, -0.5, 1.0]), (1, 2))),
+                _a([1, 0, 1, 1, -1, 3, 0, 1]),
+                "another key, other outcomes: u = [0.146, 0.546, 0.146, 0.307, 0.961, 0.546, 0.478, 0.438]; -0.5 "
+                "rounds up to +0.0, not -0.0",
+            ),
+        ),
         bad=(Bad(Case((_a([0.5]), (1, 2, 3))), TypeError, "key must be a key"),),
         paper="Gupta et al., 2015. Deep Learning with Limited Numerical Precision. ICML. arXiv:1502.02551",
     ),
@@ -103,7 +117,17 @@ ENTRIES = [
         summary="Round by a named rule; the `rounding=` parameter of every quantizer.",
         strategy=lambda: S.rounding_cases(with_mode=True),
         invariants=(Invariant("integer", _integral),),
-        golden=(Golden(Case((_a([2.5]),), {"mode": "half_away"}), _a([3])),),
+        golden=(
+            Golden(Case((_a([2.5]),), {"mode": "half_away"}), _a([3]), "the tie 2.5 away from zero"),
+            Golden(Case((_a([2.5, -2.5, 0.5, -0.5]),), {"mode": "half_even"}), _a([2, -2, 0, -0.0]), "ties to even"),
+            Golden(Case((_a([2.5, -2.5, -0.5, -0.3]),), {"mode": "floor"}), _a([2, -3, -1, -1]), "toward -inf"),
+            Golden(
+                Case((_a([0.5, 1.5, -0.5, -2.5]),), {"mode": "stochastic", "key": (0, 0)}),
+                _a([1, 1, 0, -3]),
+                "u = uniform((0, 0), (4,)) = [0.418, 0.600, 0.216, 0.804] against the fractional parts 0.5: up, "
+                "down, up (to +0.0), down",
+            ),
+        ),
         bad=(
             Bad(Case((_a([0.5]),), {"mode": "stochastic"}), ValueError, "rounding='stochastic' needs a key"),
             Bad(Case((_a([0.5]),), {"mode": "half_even", "key": (0, 0)}), ValueError, "key is only used with"),
