@@ -335,9 +335,11 @@ def _check_range(q, bits, qmin, qmax, at):
         want = (-1, 1)
     elif algorithm == "ttq":
         want = (0, 2)
-    elif algorithm in ("gptq", "sparsegpt"):
+    elif algorithm in ("gptq", "sparsegpt", "awq", "rotation", "adaround"):
         want = _call(reference.integer_range, at, "quant.settings", settings.get("bits"), True,
                      settings.get("symmetric", False))  # fmt: skip
+    elif algorithm == "smoothquant":  # symmetric, narrow range
+        want = _call(reference.integer_range, at, "quant.settings", settings.get("bits"), True, True)
     else:
         raise CheckpointError(f"{at}: field 'quant.algorithm' {algorithm!r} is not a pqref weight quantizer")
     if tuple(want or ()) != (qmin, qmax):

@@ -35,7 +35,15 @@ RECIPES: dict[str, list[dict]] = {
     "SparseGPT 50%": [{**LINEAR, "algorithm": "sparsegpt", "sparsity": 0.5}],
     "SparseGPT 2:4": [{**LINEAR, "algorithm": "sparsegpt", "n": 2, "m": 4}],
     "SparseGPT 50% + int4": [{**LINEAR, "algorithm": "sparsegpt", "sparsity": 0.5, "bits": 4, "group_size": 128}],
+    "AWQ int4 g128": [{**LINEAR, "algorithm": "awq", "bits": 4, "group_size": 128}],
+    "HQQ int4 g128": [{**LINEAR, "algorithm": "hqq", "bits": 4, "group_size": 128}],
+    "AdaRound int4 g128": [{**LINEAR, "algorithm": "adaround", "bits": 4, "group_size": 128, "iterations": 100}],
+    "Hadamard + RTN int4 g128": [{**LINEAR, "algorithm": "rotation", "bits": 4, "group_size": 128, "act_bits": None}],
+    "Hadamard + RTN W4A8 g128": [{**LINEAR, "algorithm": "rotation", "bits": 4, "group_size": 128, "act_bits": 8}],
+    "SmoothQuant W8A8": [{**LINEAR, "algorithm": "smoothquant", "alpha": 0.5}],
 }
+# the algorithms `calibrate` runs (the others are registered by `compress`)
+POST_TRAINING = ("gptq", "sparsegpt", "awq", "smoothquant", "rotation", "adaround", "hqq")
 
 
 @dataclass
@@ -158,7 +166,7 @@ def run(*, quick, seed, out_dir, recipes=None, echo=print) -> list[LMResult]:
         model = copy.deepcopy(base)
         rules = recipes_used[name]
         compressor = None
-        if rules and any(r["algorithm"] in ("gptq", "sparsegpt") for r in rules):
+        if rules and any(r["algorithm"] in POST_TRAINING for r in rules):
             compressor = calibrate(model, {"rules": rules}, data, progress=False)
         elif rules:
             compressor = compress(model, {"rules": rules})
@@ -184,8 +192,11 @@ QUICK_SIZE = {"d": 32, "heads": 2, "blocks": 1, "hidden": 64}
 
 
 def _with_groups(rules, group):
-    """The rules with `group_size` 128 replaced by `group` (the quick model's layers have 32 or 64 inputs)."""
-    return [{**r, "group_size": group} if r.get("group_size") == 128 else r for r in rules]
+    """The rules with `group_size` 128 replaced by `group` (the quick model's layers have 32 or 64 inputs), and
+    AdaRound's iterations cut to 20 in quick mode."""
+    quick = group != 128
+    return [{**r, **({"group_size": group} if r.get("group_size") == 128 else {}),
+             **({"iterations": 20} if quick and r["algorithm"] == "adaround" else {})} for r in rules]  # fmt: skip
 
 
 def _batch_size_check(base, train, sequences, seed, rules) -> str:

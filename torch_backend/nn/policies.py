@@ -1347,13 +1347,15 @@ def _post(name, cls, kind, params, doc):
             c = cls(self.params)
             register(t, c)
             self.built.append(c)
-            hook = posttraining.InputTransform(c, self.record_activations)
-            hook.handle = t.module.register_forward_pre_hook(hook)
-            self.hooks.append(hook)
+            if cls.TRANSFORMS_INPUT:
+                hook = posttraining.InputTransform(c, self.record_activations)
+                hook.handle = t.module.register_forward_pre_hook(hook)
+                self.hooks.append(hook)
 
     def replay_rows(self):
         rows = _PostTraining.replay_rows(self)
-        for t, hook in zip(self.targets, getattr(self, "hooks", []), strict=True):
+        hooks = getattr(self, "hooks", [])
+        for t, hook in zip(self.targets if hooks else [], hooks, strict=True):
             n, ok = hook.replay()
             if n:
                 rows.append(ReplayRow(f"{t.name} input (last batch)", f"input {self.name}", n, ok))
