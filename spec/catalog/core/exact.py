@@ -229,6 +229,11 @@ ENTRIES = [
             Golden(Case((_a([0.5, 1.0, -1.0], np.float32),)), HALF, "float32 in: the same state as for float64"),
             Golden(Case((_a([2.0**-1074, 2.0**-1074]),)), _state((0, 2)), "limb 0 counts units of 2**-1074"),
             Golden(Case((_a([]),)), _state(), "the empty sum: all limbs zero"),
+            Golden(
+                Case((_a([[1.0, 0.5], [-1.0, 0.5]]),), {"axis": 0}),
+                np.stack([_state(), ONE]),
+                "one state per column: 1 + (-1) is the zero state, 0.5 + 0.5 is the state of 1",
+            ),
         ),
         bad=(
             Bad(Case((_a([np.inf]),)), ValueError, "x must be finite, got inf at flat index 0"),
@@ -287,6 +292,16 @@ ENTRIES = [
             Golden(Case((_state((0, 1)),)), np.array(5e-324), "limb 0 = 1: 2**-1074"),
             Golden(Case((_state((67, 1)),)), np.array(np.inf), "2**1070 is beyond float64: inf"),
             Golden(Case((np.stack([ONE, HALF]),)), _a([1.0, 0.5]), "a state per output"),
+            Golden(
+                Case((_state((33, 2**18), (31, 2**29)),)),
+                np.array(1.0),
+                "1 + 2**-53 (limb 31 = 2**29 is 2**-53): a tie between 1 and 1 + 2**-52, to even: 1",
+            ),
+            Golden(
+                Case((_state((33, 2**18), (31, 3 * 2**29)),)),
+                np.array(1 + 2**-51),
+                "1 + 3 * 2**-53: a tie between 1 + 2**-52 and 1 + 2**-51 (even): up",
+            ),
         ),
         bad=(
             Bad(
@@ -360,6 +375,11 @@ ENTRIES = [
             ),
             Golden(Case((_a([[1, 2]], np.float32), _a([[3], [4]], np.float32))), _a([[11.0]]), "float32 in"),
             Golden(Case((np.zeros((2, 0)), np.zeros((0, 3)))), np.zeros((2, 3)), "k = 0: +0.0 everywhere"),
+            Golden(
+                Case((_a([[1.0, 2.0**-53]]), _a([[1.0], [1.0]]))),
+                _a([[1.0]]),
+                "1 + 2**-53 is a tie between 1 and 1 + 2**-52: to even, 1",
+            ),
         ),
         bad=(
             Bad(Case((_a([1, 2]), _a([[1], [2]]))), ValueError, "a must have at least 2 dimensions"),
@@ -381,6 +401,11 @@ ENTRIES = [
         golden=(
             Golden(Case((_a([[1, 2], [3, 4]]),)), _a([[10, 14], [14, 20]]), "1+9, 2+12, 4+16"),
             Golden(Case((np.zeros((0, 2)),)), np.zeros((2, 2)), "no rows: zeros"),
+            Golden(
+                Case((_a([[1.0, 1.0], [2.0**-26, 2.0**-27]]),)),
+                _a([[1 + 2**-52, 1.0], [1.0, 1.0]]),
+                "1 + 2**-52 is exact; the off-diagonal 1 + 2**-53 is a tie (to even: 1); 1 + 2**-54 rounds down",
+            ),
         ),
         bad=(Bad(Case((_a([1, 2]),)), ValueError, "x must have at least 2 dimensions"),),
         paper=OZAKI,

@@ -89,7 +89,14 @@ ENTRIES = [
         summary="Float64 mean: the canonical tree sum divided by the count.",
         strategy=lambda: S.reduce_cases(mean=True),
         semantics=("`tree_sum(x, axis) / n` in float64, one rounding.", "An empty mean raises ValueError."),
-        golden=(Golden(Case((_a([1, 2, 3, 4]),)), np.array(2.5), "10 / 4"),),
+        golden=(
+            Golden(Case((_a([1, 2, 3, 4]),)), np.array(2.5), "10 / 4"),
+            Golden(
+                Case((_a([[1, 2, 3], [4, 5, 7]]),), {"axis": 1}),
+                np.array([2.0, 5.333333333333333]),
+                "per row: 6 / 3 and 16 / 3, one float64 division each",
+            ),
+        ),
         bad=(Bad(Case((_a([]),)), ValueError, "x has no elements to average"),),
     ),
     Entry(
@@ -113,6 +120,22 @@ ENTRIES = [
                 "torch's CPU float64 sqrt gives ...127 instead of ...129 here; the float32 result is exact",
             ),
             Golden(Case((_a([3e38, 3e38]),), {"p": 2}), np.array(np.inf, np.float32), "beyond float32: inf"),
+            Golden(
+                Case((_a([1, 2**-12, 2**-12, 2**-24]),), {"p": 2}),
+                np.array(1.0, np.float32),
+                "a tie: the sum of squares is exactly (1 + 2**-24)**2, so the root is the midpoint between 1 and "
+                "1 + 2**-23; to even: 1",
+            ),
+            Golden(
+                Case((_a([1, 2**-12, 2**-12, 2**-12, 2**-12, 2**-12, 2**-12, 3 * 2**-24]),), {"p": 2}),
+                np.array(1 + 2**-22, np.float32),
+                "a tie rounding up: the root is exactly 1 + 3 * 2**-24, between 1 + 2**-23 and 1 + 2**-22 (even)",
+            ),
+            Golden(
+                Case((_a([[3, 4], [1, 1], [0, -0.0]]),), {"p": 2, "axis": 1}),
+                np.array([5.0, 1.4142135, 0.0], np.float32),
+                "per row: 5, the float32 nearest sqrt(2), and +0.0 for a row of zeros",
+            ),
         ),
         bad=(Bad(Case((_a([3, -4]),), {"p": 3}), ValueError, "p must be one of 1, 2; got 3"),),
     ),
