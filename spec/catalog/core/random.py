@@ -66,7 +66,7 @@ ENTRIES = [
         module="core.random",
         summary="A key from a 64-bit seed.",
         strategy=S.seed_cases,
-        golden=(Golden(Case((2**32 + 5,)), (1, 5)),),
+        golden=(Golden(Case((2**32 + 5,)), (1, 5), "the seed's high and low 32-bit words: (2**32 + 5) -> (1, 5)"),),
         bad=(Bad(Case((-1,)), ValueError, "seed must be in [0, 18446744073709551615], got -1"),),
         paper=THREEFRY,
     ),

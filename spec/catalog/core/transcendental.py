@@ -172,6 +172,11 @@ ENTRIES = [
                 "0**-1 = inf, 0**0 = 1, 0**1 = 0; sqrt 2 = 1.41421356...; sqrt(1 + 2**-23) = 1.0000000596046429..., "
                 "just below the midpoint 1 + 2**-24: 1.0",
             ),  # fmt: skip
+            Golden(
+                Case((_a([-0.0, -0.0, -0.0]), _a([3, 0, -1]))),
+                _a([0, 1, np.inf]),
+                "-0.0 counts as +0.0: (-0)**3 = +0.0 (C's pow gives -0.0), (-0)**0 = 1, (-0)**-1 = +inf",
+            ),
         ),
         bad=(
             Bad(Case((_a([-1.0]), _a(0.5))), ValueError, "x must be in [0.0, inf], got -1.0 at flat index 0"),
