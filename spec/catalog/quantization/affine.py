@@ -81,10 +81,10 @@ ENTRIES = [
         semantics=("signed: [-2**(b-1), 2**(b-1) - 1]; unsigned: [0, 2**b - 1]; narrow_range drops the lowest code.",),
         invariants=(Invariant("2**bits codes (minus one if narrow)", _code_count),),
         golden=(
-            Golden(Case((8,)), (-128, 127)),
-            Golden(Case((8,), {"signed": False}), (0, 255)),
-            Golden(Case((8,), {"narrow_range": True}), (-127, 127)),
-            Golden(Case((4,), {"signed": False, "narrow_range": True}), (1, 15)),
+            Golden(Case((8,)), (-128, 127), "signed 8 bits: [-2**7, 2**7 - 1]"),
+            Golden(Case((8,), {"signed": False}), (0, 255), "unsigned 8 bits: [0, 2**8 - 1]"),
+            Golden(Case((8,), {"narrow_range": True}), (-127, 127), "narrow: -128 dropped, symmetric around 0"),
+            Golden(Case((4,), {"signed": False, "narrow_range": True}), (1, 15), "narrow unsigned: code 0 dropped"),
         ),
         bad=(
             Bad(Case((0,)), ValueError, "bits must be in [1, 16], got 0"),
@@ -152,6 +152,12 @@ ENTRIES = [
                 (_a([1 / 127, 2 / 127]), _z([0, 0])),
                 "per row amax / 127",
             ),
+            Golden(
+                Case((_a([[-1, 1, 0, 4], [2, 2, -3, 1]]),), {"qmin": 0, "qmax": 15, "axis": 1, "group_size": 2}),
+                (_a([[2 / 15, 4 / 15], [2 / 15, 4 / 15]]), _z([[7, 0], [0, 11]])),
+                "per group of 2 along axis 1, scales keep x's rank: ranges [-1, 1], [0, 4], [0, 2] (widened to "
+                "contain 0), [-3, 1]; z = -rne(-1 / fl32(2/15)) = -rne(-7.4999996) = 7, just short of the tie 7.5",
+            ),
         ),  # fmt: skip
         bad=(
             Bad(
@@ -177,12 +183,32 @@ ENTRIES = [
         invariants=(Invariant("codes in range", _codes_in_range), Invariant("monotone", _monotone)),
         golden=(
             Golden(Case((_a([0.25, 0.75, -1.0, 9.0]), _s(0.5), _z(0)), INT8), _z([0, 2, -2, 18]), "0.5 -> 0, 1.5 -> 2"),
-            Golden(Case((_a([0.25, 0.75]), _s(0.5), _z(0)), {**INT8, "rounding": "half_away"}), _z([1, 2])),
+            Golden(
+                Case((_a([0.25, 0.75]), _s(0.5), _z(0)), {**INT8, "rounding": "half_away"}),
+                _z([1, 2]),
+                "the ties 0.5 and 1.5 away from zero",
+            ),
             Golden(Case((_a([100.0, -100.0, 3e38]), _s(0.5), _z(0)), INT8), _z([127, -128, 127]), "saturation"),
             Golden(
                 Case((_a([[1.0, 1.0], [1.0, 1.0]]), _a([0.5, 0.25]), _z([0, 10])), {**INT8, "axis": 0}),
                 _z([[2, 2], [14, 14]]),
                 "per channel along axis 0",
+            ),
+            Golden(
+                Case(
+                    (_a([[0.3, 0.3, 0.3, 0.3]]), _a([[0.5, 0.25]]), _z([[0, 1]])), {**INT8, "axis": 1, "group_size": 2}
+                ),
+                _z([[1, 1, 2, 2]]),
+                "per group of 2 along axis 1: 0.3 / 0.5 = 0.6 -> 1; 0.3 / 0.25 = 1.2 -> 1, + z = 2",
+            ),
+            Golden(
+                Case(
+                    (_a([0.25, 0.25, 0.25, 0.25, -0.25, 1.0]), _s(0.5), _z(0)),
+                    {**INT8, "rounding": "stochastic", "key": (0, 0)},
+                ),
+                _z([1, 0, 1, 0, -1, 2]),
+                "x / s = 0.5 (four times), -0.5, 2 against u = uniform((0, 0), (6,)) = [0.418, 0.600, 0.216, 0.804, "
+                "0.965, 0.633]: up where u < 0.5; -0.5 stays at -1; the integer 2 never moves",
             ),
         ),  # fmt: skip
         bad=(
@@ -221,7 +247,19 @@ ENTRIES = [
         summary="x = float32(q - z) * s.",
         strategy=S.dequantize_cases,
         semantics=("q - z is exact in int32 and in float32; the only rounding is the float32 product.",),
-        golden=(Golden(Case((_z([0, 2, -2, 18]), _s(0.5), _z(0))), _a([0, 1, -1, 9])),),
+        golden=(
+            Golden(Case((_z([0, 2, -2, 18]), _s(0.5), _z(0))), _a([0, 1, -1, 9]), "(q - 0) * 0.5, exact"),
+            Golden(
+                Case((_z([[0, 2], [4, -2]]), _a([0.5, 0.25]), _z([0, 2])), {"axis": 0}),
+                _a([[0, 1], [0.5, -1]]),
+                "per channel along axis 0: (q - 0) * 0.5 and (q - 2) * 0.25",
+            ),
+            Golden(
+                Case((_z([[1, 1, 1, 1]]), _a([[0.5, 0.25]]), _z([[0, -3]])), {"axis": 1, "group_size": 2}),
+                _a([[0.5, 0.5, 1, 1]]),
+                "per group of 2 along axis 1: (1 - 0) * 0.5 and (1 + 3) * 0.25",
+            ),
+        ),
         bad=(
             Bad(Case((_a([1.0]), _s(0.5), _z(0))), TypeError, "q must have dtype int32, got float32"),
             Bad(Case((_z([2**20]), _s(0.5), _z(0))), ValueError, "q must be in [-32768, 65535]"),
@@ -243,6 +281,47 @@ ENTRIES = [
         invariants=(Invariant("idempotent under nearest rounding", _idempotent),),
         golden=(
             Golden(Case((_a([0.3, 0.7, 100.0]), _s(0.5), _z(0)), INT8), _a([0.5, 0.5, 63.5]), "0.6 -> 1; 1.4 -> 1"),
+            Golden(
+                Case((_a([0.25, 0.75, 1.25, -0.25, -0.75, -0.0]), _s(0.5), _z(0)), INT8),
+                _a([0, 1, 1, 0, -1, 0]),
+                "ties x / s = 0.5, 1.5, 2.5, -0.5, -1.5 to even; codes are integers, so -0.25 and -0.0 give +0.0",
+            ),
+            Golden(
+                Case((_a([0.25, 0.75, 1.25, -0.25, -0.75, -0.0]), _s(0.5), _z(0)), {**INT8, "rounding": "half_away"}),
+                _a([0.5, 1, 1.5, -0.5, -1, 0]),
+                "the same ties away from zero; -0.0 still gives +0.0",
+            ),
+            Golden(
+                Case((_a([0.3, -0.3, 0.75]), _s(0.5), _z(0)), {**INT8, "rounding": "floor"}),
+                _a([0, -0.5, 0.5]),
+                "floor: 0.6 -> 0, -0.6 -> -1, 1.5 -> 1",
+            ),
+            Golden(
+                Case(
+                    (_a([[0.3, 0.7, 2.0], [0.3, 0.7, 2.0]]), _a([0.5, 0.25]), _z([0, 2])),
+                    {"qmin": -4, "qmax": 3, "axis": 0},
+                ),
+                _a([[0.5, 0.5, 1.5], [0.25, 0.25, 0.25]]),
+                "per channel, codes [-4, 3]: row 0 (s = 0.5, z = 0) clips 2.0 at code 3 = 1.5; row 1 (s = 0.25, "
+                "z = 2) clips from 0.7 on at (3 - 2) * 0.25",
+            ),
+            Golden(
+                Case(
+                    (_a([[0.3, 0.7, 0.3, 0.7]]), _a([[0.5, 0.25]]), _z([[0, 1]])), {**INT8, "axis": 1, "group_size": 2}
+                ),
+                _a([[0.5, 0.5, 0.25, 0.75]]),
+                "per group of 2: s = 0.5, z = 0 for the first pair; s = 0.25, z = 1 for the second (1.2 -> 1, "
+                "2.8 -> 3)",
+            ),
+            Golden(
+                Case(
+                    (_a([0.25, 0.25, 0.25, 0.25, -0.25, 1.0]), _s(0.5), _z(0)),
+                    {**INT8, "rounding": "stochastic", "key": (0, 0)},
+                ),
+                _a([0.5, 0, 0.5, 0, -0.5, 1]),
+                "stochastic, key (0, 0): u = [0.418, 0.600, 0.216, 0.804, 0.965, 0.633] against the fractional parts "
+                "0.5: up, down, up, down; -0.5 down to -1; 2 stays",
+            ),
         ),
         bad=(
             Bad(
@@ -270,6 +349,51 @@ ENTRIES = [
                 Case((_a([1, 1, 1]), _a([63.5, 63.75, 64.0]), _s(0.5), _z(0)), INT8),
                 _a([1, 0, 0]),
                 "x/s = 127 passes; 127.5 rounds (to even) to 128 and is blocked; 128 is blocked",
+            ),
+            Golden(
+                Case(
+                    (
+                        _a([[1, 1, 1], [1, 1, 1]]),
+                        _a([[1.75, 1.8, -2.0], [0.2, 0.3, -1.1]]),
+                        _a([0.5, 0.25]),
+                        _z([0, 2]),
+                    ),
+                    {"qmin": -4, "qmax": 3, "axis": 0},
+                ),
+                _a([[0, 0, 1], [1, 1, 1]]),
+                "per channel, codes [-4, 3]: row 0 rounds 3.5 (a tie, to even) and 3.6 to 4, blocked, -4 passes; "
+                "row 1 (z = 2) gives codes 3, 3, -2: all pass",
+            ),
+            Golden(
+                Case(
+                    (_a([[1, 1, 1, 1]]), _a([[1.75, 1.8, 0.25, 0.5]]), _a([[0.5, 0.25]]), _z([[0, 1]])),
+                    {"qmin": -4, "qmax": 3, "axis": 1, "group_size": 2},
+                ),
+                _a([[0, 0, 1, 1]]),
+                "per group: the first pair rounds to code 4 (blocked), the second to codes 2 and 3 (pass)",
+            ),
+            Golden(
+                Case(
+                    (_a([1, 1, 1]), _a([1.5, 1.75, -2.25]), _s(0.5), _z(0)),
+                    {"qmin": -4, "qmax": 3, "rounding": "half_away"},
+                ),
+                _a([1, 0, 0]),
+                "the region follows the rounding: the tie -4.5 goes away to -5, blocked (half to even would give -4 "
+                "and pass)",
+            ),
+            Golden(
+                Case((_a([1, 1]), _a([1.9, -2.1]), _s(0.5), _z(0)), {"qmin": -4, "qmax": 3, "rounding": "floor"}),
+                _a([1, 0]),
+                "floor: 3.8 -> 3 passes, -4.2 -> -5 is blocked",
+            ),
+            Golden(
+                Case(
+                    (_a([1, 1, 1, 1]), _a([1.75, 1.75, 1.75, 1.75]), _s(0.5), _z(0)),
+                    {"qmin": -4, "qmax": 3, "rounding": "stochastic", "key": (0, 0)},
+                ),
+                _a([0, 1, 0, 1]),
+                "3.5 rounds up (code 4, blocked) where u = uniform((0, 0), (4,)) < 0.5 (0.418, 0.216), down (code 3, "
+                "passes) elsewhere: the same draws as the forward pass",
             ),
         ),  # fmt: skip
         bad=(
