@@ -184,6 +184,11 @@ ENTRIES = [
         golden=(
             Golden(Case((_a([-0.5, 0.0, 2.0]),)), _a([-1, 1, 1]), "deterministic: the sign with b(0) = +1"),
             Golden(
+                Case((_a([-0.0, 0.0, -1e-45]),)),
+                _a([1, 1, -1]),
+                "-0.0 is a zero: +1, as +0.0; the smallest negative subnormal is negative: -1",
+            ),
+            Golden(
                 Case((_a([0.0, 0.0, -0.5674091577529907, 0.7]),), {"stochastic": True, "key": (0, 0)}),
                 _a([1, -1, -1, 1]),
                 "key (0, 0) draws u = [0.4185, 0.6005, 0.2163, 0.8041]; +1 iff w > 2u - 1 = [-0.163, 0.201, "
@@ -216,6 +221,16 @@ ENTRIES = [
         golden=(
             Golden(Case((_a([1, 2, 3]), _a([-3, 0.5, 3]))), _a([1, 2, 3]), "identity: the gradient unchanged"),
             Golden(Case((_a([1, 2, 3]), _a([-3, 0.5, 3])), {"ste": "clipped"}), _a([0, 2, 0]), "clipped"),
+            Golden(
+                Case((_a([1, 2, 3]), _a([-3, 0.5, 3])), {"stochastic": True, "key": (0, 0)}),
+                _a([1, 2, 3]),
+                "stochastic with a key: the draw does not change the gradient (identity)",
+            ),
+            Golden(
+                Case((_a([1, 2, 3]), _a([-3, 0.5, 3])), {"stochastic": True, "key": (0, 0), "ste": "clipped"}),
+                _a([0, 2, 0]),
+                "stochastic and clipped: |w| <= 1 passes, whatever the draw",
+            ),
         ),
         bad=(Bad(Case((_a([1, 1]), _a([1.0]))), ValueError, "grad has shape (2,) but w needs shape (1,)"),),
         paper=BINARYCONNECT,

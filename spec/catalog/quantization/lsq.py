@@ -90,7 +90,7 @@ ENTRIES = [
         ),
         invariants=(Invariant("the float32 nearest 1/sqrt(N Qp)", _nearest_inverse_sqrt),),
         golden=(
-            Golden(Case((4, 1)), 0.5),
+            Golden(Case((4, 1)), 0.5, "1/sqrt(4) = 0.5 exactly"),
             Golden(Case((1, 3)), float(F(0.5773502691896258)), "1/sqrt(3) = 0.57735026918..."),
             Golden(Case((12, 1)), float(F(0.2886751345948129)), "1/sqrt(12)"),
             Golden(Case((0, 7)), 0.0, "no elements"),
@@ -224,6 +224,15 @@ ENTRIES = [
                 (_a([1, 0, 1, 0]), _s(-F(0.2886751345948129))),
                 "bounds pass with d = 0; beyond: d = 3, -4; sum -1 times 1/sqrt(12)",
             ),
+            Golden(
+                Case(
+                    (_a([[1, 1, 1], [1, 1, 1]]), _a([[0.2, 0.8, 5.0], [0.2, 0.8, 5.0]]), _a([0.5, 1.0])),
+                    {**SIGNED3, "axis": 0},
+                ),
+                (_a([[1, 1, 0], [1, 1, 0]]), _a([1.0, 1.0])),
+                "per channel (N = 3 per step, g_s = fl32(1/3)): row 0 as the per-tensor case; row 1 (s = 1): d = "
+                "[-0.2, 0.2, 3], sum 2.99999999..., times 1/3 rounds to 1",
+            ),
         ),
         bad=(
             Bad(
@@ -252,6 +261,15 @@ ENTRIES = [
                 Case((_a([-1.0, 0.0, 0.6, 2.0]), _s(0.5), _s(-0.25)), {"bits": 2, "signed": False}),
                 _a([-0.25, -0.25, 0.75, 1.25]),
                 "v = [-1.5, .5, 1.7, 4.5] -> codes [0, 0, 2, 3]",
+            ),
+            Golden(
+                Case(
+                    (_a([[-1.0, 0.0, 0.6, 2.0], [-1.0, 0.0, 0.6, 2.0]]), _a([0.5, 1.0]), _a([-0.25, 0.5])),
+                    {"bits": 2, "signed": False, "axis": 0},
+                ),
+                _a([[-0.25, -0.25, 0.75, 1.25], [0.5, 0.5, 0.5, 2.5]]),
+                "per channel: row 0 as above; row 1 (s = 1, beta = 0.5): v = [-1.5, -0.5, 0.1, 1.5], the tie 1.5 "
+                "to even: codes [0, 0, 0, 2]",
             ),
         ),
         bad=(
@@ -286,6 +304,19 @@ ENTRIES = [
                 Case((_a([1, 1]), _a([0.0, 2.0]), _s(0.5), _s(-0.25)), {"bits": 2, "signed": False}),
                 (_a([1, 0]), _s(2.5 * np.float64(F(1 / np.sqrt(6)))), _s(F(1 / np.sqrt(6)))),
                 "v = [.5, 4.5]: d = [-.5, 3], sum 2.5; offset gets the outside element; gs = fl32(1/sqrt(6))",
+            ),
+            Golden(
+                Case(
+                    (_a([[1, 1], [1, 1]]), _a([[0.0, 2.0], [0.0, 2.0]]), _a([0.5, 1.0]), _a([-0.25, 0.5])),
+                    {"bits": 2, "signed": False, "axis": 0},
+                ),
+                (
+                    _a([[1, 0], [0, 1]]),
+                    _a([2.5 * np.float64(F(1 / np.sqrt(6))), 0.5 * np.float64(F(1 / np.sqrt(6)))]),
+                    _a([F(1 / np.sqrt(6)), F(1 / np.sqrt(6))]),
+                ),
+                "per channel, N = 2 per step: row 0 as above; row 1 (s = 1, beta = 0.5): v = [-0.5, 1.5], the "
+                "first below 0 (d = -Qn = 0, offset 1), the tie 1.5 inside (d = 2 - 1.5)",
             ),
         ),
         bad=(

@@ -99,6 +99,11 @@ ENTRIES = [
                 "x = alpha passes to both; alpha gets 4 + 8",
             ),
             Golden(Case((_a([]), _a([]), _s(1.0), 4)), (_a([]), _s(0.0)), "empty: +0.0"),
+            Golden(
+                Case((_a([1, 2, 3]), _a([-0.0, 0.0, -1e-45]), _s(3.0), 2)),
+                (_a([1, 2, 0]), _s(0.0)),
+                "x = -0.0 and +0.0 are in [0, alpha] and pass; the negative subnormal is below 0: +0.0",
+            ),
         ),
         bad=(
             Bad(

@@ -148,10 +148,19 @@ ENTRIES = [
             Invariant("idempotent", _twn_idempotent),
         ),
         golden=(
-            Golden(Case((_a([1, -1, 0.25, 0]),)), _a([1, -1, 0, 0])),
+            Golden(
+                Case((_a([1, -1, 0.25, 0]),)),
+                _a([1, -1, 0, 0]),
+                "delta = 0.7 mean|w| = 0.39375: 0.25 and 0 go to +0.0; alpha = mean(1, 1) = 1",
+            ),
             Golden(Case((_a([3, 1, -1, 0]),)), _a([5 / 3, 5 / 3, -5 / 3, 0]), "delta 0.875, alpha 5/3"),
             Golden(Case((_a([2, -0.875, 0.875]),)), _a([2, 0, 0]), "|w| = delta is pruned"),
             Golden(Case((_a([-0.0, 0.0]),)), _a([0.0, 0.0]), "all zero: +0.0"),
+            Golden(
+                Case((_a([[1, -1, 0.25, 0], [3, 1, -1, 0]]),), {"axis": 0}),
+                _a([[1, -1, 0, 0], [5 / 3, 5 / 3, -5 / 3, 0]]),
+                "per row: (delta, alpha) = (0.39375, 1) and (0.875, 5/3), each row's own",
+            ),
         ),
         bad=(Bad(Case((_a([1.0], np.float16),)), TypeError, "w must have dtype float32, got float16"),),
         paper=TWN,
@@ -164,7 +173,14 @@ ENTRIES = [
         strategy=lambda: S.twn_cases(with_grad=True),
         semantics=("dL/dw = dL/dw^t, bit for bit; delta and alpha are constants.", FINITE_RULE),
         invariants=(Invariant("the cotangent unchanged", _identity_grad),),
-        golden=(Golden(Case((_a([1, -0.0, 3]), _a([1, 2, 3]))), _a([1, -0.0, 3]), "unchanged, -0.0 included"),),
+        golden=(
+            Golden(Case((_a([1, -0.0, 3]), _a([1, 2, 3]))), _a([1, -0.0, 3]), "unchanged, -0.0 included"),
+            Golden(
+                Case((_a([[1, -0.0], [3, 4]]), _a([[1, 2], [3, 4]])), {"axis": 0}),
+                _a([[1, -0.0], [3, 4]]),
+                "per row: still the cotangent, bit for bit",
+            ),
+        ),
         bad=(Bad(Case((_a([1.0]), _a([1.0, 2.0]))), ValueError, "grad has shape (1,) but w needs shape (2,)"),),
         paper=TWN,
     ),
