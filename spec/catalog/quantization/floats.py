@@ -237,6 +237,13 @@ ENTRIES = [
                 _a([np.inf, -np.inf, 0.09375]),
                 "E5M2 overflows to Inf; 0.1 = 1.6 * 2**-4 -> 1.5 * 2**-4",
             ),
+            Golden(
+                Case((_a([0.75, 0.75, 0.75, 0.75, 2.5, -5.0]), FP4), {"rounding": "stochastic", "key": (0, 0)}),
+                _a([0.5, 1.0, 0.5, 1.0, 3.0, -6.0]),
+                "stochastic: each value sits halfway between two E2M1 levels and goes up when random_bits((0, 0)) "
+                "plus the dropped bits carry past 2**32, i.e. u >= 0.5 for u = [0.418, 0.600, 0.216, 0.804, 0.965, "
+                "0.633]: down, up, down, up, up, up (in magnitude)",
+            ),
         ),
         bad=(Bad(Case((_a([np.nan]), FP4)), ValueError, "float4_e2m1fn has no NaN encoding"),),
         paper=FP8,
@@ -262,6 +269,12 @@ ENTRIES = [
                 Case((_a([1, 1, 1, 1]), _a([6.9999995, 7.0, -6.0, 0.0]), FP4)),
                 _a([1, 0, 1, 1]),
                 "E2M1: 7 ties up past 6 and blocks",
+            ),
+            Golden(
+                Case((_a([1, 1, 1, 1]), _a([6.5, 6.5, 6.5, 6.5]), FP4), {"rounding": "stochastic", "key": (0, 0)}),
+                _a([1, 1, 1, 0]),
+                "6.5 is a quarter of the way from 6 to 8 (beyond E2M1): with the forward pass's draws it rounds up "
+                "only where u >= 0.75 (the fourth, u = 0.804), which overflows and blocks",
             ),
         ),
         bad=(

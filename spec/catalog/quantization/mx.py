@@ -224,6 +224,15 @@ ENTRIES = [
                 _a([-2.0, 1.984375]),
                 "INT8 code times 2**-6",
             ),
+            Golden(
+                Case(
+                    (_u8([[125, 126], [126, 127]]), _u8([[4, 7], [14, 0], [6, 2], [1, 15]]), "mxfp4_e2m1"),
+                    {"axis": 0, "block_size": 2},
+                ),
+                _a([[0.5, 3.0], [-1.0, 0.0], [2.0, 1.0], [0.25, -6.0]]),
+                "blocks of 2 along axis 0, one scale per block and column: scales 2**-2, 2**-1 (column 0) and "
+                "2**-1, 2**0 (column 1) times the E2M1 values",
+            ),
         ),
         bad=(
             Bad(
@@ -274,6 +283,20 @@ ENTRIES = [
                 _a([0.5, -1.0, 3.0, 0.0]),
                 "scale 2**-1 times [1, -2, 6, 0]",
             ),
+            Golden(
+                Case(
+                    (_a([[0.5, 3.0], [-1.25, 0.1], [2.0, 0.75], [0.25, -6.0]]), "mxfp4_e2m1"),
+                    {"axis": 0, "block_size": 2},
+                ),
+                _a([[0.5, 3.0], [-1.0, 0.0], [2.0, 1.0], [0.25, -6.0]]),
+                "blocks of 2 down each column: [0.5, -1.25] gets 2**-2 and -5 ties to -4 (even); [3, 0.1] gets "
+                "2**-1; [2, 0.25] gets 2**-1; [0.75, -6] gets 2**0 and the tie 0.75 goes to 1 (even)",
+            ),
+            Golden(
+                Case((_a([0.75, -1.25, 2.5, 6.0]), "mxfp4_e2m1"), {"block_size": 4, "rounding": "half_away"}),
+                _a([1.0, -1.5, 3.0, 6.0]),
+                "scale 2**0; the ties 0.75, -1.25 and 2.5 go away from zero (half to even gives 1, -1, 2)",
+            ),
         ),
         bad=(Bad(Case((np.zeros((2, 3), F), "mxint8"), {"axis": 0, "block_size": 4}), ValueError, "not a multiple"),),
         paper=OCP_MX,
@@ -293,6 +316,14 @@ ENTRIES = [
                 Case((_a([1.0, -2.0]), _a([7.0, 1.0]), "mxfp4_e2m1"), {"block_size": 2}),
                 _a([1.0, -2.0]),
                 "7 saturates to 6 and still passes",
+            ),
+            Golden(
+                Case(
+                    (_a([[1.0, -2.0], [3.0, 4.0]]), _a([[7.0, 1.0], [0.1, 100.0]]), "mxfp4_e2m1"),
+                    {"axis": 0, "block_size": 2, "rounding": "half_away"},
+                ),
+                _a([[1.0, -2.0], [3.0, 4.0]]),
+                "blocks along axis 0, half_away: the identity still, whatever the scales and the rounding",
             ),
         ),
         bad=(

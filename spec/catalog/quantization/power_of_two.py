@@ -178,7 +178,11 @@ ENTRIES = [
             Invariant("monotone", _pow2_monotone),
         ),
         golden=(
-            Golden(Case((_X8,), P4), _a([1, 0.5, 1, 1, 1, -0.015625, 0, 0.5]), "linear: 0.75 up, 0.72 down"),
+            Golden(
+                Case((_X8,), P4),
+                _a([1, 0.5, 1, 1, 1, -0.015625, 0, 0.5]),
+                "linear: 0.75, the midpoint of 0.5 and 1, is a tie and goes up; 0.72 down",
+            ),
             Golden(
                 Case((_X8,), {**P4, "rounding": "log"}),
                 _a([1, 0.5, 1, 1, 1, -0.015625, 0, 1]),
@@ -251,6 +255,12 @@ ENTRIES = [
         golden=(
             Golden(Case((_a([1.0, -0.5, 0.0, 0.015625, -0.0, -100.0]),), P4), _u8([7, 14, 0, 1, 0, 15]), "dense"),
             Golden(Case((_a([1.0, -0.5, 0.0, 0.125, -0.0, -100.0]),), INQ4), _u8([4, 11, 0, 1, 0, 12]), "INQ's"),
+            Golden(
+                Case((_a([0.72, 0.7, 1.4142135, 1.4142137, -0.72]),), {**INQ4, "rounding": "log"}),
+                _u8([4, 3, 4, 4, 12]),
+                "log rounding: 0.72 = 1.44 * 2**-1 and 1.44**2 > 2, up to 1 (code 4; linear gives 0.5, code 3); "
+                "0.7 down; 1.4142137 up to 2, clipped to emax: 1; -0.72: the sign bit 8 + 4",
+            ),
         ),
         bad=(
             Bad(Case((_a([1.0]),), {**P4, "emax": -146}), ValueError, "give emin = -152, below -149"),
