@@ -83,6 +83,11 @@ ENTRIES = [
             Golden(Case((_a([5, 5, 5]), 3), {"iterations": 2}), (_u8([0, 0, 0]), _a([5, 5, 5])), "equal entries"),
             Golden(Case((_a([[0], [3]]), 4), {"iterations": 0}), (_u8([[0], [3]]), _a([0, 1, 2, 3])), "init only"),
             Golden(
+                Case((_a([0, 1, 2]), 2), {"iterations": 1}),
+                (_u8([0, 0, 1]), _a([0.5, 2])),
+                "init [0, 2]; w = 1 is a tie between them and joins the lower index, so the means are 0.5 and 2",
+            ),
+            Golden(
                 Case((_a([-(2.0**52), -0.5]), 2), {"iterations": 0}),
                 (_u8([0, 1]), _a([-(2.0**52), -0.5])),
                 "the ends are exact (lo + (hi - lo) would give 0)",
@@ -115,7 +120,11 @@ ENTRIES = [
                 _u8([1]),
                 "true distances 0.5 + 2**-60 and 0.5: float64 |w - c| would tie",
             ),
-            Golden(Case((_a([1.2, 1.5, 1.6, -5.0, 100.0]), _a([0, 1, 1, 2]))), _u8([1, 1, 3, 0, 3])),
+            Golden(
+                Case((_a([1.2, 1.5, 1.6, -5.0, 100.0]), _a([0, 1, 1, 2]))),
+                _u8([1, 1, 3, 0, 3]),
+                "1.2 -> the first of the equal entries 1; the tie 1.5 -> the lower (index 1); out of range -> the ends",
+            ),
             Golden(Case((_a([0.5, -0.0]), _a([0, 1]))), _u8([0, 0]), "the tie at 0.5 goes to index 0"),
         ),
         bad=(
@@ -139,7 +148,13 @@ ENTRIES = [
         vjp="codebook_decode_vjp",
         semantics=("A table lookup; the codebook may be in any order (fine-tuning can reorder it).",),
         invariants=(Invariant("table lookup", _decode_is_lookup),),
-        golden=(Golden(Case((_u8([0, 2, 1, 2]), _a([3, 1, 2]))), _a([3, 2, 1, 2])),),
+        golden=(
+            Golden(
+                Case((_u8([0, 2, 1, 2]), _a([3, 1, 2]))),
+                _a([3, 2, 1, 2]),
+                "codebook[indices]; the codebook need not be sorted",
+            ),
+        ),
         bad=(
             Bad(Case((_u8([3]), _a([1, 2, 3]))), ValueError, "indices must be in [0, 2], got 3 at flat index 0"),
             Bad(Case((_a([0], np.int64), _a([1.0]))), TypeError, "indices must have dtype uint8, got int64"),
@@ -157,7 +172,13 @@ ENTRIES = [
             "grad must be finite and shaped like indices.",
         ),
         invariants=(Invariant("per-entry sums", _decode_vjp_sums),),
-        golden=(Golden(Case((_a([1, 2, 3]), _u8([0, 1, 0]), _a([0.5, 1.5, 2.5]))), _a([4, 2, 0])),),
+        golden=(
+            Golden(
+                Case((_a([1, 2, 3]), _u8([0, 1, 0]), _a([0.5, 1.5, 2.5]))),
+                _a([4, 2, 0]),
+                "entry 0 collects 1 + 3, entry 1 gets 2, the unused entry 2 gets +0.0",
+            ),
+        ),
         bad=(
             Bad(
                 Case((_a([1, 2]), _u8([0]), _a([1.0]))), ValueError, "grad has shape (2,) but indices needs shape (1,)"

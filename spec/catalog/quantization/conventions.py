@@ -63,7 +63,7 @@ ENTRIES = [
             Golden(
                 Case((_a([127, 0, 255, 1]),), {"bits": 8, "divisor": "half_range"}),
                 _a([0.99607843, 1, 2, 0.007843138]),
-                "255 / 127.5 = 2",
+                "255 / 127.5 = 2: +-amax lands on the tie +-127.5 (torch.ao's convention)",
             ),  # fmt: skip
         ),
         bad=(

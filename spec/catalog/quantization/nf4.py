@@ -85,7 +85,7 @@ ENTRIES = [
             Golden(
                 Case((_a([1.0, _NF4_MID, np.nextafter(F(_NF4_MID), F(1))]),), {"block_size": 3}),
                 (_u8([15, 7, 8]), _a([1])),
-                "exactly between 0 and 0.0795803: the lower code",
+                "a tie: exactly between 0 and 0.0795803, so the lower code",
             ),
             Golden(Case((_a([0.0, -0.0, 0.0, 4.0]),), {"block_size": 2}), (_u8([7, 7, 7, 15]), _a([1, 4])), "zeros"),
             Golden(Case((_a([]),)), (_u8([]), _a([])), "empty"),
@@ -108,6 +108,7 @@ ENTRIES = [
             Golden(
                 Case((_u8([10, 0, 7, 15]), _a([2, 1])), {"block_size": 2}),
                 _a([2 * 0.24611230194568634, -2, 0, 1]),
+                "NF4[10] = 0.2461123 times absmax 2; -1 times 2; code 7 is exactly 0; code 15 is 1",
             ),
         ),
         bad=(
@@ -160,6 +161,7 @@ ENTRIES = [
             Golden(
                 Case((_a([-127, -42, 42, 127], np.int8), _a([1.5 / 127, 1.5 / 127]), _s(2.5)), {"block_size": 2}),
                 _a([1.0, 2.003937, 2.996063, 4.0]),
+                "q * s, then + offset 2.5, two float32 roundings: -127 * (1.5/127) + 2.5 = 1",
             ),
         ),
         bad=(

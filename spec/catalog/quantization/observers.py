@@ -121,7 +121,16 @@ ENTRIES = [
         ),
         invariants=(Invariant("between the old state and the batch, within 2 ulp", _ema_between),),
         golden=(
-            Golden(Case((_a([2, 6]), (_s(0), _s(4))), {"averaging_constant": 0.5}), (_s(1), _s(5))),
+            Golden(
+                Case((_a([2, 6]), (_s(0), _s(4))), {"averaging_constant": 0.5}),
+                (_s(1), _s(5)),
+                "min' = 0 + 0.5 (2 - 0), max' = 4 + 0.5 (6 - 4)",
+            ),
+            Golden(
+                Case((_a([[2, 6], [-1, 5]]), (_a([0, 1]), _a([4, 3]))), {"averaging_constant": 0.5, "axis": 0}),
+                (_a([1, 0]), _a([5, 4])),
+                "per row: each channel's state moves halfway to its own batch min and max",
+            ),
             Golden(Case((_a([1]), (_s(0), _s(0)))), (_s(0.01), _s(0.01)), "c = float32(0.01) = 0.0099999998"),
             Golden(Case((_a([3, -1]), None)), (_s(-1), _s(3)), "the first batch"),
             Golden(
@@ -179,6 +188,12 @@ ENTRIES = [
                 Case((_a([[1, 1, 1, 1, 1, 1, 5], [0, 0, 0, 0, 0, 0, 0]]),), {"bits": 3, "grid": 5, "axis": 0}),
                 _a([4, 0]),
                 "per channel; an all-zero channel gives 0",
+            ),
+            Golden(
+                Case((_a([-2]),), {"bits": 2, "grid": 2}),
+                _s(1),
+                "a tie: candidates 1 and 2 both give -2 exactly (code -2 of step 1, code -1 of step 2), error 0: "
+                "the first wins",
             ),
             Golden(Case((_a([1, -1]),)), _s(1), "8 bits, 100 candidates: the full range"),
         ),

@@ -44,9 +44,11 @@ ENTRIES = [
         golden=(
             Golden(Case((_u8([5, 3, 7]), 3)), _u8([221, 1]), "stream 101 110 111: code 2 straddles"),
             Golden(Case((_u8([1, 2, 3]), 4)), _u8([0x21, 0x03]), "low nibble first, as ONNX"),
-            Golden(Case((_u8([1, 0, 1, 1, 0, 0, 0, 0, 1]), 1)), _u8([13, 1])),
+            Golden(
+                Case((_u8([1, 0, 1, 1, 0, 0, 0, 0, 1]), 1)), _u8([13, 1]), "bits 1 + 4 + 8 = 13, the ninth in byte 1"
+            ),
             Golden(Case((_u8([[3, 0], [1, 2]]), 2)), _u8([147]), "C order: 3 + 1 * 16 + 2 * 64"),
-            Golden(Case((_u8([0, 255, 7]), 8)), _u8([0, 255, 7])),
+            Golden(Case((_u8([0, 255, 7]), 8)), _u8([0, 255, 7]), "8 bits: the codes are the bytes"),
             Golden(Case((_u8([]), 5)), _u8([]), "no codes, no bytes"),
             Golden(
                 Case((np.array([0x1FF, 0x155], dtype=np.uint16), 9)),
@@ -76,9 +78,9 @@ ENTRIES = [
         ),
         invariants=(Invariant("round trip", _unpack_round_trip),),
         golden=(
-            Golden(Case((_u8([221, 1]), 3, 3)), _u8([5, 3, 7])),
-            Golden(Case((_u8([0x21, 0x03]), 4, 3)), _u8([1, 2, 3])),
-            Golden(Case((_u8([]), 8, 0)), _u8([])),
+            Golden(Case((_u8([221, 1]), 3, 3)), _u8([5, 3, 7]), "the inverse of packing 5, 3, 7"),
+            Golden(Case((_u8([0x21, 0x03]), 4, 3)), _u8([1, 2, 3]), "low nibble first: 0x21 holds 1 then 2"),
+            Golden(Case((_u8([]), 8, 0)), _u8([]), "no codes from no bytes"),
             Golden(Case((_u8([0xFF, 0xAB, 0x2]), 9, 2)), np.array([0x1FF, 0x155], dtype=np.uint16), "9 bits: uint16"),
         ),
         bad=(
