@@ -49,11 +49,7 @@ def fake_quantize_vjp(
     grad, x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, rounding="half_even", key=None
 ):
     """The gradient of the fused `fake_quantize` with respect to `x`, computed by torch autograd through it."""
-    x, *_ = _affine.check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
-    grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
-    _arrays.same_device("grad", grad, "x", x)
-    options = {"qmin": qmin, "qmax": qmax, "axis": axis, "group_size": group_size, "rounding": rounding, "key": key}
-    return _arrays.vjp(lambda *a: fake_quantize(*a, **options), (x, scale, zero_point), grad)
+    return _affine.vjp_through(fake_quantize, grad, x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
 
 
 class _FusedFakeQuantize(torch.autograd.Function):

@@ -1,5 +1,6 @@
-"""The checks of the affine quantizers' arguments in torch, shared by `torch_backend.quantization.affine` and the fused
-kernel `torch_backend.kernels.fake_quant`, so both raise exactly the reference's errors (package-private)."""
+"""The checks of the affine quantizers' arguments in torch and `fake_quantize`'s autograd VJP, shared by
+`torch_backend.quantization.affine` and the fused kernel `torch_backend.kernels.fake_quant`, so both raise exactly the
+reference's errors (package-private)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,13 @@ def check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key
     s, z = expand(x, scale, zero_point, axis, group_size)
     _arrays.within("zero_point", zero_point, qmin, qmax)
     return x, s, z, qmin, qmax, mode, key
+
+
+def vjp_through(fake_quantize, grad, x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key):
+    """The gradient with respect to `x` of `fake_quantize` (the eager function or the fused kernel), computed by
+    torch autograd through it, after the checks of `fake_quantize_vjp` (arguments, then `grad` against `x`)."""
+    x, *_ = check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
+    _arrays.same_device("grad", grad, "x", x)
+    options = {"qmin": qmin, "qmax": qmax, "axis": axis, "group_size": group_size, "rounding": rounding, "key": key}
+    return _arrays.vjp(lambda *a: fake_quantize(*a, **options), (x, scale, zero_point), grad)
