@@ -286,6 +286,11 @@ ENTRIES = [
                 "k = 3 keeps only 5; the second group gets its 2 best back",
             ),
             Golden(Case(([_a([]), _a([1.0, 2.0])], 0.5)), [_m([]), _m([F, T])], "a group with no units"),
+            Golden(
+                Case(([_a([0.0, -0.0]), _a([-0.0])], 2 / 3), {"min_channels": 0}),
+                [_m([T, F]), _m([F])],
+                "+0.0 and -0.0 tie: keep 1 of 3, the earlier group's lower unit",
+            ),
         ),
         bad=(
             Bad(Case(([], 0.5)), ValueError, "scores must hold at least one array, got an empty list"),

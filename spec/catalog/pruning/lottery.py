@@ -84,6 +84,11 @@ ENTRIES = [
             Golden(Case((_a([4, 1, 3, 2]), _m([T, T, T, F]), 0.5)), _m([T, F, F, F]), "3 survivors, k = rne(1.5) = 2"),
             Golden(Case((_a([9, 1, 2]), _m([F, T, T]), 0.5)), _m([F, F, T]), "the pruned 9 never comes back"),
             Golden(Case((_a([1, -1, 1, 1]), _m([T, T, T, T]), 0.5)), _m([T, T, F, F]), "ties to the lower index"),
+            Golden(
+                Case((_a([-0.0, 0.0, 1.0, 0.0]), _m([T, T, T, T]), 0.5)),
+                _m([T, F, T, F]),
+                "+0.0 and -0.0 tie: the -0.0 at index 0 survives as the lower index",
+            ),
         ),
         bad=(
             Bad(Case((_a([1, 2]), _m([T]), 0.5)), ValueError, "mask has shape (1,) but w needs shape (2,)"),
@@ -102,7 +107,14 @@ ENTRIES = [
             "Pruned entries are +0.0 (never -0.0); the snapshot must be finite.",
         ),
         invariants=(Invariant("kept = snapshot bits, pruned = +0.0", _rewind),),
-        golden=(Golden(Case((_a([-1, 2, -3]), _m([F, T, T]))), _a([0, 2, -3]), "the pruned -1 becomes +0.0"),),
+        golden=(
+            Golden(Case((_a([-1, 2, -3]), _m([F, T, T]))), _a([0, 2, -3]), "the pruned -1 becomes +0.0"),
+            Golden(
+                Case((_a([-0.0, 2, -3, -0.0]), _m([T, T, F, F]))),
+                _a([-0.0, 2, 0, 0]),
+                "a kept -0.0 stays -0.0; the pruned -3 and -0.0 become +0.0",
+            ),
+        ),
         bad=(
             Bad(Case((_a([1.0]), _a([1.0]))), TypeError, "mask must have dtype bool, got float32"),
             Bad(Case((_a([np.nan]), _m([T]))), ValueError, "w_rewind must be finite, got nan at flat index 0"),

@@ -123,7 +123,18 @@ ENTRIES = [
         strategy=S.magnitude_count_cases,
         semantics=(TIE_RULE,),
         invariants=(Invariant("count, order, ties", _by_count),),
-        golden=(Golden(Case((_a([3, 1, 2, 1]), 2)), _m([T, F, T, F])),),
+        golden=(
+            Golden(
+                Case((_a([3, 1, 2, 1]), 2)),
+                _m([T, F, T, F]),
+                "the two 1s tie as the smallest: both pruned (count 2), 3 and 2 kept",
+            ),
+            Golden(
+                Case((_a([0.0, -0.0, 2, 0.0]), 2)),
+                _m([T, F, T, F]),
+                "+0.0 and -0.0 tie: of the three zeros the lowest index (the +0.0 at 0) is kept",
+            ),
+        ),
         bad=(Bad(Case((_a([1.0, 2.0]), 3)), ValueError, "count must be in [0, 2], got 3"),),
         paper=HAN,
     ),
@@ -195,7 +206,13 @@ ENTRIES = [
         strategy=lambda: S.apply_mask_cases(with_grad=True),
         semantics=("Pruned weights get exactly +0.0 gradient; kept ones get the cotangent unchanged.",),
         invariants=(Invariant("grad where kept, +0.0 elsewhere", _masked_grad),),
-        golden=(Golden(Case((_a([-1.0, 2.0]), _a([3.0, 4.0]), _m([F, T]))), _a([0.0, 2.0])),),
+        golden=(
+            Golden(
+                Case((_a([-1.0, 2.0]), _a([3.0, 4.0]), _m([F, T]))),
+                _a([0.0, 2.0]),
+                "the pruned entry's gradient is +0.0 (not -0.0 from -1 * 0); the kept one passes",
+            ),
+        ),
         bad=(
             Bad(
                 Case((_a([1.0]), _a([1.0, 2.0]), _m([T, T]))), ValueError, "grad has shape (1,) but w needs shape (2,)"

@@ -325,6 +325,16 @@ ENTRIES = [
                 "2 * fl32(3/5), 2 * fl32(4/5); the zero group gets 0",
             ),
             Golden(Case((_s(1.0), _a([[-2.0], [0.0]]), 1.0), _GL), _a([[-1.0], [0.0]]), "a one-element group"),
+            Golden(
+                Case((_s(1.0), _a([[3.0, -0.0], [0.0, 0.0]]), 2.0), _GL),
+                _a([[2.0, 0.0], [0.0, 0.0]]),
+                "row [3, -0.0] has norm 3: 2 * 3/3, and w_i = -0.0 gets +0.0; the zero row gets +0.0",
+            ),
+            Golden(
+                Case((_s(1.0), _a([[3.0, 0.0], [4.0, -0.0]]), 2.0), {"axis": 1}),
+                _a([[1.2, 0.0], [1.6, 0.0]]),
+                "groups along axis 1 (columns): [3, 4] has norm 5, 2 * 3/5 and 2 * 4/5; the zero column +0.0",
+            ),
         ),
         bad=(
             Bad(

@@ -302,6 +302,11 @@ ENTRIES = [
         golden=(
             Golden(Case((_a([-3, 2, 0]), _a([0.5, -1, -5]))), _a([1.5, 2, 0]), "|0 * -5| is +0.0"),
             Golden(Case((_a([MAX]), _a([-2.0]))), _a([INF]), "overflow"),
+            Golden(
+                Case((_a([-0.0, -2.0, 0.0]), _a([3.0, 0.0, -0.0]))),
+                _a([0, 0, 0]),
+                "the products -0.0 * 3, -2 * 0 and 0 * -0.0 are -0.0; the scores are +0.0",
+            ),
         ),
         bad=(Bad(Case((_a([1, 2]), _a([1]))), ValueError, "grad has shape (1,) but w needs shape (2,)"),),
         paper=LEE,
@@ -349,6 +354,11 @@ ENTRIES = [
                 Case((_a([[1, 2], [3, 1], [1, 1]]), _a([[2, -1], [1, 1], [1, 0]]), 1 / 3), {"axis": 0}),
                 _m([[F, F], [T, T], [T, T]]),
                 "importances 0, 16, 1",
+            ),
+            Golden(
+                Case((_a([[1, 3, 1], [2, 1, 1]]), _a([[2, 1, 1], [-1, 1, 0]]), 1 / 3), {"axis": 1}),
+                _m([[F, T, T], [F, T, T]]),
+                "slices along axis 1 (columns): importances 0, 16, 1; the first column goes",
             ),
         ),
         bad=(Bad(Case((_a([1.0]), _a([1.0]), -0.5), {"axis": 0}), ValueError, "sparsity must be in [0.0, 1.0]"),),
@@ -456,6 +466,11 @@ ENTRIES = [
                 Case((_a([[1, 1], [1, 1], [5, 5]]), 1 / 3), {"axis": 0}),
                 _m([[T, T], [F, F], [T, T]]),
                 "identical filters tie: the later one is pruned",
+            ),
+            Golden(
+                Case((_a([[0, 3, 6], [0, 4, 8]]), 1 / 3), {"axis": 1}),
+                _m([[T, F, T], [T, F, T]]),
+                "filters along axis 1 (columns [0, 0], [3, 4], [6, 8]): distances 15, 10, 15; the median goes",
             ),
         ),
         bad=(Bad(Case((_a([[1.0]]), 1.5), {"axis": 0}), ValueError, "sparsity must be in [0.0, 1.0], got 1.5"),),

@@ -263,6 +263,11 @@ ENTRIES = [
                 _m([T, T, F, F, F, F]),
                 "half of the 4 kept",
             ),
+            Golden(
+                Case((_a([-0.0, 0.0, 1.0, 0.0]), _m([T, T, T, F]), 0.34)),
+                _m([T, F, T, F]),
+                "k = rne(1.02) = 1 of the 3 kept; +0.0 and -0.0 tie and the lower index (the -0.0) stays",
+            ),
         ),
         bad=(
             Bad(Case((_a([1.0, 2.0]), _m([T]), 0.5)), ValueError, "mask has shape (1,) but w needs shape (2,)"),
@@ -290,6 +295,11 @@ ENTRIES = [
                 "rne(0.5 * 6) = 3 of the 4 kept",
             ),
             Golden(Case((_a([4, 3, 2, 1]), _m([T, T, T, F]), 0.25)), _m([T, T, F, F]), "k = 1"),
+            Golden(
+                Case((_a([-0.0, 0.0, 1.0, 5.0]), _m([T, T, T, T]), 0.25)),
+                _m([T, F, T, T]),
+                "k = rne(0.25 * 4) = 1: +0.0 and -0.0 tie as the smallest; the lower index (the -0.0) stays",
+            ),
         ),
         bad=(
             Bad(

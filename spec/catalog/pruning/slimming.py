@@ -154,6 +154,11 @@ ENTRIES = [
                 "k = 3 keeps only 5; the second layer gets its 2 largest back (1 pruned, not 3)",
             ),
             Golden(Case(([_a([]), _a([1.0, 2.0])], 0.5)), [_m([]), _m([F, T])], "a layer with no channels"),
+            Golden(
+                Case(([_a([0.0, -0.0]), _a([-0.0, 1.0])], 0.5), {"min_channels": 0}),
+                [_m([T, F]), _m([F, T])],
+                "|gamma| of +0.0 and -0.0 tie: of the three zeros only the first (layer 0, channel 0) is kept",
+            ),
         ),
         bad=(
             Bad(Case(([_a([1.0])], 1.5)), ValueError, "ratio must be in [0.0, 1.0], got 1.5"),

@@ -62,6 +62,11 @@ ENTRIES = [
                 _m([[T, T], [F, F]]),
                 "L1 norms tie at 2: row 0 wins",
             ),
+            Golden(
+                Case((_a([[1, 3, 0], [1, 0, 0.5]]), 1 / 3), {"p": 2, "axis": 1}),
+                _m([[T, T, F], [T, T, F]]),
+                "slices along axis 1 (columns): norms sqrt(2), 3, 0.5; the last column goes",
+            ),
         ),  # fmt: skip
         bad=(
             Bad(Case((_a([[1.0]]), 0.5), {"p": 3}), ValueError, "p must be one of 1, 2; got 3"),
