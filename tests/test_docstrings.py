@@ -21,11 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PENDING = {
     "reference.core.exact",
     "reference.core.linalg",
-    "reference.core.transcendental",
     "reference.posttraining.obs",
-    "reference.posttraining.rotation",
-    "reference.posttraining.scaling",
-    "reference.quantization.dynamic",
 }
 
 

@@ -50,8 +50,10 @@ def cr_exp(x):
         $e^x$ overflows to `inf` from $x \approx 88.72$ (the exact value at or past $2^{128} - 2^{103}$) and is
         `+0.0` below about $-103.97$ (the exact value below $2^{-150}$); subnormal results are correctly rounded
         too. `cr_exp(0) = 1`. NumPy's and torch's float32 `exp` are not correctly rounded and differ from each
-        other (see the exactness page for the counts). Example: `cr_exp([1.0])` is `2.7182817` (the float32
-        nearest $e = 2.71828182\ldots$).
+        other (see the exactness page for the counts). Example: the float32 nearest $e = 2.71828182\ldots$
+
+            >>> cr_exp(np.float32([1.0]))
+            array([2.7182817], dtype=float32)
     """
     x = _arrays.finite_array("x", x)
     with np.errstate(over="ignore", under="ignore"):
@@ -74,7 +76,10 @@ def cr_log(x):
 
     !!! note
         `cr_log(1) = +0.0`, the only exact case. Zero or a negative `x` raises `ValueError` (no `-inf` or NaN).
-        Example: `cr_log([2.0])` is `0.6931472` (the float32 nearest $\ln 2 = 0.693147180\ldots$).
+        Example: the float32 nearest $\ln 2 = 0.693147180\ldots$
+
+            >>> cr_log(np.float32([2.0]))
+            array([0.6931472], dtype=float32)
     """
     x = _arrays.positive("x", _arrays.finite_array("x", x))
     approx = np.log(x.astype(F64))
@@ -101,7 +106,12 @@ def cr_pow(x, y):
         $4097^2 = 2^{24} + 2^{13} + 1$ lies halfway between two float32 values and rounds to even,
         `16785408.0`; $(2^{-75})^2 = 2^{-150}$ lies halfway between `0` and the smallest subnormal and gives
         `+0.0`. These cases are found and rounded exactly (see `reference.common.transcendentals.exact_pow`).
-        Example: `cr_pow([2.0], 0.5)` is `1.4142135`.
+        Example: $\sqrt 2$, and the tie $4097^2$:
+
+            >>> cr_pow(np.float32([2.0]), np.float32(0.5))
+            array([1.4142135], dtype=float32)
+            >>> cr_pow(np.float32([4097.0]), np.float32(2.0))
+            array([1.6785408e+07], dtype=float32)
     """
     x = _arrays.within("x", _arrays.finite_array("x", x), 0.0, math.inf)
     y = _exponent(x, _arrays.finite_array("y", y))
@@ -129,7 +139,10 @@ def cr_sigmoid(x):
     !!! note
         `cr_sigmoid(0) = 0.5`; the result is `1.0` from about $x = 17.33$ and `+0.0` below about $-103.97$.
         The float64 evaluation $1 / (1 + e^{-x})$ is certified like `cr_exp` (its relative error stays within the
-        same bound). Example: `cr_sigmoid([1.0])` is `0.7310586`.
+        same bound). Example:
+
+            >>> cr_sigmoid(np.float32([1.0]))
+            array([0.7310586], dtype=float32)
     """
     x = _arrays.finite_array("x", x)
     with np.errstate(over="ignore", under="ignore"):
@@ -156,8 +169,12 @@ def cr_sqrt(x):
 
     !!! note
         `cr_sqrt(-0.0) = -0.0` (IEEE). torch's CPU float64 `sqrt` is not correctly rounded, so a plain
-        `sqrt(x).float()` can differ between backends; this cannot. Example: `cr_sqrt([2.0])` is `1.4142135`;
-        float64 `[6.0]` gives `2.4494898`.
+        `sqrt(x).float()` can differ between backends; this cannot. Example, from float32 and float64:
+
+            >>> cr_sqrt(np.float32([2.0]))
+            array([1.4142135], dtype=float32)
+            >>> cr_sqrt(np.float64([6.0]))
+            array([2.4494898], dtype=float32)
     """
     x = _arrays.within("x", _arrays.finite_array("x", x, ("float32", "float64")), 0.0, math.inf)
     s = x.astype(F64)

@@ -67,7 +67,10 @@ def rectified_sigmoid(v, *, zeta=ZETA, gamma=GAMMA):
 
     !!! note
         The stretch lets $h$ reach exactly 0 and 1 for finite $V$ (about $|V| \ge 2.4$ with the defaults), where the
-        gradient stops. Example: $h(0) = 0.5 \cdot 1.2 - 0.1 = 0.5$.
+        gradient stops. Example: $h(0) = 0.5 \cdot 1.2 - 0.1$:
+
+            >>> rectified_sigmoid(np.float32([0.0, 10.0]))
+            array([0.5, 1. ], dtype=float32)
 
     ??? cite "Nagel et al., 2020"
         Up or Down? Adaptive Rounding for Post-Training Quantization. ICML. arXiv:2004.10568 (Eq. 23).
@@ -121,7 +124,10 @@ def adaround_regularizer(v, *, beta, zeta=ZETA, gamma=GAMMA):
 
     !!! note
         The sum is exact and rounded once to float64, then to float32. Example: $V = [0, 10]$, $\beta = 2$:
-        $h = [0.5, 1]$, terms $[1 - 0^2, 1 - 1^2] = [1, 0]$, $R = 1$.
+        $h = [0.5, 1]$, terms $[1 - 0^2, 1 - 1^2] = [1, 0]$:
+
+            >>> adaround_regularizer(np.float32([0, 10]), beta=2.0)
+            array(1., dtype=float32)
 
     ??? cite "Nagel et al., 2020"
         Up or Down? Adaptive Rounding for Post-Training Quantization. ICML. arXiv:2004.10568 (Eq. 24).
@@ -156,7 +162,10 @@ def adaround_regularizer_vjp(grad, v, *, beta, zeta=ZETA, gamma=GAMMA):
     !!! note
         At $h = 0.5$ the gradient is zero, `-0.0` for $g > 0$ (the product $(-2\beta \cdot 0^{\beta-1}) \cdot
         \operatorname{sign}(0)$; $\beta \ge 1$ keeps $|u|^{\beta - 1}$ finite). Example: $V = [0, 10]$, $g = 1$,
-        $\beta = 2$: `[-0.0, 0.0]` ($h = 0.5$; $h$ clipped at 1, where the clip stops the gradient).
+        $\beta = 2$ ($h = 0.5$; $h$ clipped at 1, where the clip stops the gradient):
+
+            >>> adaround_regularizer_vjp(np.float32(1), np.float32([0, 10]), beta=2.0)
+            array([-0.,  0.], dtype=float32)
     """
     v = _arrays.finite_array("v", v)
     grad = _arrays.finite_array("grad", grad)
@@ -187,7 +196,10 @@ def adaround_beta(step, iterations, *, warmup=0.2, start=20.0, end=2.0):
 
     A Python float.
 
-    Example: $T = 100$: $\beta(10) = 20$, $\beta(20) = 20$, $\beta(60) = 2 + 18 \cdot 0.5 = 11$, $\beta(100) = 2$.
+    Example: $T = 100$: the warm-up to $t_0 = 20$, then $\beta(60) = 2 + 18 \cdot 0.5$:
+
+        >>> [adaround_beta(t, 100) for t in (10, 20, 60, 100)]
+        [20.0, 20.0, 11.0, 2.0]
 
     ??? cite "Li et al., 2021; Nagel et al., 2020"
         BRECQ: Pushing the Limit of Post-Training Quantization by Block Reconstruction. ICLR. arXiv:2102.05426

@@ -57,8 +57,11 @@ def hqq_shrink(x, *, beta, p):
     !!! note
         $x = 0$ gives `+0.0` ($|0|^{p-1} = \infty$ for $p < 1$, $= 1$ for $p = 1$: either way nothing is left); a
         negative $x$ shrunk to nothing gives `-0.0` ($\operatorname{sign}(x) \cdot 0$, as the paper's code).
-        $p = 1$ is soft thresholding at $1/\beta$. Example: `x = [4, -1, 0]`, $\beta = 1$, $p = 0.5$: $|x|^{-1/2} =
-        [0.5, 1, \infty]$, results `[3.5, -0.0, 0.0]`.
+        $p = 1$ is soft thresholding at $1/\beta$. Example: $\beta = 1$, $p = 0.5$: $|x|^{-1/2} =
+        [0.5, 1, \infty]$:
+
+            >>> hqq_shrink(np.float32([4, -1, 0]), beta=1.0, p=0.5)
+            array([ 3.5, -0. ,  0. ], dtype=float32)
 
     ??? cite "Badri and Shaji, 2023"
         Half-Quadratic Quantization of Large Machine Learning Models. Mobius Labs blog,

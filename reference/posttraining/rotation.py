@@ -56,7 +56,11 @@ def hadamard_matrix(n):
     !!! note
         QuaRot's `matmul_hadU(x)` computes $x H_n^\top / \sqrt n$ with this $H_n$ (its butterfly runs over the
         $2^m$ factor, then its $K \times K$ table multiplies; sizes $20 \cdot 2^m$, $m \ge 1$, use its 40-row table,
-        which is $S_2 \otimes H_{20}$). Example: $H_2 = [[1, 1], [1, -1]]$.
+        which is $S_2 \otimes H_{20}$). Example:
+
+            >>> hadamard_matrix(2)
+            array([[ 1,  1],
+                   [ 1, -1]], dtype=int8)
 
     ??? cite "Ashkboos et al., 2024; Sloane"
         QuaRot: Outlier-Free 4-Bit Inference in Rotated LLMs. NeurIPS. arXiv:2404.00456. N. J. A. Sloane, A Library
@@ -94,7 +98,10 @@ def hadamard_transform(x, *, key=None, inverse=False):
         matrix product approximates the sums, a rigorous bound on its error (any summation order, with or without
         fused multiply-add) proves almost every float32 result; the rare others are rounded exactly from the exact
         integer sum (`reference.common.transcendentals.hadamard_entry_float32`), the same code in both backends.
-        Example: `hadamard_transform([[3, 1]])` is `[[4 / sqrt 2, 2 / sqrt 2]] = [[2.828427, 1.4142135]]`.
+        Example: $[3 + 1, 3 - 1] / \sqrt 2$:
+
+            >>> hadamard_transform(np.float32([[3, 1]]))
+            array([[2.828427 , 1.4142135]], dtype=float32)
 
     ??? cite "Ashkboos et al., 2024; Chee et al., 2023"
         QuaRot: Outlier-Free 4-Bit Inference in Rotated LLMs. NeurIPS. arXiv:2404.00456 (`random_hadamard_matrix`,

@@ -91,7 +91,10 @@ def awq_act_scale(x):
 
     !!! note
         The sum is exact and rounded once (so the statistic does not depend on how the rows are batched), then one
-        float64 division and one rounding to float32. Example: `[[1, -2], [3, 0]]` gives `[2, 1]`.
+        float64 division and one rounding to float32. Example:
+
+            >>> awq_act_scale(np.float32([[1, -2], [3, 0]]))
+            array([2., 1.], dtype=float32)
 
     ??? cite "Lin et al., 2024"
         AWQ: Activation-aware Weight Quantization for LLM Compression and Acceleration. MLSys. arXiv:2306.00978
@@ -123,8 +126,10 @@ def awq_scales(act_scale, alpha):
 
     !!! note
         $\alpha = 0$ gives all ones ($x^0 = 1$, also $0^0$). A dead channel ($s_x = 0$) gets the floor $10^{-4}$
-        before normalization. Example: $s_x = [4, 1]$, $\alpha = 0.5$: $t = [2, 1]$, $\sqrt 2$: $s = [2 \oslash
-        \sqrt 2, 1 \oslash \sqrt 2] = [1.4142135, 0.70710677]$.
+        before normalization. Example: $s_x = [4, 1]$, $\alpha = 0.5$: $t = [2, 1]$, divided by $\sqrt 2$:
+
+            >>> awq_scales(np.float32([4, 1]), 0.5)
+            array([1.4142135 , 0.70710677], dtype=float32)
 
     ??? cite "Lin et al., 2024"
         AWQ, arXiv:2306.00978 (code: `auto_scale.py`, `scales = x_max.pow(ratio).clamp(min=1e-4)`, `scales /
@@ -250,7 +255,10 @@ def smoothquant_scales(act_max, w, alpha=0.5):
     !!! note
         Zero maxima, as the paper's code handles them: a weight column of zeros counts as $10^{-5}$; a dead input
         channel ($a_j = 0$, $\alpha > 0$) gives $0 / \ldots = 0$, floored to $10^{-5}$; $0^0 = 1$.
-        Example: $a = [16, 1]$, $W = [[1, 0.25]]$, $\alpha = 0.5$: $s = [4 / 1, 1 / 0.5] = [4, 2]$.
+        Example: $a = [16, 1]$, $W = [[1, 0.25]]$, $\alpha = 0.5$: $s = [4 / 1, 1 / 0.5]$:
+
+            >>> smoothquant_scales(np.float32([16, 1]), np.float32([[1, 0.25]]))
+            array([4., 2.], dtype=float32)
 
     ??? cite "Xiao et al., 2023"
         SmoothQuant: Accurate and Efficient Post-Training Quantization for Large Language Models. ICML.

@@ -44,8 +44,12 @@ def per_token_fake_quantize(x, *, bits=8, symmetric=True):
     !!! note
         Ties round to even, $x / s$ is one IEEE division (as `quantize`). A token of zeros keeps scale 1 and gives
         zeros (`qparams_from_range`'s degenerate range). SmoothQuant's code clamps the scale at `1e-5 / 127`
-        instead and does not clip; within the range the codes are the same. Example: `[[1, -0.5, 0.25]]`, 8 bits
-        symmetric: $s = 1/127$, codes `[127, -64, 32]` ($-63.5$ rounds to even), values `[1, -64/127, 32/127]`.
+        instead and does not clip; within the range the codes are the same. Example: 8 bits
+        symmetric: $s = 1/127$, codes `[127, -64, 32]` ($-63.5$ rounds to even):
+
+            >>> y = per_token_fake_quantize(np.float32([[1, -0.5, 0.25]]))
+            >>> y * np.float32(127)
+            array([[127., -64.,  32.]], dtype=float32)
 
     ??? cite "Xiao et al., 2023"
         SmoothQuant: Accurate and Efficient Post-Training Quantization for Large Language Models. ICML.

@@ -197,8 +197,17 @@ ENTRIES = [
             Golden(
                 Case((_a([[0.1, 0.5, -1.0, 0.25]]), np.eye(4), ONES), {"bits": 2, "clip": False}),
                 _awq_result([[0, 0.5, -1, 0]], [[0, 1, -2, 0]], [[0.5]], [[0]], ONES, 0, [[1]]),
-                "act_scale all 1: every alpha gives s = 1, identical candidates, the lowest alpha (0) wins; then "
-                "round to nearest: range [-1, 0.5] on [-2, 1], scale 0.5",
+                "act_scale all 1: every alpha gives s = 1, identical candidates, a tie: the lowest alpha (0) wins; "
+                "then round to nearest: range [-1, 0.5] on [-2, 1], scale 0.5",
+            ),  # fmt: skip
+            Golden(
+                Case(
+                    (_a([[0.25, 0.5, -1.0, 0.5]]), np.eye(4), ONES),
+                    {"bits": 2, "group_size": 2, "symmetric": True, "clip": False},
+                ),
+                _awq_result([[0, 0.5, -1, 0]], [[0, 1, -1, 0]], [[0.5, 1]], [[0, 0]], ONES, 0, [[0.5, 1]]),
+                "symmetric groups of 2 on [-1, 1]: scales 0.5 and 1; 0.25 / 0.5 = 0.5 and 0.5 / 1 = 0.5 are ties, "
+                "to even 0",
             ),  # fmt: skip
             Golden(
                 Case(
