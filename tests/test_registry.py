@@ -67,10 +67,12 @@ def test_torch_backend_mirrors_reference_file(path):
 
 def test_torch_backend_has_no_extra_modules():
     """Every torch_backend module has a reference twin, except the training layer `torch_backend/nn/` (it drives
-    torch modules and is checked by replay) and `torch_backend/kernels/` (fused extra implementations of registry
-    entries, checked against the reference by the same conformance function)."""
+    torch modules and is checked by replay), `torch_backend/kernels/` (fused extra implementations of registry
+    entries, checked against the reference by the same conformance function) and `torch_backend/distributed/`
+    (cross-rank versions of registry entries, checked bit for bit against one process by tests/test_distributed.py)."""
     for path in (ROOT / "torch_backend").rglob("*.py"):
-        if path.name.startswith("_") or path.relative_to(ROOT / "torch_backend").parts[0] in ("nn", "kernels"):
+        layer = path.relative_to(ROOT / "torch_backend").parts[0]
+        if path.name.startswith("_") or layer in ("nn", "kernels", "distributed"):
             continue
         assert (ROOT / "reference" / path.relative_to(ROOT / "torch_backend")).exists(), f"{path} has no reference twin"
 

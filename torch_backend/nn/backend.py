@@ -14,6 +14,11 @@ exist, else `torch_backend`); `replay()`, mask verification and export checks ru
 `B = NUMPY` on NumPy copies (the `reference`). Names that are not registry functions (`where`, `full_like`) come
 from the array library of the backend (torch or NumPy); the few operations whose spelling differs between the two
 are methods of `Backend`.
+
+A policy whose tensors are sharded (DTensors: FSDP2's `fully_shard`) runs with `B = SHARDED`: the exact cross-rank
+function of `torch_backend.distributed` where there is one (magnitude masks, the global gamma threshold:
+histograms cross the ranks, not weights), else the `TORCH` function on the whole tensors, gathered first. Either
+way the result is the single-process result on the whole tensors, bit for bit.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import torch
 
 import reference
 import torch_backend
-from torch_backend import kernels
+from torch_backend import distributed, kernels
 
 
 class Backend:
@@ -67,13 +72,55 @@ class Backend:
         return t if self.is_torch else to_numpy(t)
 
 
+class Sharded(Backend):
+    """`TORCH` for DTensor arguments: a function of `torch_backend.distributed` (exact across ranks) where one
+    has the name, else the `TORCH` function called with every DTensor argument gathered (`full_tensor`)."""
+
+    def __getattr__(self, name):
+        if name in distributed.__all__:
+            return getattr(distributed, name)
+        fn = TORCH.__getattr__(name)
+        if not callable(fn):
+            return fn
+
+        def gathered(*args, **kwargs):
+            return fn(*full_tree(args), **full_tree(kwargs))
+
+        return gathered
+
+
 TORCH = Backend("torch", torch, kernels, torch_backend)
 NUMPY = Backend("reference", np, reference)
+SHARDED = Sharded("sharded", torch, distributed, kernels, torch_backend)
+
+
+def any_sharded(value) -> bool:
+    """Whether a DTensor is among the tensors inside lists, tuples and dicts."""
+    if isinstance(value, torch.Tensor):
+        return distributed.is_sharded(value)
+    if isinstance(value, list | tuple):
+        return any(any_sharded(v) for v in value)
+    if isinstance(value, dict):
+        return any(any_sharded(v) for v in value.values())
+    return False
+
+
+def full_tree(value):
+    """Every DTensor inside lists, tuples and dicts gathered into the whole tensor (`distributed.full_tensor`,
+    a collective: every rank calls it in the same order); other values as they are."""
+    if isinstance(value, torch.Tensor):
+        return distributed.full_tensor(value)
+    if isinstance(value, list | tuple):
+        return type(value)(full_tree(v) for v in value)
+    if isinstance(value, dict):
+        return {k: full_tree(v) for k, v in value.items()}
+    return value
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
-    """A NumPy copy of a tensor, on the host; bfloat16 becomes `ml_dtypes.bfloat16` (the same bits)."""
-    t = t.detach().cpu()
+    """A NumPy copy of a tensor, on the host; bfloat16 becomes `ml_dtypes.bfloat16` (the same bits). A DTensor is
+    gathered first (a collective)."""
+    t = distributed.full_tensor(t.detach()).cpu()
     if t.dtype == torch.bfloat16:
         import ml_dtypes
 

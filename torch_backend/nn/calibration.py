@@ -112,10 +112,10 @@ def calibrate(model: nn.Module, recipe, data, *, sequential: bool = True, verify
                 raise ValueError(f"the calibration data never reached module(s) {missing}: nothing to calibrate on")
             if sequential:
                 lead = min(remaining, key=lambda tc: firsts[id(tc[0])][0])
-                group = [tc for tc in remaining if firsts[id(tc[0])][1] is firsts[id(lead[0])][1]]
+                step = [tc for tc in remaining if firsts[id(tc[0])][1] is firsts[id(lead[0])][1]]
             else:
-                group = list(remaining)
-            for t, c in group:
+                step = list(remaining)
+            for t, c in step:
                 if bar is not None:
                     bar.set_postfix_str(t.name)
                 with torch.no_grad():
@@ -132,7 +132,7 @@ def calibrate(model: nn.Module, recipe, data, *, sequential: bool = True, verify
                     c.calibrate(chain_input(t, c), h)
                 if bar is not None:
                     bar.update(1)
-            remaining = [tc for tc in remaining if tc not in group]
+            remaining = [tc for tc in remaining if tc not in step]
     finally:
         model.train(was_training)
         if bar is not None:

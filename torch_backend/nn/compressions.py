@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from torch_backend.nn.backend import NUMPY, TORCH
+from torch_backend.nn.backend import NUMPY, TORCH, full_tree
 
 
 class Float32State(nn.Module):
@@ -75,10 +75,17 @@ class Compression(Float32State):
     algorithm = ""
     kind = "quantization"  # or "pruning"
 
-    def forward(self, w):
+    def forward(self, w, state=None):
+        """The compressed weight, with the dtype rule; `state` defaults to the module's own (`state(TORCH)`)."""
+        state = self.state(TORCH) if state is None else state
         if w.dtype == torch.float32:
-            return self.compute(TORCH, w, self.state(TORCH))
-        return self.compute(TORCH, w.float(), self.state(TORCH)).to(w.dtype)
+            return self.compute(TORCH, w, state)
+        return self.compute(TORCH, w.float(), state).to(w.dtype)
+
+    def whole(self, w):
+        """The forward on a whole weight outside the model's forward: the module's own parameters, sharded when
+        the model is (FSDP2), are gathered first, as FSDP2 gathers them for the forward."""
+        return self(w, full_tree(self.state(TORCH)))
 
     def compute(self, B, w, s):
         raise NotImplementedError

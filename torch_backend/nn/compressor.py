@@ -221,7 +221,7 @@ def _forward_weight(module, tname) -> torch.Tensor:
         return getattr(module, tname)
     w = distributed.full_tensor(plist.original.detach())
     for c in plist:
-        w = c(w)
+        w = c.whole(w)
     return w
 
 

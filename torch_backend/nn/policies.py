@@ -380,7 +380,7 @@ def chain_input(target: Target, compression: Compression, *, sharded: bool = Fal
     for c in plist:
         if c is compression:
             break
-        w = c(w)
+        w = c.whole(w)
     return w.float()
 
 
