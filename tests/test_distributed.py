@@ -317,7 +317,9 @@ def _shard_model(model, world):
 def _train(model, compressor, start, stop, record):
     x = _batch()
     for step in range(start, stop):
-        compressor.step(step)
+        with distributed.traffic() as t:
+            compressor.step(step)
+        record[f"collectives {step}"] = t.calls
         y = model(x)
         record[f"output {step}"] = y.detach().clone()
         y.square().sum().backward()
@@ -528,6 +530,8 @@ def test_fsdp2_sharded_training_gives_the_single_process_masks_codes_and_weights
         assert run["compressor"] == single["compressor"]
         masks = [k for k in single if k.endswith(".mask")]
         assert len(masks) == 6 and all(not bool(single[k].all()) for k in masks), masks
+        if world > 1:  # step 4's global magnitude update ranked the shards by histograms (4096 int64 counts first)
+            assert ("all_reduce_sum", 4096 * 8, world) in run["collectives 4"], run["collectives 4"]
         for k, v in single.items():
             if isinstance(v, torch.Tensor):
                 assert _bits(run[k]) == _bits(v), f"rank {r} of {world}: {k}"
