@@ -279,7 +279,38 @@ ENTRIES = [
                 Case((_a([[0.1, 0.5, -1.0, 0.25]]), np.eye(4)), {"bits": 2, "percdamp": 0.0}),
                 _gptq_golden([[0, 0.5, -1, 0]], [[0, 1, -2, 0]], [[0.5]], [[0]], [0, 0, 0, 0], [0, 1, 2, 3]),
                 "H = I: U = I, no error reaches another column: round to nearest. Range [-1, 0.5] on [-2, 1]: "
-                "scale 0.5, zero 0; 0.1 -> 0, 0.25 -> rne(0.5) = 0",
+                "scale 0.5, zero 0; 0.1 -> 0, 0.25 -> rne(0.5) = 0, a tie to even",
+            ),  # fmt: skip
+            Golden(
+                Case((_a([[0.0, 1.0, 0.0, 4.0]]), np.eye(4)), {"bits": 2, "group_size": 2, "percdamp": 0.0}),
+                _gptq_golden(
+                    [[0, 1, 0, 4]], [[-2, 1, -2, 1]], [[1 / 3, 4 / 3]], [[-2, -2]], [0, 0, 1, 1], [0, 1, 2, 3]
+                ),
+                "groups of 2 columns, each with its own min-max parameters: [0, 1] gets scale 1/3, [0, 4] scale 4/3; "
+                "both ends of each range are levels",
+            ),  # fmt: skip
+            Golden(
+                Case((_a([[0.5, -1.0, 0.25, 0.75]]), np.eye(4)), {"bits": 3, "symmetric": True, "percdamp": 0.0}),
+                _gptq_golden(
+                    [[2 / 3, -1, 1 / 3, 2 / 3]], [[2, -3, 1, 2]], [[1 / 3]], [[0]], [0, 0, 0, 0], [0, 1, 2, 3]
+                ),
+                "symmetric: codes [-3, 3] (narrow), scale amax / 3, zero 0; 0.5 / (1/3) = 1.5 is a tie: to even, 2",
+            ),  # fmt: skip
+            Golden(
+                Case(
+                    (_a([[0.3, -0.7, 0.9], [0.1, 0.4, -0.2]]), _a([[2, 1, 0.5], [1, 2, 1], [0.5, 1, 2]], np.float64)),
+                    {"bits": 2, "percdamp": 0.0, "block_size": 1},
+                ),
+                _gptq_golden(
+                    [[F(0.5333333), F(-0.5333333), F(0.5333333)], [0, 0.4, -0.2]],
+                    [[0, -2, 0], [-1, 1, -2]],
+                    [[F(0.5333333)], [0.2]],
+                    [[-1], [-1]],
+                    [0, 0, 0],
+                    [0, 1, 2],
+                ),
+                "lazy blocks of one column give these bits, the same as the default block_size (128): the block "
+                "size is speed only; the errors of row 0 move its later columns onto the grid",
             ),  # fmt: skip
             Golden(
                 Case((_a([[0.1, 0.2]]), _H2), {"bits": 2, "percdamp": 0.0}),
