@@ -145,6 +145,13 @@ def _sparse_golden(weight, mask):
     return SparseGPTResult(_a(weight), np.array(mask), None, None, None, None)
 
 
+def _sparse_quant_golden(weight, mask, codes, scale, zero_point, g_idx):
+    from reference.posttraining.obs import SparseGPTResult
+
+    i32 = np.int32
+    return SparseGPTResult(_a(weight), np.array(mask), _a(codes, i32), _a(scale), _a(zero_point, i32), _a(g_idx, i32))
+
+
 _H2 = _d([[1.0, 0.5], [0.5, 1.0]])
 _S = F(0.2) / F(3)  # the float32 scale of the range [0, 0.2] on the codes [-2, 1]
 _U2 = "U = upper Cholesky factor of H^-1 = [[2/sqrt(3), -1/sqrt(3)], [0, 1]]"
@@ -381,6 +388,32 @@ ENTRIES = [
                 Case((_a([[1, -3], [2, 0.5]]), np.eye(2)), {"sparsity": 0.5, "percdamp": 0.0}),
                 _sparse_golden([[0, -3], [2, 0]], [[False, True], [True, False]]),
                 "one block of 2 x 2 scores [1, 9, 4, 0.25]: keep the 2 largest",
+            ),  # fmt: skip
+            Golden(
+                Case(
+                    (_a([[1.0, -3.0, 2.0, 0.5]]), np.eye(4)),
+                    {"n": 2, "m": 4, "percdamp": 0.0, "bits": 2, "group_size": 2},
+                ),
+                _sparse_quant_golden(
+                    [[0, F(-8 / 3), 2, 0]],
+                    [[False, True, True, False]],
+                    [[0, -2, 1, -2]],
+                    [[4 / 3, 2 / 3]],
+                    [[0, -2]],
+                    [0, 0, 1, 1],
+                ),
+                "2:4 keeps -3 and 2; 2-bit groups of 2 take min-max parameters from [1, -3] (scale 4/3, zero 0: "
+                "-3 -> code -2, -2.667) and [2, 0.5] (scale 2/3, zero -2); pruned entries get the zero point's code",
+            ),  # fmt: skip
+            Golden(
+                Case(
+                    (_a([[1.0, -3.0, 2.0, 0.5]]), np.eye(4)),
+                    {"n": 2, "m": 4, "percdamp": 0.0, "bits": 3, "symmetric": True},
+                ),
+                _sparse_quant_golden(
+                    [[0, -3, 2, 0]], [[False, True, True, False]], [[0, -3, 2, 0]], [[1.0]], [[0]], [0, 0, 0, 0]
+                ),
+                "symmetric 3 bits: codes [-3, 3], scale amax / 3 = 1, zero 0: -3 and 2 are levels",
             ),  # fmt: skip
         ),
         bad=(
