@@ -261,6 +261,13 @@ def algorithm_page(e) -> str:
         out.append("".join(f"- [{title(REGISTRY[n])}]({page_of(n)}): {text(REGISTRY[n].summary, '', n)}\n"
                            for n in related))  # fmt: skip
 
+    if e.peers:
+        out.append("\n## How peers differ\n\n")
+        out.append("".join(f"- **{_escape(peer)}:** {text(what, '', e.name)}\n" for peer, what in e.peers))
+        out.append(
+            "\nAll recorded differences: the [divergence catalog](../divergences.md#recorded-in-the-registry).\n"
+        )
+
     if e.paper:
         out.append(f"\n## Paper\n\n{paper_links(e.paper)}\n")
     for k, v in e.extra:
@@ -465,19 +472,22 @@ SPEC_API = ("spec", "spec (the contract)", "The registry, the Hypothesis strateg
 
 
 def peer_section() -> str:
-    """The registry's recorded peer differences (`extra` keys starting with 'peer'), each linked to its page."""
-    rows = []
-    for e in ENTRIES:
-        for k, v in e.extra:
-            if k.lower().startswith("peer"):
-                peer = k.partition(":")[2].strip() or "peers"
-                rows.append([f"[{_escape(title(e, markdown=False))}](algorithms/{page_of(e.name)})", _escape(peer),
-                             text(v, "algorithms/", e.name)])  # fmt: skip
+    """The registry's recorded peer differences (`Entry.peers`), each linked to its algorithm page."""
+    rows = [
+        [f"[{_escape(title(e, markdown=False))}](algorithms/{page_of(e.name)}#how-peers-differ)", _escape(peer),
+         text(what, "algorithms/", e.name)]
+        for e in ENTRIES
+        for peer, what in e.peers
+    ]  # fmt: skip
     if not rows:
         return ""
-    return ("\n## Recorded in the registry {#recorded-in-the-registry}\n\nThe peer differences each registry entry "
-            f"records (`extra` keys `peer: <library>`), {len(rows)} in all, each on its algorithm's page too.\n\n"
-            + table(["Algorithm", "Peer", "What differs"], rows))  # fmt: skip
+    return (
+        "\n## Recorded in the registry {#recorded-in-the-registry}\n\n"
+        f"Every peer difference the registry records (`Entry.peers`, {len(rows)} in all, from "
+        f"{len({r[0] for r in rows})} entries), generated with the site; each is also on its algorithm's page. "
+        "The measured counts above are for the differences a snippet can show on any machine.\n\n"
+        + table(["Algorithm", "Peer", "What it does differently"], rows)
+    )
 
 
 # ---- pictures -----------------------------------------------------------------------------------------------

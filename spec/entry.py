@@ -82,6 +82,8 @@ class Entry:
     vjp: str | None = None
     paper: str = ""
     extra: tuple[tuple[str, str], ...] = ()
+    # (peer, what it computes differently): recorded peer differences, on the entry's page and the divergence catalog
+    peers: tuple[tuple[str, str], ...] = ()
 
     def path(self, package: str) -> str:
         return f"{package}.{self.module}"

@@ -98,6 +98,18 @@ def test_version_on_every_page_and_search_weights(site):
     )
 
 
+def test_divergence_catalog_lists_the_registry_peer_differences(site):
+    out, _ = site
+    html = (out / "divergences" / "index.html").read_text()
+    section = html[html.find('id="recorded-in-the-registry"') :]
+    recorded = [(e.name, peer) for e in REGISTRY.values() for peer, _ in e.peers]
+    assert len(recorded) >= 13
+    for name, _ in recorded:
+        assert f'href="../algorithms/{name}/#how-peers-differ"' in section, name
+    page = (out / "algorithms" / "fake_quantize" / "index.html").read_text()
+    assert 'id="how-peers-differ"' in page and "torch.ao" in page
+
+
 def test_api_is_split_per_module_and_links_to_algorithm_pages(site):
     out, _ = site
     html = (out / "api" / "reference" / "quantization" / "lsq" / "index.html").read_text()

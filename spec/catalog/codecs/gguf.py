@@ -101,6 +101,16 @@ ENTRIES = [
             Bad(Case((_Q8X.astype(np.float16), "Q8_0")), TypeError, "x must have dtype float32, got float16"),
         ),
         paper=GGML,
+        peers=(
+            (
+                "llama.cpp builds with FMA",
+                "a ggml build that contracts the Q4_K search's multiply-adds into FMAs (GCC's -ffp-contract=fast with -march=native) can pick other scales; pqref pins the unfused sums (-ffp-contract=off).",
+            ),
+            (
+                "gguf-py",
+                "its NumPy Q4_0 takes the block's signed maximum from `argmax`, so an all-zero block starting with -0.0 gets d = +0.0 where C (and pqref) get -0.0.",
+            ),
+        ),
     ),
     Entry(
         name="gguf_dequantize",

@@ -151,6 +151,12 @@ ENTRIES = [
             ),  # fmt: skip
         ),
         paper=GPTQ,
+        peers=(
+            (
+                "AutoGPTQ",
+                "its packer writes a v1 zero point 0 as -1 and ors it into the word, corrupting the neighbouring zero points; pqref rejects it.",
+            ),
+        ),
     ),
     Entry(
         name="gptq_unpack",

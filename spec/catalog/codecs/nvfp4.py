@@ -111,6 +111,12 @@ ENTRIES = [
             Bad(Case((_a([]),), DEC), ValueError, "an NVFP4 global scale needs at least one element"),
         ),
         paper=NVFP4,
+        peers=(
+            (
+                "NVFP4 toolchains",
+                "store the per-tensor scale in opposite directions (amax / 2688 as ModelOpt, or its inverse); `direction` names both.",
+            ),
+        ),
     ),
     Entry(
         name="nvfp4_quantize",

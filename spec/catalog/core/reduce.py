@@ -138,5 +138,15 @@ ENTRIES = [
             ),
         ),
         bad=(Bad(Case((_a([3, -4]),), {"p": 3}), ValueError, "p must be one of 1, 2; got 3"),),
+        peers=(
+            (
+                "torch",
+                "CPU float64 `torch.sqrt` is not correctly rounded (torch 2.13, AVX512): an L2 norm taken through it can differ in the last bit.",
+            ),
+            (
+                "torch, NumPy",
+                "`torch.sum` and `np.sum` add in orders of their own choosing, so their norms differ from each other and from the canonical tree.",
+            ),
+        ),
     ),
 ]

@@ -357,6 +357,12 @@ ENTRIES = [
             ),  # fmt: skip
         ),
         paper=GPTQ,
+        peers=(
+            (
+                "GPTQ implementations",
+                "the column order of act-order comes from an unstable `argsort` on a float32 Hessian and the updates from float32 BLAS: results depend on the block size, the library and the device; here ties go to the lower index and every value is the exact update rounded once.",
+            ),
+        ),
     ),
     Entry(
         name="sparsegpt",
@@ -430,5 +436,11 @@ ENTRIES = [
             ),  # fmt: skip
         ),
         paper=SPARSEGPT,
+        peers=(
+            (
+                "SparseGPT's reference code",
+                "prunes every score at or below a threshold, so all ties at the threshold go and it may prune more than asked; here the count is exact and ties go to the lower index.",
+            ),
+        ),
     ),
 ]

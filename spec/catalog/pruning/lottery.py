@@ -95,6 +95,12 @@ ENTRIES = [
             Bad(Case((_a([1, 2]), _m([T, T]), 1.5)), ValueError, "fraction must be in [0.0, 1.0], got 1.5"),
         ),
         paper=FRANKLE,
+        peers=(
+            (
+                "lottery-ticket codebases",
+                "prune |w| <= sorted|w|[rne(p m)] (Frankle & Carbin) or |w| <= sorted|w|[ceil(p m)] (OpenLTH, global): one more than their count, and every tie at the threshold.",
+            ),
+        ),
     ),
     Entry(
         name="lottery_rewind",

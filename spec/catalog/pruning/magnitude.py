@@ -113,6 +113,12 @@ ENTRIES = [
             Bad(Case(([1.0], 0.5)), TypeError, "w must be an array"),
         ),
         paper=HAN,
+        peers=(
+            (
+                "torch.nn.utils.prune",
+                "`l1_unstructured` picks among equal magnitudes with `topk`, whose order among ties is unspecified and differs between CPU and CUDA; pqref keeps the lower flat index.",
+            ),
+        ),
     ),
     Entry(
         name="magnitude_mask_by_count",
@@ -196,6 +202,12 @@ ENTRIES = [
         bad=(
             Bad(Case((_a([1.0, 2.0]), _m([T]))), ValueError, "mask has shape (1,) but w needs shape (2,)"),
             Bad(Case((_a([1.0]), _a([1.0]))), TypeError, "mask must have dtype bool, got float32"),
+        ),
+        peers=(
+            (
+                "masking by multiplication",
+                "`w * mask`, common in training code, turns a pruned negative weight into `-0.0` and a pruned Inf into NaN; `where(mask, w, +0.0)` gives `+0.0`.",
+            ),
         ),
     ),
     Entry(

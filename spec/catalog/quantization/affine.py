@@ -239,6 +239,12 @@ ENTRIES = [
             Bad(Case((_a([1.0]), _s(0.5), _z(0)), {**INT8, "axis": 2}), ValueError, "axis 2 is out of range"),
         ),  # fmt: skip
         paper=JACOB,
+        peers=(
+            (
+                "torchao",
+                "integer quantization computes `x * (1 / scale)` (its fp8 path divides, as pqref does everywhere).",
+            ),
+        ),
     ),
     Entry(
         name="dequantize",
@@ -331,6 +337,12 @@ ENTRIES = [
             ),
         ),  # fmt: skip
         paper=JACOB,
+        peers=(
+            (
+                "torch.ao",
+                "`torch.fake_quantize_per_tensor_affine` and `torch.fake_quantize_per_channel_affine` multiply by `1 / scale` instead of dividing, so they differ next to rounding midpoints whenever `1 / scale` is inexact (counts on the divergence page); the per-channel op returns `qmin` once `x / s >= 2**63` (torch 2.13).",
+            ),
+        ),
     ),
     Entry(
         name="fake_quantize_vjp",

@@ -142,6 +142,7 @@ ENTRIES = [
             ),
         ),
         paper=BNN,
+        peers=(("torch.sign, np.sign", "map 0 to 0; BNN, Distiller, Brevitas and QKeras map 0 to +1, as pqref."),),
     ),
     Entry(
         name="binarize_vjp",

@@ -72,6 +72,12 @@ ENTRIES = [
             Bad(Case((_a([1.0]),), {"bits": 1, "divisor": "qmax"}), ValueError, "bits must be in [2, 16], got 1"),
         ),
         paper=CONVENTIONS,
+        peers=(
+            (
+                "torch.ao",
+                "symmetric observers divide amax by (2**b - 1) / 2 (127.5 for int8), which puts +-amax on the tie +-127.5; pqref, ONNX Runtime, TensorRT and llm-compressor divide by 2**(b-1) - 1.",
+            ),
+        ),
     ),
     Entry(
         name="affine_zero_point",
@@ -133,5 +139,16 @@ ENTRIES = [
             Bad(Case((_ZP, _ONES), {"qmin": 3, "qmax": 3, "convention": "onnx"}), ValueError, "at least 2 codes"),
         ),
         paper=CONVENTIONS,
+        peers=(
+            (
+                "torch.ao",
+                "rounds the float32 quotient `fl32(l / s)` (pqref: the float64 quotient): the two differ where `l / s` is within a rounding of a tie.",
+            ),
+            (
+                "ONNX DynamicQuantizeLinear",
+                "clips `qmin - l / s` in float32 and then rounds half to even: with qmin = -127 and l / s = -0.5 it gives -126 where pqref gives -127.",
+            ),
+            ("TensorFlow FakeQuant", "nudges the zero point with `std::round`, ties away from zero."),
+        ),
     ),
 ]

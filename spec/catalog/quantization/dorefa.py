@@ -105,6 +105,12 @@ ENTRIES = [
             Bad(Case((_a([1.0], np.float64), 2)), TypeError, "w must have dtype float32, got float64"),
         ),
         paper=DOREFA,
+        peers=(
+            (
+                "tensorpack, Distiller",
+                "evaluate 2 * fl(c / n) - 1, which rounds twice: for k = 2 it gives -0.3333333 and 0.33333337 where pqref gives -+0.33333334.",
+            ),
+        ),
     ),
     Entry(
         name="dorefa_weight_vjp",

@@ -174,6 +174,16 @@ ENTRIES = [
             Bad(Case(([1.0], E4)), TypeError, "x must be an array"),
         ),
         paper=FP8,
+        peers=(
+            (
+                "ml_dtypes 0.6, torch 2.13 CPU",
+                "send the float32 subnormals in (2**-127, 1.5 * 2**-127) to E8M0 code 1; pqref (and ml_dtypes 0.7) give the nearest, code 0.",
+            ),
+            (
+                "torch 2.11 CUDA",
+                "`to(torch.float8_e4m3fn)` of |x| > 464 gives NaN (non-saturating), where torch 2.13 on CPU saturates: version-dependent.",
+            ),
+        ),
     ),
     Entry(
         name="float_decode",

@@ -282,6 +282,12 @@ ENTRIES = [
             Bad(Case((_a([1.0]), _s(1e37), _s(F_MAX)), SIGNED3), ValueError, "extreme levels"),
         ),
         paper=LSQ_PLUS,
+        peers=(
+            (
+                "torch.ao",
+                "`_LearnableFakeQuantize` rounds its zero point half to even in the forward pass and half up in the backward pass; LSQ+'s offset is never rounded here.",
+            ),
+        ),
     ),
     Entry(
         name="lsq_plus_quantize_vjp",

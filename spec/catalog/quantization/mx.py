@@ -195,6 +195,16 @@ ENTRIES = [
             Bad(Case((np.zeros(32, F), "mxint8"), {"block_size": 32.0}), TypeError, "block_size must be an int"),
         ),
         paper=OCP_MX,
+        peers=(
+            (
+                "NVIDIA RCEIL (cuBLAS, Transformer Engine, torchao)",
+                "rounds the float32 quotient amax / max element up instead of the exact `'ceil'` rule, which differs where the quotient rounds onto a power of two (torchao 0.18: 9 of 1024 MXFP8 blocks on pqref's boundary inputs).",
+            ),
+            (
+                "MX implementations",
+                "the OCP spec says 'should' for the scale rule: floor (OCP, torchao FLOOR, microxcaling), round-up and even rules give different bits; `scale_rule` names each.",
+            ),
+        ),
     ),
     Entry(
         name="mx_dequantize",

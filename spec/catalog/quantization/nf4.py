@@ -95,6 +95,16 @@ ENTRIES = [
             Bad(Case((_a([np.nan]),)), ValueError, "x must be finite, got nan"),
         ),
         paper=QLORA,
+        peers=(
+            (
+                "bitsandbytes",
+                "multiplies by `1 / absmax` and compares with float32 literals of the midpoints (last-bit differences in the encoding); an all-zero block computes 0 * (1/0) = NaN and stores code 0 (-1.0); the first code goes in the high nibble.",
+            ),
+            (
+                "torchao",
+                "`NF4Tensor` divides but uses 4-decimal constants (`-0.6962`, ...); the first code goes in the high nibble.",
+            ),
+        ),
     ),
     Entry(
         name="nf4_dequantize",
