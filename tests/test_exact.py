@@ -19,8 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import reference.core._exact as RX
 import reference.core.exact as RE
 import reference.core.linalg as RL
+import torch_backend.core._exact as TX
 import torch_backend.core.exact as TE
 import torch_backend.core.linalg as TL
 from spec import strategies as S
@@ -202,7 +204,7 @@ def test_blocks_of_outputs_change_nothing(monkeypatch):
     """Sums take their outputs `_BLOCK_ROWS` at a time and products `_BLOCK_OUTPUTS` at a time (to bound memory);
     tiny blocks must give the same bits as the reference."""
     monkeypatch.setattr(TE, "_BLOCK_ROWS", 3)
-    monkeypatch.setattr(TE, "_BLOCK_OUTPUTS", 5)
+    monkeypatch.setattr(TX, "BLOCK_OUTPUTS", 5)
     rng = np.random.default_rng(16)
     x = _adversarial(rng, 10 * 7).reshape(10, 7)
     _same(RE.exact_sum(x, 1), TE.exact_sum(torch.from_numpy(x), 1), "sum by blocks of rows")
@@ -222,7 +224,7 @@ def test_blocks_of_outputs_change_nothing(monkeypatch):
 def test_both_carry_paths_round_exactly(whole, monkeypatch):
     """`_round` carries limbs row by row (many columns) or by whole-array operations (few columns); forcing each
     path everywhere must give the reference's bits: negative totals, subnormal results with ties, long carries."""
-    monkeypatch.setattr(TE, "_WHOLE", whole)
+    monkeypatch.setattr(TX, "WHOLE", whole)
     rng = np.random.default_rng(14)
     for _ in range(20):
         x = _adversarial(rng, int(rng.integers(1, 200)))
@@ -321,6 +323,146 @@ def test_overflow_raises_the_same_error_naming_the_entry(fn, args, match):
     ref = _outcome(getattr(RL, fn), *arrays)
     got = _outcome(getattr(TL, fn), *[torch.from_numpy(a) for a in arrays])
     assert ref == got and ref[0] == "error" and match in ref[1], (ref, got)
+
+
+# ---- the fast routes against the exact ones ---------------------------------------------------------------------
+
+
+def _matrices(rng, count):
+    """Symmetric matrices of every kind the fast route must get right or hand over: Gram matrices with a damped
+    diagonal, small integers (exact sums, ties), blocks of zeros (exact zeros), scales from 2**-100 to 2**100 within
+    one matrix, the whole matrix near 2**-600 or 2**700 (outside the fast route's range), rank-deficient ones (pivot
+    errors) and diagonal ones."""
+    out = []
+    for trial in range(count):
+        kind = trial % 7
+        n = int(rng.integers(1, 5 if kind == 5 else 26))  # kind 5 takes the slow exact route
+        x = rng.standard_normal((n + int(rng.integers(0, 4)), n))
+        if kind == 1:
+            x = rng.integers(-3, 4, x.shape).astype(np.float64)
+        if kind == 3:
+            x = x * np.exp2(rng.integers(-50, 50, n).astype(np.float64))
+        h = RE.exact_gram(x)
+        if kind == 2:
+            h = h * ((np.arange(n)[:, None] // 4) == (np.arange(n)[None, :] // 4))
+        if kind == 5:
+            h = h * 2.0 ** (-600 if trial % 2 else 700)
+        if kind == 6:
+            h = np.diag(rng.random(n) + 0.5)
+        if kind != 4:
+            h = h + np.diag(np.abs(np.diag(h)) * 0.01 + (2.0**-600 if kind == 5 and trial % 2 else 1.0))
+        out.append(np.tril(h) + np.tril(h, -1).T)
+    return out
+
+
+@pytest.mark.parametrize("block", [3, 32], ids=["blocks of 3", "blocks of 32"])
+def test_the_fast_linear_algebra_gives_the_references_bits(block, monkeypatch):
+    """`cholesky`, `triangular_solve` and `cholesky_inverse` prove each rounding (blocks, slices, a bound) and hand over
+    to the exact integer route outside their range: the same bits and the same errors as the reference (its own
+    route: exact float64 products and `fsum`), for blocks of 3 (many panels) and of 32; the exact integer route
+    agrees on the first matrices."""
+    monkeypatch.setattr(TL, "_BLOCK", block)
+    rng = np.random.default_rng(17)
+    for i, h in enumerate(_matrices(rng, 35)):
+        got, want = _outcome(TL.cholesky, torch.from_numpy(h)), _outcome(RL.cholesky, h)
+        assert got[0] == want[0] and (got[0] == "ok" or got[1] == want[1]), (i, got, want)
+        if i < 7:
+            assert _outcome(TL._cholesky_exact, torch.from_numpy(h))[0] == got[0]
+        if got[0] != "ok":
+            continue
+        _same(want[1], got[1], f"matrix {i}: factor")
+        if i < 7:
+            _same(want[1], TL._cholesky_exact(torch.from_numpy(h)), f"matrix {i}: exact route")
+        l = want[1] * np.where(rng.random(h.shape[0]) < 0.3, -1.0, 1.0)  # negative diagonal entries
+        _same(RL.cholesky_inverse(l), TL.cholesky_inverse(torch.from_numpy(l)), f"matrix {i}: inverse")
+        b = rng.standard_normal((h.shape[0], 3))
+        for lower in (True, False):
+            for transpose in (False, True):
+                m = l if lower else l.T.copy()
+                want = _outcome(RL.triangular_solve, m, b, lower=lower, transpose=transpose)
+                got = _outcome(TL.triangular_solve, torch.from_numpy(m), torch.from_numpy(b), lower=lower,
+                               transpose=transpose)  # fmt: skip
+                assert got[0] == want[0] and (got[0] == "ok" or got[1] == want[1]), (i, lower, transpose, got, want)
+                if got[0] == "ok":
+                    _same(want[1], got[1], f"matrix {i}: solve lower={lower} transpose={transpose}")
+
+
+def test_unproven_roundings_are_computed_exactly(monkeypatch):
+    """Where the bound cannot settle a rounding, the block goes back to its first such column, computes those entries
+    exactly and redoes the columns after it. Declaring one rounding in 16 unproven must change no bit."""
+    real = TL.certify
+
+    def doubtful(p, q, bound):  # about one rounding in 16, always the same ones
+        value, ok = real(p, q, bound)
+        return value, ok & ((p.view(torch.int64) & 15) != 5)
+
+    monkeypatch.setattr(TL, "certify", doubtful)
+    monkeypatch.setattr(TL, "_BLOCK", 8)
+    for i, h in enumerate(_matrices(np.random.default_rng(19), 14)):
+        ht = torch.from_numpy(h)
+        got, want = _outcome(TL.cholesky, ht), _outcome(TL._cholesky_exact, ht)
+        assert got[0] == want[0] and (got[0] == "ok" or got[1] == want[1]), (i, got, want)
+        if got[0] == "ok":
+            _same(want[1], got[1], f"matrix {i}: factor")
+            eye = torch.eye(h.shape[0], dtype=torch.float64)
+            _same(TL._solve_exact(got[1], eye, True, False, "x").numpy(), TL._solve_op(got[1], eye, True, False, True))
+
+
+def test_the_fast_route_hands_over_outside_its_range():
+    """Scales beyond 2**+-400 (or values below 2**-440) are outside the range where every product of slices is a
+    normal float64: the fast route says so before computing anything wrong, and the exact route answers."""
+    h = np.diag([2.0**-900, 1.0, 2.0**900])
+    with pytest.raises(TL._Slow):
+        TL._cholesky_fast(torch.from_numpy(h))
+    _same(RL.cholesky(h), TL.cholesky(torch.from_numpy(h)), "extreme diagonal")
+
+
+def test_products_round_their_slice_groups_exactly(monkeypatch):
+    """`exact_matmul`, `exact_gram` and `exact_dot` carry the int64 sums of their slice groups once and add them in
+    float64 with an exact remainder (round to odd): the bits of the general carry of `products_exact`, on integers
+    (ties), cancellations, wide and narrow spans (one to three slices, and more: handed over), and results below
+    2**-1022 (handed over)."""
+    monkeypatch.setattr(TX, "CHUNK", 7)  # many chunks
+    rng = np.random.default_rng(20)
+    for trial in range(40):
+        dtype = (np.float32, np.float64)[trial % 2]
+        lo, hi = [(-2, 2), (-20, 20), (-60, 60), (-140, 100), (-1074, 1000)][trial % 5]
+        lo, hi = (max(lo, -149), min(hi, 100)) if dtype == np.float32 else (lo, hi)
+        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 7)), int(rng.integers(1, 30)), int(rng.integers(1, 7)))
+        a = rng.standard_normal(shape[:3]) * np.exp2(rng.integers(lo, hi + 1, shape[:3]).astype(np.float64))
+        b = rng.standard_normal(shape[0:1] + shape[2:]) * np.exp2(rng.integers(lo, hi + 1, shape[0:1] + shape[2:]))
+        if trial % 3 == 0:
+            a, b = np.round(a * 4) / 4, np.round(b * 4) / 4
+        half = shape[2] // 2
+        a[..., :half] = -a[..., shape[2] - half :]
+        b[:, :half] = b[:, shape[2] - half :]
+        at, bt = torch.from_numpy(a.astype(dtype)), torch.from_numpy(b.astype(dtype))
+        _same(TX.products_exact(at, bt).numpy(), TX.products(at, bt), f"trial {trial}: matmul")
+        _same(TX.products_exact(bt.transpose(1, 2), bt, True).numpy(), TX.products(bt.transpose(1, 2), bt, True))
+
+
+def test_the_reference_float_route_agrees_with_its_integers(monkeypatch):
+    """The reference computes inner products with exact float64 steps and a proof (or `math.fsum`) between 2**-480
+    and 2**480, with Python integers elsewhere: forcing the integers everywhere, or `fsum` for every row, changes no
+    bit."""
+    rng = np.random.default_rng(21)
+    cases = []
+    for trial in range(30):
+        n = int(rng.integers(1, 12))
+        a = rng.standard_normal((4, n)) * np.exp2(rng.integers(-30, 30, (4, n)).astype(np.float64))
+        if trial % 3 == 0:
+            a = np.round(a)
+        cases.append((a, rng.standard_normal(n), RE.exact_gram(rng.standard_normal((n + 2, n))) + np.eye(n)))
+    expected = [(RE.exact_sum(a, 1), RE.exact_matmul(a, a.T), RX.dot_rows(a[:, 0], a, b), RL.cholesky(h))
+                for a, b, h in cases]  # fmt: skip
+    for patch in (("SAFE", 1.0), ("_interval", lambda p, q, bound: (p + q, np.zeros(p.shape, dtype=bool)))):
+        with monkeypatch.context() as m:
+            m.setattr(RX, *patch)
+            m.setattr(RE, "_SUM_SAFE", 0.0)
+            for (a, b, h), want in zip(cases, expected, strict=True):
+                got = (RE.exact_sum(a, 1), RE.exact_matmul(a, a.T), RX.dot_rows(a[:, 0], a, b), RL.cholesky(h))
+                for w, g in zip(want, got, strict=True):
+                    _same(w, g, f"{patch[0]}")
 
 
 # ---- the correctly rounded square root ---------------------------------------------------------------------------

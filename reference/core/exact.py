@@ -1,9 +1,11 @@
 """Exact sums and products: the exact real value of a sum, a dot product or a matrix product, rounded once.
 
-Everything here computes with Python integers, which are exact and unbounded: a float64 is an integer multiple of
-$2^{-1074}$ (the smallest subnormal), so a sum of float64 values is an integer in units of $2^{-1074}$ and a sum of
-products of two float64 values an integer in units of $2^{-2148}$. The integer is rounded once, to nearest with
-ties to even, by `_round`. Slow, and obviously right: the torch backend is checked against it bit for bit.
+A float64 is an integer multiple of $2^{-1074}$ (the smallest subnormal), so a sum of float64 values is an integer in
+units of $2^{-1074}$ and a sum of products of two float64 values an integer in units of $2^{-2148}$; the result is
+that integer rounded once, to nearest with ties to even. `reference.core._exact` computes it two ways: with Python
+integers (every input), and, for inputs between $2^{-480}$ and $2^{480}$ in magnitude (sums: up to $2^{960}$), with
+exact float64 steps (Dekker's product, a cut into high and low parts) and a proof that the rounding is settled, or
+`math.fsum` where it is not. The torch backend is checked against both, bit for bit.
 
 The exact sum also has a public intermediate form, the **state** (`exact_sum_state`): the exact sum as a
 fixed-point integer in 68 limbs of 32 bits. The states of the pieces of a tensor add up, limb by limb, in any order
@@ -14,27 +16,18 @@ the unsplit one.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import numpy as np
 
 from reference import _arrays
 from reference.common import validate
+from reference.core._exact import LIMB_BITS, LIMBS, TOP_LIMB, UNIT, dot_rows, round_units, sum_rows, units
 
 __all__ = ["exact_sum", "exact_sum_state", "exact_sum_combine", "exact_sum_round", "exact_dot", "exact_matmul",
            "exact_gram"]  # fmt: skip
 
 _FLOATS = ("float32", "float64")
-UNIT = 1074  # every float64 is an integer multiple of 2**-UNIT
-# The state: limb k weighs 2**(LIMB_BITS * k - UNIT). Limbs 0 .. LIMBS-2 lie in [0, 2**LIMB_BITS); the top limb is
-# signed, in [-TOP_LIMB, TOP_LIMB). So a canonical state holds any integer in [-2**2175, 2**2175) units, that is
-# |value| < 2**1101, far past any sum of fewer than 2**77 finite float64 values.
-LIMB_BITS = 32
-LIMBS = 68
-TOP_LIMB = 2**31
-# The smallest magnitude that rounds to infinity: 2**1024 - 2**970 is the midpoint between the largest float64 and
-# 2**1024, and the tie goes to the even neighbour, 2**1024, which overflows.
-OVERFLOW = Fraction(2**1024 - 2**970)
+_SUM_SAFE = 2.0**960  # `sum_rows` needs no magnitude above this
 
 
 def exact_sum(x, axis=None):
@@ -65,8 +58,12 @@ def exact_sum(x, axis=None):
     ??? cite
         Demmel and Hida, 2003. Accurate and Efficient Floating Point Summation. SIAM J. Sci. Comput. 25(4).
     """
-    sums, shape = _sums(x, axis)
-    return _round_all(sums, -UNIT, shape)
+    x = _arrays.finite_array("x", x, _FLOATS)
+    k = None if axis is None else validate.axis("axis", axis, x.ndim)
+    rows, shape = _rows(x, k), _shape(x, k)
+    if rows.size and np.abs(rows).max() > _SUM_SAFE:
+        return _round_all([sum(units(r)) for r in rows], -UNIT, shape)
+    return sum_rows(rows).reshape(shape)
 
 
 def exact_sum_state(x, axis=None):
@@ -182,8 +179,8 @@ def exact_dot(a, b, axis=-1):
     """
     a, b = _pair(a, b)
     k = validate.axis("axis", axis, a.ndim)
-    dots = [_dot(_units(ra), _units(rb)) for ra, rb in zip(_rows(a, k), _rows(b, k), strict=True)]
-    return _round_all(dots, -2 * UNIT, _without(a.shape, k))
+    ra, rb = _rows(a, k), _rows(b, k)
+    return dot_rows(np.zeros(ra.shape[0]), ra, rb).reshape(_shape(a, k))
 
 
 def exact_matmul(a, b):
@@ -234,67 +231,49 @@ def exact_gram(x):
     x = _arrays.finite_array("x", x, _FLOATS)
     if x.ndim < 2:
         raise validate.not_matrix("x", x.shape)
-    return _matmul(np.swapaxes(x, -1, -2), x)
+    return _matmul(np.swapaxes(x, -1, -2), x, symmetric=True)
 
 
-# ---- exact integers -------------------------------------------------------------------------------------------
-
-
-def _units(values) -> list[int]:
-    """Float values as exact Python ints in units of 2**-1074 (as_integer_ratio gives a power-of-two denominator)."""
-    return [(n << UNIT) // d for n, d in (float(v).as_integer_ratio() for v in np.asarray(values).reshape(-1))]
-
-
-def _dot(p: list[int], q: list[int]) -> int:
-    """The exact dot product of two lists of units, in units of 2**-2148."""
-    return sum(u * v for u, v in zip(p, q, strict=True))
-
-
-def _round(n: int, exponent: int) -> float:
-    """The float64 nearest to n * 2**exponent, ties to even.
-
-    `float(Fraction)` divides int by int, which CPython rounds correctly (subnormals included), but it raises
-    OverflowError past float64's range, where IEEE rounding gives infinity: that case is settled first.
-    """
-    if n == 0:
-        return 0.0  # an exact zero is +0.0
-    q = Fraction(n) * Fraction(2) ** exponent
-    if abs(q) >= OVERFLOW:
-        return math.inf if n > 0 else -math.inf
-    return float(q)  # a nonzero value keeps its sign, also when it rounds to zero (-0.0 below -2**-1075)
+# ---- helpers ----------------------------------------------------------------------------------------------------
 
 
 def _round_all(values: list[int], exponent: int, shape) -> np.ndarray:
-    return np.array([_round(n, exponent) for n in values], dtype=np.float64).reshape(shape)
+    return np.array([round_units(n, exponent) for n in values], dtype=np.float64).reshape(shape)
 
 
 def _sums(x, axis) -> tuple[list[int], tuple]:
-    """The exact sums (units of 2**-1074) of `exact_sum(x, axis)`, flat, and the result's shape."""
+    """The exact sums (Python ints, units of 2**-1074) of `exact_sum_state(x, axis)`, flat, and the result's shape."""
     x = _arrays.finite_array("x", x, _FLOATS)
-    if axis is None:
-        return [sum(_units(x))], ()
-    k = validate.axis("axis", axis, x.ndim)
-    return [sum(_units(r)) for r in _rows(x, k)], _without(x.shape, k)
+    k = None if axis is None else validate.axis("axis", axis, x.ndim)
+    return [sum(units(r)) for r in _rows(x, k)], _shape(x, k)
 
 
-def _matmul(a, b) -> np.ndarray:
-    out = np.empty(a.shape[:-1] + (b.shape[-1],), dtype=np.float64)
+def _matmul(a, b, symmetric=False) -> np.ndarray:
+    """Every entry of `a @ b` (batched) by `dot_rows`, a column at a time; with `symmetric` (a Gram matrix), the
+    entries below the diagonal are those above it (the same exact dot product)."""
+    out = np.zeros(a.shape[:-1] + (b.shape[-1],), dtype=np.float64)
     for index in np.ndindex(a.shape[:-2]):
-        rows = [_units(r) for r in a[index]]
-        cols = [_units(c) for c in b[index].T]
-        for i, row in enumerate(rows):
-            out[index + (i,)] = [_round(_dot(row, col), -2 * UNIT) for col in cols]
+        left, right = a[index].astype(np.float64), b[index].astype(np.float64)
+        for j in range(right.shape[1]):
+            rows = j + 1 if symmetric else left.shape[0]
+            out[index + (slice(0, rows), j)] = dot_rows(np.zeros(rows), left[:rows], right[:, j])
+        if symmetric:
+            below = np.tril_indices(out.shape[-1], -1)
+            out[index][below] = out[index].T[below]
     return out
 
 
 def _rows(x, k) -> np.ndarray:
-    """`x` with axis `k` moved last, as a 2-d array with one row per output."""
+    """`x` as float64 rows `(M, n)`, one per output of a reduction along `k` (`None`: one row of everything)."""
+    x = np.asarray(x, dtype=np.float64)
+    if k is None:
+        return x.reshape(1, x.size)
     a = np.moveaxis(x, k, -1)
     return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
-def _without(shape, k) -> tuple:
-    return tuple(s for i, s in enumerate(shape) if i != k)
+def _shape(x, k) -> tuple:
+    return () if k is None else tuple(s for i, s in enumerate(x.shape) if i != k)
 
 
 # ---- the state ------------------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Every entry of every result is one correctly rounded inner product (`exact_dot`: the exact real value rounded once
 to float64) followed by at most one IEEE operation (a correctly rounded square root or division), in an order
-stated by each function. No result depends on blocking, threads, the BLAS or the device. The arithmetic is exact
-Python integers (units of $2^{-2148}$ for sums of products of float64 values), as in `reference.core.exact`.
+stated by each function. No result depends on blocking, threads, the BLAS or the device. Each step computes all
+the inner products it needs (a column of the factor, a row of a solve) with `reference.core._exact.dot_rows`:
+exact float64 products and a proven rounding where the values allow it, Python integers elsewhere.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import numpy as np
 
 from reference import _arrays
 from reference.common import validate
-from reference.core.exact import UNIT, _matmul, _round, _units
+from reference.core._exact import dot_rows, round_units
+from reference.core.exact import exact_gram
 
 __all__ = ["cholesky", "triangular_solve", "cholesky_inverse"]
 
@@ -56,19 +58,15 @@ def cholesky(h):
     """
     h = _symmetric("h", h)
     n = h.shape[0]
-    hu = [_units(row) for row in h]
-    lu = [[0] * n for _ in range(n)]  # L in units of 2**-1074, filled column by column
     out = np.zeros((n, n), dtype=np.float64)
     for j in range(n):
-        pivot = _round((hu[j][j] << UNIT) - sum(lu[j][k] ** 2 for k in range(j)), -2 * UNIT)
+        s = dot_rows(h[j:, j], -out[j:, :j], out[j, :j])  # fl(h_ij - sum_k L_ik L_jk), i >= j
+        pivot = float(s[0])
         if not pivot > 0:
             raise validate.not_positive_definite("h", j, pivot)
         out[j, j] = _finite("L", j, j, _sqrt_rn(pivot))
         for i in range(j + 1, n):
-            s = _round((hu[i][j] << UNIT) - sum(lu[i][k] * lu[j][k] for k in range(j)), -2 * UNIT)
-            out[i, j] = _finite("L", i, j, s / float(out[j, j]))
-        for i in range(j, n):
-            lu[i][j] = _units([out[i, j]])[0]
+            out[i, j] = _finite("L", i, j, float(s[i - j]) / float(out[j, j]))
     return out
 
 
@@ -131,7 +129,7 @@ def cholesky_inverse(l):
     l = _square("l", l)
     _nonzero_diagonal("l", l)
     y = _solve(l, np.eye(l.shape[0]), True, False, "l^-1")
-    return _matmul(y.T, y)
+    return exact_gram(y)
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------------
@@ -143,15 +141,12 @@ def _solve(l, b, lower, transpose, name):
     a = l.T if transpose else l
     forward = lower != transpose  # op(l) is lower triangular
     b2 = b.reshape(n, -1)
-    au, bu = [_units(row) for row in a], [_units(row) for row in b2]
-    xu = [[0] * b2.shape[1] for _ in range(n)]
     x = np.zeros(b2.shape, dtype=np.float64)
     for i in range(n) if forward else range(n - 1, -1, -1):
-        before = range(i) if forward else range(i + 1, n)
+        before = slice(0, i) if forward else slice(i + 1, n)
+        s = dot_rows(b2[i], -x[before].T, a[i, before])  # fl(b_ic - sum_k a_ik x_kc) for every column c
         for c in range(b2.shape[1]):
-            s = _round((bu[i][c] << UNIT) - sum(au[i][k] * xu[k][c] for k in before), -2 * UNIT)
-            x[i, c] = _finite(name, i, c, s / float(a[i, i]))
-            xu[i][c] = _units([x[i, c]])[0]
+            x[i, c] = _finite(name, i, c, float(s[c]) / float(a[i, i]))
     return x.reshape(b.shape)
 
 
@@ -171,7 +166,7 @@ def _sqrt_rn(d: float) -> float:
     t = max(0, (111 - n.bit_length()) // 2)
     big = n << (2 * t)
     r = math.isqrt(big)
-    return _round(2 * r + (r * r != big), -(k // 2 + t) - 1)
+    return round_units(2 * r + (r * r != big), -(k // 2 + t) - 1)
 
 
 def _finite(name, i, j, value: float) -> float:

@@ -15,7 +15,7 @@ Two exact routes, both integer arithmetic that no order, thread count, kernel or
   multiply-add inside the BLAS** (an exact result has no rounding to change). They are converted to int64 and
   added per output, again exactly.
 
-Both end in the same rounding (`_round`): the integers of each output are carried into canonical limbs (a loop over
+Both end in the same rounding (`round_limbs`): the integers of each output are carried into canonical limbs (a loop over
 the few limbs that hold bits, vectorized over the outputs), and the top 55+ bits plus a sticky bit go through one
 IEEE float64 addition, which rounds them correctly; results below `2**-1022` are rounded on the subnormal grid in
 integers. No `torch.sum` of floats, no float `matmul` of non-integers, no `addmm`, no fused multiply-add.
@@ -43,19 +43,19 @@ import torch
 from reference.common import validate
 from reference.core.exact import LIMB_BITS, LIMBS, TOP_LIMB, UNIT
 from torch_backend import _arrays
+from torch_backend.core._exact import HEAD, carry, products, round_limbs
 
 __all__ = ["exact_sum", "exact_sum_state", "exact_sum_combine", "exact_sum_round", "exact_dot", "exact_matmul",
            "exact_gram"]  # fmt: skip
 
 _FLOATS = ("float32", "float64")
 _SEGMENT = 1 << 28  # elements of one output accumulated in int64 bins before they are flushed into digits
-_MAX_SLICE_K = 1 << 15  # longest contraction per integer matmul: 2**15 * (2**19 - 1)**2 < 2**53
 
 
 def exact_sum(x, axis=None):
     """The exact sum rounded once to float64; see `reference.core.exact.exact_sum` for the semantics."""
     rows, shape, x = _sum_rows(x, axis)
-    return _by_blocks(rows, x, lambda digits, base: _round(digits, base, 16)).reshape(shape)
+    return _by_blocks(rows, x, lambda digits, base: round_limbs(digits, base, 16)).reshape(shape)
 
 
 def exact_sum_state(x, axis=None):
@@ -79,7 +79,7 @@ def exact_sum_combine(states):
 def exact_sum_round(state):
     """The float64 nearest to the value of a state; see `reference.core.exact.exact_sum_round`."""
     state = _state_array("state", state)
-    return _round(*_digits_of_state(state.detach().reshape(-1, LIMBS)), 16).reshape(state.shape[:-1])
+    return round_limbs(*_digits_of_state(state.detach().reshape(-1, LIMBS)), 16).reshape(state.shape[:-1])
 
 
 def exact_dot(a, b, axis=-1):
@@ -90,7 +90,7 @@ def exact_dot(a, b, axis=-1):
     m, n = math.prod(shape), a.shape[k]
     ra = torch.movedim(a.detach(), k, -1).reshape(m, 1, n)
     rb = torch.movedim(b.detach(), k, -1).reshape(m, n, 1)
-    return _products(ra, rb).reshape(shape)
+    return products(ra, rb).reshape(shape)
 
 
 def exact_matmul(a, b):
@@ -98,7 +98,7 @@ def exact_matmul(a, b):
     a, b = _matrices(a, b)
     batch = a.shape[:-2]
     count = math.prod(batch)
-    out = _products(a.detach().reshape(count, *a.shape[-2:]), b.detach().reshape(count, *b.shape[-2:]))
+    out = products(a.detach().reshape(count, *a.shape[-2:]), b.detach().reshape(count, *b.shape[-2:]))
     return out.reshape(batch + out.shape[-2:])
 
 
@@ -109,7 +109,7 @@ def exact_gram(x):
         raise validate.not_matrix("x", x.shape)
     batch = x.shape[:-2]
     x3 = x.detach().reshape(math.prod(batch), *x.shape[-2:])
-    out = _products(x3.transpose(1, 2), x3, gram=True)
+    out = products(x3.transpose(1, 2), x3, gram=True)
     return out.reshape(batch + out.shape[-2:])
 
 
@@ -137,11 +137,11 @@ def _exact_sum(a, axis=None):
         block = rows[start : start + _BLOCK_ROWS]
         digits, base, largest = _accumulate(block)
         if bool(largest < _LIMIT[rows.dtype]):
-            outs.append(_round(digits, base, 16))
+            outs.append(round_limbs(digits, base, 16))
             continue
         finite = torch.isfinite(block)
         digits, base, _ = _accumulate(torch.where(finite, block, 0.0))
-        out = _round(digits, base, 16)
+        out = round_limbs(digits, base, 16)
         up, down = (block == torch.inf).any(1), (block == -torch.inf).any(1)
         nan = torch.isnan(block).any(1) | (up & down)
         out = torch.where(up, torch.inf, torch.where(down, -torch.inf, out))
@@ -243,7 +243,7 @@ def _add_f64(bins, x, offset, largest):
 
 
 def _zeros_digits(layout, m, device):
-    return torch.zeros(layout["bins"] // 2 + 5 + _HEAD[16], m, dtype=torch.int64, device=device)
+    return torch.zeros(layout["bins"] // 2 + 5 + HEAD[16], m, dtype=torch.int64, device=device)
 
 
 def _bin_digits(bins, layout):
@@ -271,7 +271,7 @@ def _bin_digits(bins, layout):
 def _digits_of_state(state):
     """Limbs `(M, 68)` (any int64) as 16-bit digit rows `(L, M)` from 2**-1074: each limb as two 32-bit halves."""
     m = state.shape[0]
-    out = torch.zeros(2 * LIMBS + 2 + _HEAD[16], m, dtype=torch.int64, device=state.device)
+    out = torch.zeros(2 * LIMBS + 2 + HEAD[16], m, dtype=torch.int64, device=state.device)
     limbs = state.T
     out[0 : 2 * LIMBS : 2] += limbs & 0xFFFFFFFF
     out[2 : 2 * LIMBS + 2 : 2] += limbs >> 32
@@ -280,7 +280,7 @@ def _digits_of_state(state):
 
 def _state_limbs(digits, base):
     """Canonical limbs `(M, 68)` of 16-bit digits from `base` (= -1074 mod 16), and whether each value fits."""
-    stop = _carry(digits, 16)
+    stop = carry(digits, 16)
     neg = digits[stop + 1] < 0  # the carried top row is -1 or 0
     sign_digit = torch.where(neg, 0xFFFF, 0)
     o = (-UNIT - base) // 16  # the digit row of 2**-1074
@@ -326,303 +326,6 @@ def _state_list(states):
             j = int(bad.nonzero()[0])
             raise validate.not_canonical_state(f"states[{i}]", j, LIMBS, int(flat[j]))
     return arrays
-
-
-# ---- rounding: carried limbs, then one IEEE addition ----------------------------------------------------------------
-
-# Rows kept above the highest nonzero row, so that carries die into a sign row: ceil(64 / W) + 3.
-_HEAD = {w: -(-64 // w) + 3 for w in range(16, 27)}
-
-
-def _carry(d, w):
-    """Carry limbs `(L, M)` of `w` bits in place: rows below the returned `stop + 1` end in `[0, 2**w)` and row
-    `stop + 1` holds the sign (0 or -1); rows above are zero. Only rows holding bits are visited (one host read).
-
-    Exact while every row stays below 2**62 in magnitude: the carry out of the last nonzero row is below 2**(63 - w),
-    and `j` rows later below 2**(63 - (j + 1) w) + 2, so after `ceil(64 / w)` more rows it is -1 or 0.
-    """
-    rows = d.ne(0).any(1).nonzero()
-    if rows.numel() == 0:
-        return 0
-    lo, hi = int(rows[0]), int(rows[-1])
-    stop = min(hi + -(-64 // w), d.shape[0] - 2)
-    mask = (1 << w) - 1
-    rows = d.unbind(0)  # views: in-place methods on them write `d` without indexing (d[k] &= m costs 4 ops)
-    for k in range(lo, stop + 1):
-        c = rows[k] >> w
-        rows[k].bitwise_and_(mask)
-        rows[k + 1].add_(c)
-    return stop
-
-
-def _round(d, base, w):
-    """The float64 nearest to `sum_k d[k] * 2**(w k + base)` for each column of int64 limbs `d` `(L, M)`.
-
-    `base` is an int or an int64 tensor `(M,)`; `w` is 16 or 19..26. `d` is consumed. The work is row operations
-    on `M` values (masks are integer factors: `torch.where` is several times slower than arithmetic on the CPU).
-    """
-    if d.shape[1] <= _WHOLE:
-        body, neg = _magnitude(d, w)
-    else:
-        stop = _carry(d, w)
-        top = stop + 1
-        neg = (d[top] < 0).to(torch.int64)
-        if bool(neg.any()):  # |value|: negate the negative columns and carry again
-            d[: top + 1].mul_(1 - 2 * neg)
-            stop = max(stop, _carry(d, w))
-            top = stop + 1
-        body = d[: top + 1]  # canonical |value|: every limb in [0, 2**w)
-    rows = body.shape[0]
-    below = body.cumsum(0)  # below[k] > 0 iff a limb <= k is nonzero
-    h = (below < below[-1]).sum(0)  # the top nonzero limb (0 for zero: the value is 0 anyway)
-    a = 3 if w < 19 else 2  # limbs in `hi` (at most 53 bits); `lo` takes the next 2
-    padded = torch.cat([body.new_zeros(a + 1, body.shape[1]), body])  # limb i at row i + a + 1
-    window = padded.gather(0, h[None] + torch.arange(a + 1, -1, -1, device=d.device)[:, None])  # h, h-1, ...
-
-    def limb(i):
-        """Limb `i` (an int or a tensor of one row index per column), zero outside the rows."""
-        if not isinstance(i, torch.Tensor):
-            return body[i] if 0 <= i < rows else torch.zeros_like(body[0])
-        return body.gather(0, i.clamp(0, rows - 1)[None])[0] * ((i >= 0) & (i < rows)).to(torch.int64)
-
-    def nonzero_below(i):
-        """Whether a limb below `i` is nonzero (the sticky bits)."""
-        if not isinstance(i, torch.Tensor):
-            return below[min(i, rows) - 1] > 0 if i >= 1 else torch.zeros_like(body[0], dtype=torch.bool)
-        return (below.gather(0, (i - 1).clamp(0, rows - 1)[None])[0] > 0) & (i >= 1)
-
-    hi = sum(window[i] << (w * (a - 1 - i)) for i in range(a))
-    lo = (window[a] << w) | window[a + 1]
-    bottom = h - (a + 1)  # the limb of lo's last bit
-    f64 = torch.float64
-    v = hi.to(f64) * _arrays.scalar(2.0 ** (2 * w), d, f64) + (lo | nonzero_below(bottom).to(torch.int64)).to(f64)
-    e = bottom * w + base  # v above is the one rounding: two exact float64 values added
-    e1 = e >> 1
-    value = (v * _pow2(e1)) * _pow2(e - e1)  # a zero column has v = 0: +0.0
-    p = -UNIT - base  # bit of 2**-1074 in the limbs' frame: > 0 only for sums of products
-    if _may_be_positive(p):
-        tiny = _subnormal(limb, h, p, w) & (p > 0)
-        if bool(tiny.any()):  # only then: the subnormal rounding costs about 25 operations
-            value = torch.where(tiny, _subnormal_value(limb, nonzero_below, p, w), value)
-    return value * (1 - 2 * neg).to(f64)  # -0.0 for a negative value that rounds to zero, as IEEE
-
-
-# Up to this many columns, limbs are carried by whole-array operations (`_magnitude`); beyond, row by row. Measured
-# (CPU, 1 thread): a 512x512 exact_matmul took 144 ms row by row and 348 ms whole-array, in blocks of 2**14 columns;
-# a Cholesky column (at most n columns) the other way round.
-_WHOLE = 1024
-
-
-def _magnitude(d, w):
-    """|value| as canonical limbs (each in `[0, 2**w)`) and the sign (int64 0 or 1), by operations on the whole
-    array `(L, M)`: about 40 of them, no host read, however many rows (`_carry` loops over rows, with 3 operations
-    each, and reads the host; it is cheaper per element for many columns).
-
-    1. Carry-save rounds: every row but the top takes `& (2**w - 1)` and passes its floor carry up; after
-       `ceil(62 / w) + 1` rounds every carry is -1, 0 or 1, so the rows lie in `[-1, 2**w]`.
-    2. Add `2**(w (L - 1))` as `2**w - 1` in every lower row and 1 in row 0 (and subtract 1 from the top row):
-       the lower rows become non-negative; one more round leaves them in `[0, 2**w]`.
-    3. The remaining carries are resolved at once: a carry enters row `k` exactly when the nearest row below it
-       that is not `2**w - 1` holds `2**w` (a running maximum of row indices, `torch.cummax`).
-    4. The top row is then -1 or 0, the sign; a negative value's magnitude is its two's complement.
-    The rows above the highest nonzero one (at least `ceil(64 / w) + 2`, see `_HEAD`) absorb every carry.
-    """
-    mask, full = (1 << w) - 1, 1 << w
-    low, top = d[:-1], d[-1]
-    for _ in range(-(-62 // w) + 1):
-        c = low >> w
-        low.bitwise_and_(mask)
-        d[1:].add_(c)
-    low.add_(mask)
-    low[0].add_(1)
-    top.sub_(1)
-    c = low >> w
-    low.bitwise_and_(mask)
-    d[1:].add_(c)
-    index = torch.arange(1, low.shape[0] + 1, device=d.device)[:, None]
-    last = torch.cummax((low != mask) * index, dim=0).values  # 1 + the highest row <= k that is not 2**w - 1
-    below = torch.cat([last.new_zeros(1, last.shape[1]), last])  # ... strictly below k (row L-1: the top)
-    carry = (low == full).to(torch.int64).gather(0, (below - 1).clamp(min=0)) * (below > 0)
-    low.add_(carry[:-1]).bitwise_and_(mask)
-    top.add_(carry[-1])
-    neg = (top < 0).to(torch.int64)
-    first = (low != 0).to(torch.int8).argmax(0)  # the lowest nonzero row (0 if none)
-    k = index - 1
-    complement = (mask - low + (k == first)) * (k >= first)  # 2**w - low[first] at first, 2**w - 1 - low above
-    new_top = -top - (low != 0).any(0).to(torch.int64)  # |value| = -(top 2**(w (L-1)) + low)
-    body = torch.cat([low + neg * (complement - low), (top + neg * (new_top - top))[None]])
-    return body, neg
-
-
-def _may_be_positive(p):
-    return bool((p > 0).any()) if isinstance(p, torch.Tensor) else p > 0
-
-
-def _subnormal(limb, h, p, w):
-    """Whether |value| < 2**-1022: its top bit lies below bit p + 52 of the frame."""
-    threshold = p + 52
-    kt, ot = threshold // w, threshold % w
-    return (h < kt) | ((h == kt) & (limb(h) < (torch.ones_like(h) << ot)))
-
-
-def _subnormal_value(limb, nonzero_below, p, w):
-    """Round |value| to the subnormal grid 2**-1074 (bit p of the frame), ties to even, as a float64 bit pattern."""
-    ks, os = p // w, p % w
-    q = limb(ks) >> os
-    for i in range(1, 53 // w + 3):  # limbs above ks, each shifted into place (bits past 52 are masked below)
-        shift = w * i - os
-        shift = shift.clamp(max=62) if isinstance(shift, torch.Tensor) else min(shift, 62)
-        q = q | (limb(ks + i) << shift)
-    kh, oh = (p - 1) // w, (p - 1) % w
-    below = limb(kh)
-    half = (below >> oh) & 1
-    sticky = ((below & ((torch.ones_like(below) << oh) - 1)) != 0) | nonzero_below(kh)
-    q = q & ((1 << 53) - 1)
-    m = q + (half & (sticky.to(torch.int64) | (q & 1)))
-    return m.view(torch.float64)
-
-
-def _pow2(e):
-    """2.0**e for an int64 tensor e (clamped to the normal exponents; callers only keep lanes where it is exact)."""
-    return ((e.clamp(-1022, 1023) + 1023) << 52).view(torch.float64)
-
-
-# ---- exact products: integer slices (Ozaki) ----------------------------------------------------------------------
-
-
-def _width(k):
-    """Bits per slice so that k products of two slices sum below 2**53 exactly: k (2**w - 1)**2 < 2**53."""
-    return min(26, (53 - max(0, math.ceil(math.log2(max(k, 1))))) // 2)
-
-
-def _decompose(x):
-    """The sign of `x` and `|x| = mant * 2**e` exactly (int64, `mant < 2**53`, `e >= -1074`)."""
-    if x.dtype == torch.float32:
-        bits = x.view(torch.int32).to(torch.int64)
-        biased, frac, shift, bias = (bits >> 23) & 0xFF, bits & ((1 << 23) - 1), 23, 150
-    else:
-        bits = x.view(torch.int64)
-        biased, frac, shift, bias = (bits >> 52) & 0x7FF, bits & ((1 << 52) - 1), 52, 1075
-    mant = frac | ((biased > 0).to(torch.int64) << shift)
-    e = biased.clamp(min=1) - bias
-    return bits < 0, mant, e
-
-
-def _slices(x, w, dim):
-    """Signed `w`-bit integer slices of `x` `(B, r, c)`, which is contracted along `dim` (-1: scaled per row, the
-    slices stacked as `(B, S, r, c)`; -2: scaled per column, stacked as `(B, r, S, c)`), and the scales `top`.
-
-    With `top` the smallest exponent such that every `|x|` of its line is below `2**top`, slice `s` holds the bits of
-    `x` from `2**(top - s w)` down to `2**(top - (s + 1) w)` as a signed integer (the sign of `x`), so that
-    `x = sum_s slice_s * 2**(top - (s + 1) w)` exactly. `S` is the number of slices that the line with the widest
-    span of bits needs (one host read).
-
-    The slices come from float64 steps that are all exact: `y = x * 2**(w - top)` (a power-of-two scaling whose last
-    bit stays at or above 2**-1074 when the span is at most 1074 + w bits), then `d = trunc(y)`,
-    `y = (y - d) * 2**w` (the fractional part of a float is a float). Wider lines (float64 values from 2**1000 down
-    to 2**-1000 in one row) take the same digits from integer shifts of the significands instead.
-    """
-    xd = x.to(torch.float64)
-    _, exponent = torch.frexp(xd)  # |x| < 2**exponent
-    exponent = exponent.to(torch.int64)
-    zero = (xd == 0).to(torch.int64)
-    big = 1 << 20
-    top = (exponent - big * zero).amax(dim, keepdim=True)
-    top = top * (top > -big // 2).to(torch.int64)  # a line of zeros: scale 2**0
-    bits, least = (24, -149) if x.dtype == torch.float32 else (53, -UNIT)
-    low = ((exponent - bits).clamp(min=least) + big * zero).amin(dim, keepdim=True)  # a bound on the lowest set bit
-    span = (top - low).clamp(min=0)
-    widest = int(span.max()) if span.numel() else 0
-    count = max(1, -(-widest // w))
-    stack = 1 if dim == -1 else 2
-    if widest > UNIT + w:
-        digits = _integer_slices(x, w, top, count)
-    else:
-        shift = w - top  # in [w - 1024, w + 1074]: one power of two, or two that both scale up
-        first = shift.clamp(max=1023)
-        y = (xd * _pow2(first)) * _pow2(shift - first)
-        scale = _arrays.scalar(2.0**w, y)
-        digits = []
-        for _ in range(count):
-            d = torch.trunc(y)
-            digits.append(d)
-            y = (y - d) * scale
-    return torch.stack(digits, stack), top.squeeze(dim)
-
-
-def _integer_slices(x, w, top, count):
-    """The slices of `_slices` from integer shifts of the significands (any span of exponents), as a list."""
-    neg, mant, e = _decompose(x)
-    mask = (1 << w) - 1
-    sign = 1 - 2 * neg.to(torch.int64)
-    out = []
-    for s in range(1, count + 1):
-        sh = e - top + s * w
-        left = (mant & (torch.full_like(sh, mask) >> sh.clamp(0, w))) << sh.clamp(0, w)  # sh >= 0: low bits, up
-        right = (mant >> (-sh).clamp(0, 63)) & mask  # sh < 0: the bits above 2**-sh, down
-        digit = left + right - (mant & mask)  # each of left and right is `mant & mask` where it does not apply
-        out.append((digit * sign).to(torch.float64))
-    return out
-
-
-_BLOCK_OUTPUTS = 1 << 22  # outputs whose int64 limbs are in memory at once (about 400 MB), a block of columns
-
-
-def _products(a, b, gram=False):
-    """`a @ b` for `(B, m, k)` and `(B, k, n)` floats, every entry exact and rounded once, as float64 `(B, m, n)`.
-
-    With `gram`, `a` is `b` transposed and its slices are those of `b`. Columns of the result are computed in
-    blocks of at most `_BLOCK_OUTPUTS` outputs.
-    """
-    batch, m, k = a.shape
-    n = b.shape[-1]
-    out = torch.zeros(batch, m, n, dtype=torch.float64, device=a.device)
-    if k == 0 or batch * m * n == 0:
-        return out
-    w = _width(min(k, _MAX_SLICE_K))
-    sb, top_b = _slices(b, w, -2)  # (B, k, S, n)
-    nb = sb.shape[2]
-    if gram:
-        na, top_a, left = nb, top_b, sb.reshape(batch, k, nb * n).transpose(1, 2)
-    else:
-        sa, top_a = _slices(a, w, -1)  # (B, S, m, k)
-        na = sa.shape[1]
-        left = sa.reshape(batch, na * m, k)
-    terms = na + nb - 1
-    step = max(1, _BLOCK_OUTPUTS // (batch * m))
-    for c0 in range(0, n, step):
-        cols = slice(c0, min(n, c0 + step))
-        nc = cols.stop - c0
-        right = sb[..., cols].reshape(batch, k, nb * nc)
-        # slice pair (s, t) weighs 2**(top_a + top_b - (s + t + 2) w): limb g = terms - 1 - (s + t) from `base`
-        limbs = torch.zeros(terms + _HEAD[w] + 2, batch * m * nc, dtype=torch.int64, device=a.device)
-        view = limbs[:terms].view(terms, batch, m, nc)
-        for start in range(0, k, _MAX_SLICE_K):
-            part = slice(start, start + _MAX_SLICE_K)
-            # exact: integers below 2**w, at most 2**15 * (2**w - 1)**2 < 2**53 in every partial sum, in any order
-            p = torch.matmul(left[:, :, part], right[:, part, :]).to(torch.int64).view(batch, na, m, nb, nc)
-            for s in range(na):
-                for t in range(nb):
-                    view[terms - 1 - s - t].add_(p[:, s, :, t])
-        base = (top_a[:, :, None] + top_b[:, None, cols] - (na + nb) * w).reshape(-1)
-        out[..., cols] = _round_terms(limbs, base, w).view(batch, m, nc)
-    return out
-
-
-def _round_terms(limbs, base, w):
-    """`_round` of many columns, a block of columns at a time (each block's rows stay in cache: 1.5 to 2 times
-    faster on the CPU than one pass over 262K columns)."""
-    block = limbs.shape[1] if limbs.is_cuda else 1 << 14
-    if limbs.shape[1] <= block:
-        return _round(limbs, base, w)
-    out = torch.empty(limbs.shape[1], dtype=torch.float64, device=limbs.device)
-    for start in range(0, limbs.shape[1], block):
-        part = slice(start, start + block)
-        out[part] = _round(limbs[:, part].clone(), base[part] if isinstance(base, torch.Tensor) else base, w)
-    return out
-
-
-# ---- checks ------------------------------------------------------------------------------------------------------
 
 
 def _pair(a, b):

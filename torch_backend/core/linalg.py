@@ -1,31 +1,67 @@
 """Exact linear algebra in torch, bit-identical to `reference.core.linalg` on every device.
 
-The factorization and the solves are loops over columns (rows for a solve), each step vectorized over the column:
-every entry is one exact inner product, rounded once (`torch_backend.core.exact._round`), then one IEEE operation.
-The inner products reuse the integer slices of `torch_backend.core.exact`, with a twist that makes them
-incremental: each known value (an entry of `L` or of `x`) is cut once into **absolute** windows of `w` bits (window
-`q` holds its bits from `2**(q w - 1074)` up), so the slices of earlier columns never change as new columns come.
-A step multiplies the windows of the known values with one float64 matmul of integers below `2**w`, exact because
-every partial sum stays below `2**53` (`k (2**w - 1)**2 < 2**53`, as for `exact_matmul`), then groups the products
-by window pair: window `q` times window `q'` lands on `2**((q + q') w - 2148)`, which is also where `h` or `b` is cut.
+Every entry of a Cholesky factor or of a triangular solve is one exact inner product, rounded once, then one IEEE
+operation, in an order that makes the factorization (or the substitution) sequential: column `j` needs the final
+values of the columns before it. Two routes compute the same bits.
+
+**The fast route** (`_cholesky_fast`, `_solve_fast`) works in blocks of `_BLOCK` columns (rows of a solve) and
+proves each rounding instead of carrying exact integers:
+
+- Every known value `x` of a row with scale `2**t` (`|x| <= 2**t`, from the diagonal of `h` for a factor, from a
+  float64 LAPACK solve for a substitution: a scale only, never a result) is split exactly into three `w`-bit slices on
+  the grids `2**(t - w)`, `2**(t - 2 w)`, `2**(t - 3 w)` and a rest (`_split`, Ozaki's extraction:
+  `(x + sigma) - sigma`). A product of two rows then falls into exact groups `G0` (slices 0 x 0), `G1` (0 x 1 and
+  1 x 0), `G2` (the three pairs of weight 2) and an approximate rest `R`: float64 matmuls of slices are exact
+  whatever the BLAS does (every partial sum is an integer below `2**53` on its grid, `3 n 4**w < 2**53`), and `R`
+  comes with a rigorous bound from a matmul of absolute values (Higham's `gamma_k`, valid for any order and with
+  fused multiply-add).
+- At the start of a block, one set of such matmuls gives, for every entry of the block, the value
+  `c - sum over earlier blocks` (`c` is `h` or `b`) as an exact float64 on the grid of `G0` plus a small float64,
+  with an error bound (`_panel`). Each column of the block then adds its products with the block's own earlier
+  columns (one small matmul, `_step`) and `certify` decides the rounding: the value is within the bound of a
+  double-double sum, and when the bound stays inside the half gaps of the rounded sum, that float64 is the
+  correctly rounded exact value. The rare entries it cannot settle (within about `2**-90` of a rounding boundary
+  relative to the row scales) are computed exactly (`_exact_rows`: `products_exact` of the augmented rows).
+- The exactness arguments need every value inside a range (row scales within `2**+-400`, nonzero values at least
+  `2**-440`, entries within their row scale, the block sums within `2**4` of theirs): outside it (a matrix that
+  is far from positive definite, an overflow, extreme scales), the fast route gives up (`_Slow`) before it returns
+  or raises anything, and the exact route runs from the start.
+
+**The exact route** (`_cholesky_exact`, `_solve_exact`) carries exact integers: each known value is cut once into
+absolute windows of `w` bits (window `q` holds its bits from `2**(q w - 1074)` up); a step multiplies the windows
+of the known values with one float64 matmul of integers below `2**w`, exact because every partial sum stays below
+`2**53`, groups the products by window pair and rounds the int64 limbs with `round_limbs`.
 
 Square roots are correctly rounded; torch's CPU float64 `sqrt` is not (13 861 of 10**6 inputs one ulp off, see the
-exactness page). The Cholesky loop reads each pivot on the host, as its check needs, and roots it there with
+exactness page). The Cholesky loops read each pivot on the host, as its check needs, and root it there with
 `math.isqrt` (`_sqrt_rn_host`). `_sqrt_rn` is the same root for a tensor, on its device: torch's `sqrt` as a first
 guess, settled by exact int64 comparisons of squares.
+
+Measured (CPU, one thread, shared machine; benchmarks/README.md, suite `exact`): the fast route factors a 512 x 512
+matrix in about a tenth of the exact route's time; the block size `_BLOCK` trades per-column work (a matmul over
+the block's columns) against per-block work.
 """
 
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import torch
 
 from reference.common import validate
 from reference.core.exact import UNIT
 from torch_backend import _arrays
-from torch_backend.core.exact import _HEAD, _MAX_SLICE_K, _decompose, _pow2, _products, _round, _width
+from torch_backend.core._exact import (
+    HEAD,
+    MAX_SLICE_K,
+    certify,
+    decompose,
+    pow2,
+    products,
+    products_exact,
+    round_limbs,
+    width,
+)
 
 __all__ = ["cholesky", "triangular_solve", "cholesky_inverse"]
 
@@ -36,13 +72,410 @@ def cholesky(h):
     """The lower Cholesky factor, column by column, each entry one exact inner product and one IEEE operation; see
     `reference.core.linalg.cholesky` for the semantics.
 
-    Each column reads its pivot on the host once (the pivot check needs it anyway) and takes its square root there,
-    exactly (`_sqrt_rn_host`); entries that overflow are flagged on the device and reported, first in column order,
-    when the loop ends or before a later pivot error.
+    The fast route proves each rounding (module docstring); the exact route runs when it gives up. Each column reads
+    its pivot on the host once (the pivot check needs it anyway) and takes its square root there, exactly.
     """
     h = _symmetric("h", h).detach()
+    try:
+        return _cholesky_fast(h)
+    except _Slow:
+        return _cholesky_exact(h)
+
+
+def triangular_solve(l, b, *, lower=True, transpose=False):
+    """Solve `op(l) x = b` by substitution, each entry one exact inner product and one IEEE division; see
+    `reference.core.linalg.triangular_solve`."""
+    l, b = _solve_args(l, b, lower, transpose)
+    l, b = l.detach(), b.detach()
+    try:
+        return _solve_op(l, b, lower, transpose, identity=False)
+    except _Slow:
+        return _solve_exact(l, b, lower, transpose, "x")
+
+
+def cholesky_inverse(l):
+    """`(l l^T)^-1 = Y^T Y` with `Y = l^-1` by forward substitution; see `reference.core.linalg.cholesky_inverse`."""
+    l = _square("l", l)
+    _nonzero_diagonal("l", l)
+    l = l.detach()
+    eye = torch.eye(l.shape[0], dtype=torch.float64, device=l.device)
+    try:
+        y = _solve_op(l, eye, True, False, identity=True)
+    except _Slow:
+        y = _solve_exact(l, eye, True, False, "l^-1")
+    return products(y.T[None], y[None], gram=True)[0]
+
+
+# ---- the fast route: slices, blocks, certified roundings ----------------------------------------------------------
+
+
+class _Slow(Exception):  # noqa: N818 (a signal, not an error: the exact route takes over)
+    """The fast route cannot vouch for its state: a value lies outside the range its exactness arguments cover."""
+
+
+_BLOCK = 32  # columns (rows of a solve) per block
+_WI = 15  # bits per slice inside a block: two groups of slice products and the block's sum add exactly
+_LOW = -440  # nonzero values of the fast route are at least 2**_LOW in magnitude ...
+_SCALE = 400  # ... and the row scales within 2**+-_SCALE: every product of slices and rests is a normal float64
+
+
+def _fast_width(n):
+    """Bits per slice in the panels: up to `3 n` products of two slices (each at most `4**w` units of its grid) sum
+    below `2**53`; at most 23, so that a panel's partial sums (below `2**(E + 4)`) stay exact on `2**(E - 2 w)`."""
+    w = 23
+    while 3 * max(n, 1) * 4**w >= 2**53:
+        w -= 1
+    return w
+
+
+def _sigmas(t, w):
+    """The splitting constants `1.5 * 2**(t - (s + 1) w + 52)` of rows with scale `2**t`, stacked `(3,) + t.shape`:
+    adding and subtracting one rounds a value of magnitude at most `2**(t - s w)` to the grid `2**(t - (s + 1) w)`."""
+    return torch.stack([pow2(t - (s + 1) * w + 52) * 1.5 for s in range(3)])
+
+
+def _split(x, sig):
+    """`x = x0 + x1 + x2 + xr` exactly, slice `s` on the grid of `sig[s]` (Ozaki's extraction: each addition and
+    subtraction is exact for `|x| <= 2**t`), and the remainders `r2 = x2 + xr`, `r1 = x1 + r2`."""
+    x0 = (x + sig[0]) - sig[0]
+    r1 = x - x0
+    x1 = (r1 + sig[1]) - sig[1]
+    r2 = r1 - x1
+    x2 = (r2 + sig[2]) - sig[2]
+    return x0, x1, x2, r2 - x2, r2, r1
+
+
+def _two_diff(a, b):
+    """`(s, e)` with `s = fl(a - b)` and `s + e = a - b` exactly (Knuth's TwoSum of `a` and `-b`)."""
+    s = a - b
+    bb = s - a
+    return s, (a - (s - bb)) - (b + bb)
+
+
+def _panel(c, sl, sr, x, mx, tl, tr, w):
+    """`c - left @ right.T` for a block, as the hand-off to its columns.
+
+    `c` `(m, q)` float64. `sl` `(4, m, K)`: the `w`-bit slices (`_split`) of the targets' known values; `sr`
+    `(4, q, K)` those of the block's steps, `x` `(q, K)` their values; `mx` `(4, m)`: the largest magnitude of each
+    slice of each target.
+    With `E = tl + tr` (row scales) per entry, returns `(c0, cr, beta, big)`: `c0` exact on the grid `2**(E - 2 _WI)`
+    and below `2**(E + 4)`, the value within `beta` of `c0 + cr`, and whether a magnitude left the range the
+    exactness arguments need. The groups `G0`, `G1`, `G2` of slice products are exact matmuls; the rest `R` is bounded
+    by Higham's `gamma_K` (any summation order), doubled, times `size`, a bound on the sum of the magnitudes of its
+    terms (the largest slice of a target times the sum of the partial sums of magnitudes of a step). `beta` also
+    covers the one rounding of `cr` by a column.
+    """
+    e_ = tl[:, None] + tr[None, :]
+    lim = pow2(e_ + 4)
+    sig = pow2(e_ - 2 * _WI + 52) * 1.5  # rounds to the grid of the block's G0
+    big = (c.abs() >= lim).any()
+    k = sl.shape[2]
+    if k == 0:
+        c0 = (c + sig) - sig
+        cr = c - c0
+        return c0, cr, cr.abs() * 2.0**-50, big
+    sig_w = pow2(e_ - 2 * w + 52) * 1.5
+    h0 = (c + sig_w) - sig_w
+    hr = c - h0
+    a0, a1, a2, ar = sl.unbind(0)
+    b0, b1, b2, br = sr.unbind(0)
+    r2 = b2 + br  # the remainders of the split: exact
+    r1 = b1 + r2
+    g0 = a0 @ b0.T
+    g1 = a0 @ b1.T + a1 @ b0.T
+    g2 = (a0 @ b2.T + a1 @ b1.T) + a2 @ b0.T
+    rest = ((a0 @ br.T + a1 @ r2.T) + a2 @ r1.T) + ar @ x.T
+    size = mx.T @ sr.abs().flip(0).cumsum(0).sum(2)  # (|br|, |b2| + |br|, ...) summed over k
+    p1 = h0 - g0  # exact when below 2**(E - 2 w + 53): checked
+    big = big | (p1.abs() >= lim).any()
+    p, e1 = _two_diff(p1, g1)
+    p, e2 = _two_diff(p, g2)
+    q = ((e1 + e2) + hr) - rest
+    c0 = (p + sig) - sig
+    cr = (p - c0) + q
+    beta = size * ((k + 2) * 2.0**-49) + (e1.abs() + e2.abs() + hr.abs() + rest.abs()) * 2.0**-51
+    return c0, cr, beta + cr.abs() * 2.0**-50, big | (c0.abs() >= lim).any()
+
+
+def _panel_slices(x, sig):
+    """The four slices of the panels (`_split` with `_fast_width` bits), stacked first, and their magnitudes' largest
+    along the last axis."""
+    s = torch.stack(_split(x, sig)[:4])
+    return s, s.abs().amax(-1)
+
+
+# The right-hand operand of a column, gathered from the step row's components (`_components`: x0, x1, x2, xr, r1,
+# r2, x, 0): for each slice of the targets (x0, x1, x2, xr), its factor in G0, G1, G2 and the rest R.
+_RIGHT = torch.tensor([[0, 1, 2, 3], [7, 0, 1, 5], [7, 7, 0, 4], [7, 7, 7, 6]])
+
+
+def _stairs(t):
+    """`(3,) + t.shape`: the constants that round values of scale `2**t` to the grids `2**(t - 15 s)`, s = 1, 2, 3,
+    in one step each (exact for `|x| <= 2**t`: `45 <= 51` bits below the constant's last bit)."""
+    return _sigmas(t, _WI)
+
+
+def _components(x, stairs, zero):
+    """`(7,) + x.shape`: the `_WI`-bit slices x0, x1, x2, xr of values `x` (`stairs` from their row scales, shaped
+    `(3,) + x.shape` or broadcastable; `zero` of shape `(1,) + x.shape`), the remainders `r1 = x - x0` and
+    `r2 = x - x0 - x1`, and `x`. `x` is rounded to the three grids at once; the slices are the differences of
+    successive roundings (each exact and on its grid), the rest is what the finest one leaves."""
+    r = (x + stairs) - stairs  # x rounded to 2**(t - 15), 2**(t - 30), 2**(t - 45)
+    z = torch.cat([zero, r, x[None]])
+    return torch.cat([z.diff(dim=0), x[None] - r[0:2], x[None]])
+
+
+def _block_column(c0, cr, left, row, right, p, q):
+    """One column of a block: `p + q` is `c - sum over the block's earlier columns` but for the rest's rounding
+    (bounded in `_proven`). `left` `(m, 4 q)`: the targets' slices of the block's columns (zero where not known yet; a
+    transposed view of the store, whose rows are contiguous);
+    `right` `(8, q)`: the step row's components. `G0` and `G1 + G2` are exact (integers on a common grid, partial sums
+    below `2**53`); `c0 - G0` is exact (both on the grid `2**(E - 30)`, below `2**(E + 6)`); the difference with
+    `G1 + G2` is carried exactly (Knuth's TwoSum). `right` is `_RIGHT` on the device; `p` and `q` receive the result.
+    """
+    nq = row.shape[1]
+    g0, g1, g2, rest = (left @ row[right].permute(0, 2, 1).reshape(4 * nq, 4)).unbind(1)
+    a = c0 - g0
+    b = g1 + g2
+    torch.sub(a, b, out=p)
+    bb = p - a
+    torch.sub(((a - (p - bb)) - (b + bb)) + cr, rest, out=q)
+    return p, q
+
+
+def _proven(p, q, beta, store, rows, upto, lower):
+    """Where the block's values `fl(p + q)` are proven (`certify`'s interval test, in bulk), for columns `< upto`;
+    `p`, `q`, `beta` are `(m, q)`.
+
+    The bound adds to `beta` the rest's matmul error and the two roundings of `q` (`kappa * size`, `size` from a
+    matmul of the targets' slice magnitudes with the steps' partial sums of magnitudes, earlier columns only) and
+    `2**-104 |p|` (the error term of `_two_diff`). `store` `(8, q, m)`: the targets' components; `rows` `(q, 8, q)`:
+    the steps'; `lower`: targets above a column's diagonal do not count."""
+    m, nq = p.shape
+    size = store[0:4].abs().reshape(4 * nq, m).T @ _partial_sums(rows)
+    bound = (beta + size * ((nq + 1) * 2.0**-49)) + p.abs() * 2.0**-104
+    _, ok = certify(p, q, bound)
+    cols = torch.arange(nq, device=p.device)
+    unused = cols[None, :] >= upto
+    if lower:
+        unused = unused | (torch.arange(m, device=p.device)[:, None] < cols[None, :])
+    return ok | unused
+
+
+def _partial_sums(rows):
+    """`(4 q, q)`: for slice `s` of the targets and column `k`, the step row `j`'s bound factor (|br|, |b2| + |br|,
+    |b1| + ..., |b0| + ...) of its value at `k`, for `k < j` only."""
+    nq = rows.shape[0]
+    w = rows[:, 0:4].abs().flip(1).cumsum(1)  # (j, s, k)
+    k = torch.arange(nq, device=rows.device)
+    w = w * (k[None, :] < k[:, None])[:, None, :]
+    return w.permute(1, 2, 0).reshape(4 * nq, nq)
+
+
+def _first_unproven(ok):
+    """The first block column with an unproven value, or None (one host read)."""
+    if bool(ok.all()):
+        return None
+    return int((~ok).any(0).nonzero()[0])
+
+
+def _in_range(values, lim):
+    """Whether every value is within its row's limit and, when nonzero, at least `2**_LOW` in magnitude."""
+    a = values.abs()
+    return bool(~((a > lim) | ((a < 2.0**_LOW) & (a > 0))).any())
+
+
+def _exact_rows(first, known, step_row):
+    """`fl(first[i] - sum_k known[i, k] * step_row[k])` for each row `i`, exactly (the general integer route); a
+    non-finite input means that the fast route's state is broken."""
+    if not bool(torch.isfinite(known).all() & torch.isfinite(step_row).all()):
+        raise _Slow
+    lhs = torch.cat([first[:, None], known], 1)
+    rhs = torch.cat([torch.ones(1, dtype=step_row.dtype, device=step_row.device), -step_row])
+    return products_exact(lhs[:, None, :], rhs.expand(lhs.shape[0], -1)[:, :, None]).reshape(-1)
+
+
+class _Forced:
+    """Exact values put in place of unproven ones, per block column."""
+
+    def __init__(self):
+        self.columns = {}
+
+    def drop_from(self, jj):
+        self.columns = {k: v for k, v in self.columns.items() if k < jj}
+
+    def mask(self, ok):
+        """`ok` with the forced entries counted as proven (their bound is zero: they are the exact values)."""
+        for jj, (idx, _) in self.columns.items():
+            ok[idx, jj] = True
+        return ok
+
+    def apply(self, jj, p, q):
+        """Replace the forced entries of column `jj` in `p` and `q`, in place (`q = -0.0`: `p + q` is then `p`, its
+        zeros kept)."""
+        if jj in self.columns:
+            idx, val = self.columns[jj]
+            p[idx], q[idx] = val, -0.0
+
+
+def _cholesky_fast(h):
     n = h.shape[0]
-    w = _width(min(max(n - 1, 1), _MAX_SLICE_K))
+    d = h.diagonal()
+    _, e = torch.frexp(d)
+    t = (e.to(torch.int64) + 1).div(2, rounding_mode="floor") + 1  # 2**t >= 2 sqrt(h_jj): |L_jk| <= 2**t
+    if not bool((d > 0).all() & (t.abs() <= _SCALE).all()):
+        raise _Slow
+    w = _fast_width(n)
+    lim, sig_p, stairs = pow2(t), _sigmas(t, w), _stairs(t)
+    out = torch.zeros_like(h)
+    slices = torch.zeros(4, n, n, dtype=h.dtype, device=h.device)  # the panels' slices of L
+    mx = torch.zeros(4, n, dtype=h.dtype, device=h.device)
+    root = torch.zeros((), dtype=h.dtype, device=h.device)
+    right = _RIGHT.to(h.device)
+    for j0 in range(0, n, _BLOCK):
+        j1 = min(n, j0 + _BLOCK)
+        nq, m = j1 - j0, n - j0
+        c0, cr, beta, big = _panel(h[j0:, j0:j1], slices[:, j0:, :j0], slices[:, j0:j1, :j0], out[j0:j1, :j0],
+                                   mx[:, j0:], t[j0:], t[j0:j1], w)  # fmt: skip
+        if bool(big):
+            raise _Slow
+        c0t, crt = c0.T.contiguous(), cr.T.contiguous()
+        store = torch.zeros(8, nq, m, dtype=h.dtype, device=h.device)  # components (v, column, target)
+        left = store[0:4].reshape(4 * nq, m).T
+        block = torch.zeros(nq, m, dtype=h.dtype, device=h.device)  # the block's columns, transposed
+        p_all, q_all = torch.zeros_like(block), torch.zeros_like(block)
+        stair, zero = stairs[:, j0:], torch.zeros(1, m, dtype=h.dtype, device=h.device)
+        forced, start = _Forced(), 0
+        while True:
+            stop = nq
+            for jj in range(start, nq):
+                p, q = _block_column(c0t[jj], crt[jj], left, store[:, :, jj], right, p_all[jj], q_all[jj])
+                forced.apply(jj, p, q)
+                y = p + q
+                pivot = y[jj].item()
+                if not pivot > 0:
+                    stop = jj
+                    break
+                col = block[jj]
+                root.fill_(_sqrt_rn_host(pivot))
+                torch.div(y, root, out=col)
+                col[jj] = root
+                col[:jj] = 0.0  # above the diagonal
+                store[:7, jj] = _components(col, stair, zero)
+            ok = _proven(p_all.T, q_all.T, beta, store, store[:, :, :nq].permute(2, 0, 1), min(stop + 1, nq), True)
+            first = _first_unproven(forced.mask(ok))
+            if first is None:
+                if stop < nq:
+                    out[j0:, j0 : j0 + stop] = block[:stop].T
+                    if not _in_range(out[j0:, j0 : j0 + stop], lim[j0:, None]):
+                        raise _Slow
+                    raise validate.not_positive_definite("h", j0 + stop, pivot)
+                break
+            j = j0 + first
+            bad = (~ok[:, first]).nonzero()[:, 0]  # rows at or below the diagonal (the others count as proven)
+            out[j0:, j0 : j0 + first] = block[:first].T
+            forced.drop_from(first)
+            forced.columns[first] = (bad, _exact_rows(h[j0 + bad, j], out[j0 + bad, :j], out[j, :j]))
+            store[:, first:] = 0
+            start = first
+        out[j0:, j0:j1] = block.T
+        if not _in_range(out[j0:, j0:j1], lim[j0:, None]):
+            raise _Slow
+        s, top = _panel_slices(out[j0:, j0:j1], sig_p[:, j0:, None])
+        slices[:, j0:, j0:j1] = s
+        mx[:, j0:] = torch.maximum(mx[:, j0:], top)
+    return out
+
+
+def _solve_op(l, b, lower, transpose, identity):
+    """`op(l) x = b` by the fast route: the triangle read, flipped to a lower one for a backward substitution."""
+    n = l.shape[0]
+    a = l.T if transpose else l
+    forward = lower != transpose
+    k = torch.arange(n, device=a.device)
+    a = a * ((k[:, None] >= k[None, :]) if forward else (k[:, None] <= k[None, :]))  # only the triangle read
+    b2 = b.reshape(n, -1)
+    if forward:
+        return _solve_fast(a, b2, identity).reshape(b.shape)
+    return _solve_fast(a.flip(0, 1), b2.flip(0), identity).flip(0).reshape(b.shape)
+
+
+def _solve_fast(a, b, identity):
+    """Forward substitution `a x = b` (`a` lower triangular `(n, n)`, `b` `(n, m)`), by blocks of rows: the targets
+    are the columns of `x`, the steps the rows; with `identity` (`b = I`), the targets of a block stop at its last
+    row (the entries above the diagonal are `fl(0 - 0) / a_ii`, a zero)."""
+    n, m = b.shape
+    mag = a.abs()
+    _, ta = torch.frexp(mag.amax(1))
+    ta = ta.to(torch.int64)  # |a_ik| < 2**ta_i
+    approx = torch.linalg.solve_triangular(a, b, upper=False)  # float64 LAPACK: a scale for each column of x, no more
+    _, tx = torch.frexp(approx.abs().amax(0))
+    tx = tx.to(torch.int64) + 2
+    ok = torch.isfinite(approx).all() & (ta.abs() <= _SCALE).all() & (tx.abs() <= _SCALE).all()
+    if not bool(ok & ~((mag < 2.0**_LOW) & (mag > 0)).any()):
+        raise _Slow
+    w = _fast_width(n)
+    lim, sig_x, stairs_x = pow2(tx), _sigmas(tx, w), _stairs(tx)
+    slices_a, _ = _panel_slices(a, _sigmas(ta, w)[:, :, None])
+    stairs_a = _stairs(ta)
+    slices_x = torch.zeros(4, m, n, dtype=b.dtype, device=b.device)  # the panels' slices of x, per target
+    mx = torch.zeros(4, m, dtype=b.dtype, device=b.device)
+    x = torch.zeros(n, m, dtype=b.dtype, device=b.device)
+    right = _RIGHT.to(b.device)
+    for i0 in range(0, n, _BLOCK):
+        i1 = min(n, i0 + _BLOCK)
+        nq = i1 - i0
+        mm = min(m, i1) if identity else m
+        c0, cr, beta, big = _panel(b[i0:i1, :mm].T, slices_x[:, :mm, :i0], slices_a[:, i0:i1, :i0], a[i0:i1, :i0],
+                                   mx[:, :mm], tx[:mm], ta[i0:i1], w)  # fmt: skip
+        if bool(big):
+            raise _Slow
+        c0t, crt = c0.T.contiguous(), cr.T.contiguous()
+        rows = torch.zeros(nq, 8, nq, dtype=b.dtype, device=b.device)
+        diag = a[i0:i1, i0:i1]
+        rows[:, :7] = _components(diag, stairs_a[:, i0:i1, None], torch.zeros_like(diag)[None]).permute(1, 0, 2)
+        store = torch.zeros(8, nq, mm, dtype=b.dtype, device=b.device)  # components (v, row of x, target)
+        left = store[0:4].reshape(4 * nq, mm).T
+        block = torch.zeros(nq, mm, dtype=b.dtype, device=b.device)  # the block's rows of x
+        p_all, q_all = torch.zeros_like(block), torch.zeros_like(block)
+        stair, zero = stairs_x[:, :mm], torch.zeros(1, mm, dtype=b.dtype, device=b.device)
+        forced, start = _Forced(), 0
+        while True:
+            for ii in range(start, nq):
+                p, q = _block_column(c0t[ii], crt[ii], left, rows[ii], right, p_all[ii], q_all[ii])
+                forced.apply(ii, p, q)
+                row = block[ii]
+                torch.div(p + q, a[i0 + ii, i0 + ii], out=row)
+                store[:7, ii] = _components(row, stair, zero)
+            ok = _proven(p_all.T, q_all.T, beta, store, rows, nq, False)
+            first = _first_unproven(forced.mask(ok))
+            if first is None:
+                break
+            i = i0 + first
+            bad = (~ok[:, first]).nonzero()[:, 0]
+            x[i0:i, :mm] = block[:first]
+            forced.drop_from(first)
+            forced.columns[first] = (bad, _exact_rows(b[i, bad], x[:i, bad].T, a[i, :i]))
+            store[:, first:] = 0
+            start = first
+        x[i0:i1, :mm] = block
+        if mm < m:  # x_ic = fl(0 - 0) / a_ii for c > i: +0.0, or -0.0 below a negative diagonal entry
+            x[i0:i1, mm:] = torch.zeros_like(x[i0:i1, mm:]) / a.diagonal()[i0:i1, None]
+        if not _in_range(block, lim[None, :mm]):
+            raise _Slow
+        s, top = _panel_slices(block.T, sig_x[:, :mm, None])
+        slices_x[:, :mm, i0:i1] = s
+        mx[:, :mm] = torch.maximum(mx[:, :mm], top)
+    return x
+
+
+# ---- the exact route: absolute windows, int64 limbs ----------------------------------------------------------------
+
+
+def _cholesky_exact(h):
+    """The factor by the exact route (see the module docstring)."""
+    n = h.shape[0]
+    w = width(min(max(n - 1, 1), MAX_SLICE_K))
     out = torch.zeros_like(h)
     overflow = torch.zeros((), dtype=torch.bool, device=h.device)
     cut = _Cut(n, n, w, h.device)  # windows of L: rows, columns
@@ -71,24 +504,6 @@ def _first_overflow(out, overflow, columns):
         bad = (~torch.isfinite(out[:, :columns])).T.reshape(-1).nonzero()  # column-major: the reference's order
         j, i = divmod(int(bad[0]), out.shape[0])
         raise validate.overflows("L", i, j, float(out[i, j]))
-
-
-def triangular_solve(l, b, *, lower=True, transpose=False):
-    """Solve `op(l) x = b` by substitution, each entry one exact inner product and one IEEE division; see
-    `reference.core.linalg.triangular_solve`."""
-    l, b = _solve_args(l, b, lower, transpose)
-    return _solve(l.detach(), b.detach(), lower, transpose, "x")
-
-
-def cholesky_inverse(l):
-    """`(l l^T)^-1 = Y^T Y` with `Y = l^-1` by forward substitution; see `reference.core.linalg.cholesky_inverse`."""
-    l = _square("l", l)
-    _nonzero_diagonal("l", l)
-    y = _solve(l.detach(), torch.eye(l.shape[0], dtype=torch.float64, device=l.device), True, False, "l^-1")
-    return _products(y.T[None], y[None], gram=True)[0]
-
-
-# ---- the column step -------------------------------------------------------------------------------------------------
 
 
 class _Cut:
@@ -139,13 +554,13 @@ def _round_pieces(pieces, m, w):
     """Round `sum sign * rows[g] * 2**((lo + g) w - 2148)` over `(lo, rows, sign)` pieces, for `m` columns."""
     lo = min(p[0] for p in pieces)
     hi = max(p[0] + p[1].shape[0] - 1 for p in pieces)
-    limbs = torch.zeros(hi - lo + 1 + _HEAD[w] + 2, m, dtype=torch.int64, device=pieces[0][1].device)
+    limbs = torch.zeros(hi - lo + 1 + HEAD[w] + 2, m, dtype=torch.int64, device=pieces[0][1].device)
     for start, rows, sign in pieces:
         limbs[start - lo : start - lo + rows.shape[0]].add_(rows * sign)
-    return _round(limbs, lo * w - 2 * UNIT, w)
+    return round_limbs(limbs, lo * w - 2 * UNIT, w)
 
 
-def _solve(l, b, lower, transpose, name):
+def _solve_exact(l, b, lower, transpose, name):
     """Substitution for `op(l) x = b` on checked inputs; `name` labels an overflowing entry."""
     n = l.shape[0]
     a = l.T if transpose else l
@@ -155,7 +570,7 @@ def _solve(l, b, lower, transpose, name):
     # (a mask, not torch.tril: on 2 CPU threads tril wakes the thread pool even for a 3x3, 16 ms on a busy machine)
     b2 = b.reshape(n, -1)
     m = b2.shape[1]
-    w = _width(min(max(n - 1, 1), _MAX_SLICE_K))
+    w = width(min(max(n - 1, 1), MAX_SLICE_K))
     a_digits, a_lo = _windows(a, w, UNIT)  # (Qa, n, n)
     a_cut = a_digits.permute(1, 0, 2).to(torch.float64)  # (n, Qa, n)
     b_digits, b_lo = _windows(b2, w, 2 * UNIT)  # (Qb, n, m)
@@ -190,7 +605,7 @@ def _windows(x, w, origin):
     """Signed `w`-bit windows of float64 `x`: `x = sum_q digits[q] * 2**((lo + q) w - origin)` exactly, with
     `origin >= 1074` so that every bit of every float64 lies at a position >= 0. Returns `(digits, lo)`, digits int64
     of shape `(Q,) + x.shape` (`Q = 0` when `x` is all zero)."""
-    neg, mant, e = _decompose(x)
+    neg, mant, e = decompose(x)
     nonzero = mant != 0
     if not bool(nonzero.any()):
         return torch.zeros((0,) + tuple(x.shape), dtype=torch.int64, device=x.device), 0
@@ -223,8 +638,10 @@ def _sqrt_rn_host(d: float) -> float:
 
 
 def _round_host(n: int, exponent: int) -> float:
-    """n * 2**exponent rounded to float64 (no overflow here: a square root of a float64 is in range)."""
-    return float(Fraction(n) * Fraction(2) ** exponent)
+    """`n * 2**exponent` rounded to float64 for an `n` of at least 55 bits whose last bit is sticky (as
+    `_sqrt_rn_host` builds it): `float(n)` rounds once, correctly (CPython's int to float conversion is to nearest,
+    ties to even), and the scaling is exact (a square root of a float64 is a normal float64)."""
+    return math.ldexp(float(n), exponent)
 
 
 def _sqrt_rn(d):
@@ -250,7 +667,7 @@ def _sqrt_rn(d):
         guess = guess + (_square_sign(2 * guess + 1, mant) < 0).to(torch.int64)
         guess = guess - (_square_sign(2 * guess - 1, mant) > 0).to(torch.int64)
     half = e >> 1
-    out = guess.to(torch.float64) * _pow2(half - 26)
+    out = guess.to(torch.float64) * pow2(half - 26)
     return torch.where(torch.isinf(d), d, out)
 
 
