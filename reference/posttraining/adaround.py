@@ -77,7 +77,7 @@ def rectified_sigmoid(v, *, zeta=ZETA, gamma=GAMMA):
     """
     v = _arrays.finite_array("v", v)
     c, g = _stretch(zeta, gamma)
-    return np.asarray(np.clip(_pre(v, c, g), F32(0), F32(1)))
+    return np.asarray(np.clip(_pre(cr_sigmoid(v), c, g), F32(0), F32(1)))
 
 
 def rectified_sigmoid_vjp(grad, v, *, zeta=ZETA, gamma=GAMMA):
@@ -102,7 +102,7 @@ def rectified_sigmoid_vjp(grad, v, *, zeta=ZETA, gamma=GAMMA):
     v = _arrays.finite_array("v", v)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), v.shape, "v")
     c, g = _stretch(zeta, gamma)
-    return np.asarray(_sigmoid_vjp(grad, v, c, g))
+    return np.asarray(_sigmoid_vjp(grad, cr_sigmoid(v), c, g))
 
 
 def adaround_regularizer(v, *, beta, zeta=ZETA, gamma=GAMMA):
@@ -135,7 +135,7 @@ def adaround_regularizer(v, *, beta, zeta=ZETA, gamma=GAMMA):
     v = _arrays.finite_array("v", v)
     beta = validate.real("beta", beta, lo=1.0, hi=1000.0)
     c, g = _stretch(zeta, gamma)
-    h = np.clip(_pre(v, c, g), F32(0), F32(1))
+    h = np.clip(_pre(cr_sigmoid(v), c, g), F32(0), F32(1))
     u = np.abs(F32(2) * h - F32(1))
     terms = F32(1) - cr_pow(u, np.asarray(F32(beta)))
     return np.asarray(exact_sum(terms).astype(F32))
@@ -173,7 +173,7 @@ def adaround_regularizer_vjp(grad, v, *, beta, zeta=ZETA, gamma=GAMMA):
         raise ValueError(f"grad must be 0-d (the cotangent of a sum), got shape {tuple(grad.shape)}")
     beta = validate.real("beta", beta, lo=1.0, hi=1000.0)
     c, g = _stretch(zeta, gamma)
-    return np.asarray(_regularizer_vjp(grad, v, beta, c, g))
+    return np.asarray(_regularizer_vjp(grad, cr_sigmoid(v), beta, c, g))
 
 
 def adaround_beta(step, iterations, *, warmup=0.2, start=20.0, end=2.0):
@@ -308,14 +308,15 @@ def adaround_step(w, h, v, m, s, scale, zero_point, *, step, qmin, qmax, beta=No
     c, g = _stretch(zeta, gamma)
 
     floor = np.floor(w / s_g)
-    pre = (floor + np.clip(_pre(v, c, g), F32(0), F32(1))) + z
+    sig = cr_sigmoid(v)  # once per step: every piece below reads it
+    pre = (floor + np.clip(_pre(sig, c, g), F32(0), F32(1))) + z
     passes = (pre >= qmin) & (pre <= qmax)
     soft = (np.clip(pre, F32(qmin), F32(qmax)) - z) * s_g
     grad_w = matmul32(soft.astype(F64) - w.astype(F64), h)
     grad_h = np.where(passes, grad_w * s_g, F32(0))
-    grad = _sigmoid_vjp(grad_h, v, c, g)
+    grad = _sigmoid_vjp(grad_h, sig, c, g)
     if beta is not None:
-        grad = grad + _regularizer_vjp(np.asarray(F32(lam)), v, beta, c, g)
+        grad = grad + _regularizer_vjp(np.asarray(F32(lam)), sig, beta, c, g)
 
     t = step + 1
     b1, b2, eps = 0.9, 0.999, 1e-8
@@ -362,22 +363,21 @@ def _stretch(zeta, gamma):
     return F32(zeta - gamma), F32(gamma)
 
 
-def _pre(v, c, g):
-    return cr_sigmoid(v) * c + g
+def _pre(sig, c, g):
+    return sig * c + g
 
 
-def _sigmoid_vjp(grad, v, c, g):
-    sig = cr_sigmoid(v)
+def _sigmoid_vjp(grad, sig, c, g):
     pre = sig * c + g
     d = sig * (F32(1) - sig) * c
     return np.where((pre >= 0) & (pre <= 1), grad * d, F32(0))
 
 
-def _regularizer_vjp(grad, v, beta, c, g):
-    h = np.clip(_pre(v, c, g), F32(0), F32(1))
+def _regularizer_vjp(grad, sig, beta, c, g):
+    h = np.clip(_pre(sig, c, g), F32(0), F32(1))
     u = F32(2) * h - F32(1)
     dh = F32(-2 * beta) * cr_pow(np.abs(u), np.asarray(F32(beta - 1))) * np.sign(u)
-    return _sigmoid_vjp(grad * dh, v, c, g)
+    return _sigmoid_vjp(grad * dh, sig, c, g)
 
 
 # ---- checks -------------------------------------------------------------------------------------------------------

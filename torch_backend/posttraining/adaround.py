@@ -29,7 +29,7 @@ def rectified_sigmoid(v, *, zeta=ZETA, gamma=GAMMA):
     """`clip(fl32(fl32(cr_sigmoid(v) * (zeta - gamma)) + gamma), 0, 1)`; see the reference."""
     v = _arrays.finite_array("v", v).detach()
     c, g = _stretch(zeta, gamma, v)
-    return _h(v, c, g)
+    return _h(cr_sigmoid(v), c, g)
 
 
 def rectified_sigmoid_vjp(grad, v, *, zeta=ZETA, gamma=GAMMA):
@@ -38,7 +38,7 @@ def rectified_sigmoid_vjp(grad, v, *, zeta=ZETA, gamma=GAMMA):
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), v.shape, "v").detach()
     _arrays.same_device("grad", grad, "v", v)
     c, g = _stretch(zeta, gamma, v)
-    return _sigmoid_vjp(grad, v, c, g)
+    return _sigmoid_vjp(grad, cr_sigmoid(v), c, g)
 
 
 def adaround_regularizer(v, *, beta, zeta=ZETA, gamma=GAMMA):
@@ -46,7 +46,7 @@ def adaround_regularizer(v, *, beta, zeta=ZETA, gamma=GAMMA):
     v = _arrays.finite_array("v", v).detach()
     beta = validate.real("beta", beta, lo=1.0, hi=1000.0)
     c, g = _stretch(zeta, gamma, v)
-    u = (_f32(2, v) * _h(v, c, g) - _f32(1, v)).abs()
+    u = (_f32(2, v) * _h(cr_sigmoid(v), c, g) - _f32(1, v)).abs()
     terms = _f32(1, v) - cr_pow(u, _f32(beta, v))
     return exact_sum(terms).to(F32)
 
@@ -60,7 +60,7 @@ def adaround_regularizer_vjp(grad, v, *, beta, zeta=ZETA, gamma=GAMMA):
     _arrays.same_device("grad", grad, "v", v)
     beta = validate.real("beta", beta, lo=1.0, hi=1000.0)
     c, g = _stretch(zeta, gamma, v)
-    return _regularizer_vjp(grad, v, beta, c, g)
+    return _regularizer_vjp(grad, cr_sigmoid(v), beta, c, g)
 
 
 def adaround_init(w, scale, *, zeta=ZETA, gamma=GAMMA):
@@ -92,14 +92,15 @@ def adaround_step(w, h, v, m, s, scale, zero_point, *, step, qmin, qmax, beta=No
 
     lo, hi = _f32(qmin, w), _f32(qmax, w)
     floor = torch.floor(w / s_g)
-    pre = (floor + _h(v, c, g)) + z
+    sig = cr_sigmoid(v)
+    pre = (floor + _h(sig, c, g)) + z
     passes = (pre >= lo) & (pre <= hi)
     soft = (torch.clamp(pre, lo, hi) - z) * s_g
     grad_w = matmul32(soft.to(F64) - w.to(F64), h)
     grad_h = torch.where(passes, grad_w * s_g, _f32(0, w))
-    grad = _sigmoid_vjp(grad_h, v, c, g)
+    grad = _sigmoid_vjp(grad_h, sig, c, g)
     if beta is not None:
-        grad = grad + _regularizer_vjp(_f32(lam, w), v, beta, c, g)
+        grad = grad + _regularizer_vjp(_f32(lam, w), sig, beta, c, g)
 
     t = step + 1
     b1, b2, eps = 0.9, 0.999, 1e-8
@@ -134,21 +135,20 @@ def _stretch(zeta, gamma, like):
     return _f32(zeta - gamma, like), _f32(gamma, like)
 
 
-def _h(v, c, g):
-    return torch.clamp(cr_sigmoid(v) * c + g, _f32(0, v), _f32(1, v))
+def _h(sig, c, g):
+    return torch.clamp(sig * c + g, _f32(0, sig), _f32(1, sig))
 
 
-def _sigmoid_vjp(grad, v, c, g):
-    sig = cr_sigmoid(v)
+def _sigmoid_vjp(grad, sig, c, g):
     pre = sig * c + g
-    d = sig * (_f32(1, v) - sig) * c
-    return torch.where((pre >= 0) & (pre <= 1), grad * d, _f32(0, v))
+    d = sig * (_f32(1, sig) - sig) * c
+    return torch.where((pre >= 0) & (pre <= 1), grad * d, _f32(0, sig))
 
 
-def _regularizer_vjp(grad, v, beta, c, g):
-    u = _f32(2, v) * _h(v, c, g) - _f32(1, v)
-    dh = _f32(-2 * beta, v) * cr_pow(u.abs(), _f32(beta - 1, v)) * torch.sign(u)
-    return _sigmoid_vjp(grad * dh, v, c, g)
+def _regularizer_vjp(grad, sig, beta, c, g):
+    u = _f32(2, sig) * _h(sig, c, g) - _f32(1, sig)
+    dh = _f32(-2 * beta, sig) * cr_pow(u.abs(), _f32(beta - 1, sig)) * torch.sign(u)
+    return _sigmoid_vjp(grad * dh, sig, c, g)
 
 
 # ---- checks -------------------------------------------------------------------------------------------------------
