@@ -23,7 +23,8 @@ def test_verify_prints_a_table_and_passes(capsys):
     out = capsys.readouterr().out
     assert "magnitude_mask" in out and "quantize" in out and "0 mismatches" in out
     row = next(line for line in out.splitlines() if line.startswith("quantize "))
-    assert row.split()[1:5] == ["cpu", "5", "4", "0"]  # device, examples, goldens, mismatches
+    goldens = str(len(REGISTRY["quantize"].golden))
+    assert row.split()[1:5] == ["cpu", "5", goldens, "0"]  # device, examples, goldens, mismatches
 
 
 def test_verify_with_a_time_budget_runs_whole_chunks(capsys):
