@@ -181,18 +181,22 @@ def _panel(c, sl, sr, x, mx, tl, tr, w):
     b0, b1, b2, br = sr.unbind(0)
     r2 = b2 + br  # the remainders of the split: exact
     r1 = b1 + r2
-    g0 = a0 @ b0.T
-    g1 = a0 @ b1.T + a1 @ b0.T
-    g2 = (a0 @ b2.T + a1 @ b1.T) + a2 @ b0.T
-    rest = ((a0 @ br.T + a1 @ r2.T) + a2 @ r1.T) + ar @ x.T
+    q = c.shape[1]
+    # four matmuls, each slice of the targets against all the factors it meets (wider products run faster)
+    p0 = a0 @ torch.cat([b0, b1, b2, br]).T
+    p1 = a1 @ torch.cat([b0, b1, r2]).T
+    p2 = a2 @ torch.cat([b0, r1]).T
+    g0 = p0[:, :q]
+    g1 = p0[:, q : 2 * q] + p1[:, :q]
+    g2 = (p0[:, 2 * q : 3 * q] + p1[:, q : 2 * q]) + p2[:, :q]
+    rest = ((p0[:, 3 * q :] + p1[:, 2 * q :]) + p2[:, q:]) + ar @ x.T
     size = mx.T @ sr.abs().flip(0).cumsum(0).sum(2)  # (|br|, |b2| + |br|, ...) summed over k
-    p1 = h0 - g0  # exact when below 2**(E - 2 w + 53): checked
-    big = big | (p1.abs() >= lim).any()
-    p, e1 = _two_diff(p1, g1)
-    p, e2 = _two_diff(p, g2)
-    q = ((e1 + e2) + hr) - rest
-    c0 = (p + sig) - sig
-    cr = (p - c0) + q
+    d = h0 - g0  # exact when below 2**(E - 2 w + 53): checked
+    big = big | (d.abs() >= lim).any()
+    d, e1 = _two_diff(d, g1)
+    d, e2 = _two_diff(d, g2)
+    c0 = (d + sig) - sig
+    cr = (d - c0) + (((e1 + e2) + hr) - rest)
     beta = size * ((k + 2) * 2.0**-49) + (e1.abs() + e2.abs() + hr.abs() + rest.abs()) * 2.0**-51
     return c0, cr, beta + cr.abs() * 2.0**-50, big | (c0.abs() >= lim).any()
 
@@ -225,22 +229,51 @@ def _components(x, stairs, zero):
     return torch.cat([z.diff(dim=0), x[None] - r[0:2], x[None]])
 
 
-def _block_column(c0, cr, left, row, right, p, q):
-    """One column of a block: `p + q` is `c - sum over the block's earlier columns` but for the rest's rounding
-    (bounded in `_proven`). `left` `(m, 4 q)`: the targets' slices of the block's columns (zero where not known yet; a
-    transposed view of the store, whose rows are contiguous);
-    `right` `(8, q)`: the step row's components. `G0` and `G1 + G2` are exact (integers on a common grid, partial sums
-    below `2**53`); `c0 - G0` is exact (both on the grid `2**(E - 30)`, below `2**(E + 6)`); the difference with
-    `G1 + G2` is carried exactly (Knuth's TwoSum). `right` is `_RIGHT` on the device; `p` and `q` receive the result.
+class _Work:
+    """A block's buffers, and their per-column views made once (on the CPU an index costs as much as an addition).
+
+    `store` `(8, q, m)` holds the targets' components (`_components`: slices x0, x1, x2, xr, remainders r1, r2, the
+    value, and a zero) for the block's columns, zero where not known yet; `left` is its transposed view of the slices,
+    the left operand of every column's matmul. `p` and `q` `(q, m)` receive each column's double-float value.
     """
-    nq = row.shape[1]
-    g0, g1, g2, rest = (left @ row[right].permute(0, 2, 1).reshape(4 * nq, 4)).unbind(1)
-    a = c0 - g0
-    b = g1 + g2
-    torch.sub(a, b, out=p)
-    bb = p - a
-    torch.sub(((a - (p - bb)) - (b + bb)) + cr, rest, out=q)
-    return p, q
+
+    def __init__(self, c0, cr, stair, right):
+        m, nq = c0.shape
+        new = {"dtype": c0.dtype, "device": c0.device}
+        self.c0, self.cr = c0.T.contiguous().unbind(0), cr.T.contiguous().unbind(0)
+        self.store = torch.zeros(8, nq, m, **new)
+        self.left = self.store[0:4].reshape(4 * nq, m).T
+        self.components = self.store[:7].unbind(1)
+        self.p, self.q = torch.zeros(nq, m, **new), torch.zeros(nq, m, **new)
+        self.p_col, self.q_col = self.p.unbind(0), self.q.unbind(0)
+        self.values = torch.zeros(nq, m, **new)
+        self.value_col = self.values.unbind(0)
+        self.z = torch.zeros(5, m, **new)  # row 0 stays zero: the differences of rows 0..4 are the slices
+        self.z_rounded, self.z_value, self.z_two = self.z[1:4], self.z[4], self.z[1:3]
+        self.stair, self.right, self.nq = stair, right, nq
+
+    def column(self, jj, row):
+        """`(p, q)`: `p + q` is `c - sum over the block's earlier columns` of column `jj`, but for the rest's rounding
+        (bounded in `_proven`); `row` `(8, q)` holds the step row's components. `G0` and `G1 + G2` are exact
+        (integers on a common grid, partial sums below `2**53`); `c0 - G0` is exact (both on the grid
+        `2**(E - 30)`, below `2**(E + 6)`); the difference with `G1 + G2` is carried exactly (Knuth's TwoSum)."""
+        g0, g1, g2, rest = (self.left @ row[self.right].permute(0, 2, 1).reshape(4 * self.nq, 4)).unbind(1)
+        a = self.c0[jj] - g0
+        b = g1 + g2
+        p = torch.sub(a, b, out=self.p_col[jj])
+        bb = p - a
+        q = torch.sub(((a - (p - bb)) - (b + bb)) + self.cr[jj], rest, out=self.q_col[jj])
+        return p, q
+
+    def keep(self, jj, x):
+        """Store the components of column `jj`'s values `x` (`_components`, in place)."""
+        torch.add(x, self.stair, out=self.z_rounded)
+        self.z_rounded.sub_(self.stair)  # x rounded to the grids 2**(t - 15), 2**(t - 30), 2**(t - 45)
+        self.z_value.copy_(x)
+        dst = self.components[jj]
+        torch.diff(self.z, dim=0, out=dst[0:4])  # the slices
+        torch.sub(x, self.z_two, out=dst[4:6])  # r1 = x - x0, r2 = x - x0 - x1
+        dst[6].copy_(x)
 
 
 def _proven(p, q, beta, store, rows, upto, lower):
@@ -339,52 +372,58 @@ def _cholesky_fast(h):
                                    mx[:, j0:], t[j0:], t[j0:j1], w)  # fmt: skip
         if bool(big):
             raise _Slow
-        c0t, crt = c0.T.contiguous(), cr.T.contiguous()
-        store = torch.zeros(8, nq, m, dtype=h.dtype, device=h.device)  # components (v, column, target)
-        left = store[0:4].reshape(4 * nq, m).T
-        block = torch.zeros(nq, m, dtype=h.dtype, device=h.device)  # the block's columns, transposed
-        p_all, q_all = torch.zeros_like(block), torch.zeros_like(block)
-        stair, zero = stairs[:, j0:], torch.zeros(1, m, dtype=h.dtype, device=h.device)
+        work = _Work(c0, cr, stairs[:, j0:], right)
+        store, block = work.store, work.values
+        rows = store.unbind(2)  # the step rows' components (the first nq targets)
+        below = torch.arange(m, device=h.device)[None, :] > torch.arange(nq, device=h.device)[:, None]
+        above = below.to(h.dtype)  # as a factor: the rows above a column are computed, then multiplied by zero
         forced, start = _Forced(), 0
         while True:
             stop = nq
             for jj in range(start, nq):
-                p, q = _block_column(c0t[jj], crt[jj], left, store[:, :, jj], right, p_all[jj], q_all[jj])
+                p, q = work.column(jj, rows[jj])
                 forced.apply(jj, p, q)
                 y = p + q
                 pivot = y[jj].item()
                 if not pivot > 0:
                     stop = jj
                     break
-                col = block[jj]
+                col = work.value_col[jj]
                 root.fill_(_sqrt_rn_host(pivot))
-                torch.div(y, root, out=col)
+                torch.mul(y, above[jj], out=col)  # zero at and above the diagonal
+                col.div_(root)
                 col[jj] = root
-                col[:jj] = 0.0  # above the diagonal
-                store[:7, jj] = _components(col, stair, zero)
-            ok = _proven(p_all.T, q_all.T, beta, store, store[:, :, :nq].permute(2, 0, 1), min(stop + 1, nq), True)
+                work.keep(jj, col)
+            ok = _proven(work.p.T, work.q.T, beta, store, store[:, :, :nq].permute(2, 0, 1), min(stop + 1, nq), True)
             first = _first_unproven(forced.mask(ok))
             if first is None:
                 if stop < nq:
-                    out[j0:, j0 : j0 + stop] = block[:stop].T
+                    _keep(out, block, below, j0, stop)
                     if not _in_range(out[j0:, j0 : j0 + stop], lim[j0:, None]):
                         raise _Slow
                     raise validate.not_positive_definite("h", j0 + stop, pivot)
                 break
             j = j0 + first
             bad = (~ok[:, first]).nonzero()[:, 0]  # rows at or below the diagonal (the others count as proven)
-            out[j0:, j0 : j0 + first] = block[:first].T
+            _keep(out, block, below, j0, first)
             forced.drop_from(first)
             forced.columns[first] = (bad, _exact_rows(h[j0 + bad, j], out[j0 + bad, :j], out[j, :j]))
             store[:, first:] = 0
             start = first
-        out[j0:, j0:j1] = block.T
+        _keep(out, block, below, j0, nq)
         if not _in_range(out[j0:, j0:j1], lim[j0:, None]):
             raise _Slow
         s, top = _panel_slices(out[j0:, j0:j1], sig_p[:, j0:, None])
         slices[:, j0:, j0:j1] = s
         mx[:, j0:] = torch.maximum(mx[:, j0:], top)
     return out
+
+
+def _keep(out, block, below, j0, columns):
+    """The block's first `columns` columns into the factor: `+0.0` above the diagonal (where the block holds the
+    products of zero factors, whose sign follows the values computed there), the diagonal and the values below."""
+    out[j0:, j0 : j0 + columns] = torch.where(below[:columns].T, block[:columns].T, 0.0)
+    out.diagonal()[j0 : j0 + columns] = block.diagonal()[:columns]
 
 
 def _solve_op(l, b, lower, transpose, identity):
@@ -430,24 +469,21 @@ def _solve_fast(a, b, identity):
                                    mx[:, :mm], tx[:mm], ta[i0:i1], w)  # fmt: skip
         if bool(big):
             raise _Slow
-        c0t, crt = c0.T.contiguous(), cr.T.contiguous()
         rows = torch.zeros(nq, 8, nq, dtype=b.dtype, device=b.device)
         diag = a[i0:i1, i0:i1]
         rows[:, :7] = _components(diag, stairs_a[:, i0:i1, None], torch.zeros_like(diag)[None]).permute(1, 0, 2)
-        store = torch.zeros(8, nq, mm, dtype=b.dtype, device=b.device)  # components (v, row of x, target)
-        left = store[0:4].reshape(4 * nq, mm).T
-        block = torch.zeros(nq, mm, dtype=b.dtype, device=b.device)  # the block's rows of x
-        p_all, q_all = torch.zeros_like(block), torch.zeros_like(block)
-        stair, zero = stairs_x[:, :mm], torch.zeros(1, mm, dtype=b.dtype, device=b.device)
+        work = _Work(c0, cr, stairs_x[:, :mm], right)
+        store, block = work.store, work.values
+        pivots = a.diagonal()[i0:i1].unbind(0)
         forced, start = _Forced(), 0
         while True:
             for ii in range(start, nq):
-                p, q = _block_column(c0t[ii], crt[ii], left, rows[ii], right, p_all[ii], q_all[ii])
+                p, q = work.column(ii, rows[ii])
                 forced.apply(ii, p, q)
-                row = block[ii]
-                torch.div(p + q, a[i0 + ii, i0 + ii], out=row)
-                store[:7, ii] = _components(row, stair, zero)
-            ok = _proven(p_all.T, q_all.T, beta, store, rows, nq, False)
+                row = work.value_col[ii]
+                torch.div(p + q, pivots[ii], out=row)
+                work.keep(ii, row)
+            ok = _proven(work.p.T, work.q.T, beta, store, rows, nq, False)
             first = _first_unproven(forced.mask(ok))
             if first is None:
                 break
