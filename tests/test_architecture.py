@@ -38,9 +38,6 @@ THIRD_PARTY_EXCEPTIONS = {"reference.checkpoint": {"ml_dtypes"}}
 # the name "*" stands for every private name between the two modules. The test fails on any private import not
 # listed here, and warns about an entry that matches none (delete it: the list only shrinks).
 PENDING_PRIVATE = {
-    # core/exact.py and core/linalg.py (both trees) are being optimized by another engineer, who removes these.
-    ("reference.core.linalg", "reference.core.exact", "*"),
-    ("torch_backend.core.linalg", "torch_backend.core.exact", "*"),
     # torch_backend/nn/ is being reworked by the training-layer engineers, who give these a public home.
     ("torch_backend.nn.calibration", "torch_backend.nn.compressor", "_compress"),
     ("torch_backend.nn.compressor", "torch_backend.nn.policies", "_Activation"),

@@ -152,12 +152,12 @@ def test_large_sums_match_the_reference(device):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_a_long_row_flushed_in_segments_gives_the_same_sum(device, monkeypatch):
-    """The bins of a long row are flushed into digits every `_SEGMENT` elements (2**28: no bin can overflow); a tiny
+    """The bins of a long row are flushed into digits every `SEGMENT` elements (2**28: no bin can overflow); a tiny
     segment exercises the flush on a small input and must change nothing."""
     rng = np.random.default_rng(9)
     x = _adversarial(rng, 1 << 18, np.float32)
     expected = RE.exact_sum(x)
-    monkeypatch.setattr(TE, "_SEGMENT", 1 << 16)
+    monkeypatch.setattr(TX, "SEGMENT", 1 << 16)
     _same(expected, TE.exact_sum(_t(x, device)), "flushed every 2**16 elements")
 
 
@@ -201,15 +201,15 @@ def test_linear_algebra_matches_the_reference_on_larger_matrices(device):
 
 
 def test_blocks_of_outputs_change_nothing(monkeypatch):
-    """Sums take their outputs `_BLOCK_ROWS` at a time and products `_BLOCK_OUTPUTS` at a time (to bound memory);
+    """Sums take their outputs `BLOCK_ROWS` at a time and products `BLOCK_OUTPUTS` at a time (to bound memory);
     tiny blocks must give the same bits as the reference."""
-    monkeypatch.setattr(TE, "_BLOCK_ROWS", 3)
+    monkeypatch.setattr(TX, "BLOCK_ROWS", 3)
     monkeypatch.setattr(TX, "BLOCK_OUTPUTS", 5)
     rng = np.random.default_rng(16)
     x = _adversarial(rng, 10 * 7).reshape(10, 7)
     _same(RE.exact_sum(x, 1), TE.exact_sum(torch.from_numpy(x), 1), "sum by blocks of rows")
     _same(RE.exact_sum_state(x, 0), TE.exact_sum_state(torch.from_numpy(x), 0), "states by blocks")
-    _same(RE.exact_sum(x, 1), TE._exact_sum(torch.from_numpy(x), 1), "unchecked sum by blocks")
+    _same(RE.exact_sum(x, 1), TX.sum_unchecked(torch.from_numpy(x), 1), "unchecked sum by blocks")
     bad = x.copy()
     bad[8, 2] = np.nan
     with pytest.raises(ValueError, match="x must be finite, got nan at flat index 58"):
@@ -241,19 +241,19 @@ def test_both_carry_paths_round_exactly(whole, monkeypatch):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_the_unchecked_sum_for_backward_passes(device):
-    """`torch_backend.core.exact._exact_sum` (for VJPs, as `_tree` is for `tree_sum`): finite values give
+    """`torch_backend.core._exact.sum_unchecked` (for VJPs, as `torch_backend._reduce.tree` is for `tree_sum`): finite values give
     `exact_sum` bit for bit, along any axis; a NaN or both infinities give NaN, one infinity gives itself, per
     output, as IEEE addition would, instead of raising inside autograd."""
     rng = np.random.default_rng(15)
     for dtype in (np.float32, np.float64):
         x = _adversarial(rng, 6 * 50, dtype).reshape(6, 50)
         for axis in (None, 0, 1):
-            _same(RE.exact_sum(x, axis), TE._exact_sum(_t(x, device), axis), f"{dtype.__name__} axis {axis}")
+            _same(RE.exact_sum(x, axis), TX.sum_unchecked(_t(x, device), axis), f"{dtype.__name__} axis {axis}")
         y = x.copy()
         y[1, 3], y[2, 0], y[2, 9], y[3, 4], y[4, 4] = np.inf, np.inf, -np.inf, np.nan, -np.inf
         want = RE.exact_sum(np.where(np.isfinite(y), y, 0), 1)
         want[1], want[2], want[3], want[4] = np.inf, np.nan, np.nan, -np.inf
-        _same(want, TE._exact_sum(_t(y, device), 1), f"{dtype.__name__} with specials")
+        _same(want, TX.sum_unchecked(_t(y, device), 1), f"{dtype.__name__} with specials")
 
 
 # ---- failures are the same everywhere ----------------------------------------------------------------------------

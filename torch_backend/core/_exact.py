@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from reference.core.exact import UNIT
+from reference.core.exact import LIMBS, UNIT
 from torch_backend import _arrays
 
 MAX_SLICE_K = 1 << 15  # longest contraction per integer matmul: 2**15 * (2**19 - 1)**2 < 2**53
@@ -458,3 +458,174 @@ def round_terms(limbs, base, w):
 
 
 # ---- checks ------------------------------------------------------------------------------------------------------
+
+
+SEGMENT = 1 << 28  # elements of one output accumulated in int64 bins before they are flushed into digits
+
+# ---- exact sums: int64 bins of 8 exponents ------------------------------------------------------------------------
+
+# Bin layouts, reversed (the index comes out of the multiplier's bits as `top - b`): float32 bins b = 0..31 of
+# weight 2**(8 b - 150) at index 50 - b; float64 bins b = 0..259 of weight 2**(8 b - 1075) at index 390 - b (the
+# high halves go 4 bins up). Digits (16 bits each) then start at 2**-162 and 2**-1090, both = -1074 (mod 16), so
+# that the state's 32-bit limbs are pairs of digits.
+_F32 = {"index": 51, "bins": 32, "exponent": -150, "base": -162}
+_F64 = {"index": 391, "bins": 260, "exponent": -1075, "base": -1090}
+
+
+def sum_unchecked(a, axis=None):
+    """`exact_sum` without checks, for backward passes (as `torch_backend._reduce.tree` is for `tree_sum`).
+
+    `a` is a float32 or float64 tensor and `axis` None or a valid axis. A non-finite value gives what IEEE
+    addition would (a NaN, or `+inf` with `-inf`, gives NaN; otherwise `+-inf`), instead of raising inside
+    autograd (AMP loss scaling); finite values give `exact_sum`, bit for bit. The special values are looked for only
+    when the accumulation saw one (a scaled value at or past the bins' limit): no extra pass otherwise.
+    """
+    rows, shape = as_rows(a.detach(), axis)
+    outs = []
+    for start in range(0, max(rows.shape[0], 1), BLOCK_ROWS):
+        block = rows[start : start + BLOCK_ROWS]
+        digits, base, largest = accumulate(block)
+        if bool(largest < LIMIT[rows.dtype]):
+            outs.append(round_limbs(digits, base, 16))
+            continue
+        finite = torch.isfinite(block)
+        digits, base, _ = accumulate(torch.where(finite, block, 0.0))
+        out = round_limbs(digits, base, 16)
+        up, down = (block == torch.inf).any(1), (block == -torch.inf).any(1)
+        nan = torch.isnan(block).any(1) | (up & down)
+        out = torch.where(up, torch.inf, torch.where(down, -torch.inf, out))
+        outs.append(torch.where(nan, torch.nan, out))
+    return torch.cat(outs).reshape(shape)
+
+
+LIMIT = {torch.float32: 2.0**31, torch.float64: 2.0**60}  # scaled finite values stay below (`_add_f32`, `_add_f64`)
+
+
+BLOCK_ROWS = 1 << 14  # outputs summed together: their bins and digits are in memory at once (at most 25 MB)
+
+
+def by_blocks(rows, x, finish):
+    """`finish(digits, base)` of each block of rows, concatenated, after the block's finiteness check (the
+    reference's error about `x`, from `_arrays.finite`, when a value is not finite)."""
+    outs = []
+    for start in range(0, rows.shape[0], BLOCK_ROWS):
+        digits, base, largest = accumulate(rows[start : start + BLOCK_ROWS])
+        _arrays.check_flag(~(largest < LIMIT[rows.dtype]), lambda: _arrays.finite("x", x))
+        outs.append(finish(digits, base))
+    return torch.cat(outs) if outs else finish(*accumulate(rows)[:2])
+
+
+def as_rows(x, k):
+    """`x` as a contiguous 2-d tensor with one row per output of a sum along `k` (None: one row), and the shape."""
+    if k is None:
+        return x.reshape(1, -1), ()
+    shape = tuple(s for i, s in enumerate(x.shape) if i != k)
+    return torch.movedim(x, k, -1).reshape(math.prod(shape), x.shape[k]).contiguous(), shape
+
+
+def accumulate(rows):
+    """Digits `(L, M)`, their base exponent and the largest scaled value (`>= LIMIT` iff a value is not finite)
+    for the exact sums of the rows of a float tensor `(M, n)`; no checks."""
+    m, n = rows.shape
+    layout = _F32 if rows.dtype == torch.float32 else _F64
+    add = _add_f32 if rows.dtype == torch.float32 else _add_f64
+    width = layout["index"]
+    chunk = 1 << (24 if rows.is_cuda else 14)  # below torch's parallel grain (see the module docstring)
+    bins = torch.zeros(m * width, dtype=torch.int64, device=rows.device)
+    digits = _zeros_digits(layout, m, rows.device)
+    largest = torch.zeros((), dtype=rows.dtype, device=rows.device)
+    if n >= chunk or m == 1:
+        for r in range(m):
+            for start in range(0, n, chunk):
+                largest = add(bins, rows[r, start : start + chunk], r * width, largest)
+                if (start + chunk) % SEGMENT == 0:  # flush long rows before a bin could overflow
+                    digits += _bin_digits(bins.view(m, width), layout)
+                    bins.zero_()
+    else:
+        per = max(1, chunk // max(n, 1))
+        for r0 in range(0, m, per):
+            block = rows[r0 : r0 + per]
+            offsets = torch.arange(r0, r0 + block.shape[0], device=rows.device, dtype=torch.int64)[:, None] * width
+            largest = add(bins, block, offsets, largest)
+    digits += _bin_digits(bins.view(m, width), layout)
+    return digits, layout["base"], largest
+
+
+def _add_f32(bins, x, offset, largest):
+    """Add float32 values into their bins: `x * 2**(150 - 8 b)` is an integer in (-2**31, 2**31), exactly."""
+    bits = x.view(torch.int32)
+    scale_bits = 0x65000000 - ((bits >> 1) & 0x3E000000)  # 2**(75 - 4 b): exponent field 202 - 4 b
+    index = scale_bits >> 25  # 50 - b
+    scale = scale_bits.view(torch.float32)
+    v = (x * scale) * scale
+    bins.index_add_(0, (index + offset).reshape(-1), v.to(torch.int64).reshape(-1))
+    return torch.maximum(largest, v.abs().amax()) if v.numel() else largest
+
+
+def _add_f64(bins, x, offset, largest):
+    """Add float64 values into their bins: `x * 2**(1075 - 8 b)`, an integer below 2**60, as two 32-bit halves."""
+    bits = x.view(torch.int64)
+    scale_bits = (1561 << 52) - ((bits >> 1) & (0xFF << 54))  # 2**(538 - 4 b)
+    index = (scale_bits >> 54) + offset  # 390 - b
+    f = (x * scale_bits.view(torch.float64)) * (scale_bits - (1 << 52)).view(torch.float64)
+    v = f.to(torch.int64)
+    bins.index_add_(0, index.reshape(-1), (v & 0xFFFFFFFF).reshape(-1))
+    bins.index_add_(0, (index - 4).reshape(-1), (v >> 32).reshape(-1))
+    return torch.maximum(largest, f.abs().amax()) if f.numel() else largest
+
+
+def _zeros_digits(layout, m, device):
+    return torch.zeros(layout["bins"] // 2 + 5 + HEAD[16], m, dtype=torch.int64, device=device)
+
+
+def _bin_digits(bins, layout):
+    """Bins of 8 exponents (reversed, `(M, index)`) as 16-bit digits `(L, M)` from `layout["base"]`.
+
+    Bin `b` weighs `2**(8 b + exponent)` = `2**(16 c + r + base)` with `c = b // 2` (+1 for odd `b` when `r`
+    wraps); each bin is cut into 16-bit pieces, each shifted by `r < 16`, so every addend stays below `2**31`.
+    """
+    natural = bins.flip(1)[:, : layout["bins"]]
+    out = _zeros_digits(layout, bins.shape[0], bins.device)
+    offset = layout["exponent"] - layout["base"]  # 12 or 15
+    for parity in (0, 1):
+        part = natural[:, parity::2].T
+        r = offset + 8 * parity
+        first, r = r >> 4, r & 15
+        for j in range(4):
+            piece = (part >> (16 * j)) & 0xFFFF if j < 3 else part >> 48
+            out[first + j : first + j + part.shape[0]].add_(piece * (1 << r))
+    return out
+
+
+# ---- the state ------------------------------------------------------------------------------------------------
+
+
+def digits_of_state(state):
+    """Limbs `(M, 68)` (any int64) as 16-bit digit rows `(L, M)` from 2**-1074: each limb as two 32-bit halves."""
+    m = state.shape[0]
+    out = torch.zeros(2 * LIMBS + 2 + HEAD[16], m, dtype=torch.int64, device=state.device)
+    limbs = state.T
+    out[0 : 2 * LIMBS : 2] += limbs & 0xFFFFFFFF
+    out[2 : 2 * LIMBS + 2 : 2] += limbs >> 32
+    return out, -UNIT
+
+
+def state_limbs(digits, base):
+    """Canonical limbs `(M, 68)` of 16-bit digits from `base` (= -1074 mod 16), and whether each value fits."""
+    stop = carry(digits, 16)
+    neg = digits[stop + 1] < 0  # the carried top row is -1 or 0
+    sign_digit = torch.where(neg, 0xFFFF, 0)
+    o = (-UNIT - base) // 16  # the digit row of 2**-1074
+    rows = 2 * LIMBS
+    ext = sign_digit.expand(rows, -1).clone()  # rows above the carried ones repeat the sign
+    ext[: max(0, min(rows, -o))] = 0  # rows below the first digit are zero
+    lo, hi = max(0, o), min(stop, o + rows - 1)  # digit rows that land inside the state
+    if hi >= lo:
+        ext[lo - o : hi - o + 1] = digits[lo : hi + 1]
+    limbs = ext[0::2] | (ext[1::2] << 16)
+    top = limbs[-1]
+    fits = (top >> 31) == neg.to(torch.int64)
+    if stop >= o + rows:  # digits above the state's range must be sign digits
+        fits &= (digits[o + rows : stop + 1] == sign_digit).all(0)
+    limbs[-1] = top - (neg.to(torch.int64) << 32)
+    return limbs.T.contiguous(), fits
