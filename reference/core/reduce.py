@@ -1,4 +1,6 @@
-"""Canonical reductions: the float64 pairwise tree that every sum, mean and norm in pqref goes through."""
+"""Reductions: the float64 pairwise tree (`tree_sum`, `tree_mean`), a summation algorithm people implement and test,
+and the $L_1$ / $L_2$ norm, which like every other sum, mean and norm in pqref is taken on the exact sum
+(`reference.core.exact.exact_sum`), rounded once."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import numpy as np
 
 from reference import _arrays, _reduce
 from reference.common import validate
+from reference.core.exact import exact_sum
 
 __all__ = ["tree_sum", "tree_mean", "lp_norm"]
 
@@ -83,14 +86,14 @@ def tree_mean(x, axis=None):
 
 
 def lp_norm(x, p=2, axis=None):
-    r"""The $L_p$ norm for $p \in \{1, 2\}$: canonical tree sum in float64, then one rounding to float32.
+    r"""The $L_p$ norm for $p \in \{1, 2\}$: the exact sum rounded once to float64, then one rounding to float32.
 
-    $$ \|x\|_1 = \operatorname{fl}_{32}\big(\operatorname{tree\_sum}(|x|)\big), \qquad
-       \|x\|_2 = \operatorname{fl}_{32}\Big(\sqrt{\operatorname{tree\_sum}(x \odot x)}\Big) $$
+    $$ \|x\|_1 = \operatorname{fl}_{32}\big(\operatorname{exact\_sum}(|x|)\big), \qquad
+       \|x\|_2 = \operatorname{fl}_{32}\Big(\sqrt{\operatorname{exact\_sum}(x \odot x)}\Big) $$
 
-    Squares of float32 values are exact in float64. $\operatorname{fl}_{32}(\sqrt{\cdot})$ is the float32
-    nearest to the exact square root of the float64 sum (ties to even), computed without trusting any library's
-    `sqrt` to the last bit: see `reference._reduce.sqrt_to_float32`.
+    Squares of float32 values are exact in float64, and `exact_sum` is their exact sum rounded once.
+    $\operatorname{fl}_{32}(\sqrt{\cdot})$ is the float32 nearest to the exact square root of that float64 (ties to
+    even), computed without trusting any library's `sqrt` to the last bit: see `reference._reduce.sqrt_to_float32`.
 
     **Arguments:**
 
@@ -100,7 +103,7 @@ def lp_norm(x, p=2, axis=None):
 
     **Returns:**
 
-    A float32 array shaped like `tree_sum(x, axis)`; a norm beyond the float32 range is `inf`.
+    A float32 array shaped like `exact_sum(x, axis)`; a norm beyond the float32 range is `inf`.
 
     !!! note
         torch's float64 `sqrt` on the CPU is not correctly rounded (measured: 13 861 of 10^6 random inputs differ
@@ -111,5 +114,5 @@ def lp_norm(x, p=2, axis=None):
     validate.choice("p", p, (1, 2))
     a = x.astype(np.float64)
     if p == 1:
-        return np.asarray(tree_sum(np.abs(a), axis).astype(np.float32))
-    return _reduce.sqrt_to_float32(tree_sum(a * a, axis))
+        return np.asarray(exact_sum(np.abs(a), axis).astype(np.float32))
+    return _reduce.sqrt_to_float32(exact_sum(a * a, axis))

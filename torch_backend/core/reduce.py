@@ -1,4 +1,5 @@
-"""Canonical reductions in torch: the float64 pairwise tree of `reference.core.reduce`, on any device."""
+"""Reductions in torch: the float64 pairwise tree and the norm on the exact sum of `reference.core.reduce`, on any
+device."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import torch
 
 from reference.common import validate
 from torch_backend import _arrays, _reduce
+from torch_backend.core.exact import exact_sum
 
 __all__ = ["tree_sum", "tree_mean", "lp_norm"]
 
@@ -29,10 +31,10 @@ def tree_mean(x, axis=None):
 
 
 def lp_norm(x, p=2, axis=None):
-    """The L1 or L2 norm in float32 from the canonical float64 tree sum; see `reference.core.reduce.lp_norm`."""
+    """The L1 or L2 norm in float32 from the exact sum rounded to float64; see `reference.core.reduce.lp_norm`."""
     x = _arrays.finite_array("x", x)
     validate.choice("p", p, (1, 2))
     a = x.detach().to(torch.float64)
     if p == 1:
-        return tree_sum(torch.abs(a), axis).to(torch.float32)
-    return _reduce.sqrt_to_float32(tree_sum(a * a, axis))
+        return exact_sum(torch.abs(a), axis).to(torch.float32)
+    return _reduce.sqrt_to_float32(exact_sum(a * a, axis))

@@ -29,17 +29,17 @@ def _tree_sum_error_bound(call, case, out):
 
 
 def _norm_correctly_rounded(call, case, out):
-    """Against exact rational arithmetic: the L2 norm is the float32 nearest to sqrt(tree_sum(x * x))."""
+    """Against exact rational arithmetic: the L2 norm is the float32 nearest to sqrt(exact_sum(x * x))."""
     from fractions import Fraction
 
-    from reference.core.reduce import tree_sum
+    from reference.core.exact import exact_sum
 
     x, axis, p = case.args[0], case.kwargs.get("axis"), case.kwargs["p"]
     a = x.astype(np.float64)
     if p == 1:
-        assert np.array_equal(out, np.asarray(tree_sum(np.abs(a), axis)).astype(np.float32)), "L1 is one cast"
+        assert np.array_equal(out, np.asarray(exact_sum(np.abs(a), axis)).astype(np.float32)), "L1 is one cast"
         return
-    sums = np.asarray(tree_sum(a * a, axis)).reshape(-1)
+    sums = np.asarray(exact_sum(a * a, axis)).reshape(-1)
     for s, y in zip(sums, np.asarray(out).reshape(-1), strict=True):
         target = Fraction(float(s))
         up, down = np.nextafter(y, np.float32(np.inf)), np.nextafter(y, np.float32(0))
@@ -103,10 +103,10 @@ ENTRIES = [
         name="lp_norm",
         family="core",
         module="core.reduce",
-        summary="L1 and L2 norms: canonical float64 tree sum, then one exact rounding to float32.",
+        summary="L1 and L2 norms: the exact sum rounded once to float64, then one exact rounding to float32.",
         strategy=lambda: S.reduce_cases(norm=True),
         semantics=(
-            "L1 = float32(tree_sum(|x|)); L2 = the float32 nearest to sqrt(tree_sum(x * x)), ties to even.",
+            "L1 = float32(exact_sum(|x|)); L2 = the float32 nearest to sqrt(exact_sum(x * x)), ties to even.",
             "The square root is settled exactly (squared float32 midpoints are exact in float64): torch's CPU float64 "
             "sqrt is not correctly rounded, so no library sqrt is trusted to the last bit.",
         ),
