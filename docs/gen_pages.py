@@ -282,7 +282,7 @@ def algorithm_page(e) -> str:
 
 def gradient_section(e, vjp) -> str:
     out = [f'\n## Gradient {{ #gradient }}\n\n<a id="{vjp.name}"></a>\n\n']
-    out.append(f"The registry entry `{vjp.name}` ({text(vjp.summary, '', e.name)}): torch's autograd gradient of "
+    out.append(f"The registry entry `{vjp.name}` ({text(vjp.summary.rstrip('.'), '', e.name)}): torch's autograd gradient of "
                f"`{e.name}` is checked against it, bit for bit, on every device.\n\n")  # fmt: skip
     out.append(f"```python\n{signature(vjp)}\n```\n\n")
     out.append(mkdocstrings(f"{vjp.path(REFERENCE)}.{vjp.name}", show_root_heading=False, show_root_toc_entry=False,
