@@ -13,7 +13,8 @@ import numpy as np
 
 from reference import _arrays
 from reference.common import shapes, validate
-from reference.core.reduce import lp_norm, tree_sum
+from reference.core.exact import exact_sum
+from reference.core.reduce import lp_norm
 
 __all__ = [
     "l1_penalty",
@@ -27,13 +28,13 @@ __all__ = [
 
 
 def l1_penalty(w, lam):
-    r"""The L1 penalty $\lambda \sum_i |w_i|$, summed by the canonical tree and rounded once to float32.
+    r"""The L1 penalty $\lambda \sum_i |w_i|$: the exact sum, rounded once to float64, and once more to float32.
 
-    $$ P = \operatorname{fl}_{32}\big(\lambda \otimes_{64} \operatorname{tree\_sum}(|w|)\big) $$
+    $$ P = \operatorname{fl}_{32}\big(\lambda \otimes_{64} \operatorname{exact\_sum}(|w|)\big) $$
 
     $\otimes_{64}$ is one float64 multiplication. For a list of arrays the magnitudes are concatenated in list
-    order (each array in C order) and summed by one tree, so the penalty of a whole network is one number,
-    independent of how its layers are grouped into calls.
+    order (each array in C order) and summed exactly, so the penalty of a whole network is one number,
+    independent of how its layers are grouped into calls (or sharded).
 
     **Arguments:**
 
@@ -57,7 +58,7 @@ def l1_penalty(w, lam):
     """
     ws, _ = _one_or_many("w", w)
     lam = validate.real("lam", lam, lo=0.0)
-    total = tree_sum(np.concatenate([np.abs(x).reshape(-1) for x in ws]))
+    total = exact_sum(np.concatenate([np.abs(x).reshape(-1) for x in ws]))
     return _to_float32(lam * total)
 
 
@@ -167,7 +168,7 @@ def group_lasso_penalty(w, lam, axis=0):
     Group $g$ is `w` indexed by $g$ along `axis` (a filter, for `axis=0` of a convolution weight: SSL's
     filter-wise sparsity). Its norm $\|w_g\|_2$ is `lp_norm` (float32, exactly rounded), then
 
-    $$ P = \operatorname{fl}_{32}\Big(\lambda \otimes_{64} \operatorname{tree\_sum}_g \|w_g\|_2\Big) $$
+    $$ P = \operatorname{fl}_{32}\Big(\lambda \otimes_{64} \operatorname{exact\_sum}_g \|w_g\|_2\Big) $$
 
     **Arguments:**
 
@@ -198,7 +199,7 @@ def group_lasso_penalty(w, lam, axis=0):
     norms, _ = _group_norms(w, axis)
     if lam == 0:
         return np.asarray(np.float32(0))
-    total = np.float64(np.inf) if np.isinf(norms).any() else tree_sum(norms)
+    total = np.float64(np.inf) if np.isinf(norms).any() else exact_sum(norms)
     return _to_float32(lam * total)
 
 

@@ -1,7 +1,7 @@
 """Saliency pruning: scores beyond |w| (movement, SNIP, Taylor, Wanda, FPGM, blocks) and the masks they rank.
 
-Every score is a float32 array settled by IEEE operations in a pinned order (and the canonical float64 tree sum
-wherever something is summed), so both backends compute the same bits. Every mask ranks its scores with
+Every score is a float32 array settled by IEEE operations in a pinned order (and the exact sum, rounded once to
+float64, wherever something is summed), so both backends compute the same bits. Every mask ranks its scores with
 `keep_largest`: the largest scores are kept and equal scores go to the lower flat index, as in magnitude pruning.
 Masks are bool arrays, True where the weight is kept.
 """
@@ -15,7 +15,8 @@ import numpy as np
 from reference import _arrays
 from reference._reduce import sqrt_to_float32
 from reference.common import shapes, validate
-from reference.core.reduce import lp_norm, tree_sum
+from reference.core.exact import exact_sum
+from reference.core.reduce import lp_norm
 from reference.core.select import keep_largest
 from reference.pruning.magnitude import pruned_count
 
@@ -140,10 +141,10 @@ def taylor_scores(w, grad, axis=0):
     r"""First-order Taylor importance of each slice along `axis`: the squared sum of $w \cdot g$ over the slice.
 
     $$ I_c = \operatorname{fl}_{32}\Big(\operatorname{fl}_{64}\big(s_c \cdot s_c\big)\Big), \qquad
-       s_c = \operatorname{tree\_sum}\big(w_c \odot g_c\big) $$
+       s_c = \operatorname{exact\_sum}\big(w_c \odot g_c\big) $$
 
-    Each product $w_i g_i$ of two float32 values is exact in float64; $s_c$ is their canonical float64 tree sum
-    (the slice flattened in C order); the square is rounded to float64, then to float32.
+    Each product $w_i g_i$ of two float32 values is exact in float64; $s_c$ is their exact sum rounded once to
+    float64; the square is rounded to float64, then to float32.
 
     **Arguments:**
 
@@ -169,7 +170,7 @@ def taylor_scores(w, grad, axis=0):
         raise ValueError("w must have at least one dimension for per-slice scores, got a 0-d array")
     axis = validate.axis("axis", axis, w.ndim)
     products = _slices(w, axis).astype(np.float64) * _slices(grad, axis).astype(np.float64)
-    s = tree_sum(products, axis=1)
+    s = exact_sum(products, axis=1)
     return np.asarray((s * s).astype(np.float32))
 
 
@@ -274,8 +275,8 @@ def wanda_mask(w, x, sparsity):
 def fpgm_scores(w, axis=0):
     r"""FPGM's score of each filter: the sum of its Euclidean distances to all filters (small = near the median).
 
-    $$ d_{ij} = \operatorname{fl}_{32}\sqrt{\operatorname{tree\_sum}\big(\operatorname{fl}_{64}(f_i - f_j)^2\big)},
-       \qquad \text{score}_i = \operatorname{fl}_{32}\Big(\operatorname{tree\_sum}_{j}\, d_{ij}\Big) $$
+    $$ d_{ij} = \operatorname{fl}_{32}\sqrt{\operatorname{exact\_sum}\big(\operatorname{fl}_{64}(f_i - f_j)^2\big)},
+       \qquad \text{score}_i = \operatorname{fl}_{32}\Big(\operatorname{exact\_sum}_{j}\, d_{ij}\Big) $$
 
     Filter $f_i$ is the slice $i$ along `axis`, flattened in C order. Every step is pinned:
 
@@ -283,10 +284,10 @@ def fpgm_scores(w, axis=0):
        by at most 29 (always when one is zero); otherwise one float64 rounding.
     2. its square in float64: one rounding (exact when the difference has at most 26 significant bits, as it has
        when both values share a binary exponent).
-    3. the canonical float64 tree sum over the elements, then the correctly rounded float32 square root
+    3. the exact sum over the elements rounded once to float64, then the correctly rounded float32 square root
        (`lp_norm`'s, settled by exact arithmetic; a distance beyond the float32 range is `inf`).
-    4. the canonical float64 tree sum of the float32 distances over $j = 0, \ldots, C-1$ (including $d_{ii} = 0$),
-       rounded once to float32; any infinite distance makes the score `inf`.
+    4. the exact sum of the float32 distances over $j = 0, \ldots, C-1$ (including $d_{ii} = 0$), rounded to
+       float64, then to float32; any infinite distance makes the score `inf`.
 
     The paper's criterion: the filter minimizing $\sum_j \|f_i - f_j\|_2$ is the one nearest the geometric median
     of the layer, the most replaceable by the others.
@@ -319,9 +320,9 @@ def fpgm_scores(w, axis=0):
     axis = validate.axis("axis", axis, w.ndim)
     f = _slices(w, axis).astype(np.float64)
     diff = f[:, None, :] - f[None, :, :]
-    d = sqrt_to_float32(tree_sum(diff * diff, axis=2))
+    d = sqrt_to_float32(exact_sum(diff * diff, axis=2))
     infinite = np.isinf(d).any(axis=1)
-    total = tree_sum(np.where(np.isinf(d), np.float32(0), d), axis=1).astype(np.float32)
+    total = exact_sum(np.where(np.isinf(d), np.float32(0), d), axis=1).astype(np.float32)
     return np.asarray(np.where(infinite, np.float32(np.inf), total))
 
 

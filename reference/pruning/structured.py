@@ -18,8 +18,8 @@ __all__ = ["ln_structured_mask", "nm_mask"]
 def ln_structured_mask(w, sparsity, p=2, axis=0):
     r"""Prune whole slices along `axis` (output channels for `axis=0`) with the smallest $L_p$ norm.
 
-    Slice $c$ is $w$ indexed by $c$ along `axis`; its score is $\|w_c\|_p$ from `lp_norm` (float64, canonical
-    tree sum). Of the $C$ slices, $k = \operatorname{rne}(\text{sparsity} \cdot C)$ are pruned:
+    Slice $c$ is $w$ indexed by $c$ along `axis`; its score is $\|w_c\|_p$ from `lp_norm` (float32, on the exact
+    sum). Of the $C$ slices, $k = \operatorname{rne}(\text{sparsity} \cdot C)$ are pruned:
 
     $$ \text{keep}_c = \operatorname{keep\_largest}(\|w_c\|_p,\ C - k)_c, \qquad
        \text{mask} = \text{keep broadcast along the other axes} $$

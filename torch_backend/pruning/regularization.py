@@ -12,7 +12,8 @@ import torch
 
 from reference.common import shapes, validate
 from torch_backend import _arrays
-from torch_backend.core.reduce import lp_norm, tree_sum
+from torch_backend.core.exact import exact_sum
+from torch_backend.core.reduce import lp_norm
 
 __all__ = [
     "l1_penalty",
@@ -92,13 +93,13 @@ def group_lasso_proximal(w, lr, lam, axis=0):
 
 
 class _L1Penalty(torch.autograd.Function):
-    """Forward: fl32(lam * tree_sum(|w|)) over all tensors. Backward: +-fl32(g * lam) by the sign, +0.0 at zeros."""
+    """Forward: fl32(lam * exact_sum(|w|)) over all tensors. Backward: +-fl32(g * lam) by the sign, +0.0 at zeros."""
 
     @staticmethod
     def forward(ctx, lam, *ws):
         ctx.lam = lam
         ctx.save_for_backward(*ws)
-        total = tree_sum(torch.cat([torch.abs(x).reshape(-1) for x in ws]))
+        total = exact_sum(torch.cat([torch.abs(x).reshape(-1) for x in ws]))
         return (total * lam).to(torch.float32)
 
     @staticmethod
@@ -108,7 +109,7 @@ class _L1Penalty(torch.autograd.Function):
 
 
 class _GroupLassoPenalty(torch.autograd.Function):
-    """Forward: fl32(lam * tree_sum of the group norms). Backward: (w / norm) * fl32(g * lam), +0.0 at zeros."""
+    """Forward: fl32(lam * exact_sum of the group norms). Backward: (w / norm) * fl32(g * lam), +0.0 at zeros."""
 
     @staticmethod
     def forward(ctx, w, lam, axis):
@@ -121,7 +122,7 @@ class _GroupLassoPenalty(torch.autograd.Function):
         if bool(torch.isinf(norms).any()):
             total = torch.tensor(math.inf, dtype=torch.float64, device=w.device)
         else:
-            total = tree_sum(norms)
+            total = exact_sum(norms)
         return (total * lam).to(torch.float32)
 
     @staticmethod

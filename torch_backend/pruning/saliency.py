@@ -12,7 +12,8 @@ import torch
 from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend._reduce import sqrt_to_float32
-from torch_backend.core.reduce import lp_norm, tree_sum
+from torch_backend.core.exact import exact_sum
+from torch_backend.core.reduce import lp_norm
 from torch_backend.core.select import keep_largest
 from torch_backend.pruning.magnitude import pruned_count
 
@@ -58,7 +59,7 @@ def snip_scores(w, grad):
 
 
 def taylor_scores(w, grad, axis=0):
-    """Squared per-slice tree sum of `w * grad` in float64; see `reference.pruning.saliency.taylor_scores`."""
+    """Squared per-slice exact sum of `w * grad` in float64; see `reference.pruning.saliency.taylor_scores`."""
     w = _arrays.finite_array("w", w)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
@@ -66,7 +67,7 @@ def taylor_scores(w, grad, axis=0):
         raise ValueError("w must have at least one dimension for per-slice scores, got a 0-d array")
     axis = validate.axis("axis", axis, w.ndim)
     products = _slices(w.detach(), axis).to(torch.float64) * _slices(grad.detach(), axis).to(torch.float64)
-    s = tree_sum(products, axis=1)
+    s = exact_sum(products, axis=1)
     return (s * s).to(torch.float32)
 
 
@@ -105,9 +106,9 @@ def fpgm_scores(w, axis=0):
     axis = validate.axis("axis", axis, w.ndim)
     f = _slices(w.detach(), axis).to(torch.float64)
     diff = f[:, None, :] - f[None, :, :]
-    d = sqrt_to_float32(tree_sum(diff * diff, axis=2))
+    d = sqrt_to_float32(exact_sum(diff * diff, axis=2))
     infinite = torch.isinf(d).any(dim=1)
-    total = tree_sum(torch.where(torch.isinf(d), 0.0, d), axis=1).to(torch.float32)
+    total = exact_sum(torch.where(torch.isinf(d), 0.0, d), axis=1).to(torch.float32)
     return torch.where(infinite, float("inf"), total)
 
 

@@ -157,11 +157,11 @@ ENTRIES = [
         name="l1_penalty",
         family="pruning",
         module="pruning.regularization",
-        summary="L1 penalty lam * sum|w| over one array or a list, canonical tree sum, one float32 rounding.",
+        summary="L1 penalty lam * sum|w| over one array or a list: the exact sum, one float32 rounding.",
         strategy=S.l1_penalty_cases,
         vjp="l1_penalty_vjp",
         semantics=(
-            "P = fl32(lam * tree_sum(|w|)): float64 tree sum, float64 product, one rounding to float32.",
+            "P = fl32(lam * exact_sum(|w|)): the exact sum rounded to float64, float64 product, rounded to float32.",
             "A list is one sum: magnitudes concatenated in list order, each array in C order.",
             "An empty array gives +0.0; a penalty beyond the float32 range is inf.",
             STRENGTH,
@@ -285,7 +285,7 @@ ENTRIES = [
         vjp="group_lasso_penalty_vjp",
         semantics=(
             GROUPS,
-            "P = fl32(lam * tree_sum(norms)): the float32 norms summed by the float64 tree, one rounding.",
+            "P = fl32(lam * exact_sum(norms)): the float32 norms summed exactly, rounded to float64, then float32.",
             "A norm of inf (beyond float32) makes the penalty inf, except lam = 0, which always gives +0.0.",
             "w needs at least one dimension. " + STRENGTH,
         ),

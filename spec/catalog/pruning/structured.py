@@ -45,7 +45,7 @@ ENTRIES = [
         summary="Prune whole slices (channels, filters) with the smallest L1 or L2 norm.",
         strategy=S.structured_cases,
         semantics=(
-            "Slice norms by lp_norm (float64, canonical tree sum); " + COUNT_RULE + " n is the number of slices.",
+            "Slice norms by lp_norm (the exact sum, rounded); " + COUNT_RULE + " n is the number of slices.",
             "Equal norms go to the lower slice index.",
             "Default p = 2 (L2, as Soft Filter Pruning), which is not Li et al.'s criterion: they rank filters by "
             "the L1 norm, p = 1 with axis = 0; the default serves any slice and is kept so pinned outputs stay.",
