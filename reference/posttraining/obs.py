@@ -214,8 +214,8 @@ def gptq(w, h, *, bits, group_size=None, symmetric=False, act_order=False, stati
       bit of the result).
     - `scale_dtype`: `"float32"` (default) or `"float16"`: each group's scale is rounded to float16 (ties to even)
       before it is used, so that the result is exactly what a GPTQ checkpoint (float16 `scales`) decodes to
-      (`gptq_pack`, `gptq_decode`); a scale that float16 cannot hold as a positive finite value raises
-      `ValueError`.
+      (`gptq_pack`, `gptq_decode`); a scale that rounds to 0 in float16 becomes its smallest subnormal
+      $2^{-24}$, a scale beyond its range raises `ValueError`.
 
     **Returns:**
 
@@ -450,12 +450,12 @@ def _qparams(cols, qmin, qmax, symmetric, scale_dtype):
     if scale_dtype == "float16":
         with np.errstate(over="ignore"):
             half = scale.astype(np.float16).astype(F32)
-        bad = ~(np.isfinite(half) & (half > 0))
+        bad = ~np.isfinite(half)
         if bad.any():
             r = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"scale {float(scale[r])!r} of output row {r} is not a positive finite float16 "
+            raise ValueError(f"scale {float(scale[r])!r} of output row {r} is beyond the float16 range "
                              f"(scale_dtype='float16')")  # fmt: skip
-        scale = half
+        scale = np.where(half > 0, half, F32(2.0**-24))  # a scale below float16's range: its smallest subnormal
     return scale, zero_point
 
 

@@ -283,12 +283,12 @@ def _qparams(cols, qmin, qmax, symmetric, scale_dtype):
     scale, zero_point = minmax_qparams(cols, qmin=qmin, qmax=qmax, symmetric=symmetric, axis=0)
     if scale_dtype == "float16":
         half = scale.to(torch.float16).to(F32)
-        bad = ~(torch.isfinite(half) & (half > 0))
+        bad = ~torch.isfinite(half)
         if bool(bad.any()):
             r = int(bad.nonzero()[0])
-            raise ValueError(f"scale {float(scale[r])!r} of output row {r} is not a positive finite float16 "
+            raise ValueError(f"scale {float(scale[r])!r} of output row {r} is beyond the float16 range "
                              f"(scale_dtype='float16')")  # fmt: skip
-        scale = half
+        scale = torch.where(half > 0, half, torch.full_like(half, 2.0**-24))
     return scale, zero_point
 
 

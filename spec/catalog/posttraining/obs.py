@@ -278,7 +278,8 @@ ENTRIES = [
             "act_order: columns by decreasing diag(H) (gptq_order on the dead-fixed, undamped H). block_size is speed only.",
             "Outputs in the original column order: weight, codes, scale and zero_point (out, n_groups), g_idx, perm.",
             "scale_dtype='float16': each group scale rounded to float16 (ties to even) before use, so that the result "
-            "is exactly what a GPTQ checkpoint decodes to (gptq_pack, gptq_decode).",
+            "is exactly what a GPTQ checkpoint decodes to (gptq_pack, gptq_decode); a scale that rounds to 0 there becomes "
+            "float16's smallest subnormal 2**-24, one beyond its range raises ValueError.",
         ),
         invariants=(Invariant("codes, groups, dequantized weight, block size", _gptq_consistent),),
         golden=(
@@ -346,9 +347,9 @@ ENTRIES = [
                 "scale_dtype must be one of 'float32', 'float16'; got 'bfloat16'",
             ),  # fmt: skip
             Bad(
-                Case((_a([[1e-9, 2e-9]]), _H2), {"bits": 4, "scale_dtype": "float16"}),
+                Case((_a([[1e6, 2e6]]), _H2), {"bits": 2, "scale_dtype": "float16"}),
                 ValueError,
-                "is not a positive finite float16",
+                "is beyond the float16 range",
             ),  # fmt: skip
             Bad(
                 Case((_a([[1.0, 2.0]]), _d([[1, 2], [2, 1]])), {"bits": 4, "percdamp": 0.0}),
