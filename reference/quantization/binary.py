@@ -11,8 +11,8 @@ import numpy as np
 
 from reference import _arrays
 from reference.common import checks, validate
+from reference.core.exact import exact_sum
 from reference.core.random import uniform
-from reference.core.reduce import tree_mean
 from reference.quantization import _slices
 
 __all__ = [
@@ -168,13 +168,12 @@ def binary_connect_vjp(grad, w, *, stochastic=False, key=None, ste="identity"):
 def xnor_scale(w, *, axis=None):
     r"""The XNOR-Net / BWN scale: the mean absolute value, per tensor or per output channel.
 
-    $$ \alpha = \operatorname{fl}_{32}\!\left(\operatorname{tree\_mean}(|w|)\right)
-       = \operatorname{fl}_{32}\!\left(\frac{\operatorname{tree\_sum}(|w|)}{n}\right) $$
+    $$ \alpha = \operatorname{fl}_{32}\!\left(\operatorname{fl}_{64}\!\left(\frac{\operatorname{exact\_sum}(|w|)}{n}
+       \right)\right) $$
 
     With `axis=k`, one $\alpha_c$ per index $c$ along axis `k`, the mean over every other axis (for a conv
-    weight `(out, in, kh, kw)`, `axis=0` gives XNOR-Net's one scale per filter). The sum is the canonical
-    float64 tree over the slice in C order (`np.moveaxis(w, k, 0).reshape(C, -1)`), divided by $n$ in float64
-    and rounded once to float32.
+    weight `(out, in, kh, kw)`, `axis=0` gives XNOR-Net's one scale per filter). The sum is the exact sum over the
+    slice, rounded once to float64, divided by $n$ in float64 and rounded once to float32.
 
     **Arguments:**
 
@@ -259,8 +258,9 @@ def xnor_binarize_vjp(grad, w, *, axis=None, ste="clipped"):
     `"identity"`), scaled by $\alpha$; the second is exactly $\sum_j g_j b_j \, \partial\alpha/\partial w_i$ with
     $\partial |w_i| / \partial w_i = b_i$ (so $+1$ at zero, consistent with $b(0) = +1$).
 
-    Rounding: $\alpha g_i$ and $b_i \cdot m$ are exact in float64, where $m = \operatorname{tree\_mean}(b \odot g)$
-    over the slice (float64); their sum is one float64 addition, then one rounding to float32.
+    Rounding: $\alpha g_i$ and $b_i \cdot m$ are exact in float64, where
+    $m = \operatorname{fl}_{64}(\operatorname{exact\_sum}(b \odot g) / n)$ over the slice; their sum is one float64
+    addition, then one rounding to float32.
 
     **Arguments:**
 
@@ -296,7 +296,8 @@ def xnor_binarize_vjp(grad, w, *, axis=None, ste="clipped"):
     grad = _check_grad(grad, w, "w")
     alpha = _slices.expand(_scale(w, k), w.ndim, k).astype(np.float64)
     b = _sign(w).astype(np.float64)
-    m = _slices.expand(_slices.per_slice(tree_mean(_slices.rows(b * grad.astype(np.float64), k), axis=1), k), w.ndim, k)
+    rows = _slices.rows(b * grad.astype(np.float64), k)
+    m = _slices.expand(_slices.per_slice(exact_sum(rows, axis=1) / np.float64(rows.shape[1]), k), w.ndim, k)
     direct = np.where(_passes(w, ste), alpha * grad.astype(np.float64), 0.0)
     with np.errstate(over="ignore"):  # a gradient beyond the float32 range becomes +-inf
         return np.asarray((direct + b * m).astype(np.float32))
@@ -329,5 +330,6 @@ def _connect(w, stochastic, key):
 
 
 def _scale(w, k):
-    """alpha = fl32(tree_mean(|w|)) per slice: shape () or (C,)."""
-    return _slices.per_slice(tree_mean(_slices.rows(np.abs(w), k), axis=1).astype(np.float32), k)
+    """alpha = fl32(fl64(exact_sum(|w|) / n)) per slice: shape () or (C,)."""
+    rows = _slices.rows(np.abs(w), k)
+    return _slices.per_slice((exact_sum(rows, axis=1) / np.float64(rows.shape[1])).astype(np.float32), k)

@@ -8,7 +8,7 @@ import numpy as np
 
 from reference import _arrays
 from reference.common import shapes, validate
-from reference.core.reduce import tree_mean, tree_sum
+from reference.core.exact import exact_sum
 
 __all__ = ["kmeans_codebook", "codebook_assign", "codebook_decode", "codebook_decode_vjp"]
 
@@ -22,9 +22,10 @@ def kmeans_codebook(w, k, *, iterations=20):
     its nearest centroid with `codebook_assign`, then move every centroid to the mean of its members):
 
     $$ c^{(0)}_j = \operatorname{fl}_{32}\!\Big(\frac{\ell \cdot (k - 1 - j) + h \cdot j}{k - 1}\Big), \qquad
-       c^{(t+1)}_j = \operatorname{fl}_{32}\big(\operatorname{tree\_mean}\{ w_i : a^{(t)}_i = j \}\big) $$
+       c^{(t+1)}_j = \operatorname{fl}_{32}\Big(\operatorname{fl}_{64}\Big(\frac{\operatorname{exact\_sum}\{ w_i : a^{(t)}_i = j \}}{n_j}\Big)\Big) $$
 
-    with $\ell = \min w$, $h = \max w$, and the members of a cluster taken in flat (C) order. The
+    with $\ell = \min w$, $h = \max w$, and $n_j$ the number of members of cluster $j$ (their exact sum is rounded
+    once to float64, divided by $n_j$ in float64, rounded to float32). The
     initialization is evaluated in float64: the two products are exact, then one rounded sum and one rounded
     division; so $c^{(0)}_0 = \ell$ and $c^{(0)}_{k-1} = h$ exactly and every $c^{(0)}_j$ lies in $[\ell, h]$
     (the form $\ell + (h - \ell) j / (k - 1)$ can overshoot: for $w = [-2^{52}, -0.5]$, $h - \ell$ rounds to
@@ -76,7 +77,7 @@ def kmeans_codebook(w, k, *, iterations=20):
         for j in range(k):
             members = flat[indices == j]
             if members.size:
-                codebook[j] = np.float32(tree_mean(members))
+                codebook[j] = np.float32(exact_sum(members) / np.float64(members.size))
     return _assign(flat, codebook).reshape(w.shape), codebook
 
 
@@ -136,10 +137,9 @@ def codebook_decode_vjp(grad, indices, codebook):
     r"""The gradient of `codebook_decode` with respect to the codebook: per entry, the sum of its weights'
     gradients (Deep Compression's centroid fine-tuning).
 
-    $$ \frac{\partial L}{\partial c_j} = \operatorname{fl}_{32}\big(\operatorname{tree\_sum}\{ g_i : a_i = j \}\big) $$
+    $$ \frac{\partial L}{\partial c_j} = \operatorname{fl}_{32}\big(\operatorname{exact\_sum}\{ g_i : a_i = j \}\big) $$
 
-    The gradients of an entry's weights are summed in flat (C) order on the canonical float64 tree and rounded
-    once to float32.
+    The gradients of an entry's weights are summed exactly, rounded once to float64, then to float32.
 
     **Arguments:**
 
@@ -163,7 +163,7 @@ def codebook_decode_vjp(grad, indices, codebook):
     indices, codebook = _check_decode(indices, codebook)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), indices.shape, "indices")
     g, a = grad.reshape(-1), indices.reshape(-1)
-    return np.array([tree_sum(g[a == j]) for j in range(codebook.shape[0])], dtype=np.float64).astype(np.float32)
+    return np.array([exact_sum(g[a == j]) for j in range(codebook.shape[0])], dtype=np.float64).astype(np.float32)
 
 
 def _check_codebook(codebook, sorted_):

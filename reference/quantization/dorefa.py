@@ -14,7 +14,7 @@ import numpy as np
 
 from reference import _arrays
 from reference.common import validate
-from reference.core.reduce import tree_mean, tree_sum
+from reference.core.exact import exact_sum
 
 __all__ = ["dorefa_weight", "dorefa_weight_vjp", "dorefa_activation", "dorefa_activation_vjp"]
 
@@ -37,7 +37,8 @@ def dorefa_weight(w, bits):
     is not: for $k = 2$ it gives $-0.3333333$ and $0.33333337$ where this gives $\mp 0.33333334$.
 
     For $k = 1$ the paper's binary case: $w_q = E \cdot \operatorname{sign}(w)$ with
-    $E = \operatorname{fl}_{32}(\operatorname{tree\_mean}(|w|))$ and $\operatorname{sign}(w) = +1$ for $w \ge 0$.
+    $E = \operatorname{fl}_{32}(\operatorname{fl}_{64}(\operatorname{exact\_sum}(|w|) / n))$ and $\operatorname{sign}(w) = +1$
+    for $w \ge 0$.
 
     **Arguments:**
 
@@ -102,7 +103,7 @@ def dorefa_weight_vjp(grad, w, bits):
 
     where $K$ is the number of elements with $|t_j| = m$: the gradient of the max is split evenly among ties,
     as torch and TensorFlow split it. All of it is evaluated in float64 from the float32 $g$, $t$, $m$, in this
-    order: $\sum_j g_j t_j$ by `tree_sum` of the exact products; $m \cdot m$ (exact);
+    order: $\sum_j g_j t_j$ by `exact_sum` of the exact products; $m \cdot m$ (exact);
     $d = -\text{sum} / (m m)$; $d / K$; $\pm$ by the sign of $t_i$; $g_i / m$; their sum; $t_i t_i$ (exact);
     $1 - t_i t_i$; the product; then one rounding to float32. No intermediate overflows in float64.
 
@@ -139,7 +140,7 @@ def dorefa_weight_vjp(grad, w, bits):
     if m == 0:
         return np.zeros(w.shape, dtype=F32)
     g64, t64, m64 = grad.astype(np.float64), t.astype(np.float64), np.float64(m)
-    d = -tree_sum(g64 * t64) / (m64 * m64)
+    d = -exact_sum(g64 * t64) / (m64 * m64)
     at_max = np.abs(t) == m
     share = d / np.float64(np.count_nonzero(at_max))
     direct = g64 / m64
@@ -221,7 +222,7 @@ def _normalise(t, m):
 
 
 def _mean_abs(w):
-    return F32(tree_mean(np.abs(w)))
+    return F32(exact_sum(np.abs(w)) / np.float64(w.size))
 
 
 def _clip01(x):

@@ -19,7 +19,7 @@ import numpy as np
 
 from reference import _arrays
 from reference.common import checks, scalars, shapes, validate
-from reference.core.reduce import tree_mean, tree_sum
+from reference.core.exact import exact_sum
 
 __all__ = [
     "lsq_grad_scale",
@@ -66,9 +66,10 @@ def lsq_init_scale(w, *, bits, signed, axis=None):
     r"""LSQ's initial step, $2\,\overline{|w|} / \sqrt{Q_P}$, per tensor or per channel, the same on every device.
 
     $$ s_0 = \operatorname{fl}_{32}\!\Big( \operatorname{fl}_{64}(2 m) \oslash \operatorname{sqrt}_{rn}(Q_P) \Big),
-       \qquad m = \operatorname{tree\_mean}(|w|) $$
+       \qquad m = \operatorname{fl}_{64}\big(\operatorname{exact\_sum}(|w|) / n\big) $$
 
-    $m$ is the float64 mean of the slice (all of `w`, or one channel along `axis`), $2m$ is exact,
+    $m$ is the float64 mean of the slice (all of `w`, or one channel along `axis`; its $n$ values' exact sum rounded
+    once, divided by $n$), $2m$ is exact,
     $\operatorname{sqrt}_{rn}(Q_P)$ is the correctly rounded float64 square root of the integer $Q_P$ (computed
     on the host: CPython's `math.sqrt` is IEEE `sqrt`; torch's CPU float64 `sqrt` is not correctly rounded),
     $\oslash$ is one IEEE float64 division, and the quotient is rounded once to float32.
@@ -102,10 +103,10 @@ def lsq_init_scale(w, *, bits, signed, axis=None):
         raise ValueError(f"w has shape {w.shape}: the LSQ initial step needs at least one element")
     a = np.abs(w)
     if k is None:
-        m = tree_mean(a)
+        m = exact_sum(a) / np.float64(a.size)
     else:
         rows = np.moveaxis(a, k, 0)
-        m = tree_mean(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
+        m = exact_sum(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1) / np.float64(a.size // a.shape[k])
     with np.errstate(over="ignore"):
         s = ((m * 2) / np.float64(math.sqrt(qp))).astype(F32)
     _check_init(s)
@@ -157,12 +158,12 @@ def lsq_quantize_vjp(grad, x, scale, *, bits, signed, axis=None):
     With $v = x / s$, $q = \operatorname{rne}(v)$ and the pass region $P = \{-Q_N \le v \le Q_P\}$:
 
     $$ \frac{\partial L}{\partial x_i} = g_i\,[\,i \in P\,], \qquad
-       \frac{\partial L}{\partial s} = \operatorname{fl}_{32}\Big(\operatorname{tree\_sum}_i\big(g_i\, d_i\big)
+       \frac{\partial L}{\partial s} = \operatorname{fl}_{32}\Big(\operatorname{exact\_sum}_i\big(g_i\, d_i\big)
        \cdot g_s\Big), \qquad
        d_i = \begin{cases} q_i - v_i & i \in P \\ -Q_N & v_i < -Q_N \\ Q_P & v_i > Q_P \end{cases} $$
 
-    $g_s$ = `lsq_grad_scale(N, Q_P)`. $q_i - v_i$ is exact in float32 and $g_i d_i$ exact in float64; the
-    tree sum (over the flat C-order elements per tensor, over each channel's elements in C order per channel) is
+    $g_s$ = `lsq_grad_scale(N, Q_P)`. $q_i - v_i$ is exact in float32 and $g_i d_i$ exact in float64; their exact
+    sum (over all elements per tensor, over each channel's elements per channel), rounded once to float64, is
     multiplied by $g_s$ in float64 and rounded once to float32. At $v = Q_P$ exactly, $d = q - v = 0$ (the LSQ
     paper's piecewise formula puts that point in its $Q_P$ branch; autograd through `torch.clamp` gives 0).
 
@@ -243,9 +244,9 @@ def lsq_plus_quantize_vjp(grad, x, scale, offset, *, bits, signed, axis=None):
     `lsq_quantize_vjp`:
 
     $$ \frac{\partial L}{\partial x_i} = g_i\,[\,i \in P\,], \quad
-       \frac{\partial L}{\partial s} = \operatorname{fl}_{32}\Big(\operatorname{tree\_sum}_i(g_i d_i)\cdot
+       \frac{\partial L}{\partial s} = \operatorname{fl}_{32}\Big(\operatorname{exact\_sum}_i(g_i d_i)\cdot
        g_s\Big), \quad
-       \frac{\partial L}{\partial \beta} = \operatorname{fl}_{32}\Big(\operatorname{tree\_sum}_{i \notin P}
+       \frac{\partial L}{\partial \beta} = \operatorname{fl}_{32}\Big(\operatorname{exact\_sum}_{i \notin P}
        g_i \cdot g_s\Big) $$
 
     Inside $P$ the offset's gradient is $1 - 1 = 0$ (straight through the rounding); outside, $\hat{x}$ is the
@@ -340,12 +341,12 @@ def _step_factor(v, inside, qn, qp):
 
 
 def _scaled_sum(terms, gs, k):
-    """fl32(tree_sum(terms) * gs), terms float64: over everything, or over each channel's elements in C order."""
+    """fl32(exact_sum(terms) * gs), terms float64: over everything, or over each channel's elements."""
     if k is None:
-        total = tree_sum(terms)
+        total = exact_sum(terms)
     else:
         rows = np.moveaxis(terms, k, 0)
-        total = tree_sum(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
+        total = exact_sum(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
     with np.errstate(over="ignore"):
         return np.asarray((total * np.float64(gs)).astype(F32))
 

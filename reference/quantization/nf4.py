@@ -8,7 +8,7 @@ import numpy as np
 
 from reference import _arrays
 from reference.common import shapes
-from reference.core.reduce import tree_mean
+from reference.core.exact import exact_sum
 
 __all__ = ["nf4_quantize", "nf4_dequantize", "nf4_double_quantize", "nf4_double_dequantize"]
 
@@ -109,7 +109,7 @@ def nf4_dequantize(codes, absmax, *, block_size=64):
 def nf4_double_quantize(absmax, *, block_size=256):
     r"""QLoRA's double quantization of the block scales: subtract their mean, then symmetric int8 per block.
 
-    $$ \mu = \operatorname{fl}_{32}(\operatorname{tree\_mean}(a)), \quad d_i = \operatorname{fl}_{32}(a_i - \mu),
+    $$ \mu = \operatorname{fl}_{32}\big(\operatorname{fl}_{64}(\operatorname{exact\_sum}(a) / n)\big), \quad d_i = \operatorname{fl}_{32}(a_i - \mu),
        \quad s_B = \operatorname{fl}_{32}\Big(\frac{\max_{i \in B} |d_i|}{127}\Big), \quad
        q_i = \operatorname{clip}\big(\operatorname{rne}(\operatorname{fl}_{32}(d_i / s_B)), -127, 127\big) $$
 
@@ -148,7 +148,7 @@ def nf4_double_quantize(absmax, *, block_size=256):
     if a.ndim != 1 or a.shape[0] == 0:
         raise ValueError(f"absmax must be 1-D and non-empty, got shape {tuple(a.shape)}")
     _arrays.positive("absmax", a)
-    offset = np.float32(tree_mean(a))
+    offset = np.float32(exact_sum(a) / np.float64(a.size))
     d = a - offset
     scale = (_block_max(np.abs(d), block_size).astype(np.float64) / np.float64(127)).astype(np.float32)
     scale = np.where(scale < TINY, np.float32(1), scale).astype(np.float32)

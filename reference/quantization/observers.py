@@ -11,7 +11,7 @@ import numpy as np
 
 from reference import _arrays
 from reference.common import validate
-from reference.core.reduce import tree_sum
+from reference.core.exact import exact_sum
 
 __all__ = ["minmax_observer", "ema_minmax_observer", "percentile_amax", "mse_amax"]
 
@@ -178,7 +178,7 @@ def mse_amax(x, *, bits=8, grid=100, axis=None):
     $$ c_i = \operatorname{fl}_{32}\Big(\frac{A \cdot i}{N}\Big), \quad
        s_i = \operatorname{fl}_{32}\Big(\frac{c_i}{Q}\Big), \quad
        q^{(i)} = \operatorname{clip}\big(\operatorname{rne}(\operatorname{fl}_{32}(x / s_i)), -Q-1, Q\big), \quad
-       E_i = \operatorname{tree\_sum}\big((q^{(i)} s_i - x)^2\big) $$
+       E_i = \operatorname{exact\_sum}\big((q^{(i)} s_i - x)^2\big) $$
 
     ($c_i$ and $s_i$ are computed in float64 and rounded once, $s_i < 2^{-126}$ becomes 1.0: the scale and
     the codes of `qparams_from_range(-c, c, symmetric=True)` and `quantize` of the affine module.) The
@@ -227,7 +227,7 @@ def mse_amax(x, *, bits=8, grid=100, axis=None):
         with np.errstate(over="ignore"):  # x / s may overflow to +-inf: it clips below
             q = np.clip(np.rint(rows / s), -q_max - 1, q_max)
         d = q.astype(np.float64) * s.astype(np.float64) - x64  # q * s is exact in float64: no float32 overflow
-        error = tree_sum(d * d, axis=1)
+        error = exact_sum(d * d, axis=1)
         better = error < best_error
         best = np.where(better, c, best)
         best_error = np.where(better, error, best_error)

@@ -6,7 +6,7 @@ import numpy as np
 
 from reference import _arrays
 from reference.common import validate
-from reference.core.reduce import tree_sum
+from reference.core.exact import exact_sum
 
 __all__ = ["pact_quantize", "pact_quantize_vjp"]
 
@@ -63,14 +63,14 @@ def pact_quantize_vjp(grad, x, alpha, bits):
 
     $$ \frac{\partial L}{\partial x_i} = \begin{cases} g_i & 0 \le x_i \le \alpha \\ +0 & \text{otherwise}
        \end{cases}, \qquad
-       \frac{\partial L}{\partial \alpha} = \operatorname{fl}_{32}\Big(\operatorname{tree\_sum}_{x_i \ge \alpha}
+       \frac{\partial L}{\partial \alpha} = \operatorname{fl}_{32}\Big(\operatorname{exact\_sum}_{x_i \ge \alpha}
        g_i\Big) $$
 
     The rounding passes the gradient unchanged and $\alpha$ is not differentiated through the step $s$: the
     paper's $\partial y_q / \partial \alpha = [x \ge \alpha]$. The $x$ pass region is inclusive at both ends
     ($x = -0.0$, $0$ and $\alpha$ pass); the $\alpha$ region includes $x = \alpha$, so an element exactly at
-    $\alpha$ sends its gradient to both. The sum is the canonical float64 tree over the flat (C-order) elements,
-    with $+0$ for the others, rounded once to float32.
+    $\alpha$ sends its gradient to both. The sum is the exact sum of those gradients (the others count as $+0$),
+    rounded once to float64, then to float32.
 
     **Arguments:**
 
@@ -90,7 +90,7 @@ def pact_quantize_vjp(grad, x, alpha, bits):
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     grad_x = np.where((x >= 0) & (x <= a), grad, F32(0))
     clipped = np.where(x >= a, grad, F32(0))
-    return grad_x, np.asarray(tree_sum(clipped).astype(F32))
+    return grad_x, np.asarray(exact_sum(clipped).astype(F32))
 
 
 def _clip(x, a):

@@ -11,7 +11,7 @@ import numpy as np
 
 from reference import _arrays
 from reference.common import validate
-from reference.core.reduce import tree_mean, tree_sum
+from reference.core.exact import exact_sum
 from reference.quantization import _slices
 
 __all__ = ["twn_params", "twn_ternarize", "twn_ternarize_vjp", "ttq_quantize", "ttq_quantize_vjp"]
@@ -23,16 +23,17 @@ TWN_FACTOR = 0.7  # the float64 nearest 0.7 (0.6999999999999999555910790149937..
 def twn_params(w, *, axis=None):
     r"""TWN's threshold $\Delta$ and scale $\alpha$, per tensor or per channel.
 
-    $$ \Delta = \operatorname{fl}_{32}\!\big(0.7 \cdot \operatorname{tree\_mean}(|w|)\big), \qquad
+    $$ \Delta = \operatorname{fl}_{32}\!\big(0.7 \cdot m\big), \quad
+       m = \operatorname{fl}_{64}\!\Big(\frac{\operatorname{exact\_sum}(|w|)}{n}\Big), \qquad
        I_\Delta = \{ i : |w_i| > \Delta \}, \qquad
-       \alpha = \operatorname{fl}_{32}\!\left( \frac{\operatorname{tree\_sum}_i\big(|w_i| \cdot [i \in I_\Delta]\big)}
+       \alpha = \operatorname{fl}_{32}\!\left( \frac{\operatorname{exact\_sum}_i\big(|w_i| \cdot [i \in I_\Delta]\big)}
        {|I_\Delta|} \right) $$
 
-    $0.7 \cdot m$ is one float64 product of the float64 nearest 0.7 and the float64 tree mean $m$, then one rounding
-    to float32. A weight is kept iff $|w_i| > \Delta$, strictly, comparing float32 values: the returned $\Delta$ is
-    exactly the threshold used. $\alpha$'s sum is the canonical tree over the whole slice in C order with the
-    pruned entries as `+0.0` (not a tree over the kept entries only), divided by the kept count in float64,
-    rounded once to float32.
+    $0.7 \cdot m$ is one float64 product of the float64 nearest 0.7 and the float64 mean $m$ (the exact sum
+    rounded once, divided by $n$ in float64), then one rounding to float32. A weight is kept iff $|w_i| > \Delta$,
+    strictly, comparing float32 values: the returned $\Delta$ is exactly the threshold used. $\alpha$'s sum is the
+    exact sum of the kept magnitudes, rounded once to float64, divided by the kept count in float64, rounded once
+    to float32.
 
     With `axis=k` every index along axis `k` is a slice of its own (the mean over all other axes); `axis=None`
     is one slice.
@@ -187,9 +188,8 @@ def ttq_quantize_vjp(grad, w, wp, wn, *, t=0.05):
     $I_n$), which is what the authors' TensorFlow code computes; the paper's Eq. 7 prints
     $\partial L / \partial W_n = \sum_{i \in I_n} g_i$ without the minus sign.
 
-    Rounding: $W_p g_i$ and $W_n g_i$ are float32 products; each scale gradient is one canonical tree sum in
-    float64 over the whole tensor (`where(w > Δ, g, +0.0)` and `where(w < -Δ, -g, +0.0)`), rounded once to
-    float32.
+    Rounding: $W_p g_i$ and $W_n g_i$ are float32 products; each scale gradient is the exact sum over the whole
+    tensor (`where(w > Δ, g, +0.0)` and `where(w < -Δ, -g, +0.0)`), rounded once to float64, then to float32.
 
     **Arguments:**
 
@@ -214,8 +214,8 @@ def ttq_quantize_vjp(grad, w, wp, wn, *, t=0.05):
     pos, neg = w > delta, w < -delta
     with np.errstate(over="ignore"):  # a gradient beyond the float32 range becomes +-inf
         grad_w = np.where(pos, wp * grad, np.where(neg, wn * grad, grad))
-        grad_wp = tree_sum(np.where(pos, grad, F32(0))).astype(np.float32)
-        grad_wn = tree_sum(np.where(neg, -grad, F32(0))).astype(np.float32)
+        grad_wp = exact_sum(np.where(pos, grad, F32(0))).astype(np.float32)
+        grad_wn = exact_sum(np.where(neg, -grad, F32(0))).astype(np.float32)
     return np.asarray(grad_w), np.asarray(grad_wp), np.asarray(grad_wn)
 
 
@@ -225,9 +225,10 @@ def ttq_quantize_vjp(grad, w, wp, wn, *, t=0.05):
 def _twn(w, k):
     """Per-slice delta and alpha (float32, shape (C,) with C = 1 for the whole tensor) and the kept mask."""
     a = np.abs(w)
-    delta = (np.float64(TWN_FACTOR) * tree_mean(_slices.rows(a, k), axis=1)).astype(np.float32)
+    rows = _slices.rows(a, k)
+    delta = (np.float64(TWN_FACTOR) * (exact_sum(rows, axis=1) / np.float64(rows.shape[1]))).astype(np.float32)
     kept = a > _slices.expand(_slices.per_slice(delta, k), w.ndim, k)
-    total = tree_sum(_slices.rows(np.where(kept, a, F32(0)), k), axis=1)
+    total = exact_sum(_slices.rows(np.where(kept, a, F32(0)), k), axis=1)
     count = _slices.rows(kept, k).sum(axis=1)
     alpha = (total / np.maximum(count, 1).astype(np.float64)).astype(np.float32)
     return delta, alpha, kept

@@ -1,7 +1,7 @@
 """Binary weights and activations in torch; the semantics are those of `reference.quantization.binary`.
 
 sign(0) = +1 (torch.sign gives 0, so it is not used). Straight-through and XNOR gradients are private
-`torch.autograd.Function`s; every sum goes through the canonical float64 tree.
+`torch.autograd.Function`s; every sum is the exact sum, rounded once to float64.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import torch
 from reference.common import checks, validate
 from reference.quantization.binary import STES
 from torch_backend import _arrays
-from torch_backend._reduce import tree
+from torch_backend.core._exact import sum_unchecked
+from torch_backend.core.exact import exact_sum
 from torch_backend.core.random import uniform
-from torch_backend.core.reduce import tree_mean
 from torch_backend.quantization import _slices
 
 __all__ = [
@@ -58,7 +58,7 @@ def binary_connect_vjp(grad, w, *, stochastic=False, key=None, ste="identity"):
 
 
 def xnor_scale(w, *, axis=None):
-    """The XNOR-Net / BWN scale fl32(tree_mean(|w|)); see `reference.quantization.binary.xnor_scale`."""
+    """The XNOR-Net / BWN scale fl32(fl64(exact_sum(|w|) / n)); see `reference.quantization.binary.xnor_scale`."""
     w, k = _slices.check_slices(w, axis, "the XNOR scale")
     return _scale(w.detach(), k)
 
@@ -93,7 +93,7 @@ class _Straight(torch.autograd.Function):
 
 
 class _Xnor(torch.autograd.Function):
-    """Forward: alpha * b(w). Backward: alpha * g * pass + b * tree_mean(b * g), in float64, rounded once.
+    """Forward: alpha * b(w). Backward: alpha * g * pass + b * mean(b * g) (exact sum / n), in float64, rounded once.
 
     The backward does not reject non-finite cotangents (they propagate, as autograd's own functions do); the
     public `xnor_binarize_vjp` rejects them up front, as the reference does.
@@ -112,7 +112,7 @@ class _Xnor(torch.autograd.Function):
         alpha = _slices.expand(_scale(w, k), w.ndim, k).to(torch.float64)
         b = _sign(w).to(torch.float64)
         rows = _slices.rows(b * grad.to(torch.float64), k)
-        m = tree(rows, -1) / _arrays.scalar(float(rows.shape[1]), rows)
+        m = sum_unchecked(rows, 1) / _arrays.scalar(float(rows.shape[1]), rows)
         m = _slices.expand(_slices.per_slice(m, k), w.ndim, k)
         direct = torch.where(_passes(w, ctx.ste), alpha * grad.to(torch.float64), 0.0)
         return (direct + b * m).to(torch.float32), None, None
@@ -148,5 +148,7 @@ def _connect(w, stochastic, key):
 
 
 def _scale(w, k):
-    """alpha = fl32(tree_mean(|w|)) per slice: shape () or (C,)."""
-    return _slices.per_slice(tree_mean(_slices.rows(torch.abs(w), k), axis=1).to(torch.float32), k)
+    """alpha = fl32(fl64(exact_sum(|w|) / n)) per slice: shape () or (C,)."""
+    rows = _slices.rows(torch.abs(w), k)
+    s = exact_sum(rows, axis=1)
+    return _slices.per_slice((s / _arrays.scalar(float(rows.shape[1]), s)).to(torch.float32), k)

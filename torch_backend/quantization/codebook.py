@@ -1,6 +1,6 @@
 """Codebook weight sharing in torch; the semantics are those of `reference.quantization.codebook`.
 
-`codebook_decode` carries the shared-weight gradient (per-entry canonical tree sums) through a private
+`codebook_decode` carries the shared-weight gradient (per-entry exact sums) through a private
 `torch.autograd.Function`.
 """
 
@@ -11,7 +11,8 @@ import torch
 from reference.common import shapes, validate
 from reference.quantization.codebook import MAX_ENTRIES
 from torch_backend import _arrays
-from torch_backend.core.reduce import tree_mean, tree_sum
+from torch_backend.core._exact import sum_unchecked
+from torch_backend.core.exact import exact_sum
 
 __all__ = ["kmeans_codebook", "codebook_assign", "codebook_decode", "codebook_decode_vjp"]
 
@@ -34,7 +35,8 @@ def kmeans_codebook(w, k, *, iterations=20):
         for i in range(k):
             members = flat[indices == i]
             if members.numel():
-                codebook[i] = tree_mean(members).to(torch.float32)
+                s = exact_sum(members)
+                codebook[i] = (s / _arrays.scalar(float(members.numel()), s)).to(torch.float32)
     return _assign(flat, codebook).reshape(w.shape), codebook
 
 
@@ -61,7 +63,7 @@ def codebook_decode_vjp(grad, indices, codebook):
 
 
 class _Decode(torch.autograd.Function):
-    """Forward: codebook[indices]. Backward: per entry, the canonical tree sum of its weights' gradients."""
+    """Forward: codebook[indices]. Backward: per entry, the exact sum of its weights' gradients."""
 
     @staticmethod
     def forward(ctx, codebook, indices):
@@ -74,7 +76,7 @@ class _Decode(torch.autograd.Function):
     def backward(ctx, grad):
         (a,) = ctx.saved_tensors
         g, a = grad.reshape(-1), a.reshape(-1)
-        sums = [tree_sum(g[a == j]) for j in range(ctx.entries)]
+        sums = [sum_unchecked(g[a == j]) for j in range(ctx.entries)]
         return torch.stack(sums).to(torch.float32), None
 
 

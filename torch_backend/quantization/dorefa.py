@@ -11,8 +11,8 @@ import torch
 
 from reference.common import validate
 from torch_backend import _arrays
-from torch_backend._reduce import tree
-from torch_backend.core.reduce import tree_mean
+from torch_backend.core._exact import sum_unchecked
+from torch_backend.core.exact import exact_sum
 
 __all__ = ["dorefa_weight", "dorefa_weight_vjp", "dorefa_activation", "dorefa_activation_vjp"]
 
@@ -59,7 +59,8 @@ class _DorefaWeight(torch.autograd.Function):
         if w.numel() == 0:
             return w.clone()
         if bits == 1:
-            e = tree_mean(torch.abs(w)).to(torch.float32)
+            s = exact_sum(torch.abs(w))
+            e = (s / _arrays.scalar(float(w.numel()), s)).to(torch.float32)
             return torch.where(w >= 0, e, -e)
         n = float(2**bits - 1)
         t = _tanh32(w)
@@ -77,7 +78,7 @@ class _DorefaWeight(torch.autograd.Function):
         if not bool(m > 0):
             return torch.zeros_like(grad), None
         g64, t64, m64 = grad.to(torch.float64), t.to(torch.float64), m.to(torch.float64)
-        d = -tree(g64 * t64) / (m64 * m64)
+        d = -sum_unchecked(g64 * t64) / (m64 * m64)
         at_max = torch.abs(t) == m
         share = d / at_max.sum().to(torch.float64)
         direct = g64 / m64

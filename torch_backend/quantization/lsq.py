@@ -1,8 +1,8 @@
 """LSQ and LSQ+ in torch; the semantics are those of `reference.quantization.lsq`.
 
 Divisions are tensor / tensor on one device; the gradient scale is computed on the host with exact rational
-arithmetic (no `sqrt` decides its last bit); parameter gradients are summed on the canonical float64 tree and
-rounded once to float32.
+arithmetic (no `sqrt` decides its last bit); parameter gradients are exact sums, rounded once to float64, times the
+gradient scale, rounded once to float32.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import torch
 from reference.common import checks, scalars, shapes, validate
 from reference.quantization.lsq import lsq_grad_scale
 from torch_backend import _arrays
-from torch_backend._reduce import tree
-from torch_backend.core.reduce import tree_mean
+from torch_backend.core._exact import sum_unchecked
+from torch_backend.core.exact import exact_sum
 
 __all__ = [
     "lsq_grad_scale",
@@ -36,10 +36,12 @@ def lsq_init_scale(w, *, bits, signed, axis=None):
         raise ValueError(f"w has shape {tuple(w.shape)}: the LSQ initial step needs at least one element")
     a = torch.abs(w.detach())
     if k is None:
-        m = tree_mean(a)
+        m = exact_sum(a)
+        m = m / _arrays.scalar(float(a.numel()), m)
     else:
         rows = torch.movedim(a, k, 0)
-        m = tree_mean(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
+        m = exact_sum(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
+        m = m / _arrays.scalar(float(a.numel() // a.shape[k]), m)
     s = ((m * 2) / _arrays.scalar(math.sqrt(qp), m)).to(torch.float32)
     _check_init(s)
     return torch.where(s > 0, s, torch.ones_like(s))
@@ -76,7 +78,8 @@ def lsq_plus_quantize_vjp(grad, x, scale, offset, *, bits, signed, axis=None):
 
 class _Lsq(torch.autograd.Function):
     """Forward: rne(clip(v, -Qn, Qp)) * s (+ beta), v = (x (- beta)) / s. Backward: one pass region for x, the
-    step and the offset; parameter gradients tree-summed in float64, times the gradient scale, rounded once."""
+    step and the offset; parameter gradients summed exactly (rounded to float64), times the gradient scale, rounded
+    once."""
 
     @staticmethod
     def forward(ctx, x, scale, offset, qn, qp, k):
@@ -154,12 +157,12 @@ def _codes(v, qn, qp):
 
 
 def _scaled_sum(terms, gs, k):
-    """fl32(tree_sum(terms) * gs), terms float64: over everything, or over each channel's elements in C order."""
+    """fl32(exact_sum(terms) * gs), terms float64: over everything, or over each channel's elements."""
     if k is None:
-        total = tree(terms)
+        total = sum_unchecked(terms)
     else:
         rows = torch.movedim(terms, k, 0)
-        total = tree(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
+        total = sum_unchecked(rows.reshape(rows.shape[0], math.prod(rows.shape[1:])), axis=1)
     return (total * gs).to(torch.float32)
 
 

@@ -6,7 +6,7 @@ import torch
 
 from reference.common import shapes
 from torch_backend import _arrays
-from torch_backend.core.reduce import tree_mean
+from torch_backend.core.exact import exact_sum
 
 __all__ = ["nf4_quantize", "nf4_dequantize", "nf4_double_quantize", "nf4_double_dequantize"]
 
@@ -49,7 +49,8 @@ def nf4_double_quantize(absmax, *, block_size=256):
         raise ValueError(f"absmax must be 1-D and non-empty, got shape {tuple(a.shape)}")
     _arrays.positive("absmax", a)
     a = a.detach()
-    offset = tree_mean(a).to(torch.float32)
+    s = exact_sum(a)
+    offset = (s / _arrays.scalar(float(a.numel()), s)).to(torch.float32)
     d = a - offset
     amax = _block_max(torch.abs(d), block_size).to(torch.float64)
     scale = (amax / _arrays.scalar(127.0, amax)).to(torch.float32)

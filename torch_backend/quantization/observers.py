@@ -8,7 +8,7 @@ import torch
 
 from reference.common import validate
 from torch_backend import _arrays
-from torch_backend.core.reduce import tree_sum
+from torch_backend.core.exact import exact_sum
 
 __all__ = ["minmax_observer", "ema_minmax_observer", "percentile_amax", "mse_amax"]
 
@@ -70,7 +70,7 @@ def mse_amax(x, *, bits=8, grid=100, axis=None):
         s = torch.where(s < TINY, 1.0, s)[:, None]
         q = torch.clamp(torch.round(rows / s), -q_max - 1, q_max)
         d = q.to(torch.float64) * s.to(torch.float64) - x64  # q * s is exact in float64: no float32 overflow
-        error = tree_sum(d * d, axis=1)
+        error = exact_sum(d * d, axis=1)
         better = error < best_error
         best = torch.where(better, c, best)
         best_error = torch.where(better, error, best_error)

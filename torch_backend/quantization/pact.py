@@ -1,7 +1,7 @@
 """PACT in torch; the semantics are those of `reference.quantization.pact`.
 
-The gradient to `alpha` is summed on the canonical float64 tree (`torch_backend.core.reduce._tree`, shared
-with the other learned quantizers' backward passes) and rounded once to float32.
+The gradient to `alpha` is the exact sum (`torch_backend.core._exact.sum_unchecked`, shared with the other learned
+quantizers' backward passes), rounded once to float64, then to float32.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 
 from reference.common import validate
 from torch_backend import _arrays
-from torch_backend._reduce import tree
+from torch_backend.core._exact import sum_unchecked
 
 __all__ = ["pact_quantize", "pact_quantize_vjp"]
 
@@ -45,7 +45,7 @@ class _Pact(torch.autograd.Function):
     def backward(ctx, grad):
         x, a = ctx.saved_tensors
         grad_x = torch.where((x >= 0) & (x <= a), grad, 0.0)
-        grad_alpha = tree(torch.where(x >= a, grad, 0.0)).to(torch.float32)
+        grad_alpha = sum_unchecked(torch.where(x >= a, grad, 0.0)).to(torch.float32)
         return grad_x, grad_alpha, None
 
 

@@ -1,6 +1,6 @@
 """Ternary weights (TWN, TTQ) in torch; the semantics are those of `reference.quantization.ternary`.
 
-Thresholds are float64 products rounded once to float32; every sum goes through the canonical float64 tree;
+Thresholds are float64 products rounded once to float32; every sum is the exact sum, rounded once to float64;
 gradients are private `torch.autograd.Function`s.
 """
 
@@ -11,8 +11,8 @@ import torch
 from reference.common import validate
 from reference.quantization.ternary import TWN_FACTOR
 from torch_backend import _arrays
-from torch_backend._reduce import tree
-from torch_backend.core.reduce import tree_mean, tree_sum
+from torch_backend.core._exact import sum_unchecked
+from torch_backend.core.exact import exact_sum
 from torch_backend.quantization import _slices
 
 __all__ = ["twn_params", "twn_ternarize", "twn_ternarize_vjp", "ttq_quantize", "ttq_quantize_vjp"]
@@ -86,8 +86,8 @@ class _Ttq(torch.autograd.Function):
     def backward(ctx, grad):
         pos, neg, wp, wn = ctx.saved_tensors
         grad_w = torch.where(pos, wp * grad, torch.where(neg, wn * grad, grad))
-        grad_wp = tree(torch.where(pos, grad, 0.0)).to(torch.float32)
-        grad_wn = tree(torch.where(neg, -grad, 0.0)).to(torch.float32)
+        grad_wp = sum_unchecked(torch.where(pos, grad, 0.0)).to(torch.float32)
+        grad_wn = sum_unchecked(torch.where(neg, -grad, 0.0)).to(torch.float32)
         return grad_w, grad_wp, grad_wn, None
 
 
@@ -97,10 +97,12 @@ class _Ttq(torch.autograd.Function):
 def _twn(w, k):
     """Per-slice delta and alpha (float32, shape (C,) with C = 1 for the whole tensor) and the kept mask."""
     a = torch.abs(w)
-    m = tree_mean(_slices.rows(a, k), axis=1)
+    rows = _slices.rows(a, k)
+    s = exact_sum(rows, axis=1)
+    m = s / _arrays.scalar(float(rows.shape[1]), s)
     delta = (_arrays.scalar(TWN_FACTOR, m) * m).to(torch.float32)
     kept = a > _slices.expand(_slices.per_slice(delta, k), w.ndim, k)
-    total = tree_sum(_slices.rows(torch.where(kept, a, 0.0), k), axis=1)
+    total = exact_sum(_slices.rows(torch.where(kept, a, 0.0), k), axis=1)
     count = _slices.rows(kept, k).sum(dim=1)
     alpha = (total / torch.clamp(count, min=1).to(torch.float64)).to(torch.float32)
     return delta, alpha, kept

@@ -38,7 +38,7 @@ SIGN_RULE = "b(x) = +1 where x >= 0, -1 where x < 0: sign(0) = +1 for +0.0 and -
 STE_RULE = "ste='clipped' passes the gradient where |x| <= 1 (inclusive), else +0.0; ste='identity' passes it all."
 
 
-TREE_MEAN = "Means are the canonical float64 tree sum divided by n in float64, rounded once to float32."
+TREE_MEAN = "Means are the exact sum rounded once to float64, divided by n in float64, rounded once to float32."
 
 
 def _plus_minus_one(call, case, out):
@@ -304,7 +304,7 @@ ENTRIES = [
         semantics=(
             "dL/dw_i = alpha g_i pass(w_i) + b_i * (1/n) sum_j b_j g_j over the slice of w_i (d|w|/dw = b, +1 at 0).",
             STE_RULE.replace("x", "w"),
-            "The mean term is a float64 tree mean; alpha g_i + b_i m is one float64 addition, rounded once to "
+            "The mean term is fl64(exact_sum(b g) / n); alpha g_i + b_i m is one float64 addition, rounded once to "
             "float32; beyond the float32 range it is +-inf.",
             "This is the chain rule of the forward pass. The paper prints (1/n + dsign/dw alpha) g_i and the authors' "
             "Lua code (allenai/XNOR-Net updateBinaryGradWeight) computes g (alpha 1{|w|<1} + 1/n); only a PyTorch "

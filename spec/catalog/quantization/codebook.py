@@ -65,7 +65,7 @@ ENTRIES = [
         semantics=(
             "Init c_j = float32((lo * (k-1-j) + hi * j) / (k-1)) in float64 (exact at both ends); lo, hi = min, max w.",
             "Exactly `iterations` steps: assign (codebook_assign, exact, ties to the lower index), then update.",
-            "Update: c_j = float32(tree_mean of its members in flat order); an empty cluster keeps c_j.",
+            "Update: c_j = float32(fl64(exact_sum of its members) / count); an empty cluster keeps c_j.",
             "Returns (uint8 indices shaped like w, float32 codebook of k entries, sorted ascending).",
         ),
         invariants=(Invariant("sorted codebook, exact assignment", _kmeans_valid),),
@@ -165,10 +165,10 @@ ENTRIES = [
         name="codebook_decode_vjp",
         family="quantization",
         module="quantization.codebook",
-        summary="Gradient of codebook_decode for the codebook: per entry, the tree sum of its weights' gradients.",
+        summary="Gradient of codebook_decode for the codebook: per entry, the exact sum of its weights' gradients.",
         strategy=lambda: S.codebook_decode_cases(with_grad=True),
         semantics=(
-            "d/dc_j = float32(tree_sum of grad[indices == j] in flat order); an unused entry gets +0.0.",
+            "d/dc_j = float32(exact_sum of grad[indices == j], rounded to float64); an unused entry gets +0.0.",
             "grad must be finite and shaped like indices.",
         ),
         invariants=(Invariant("per-entry sums", _decode_vjp_sums),),

@@ -78,7 +78,7 @@ ENTRIES = [
             "w_q is the float32 nearest the real level 2c/n - 1: symmetric levels (tensorpack's 2 fl(c/n) - 1 is not).",
             "n is odd, so there is no zero level: w = +-0 gives the .5 tie n/2, rounded to even: w_q = +1/n.",
             "All weights +-0 (max|t| = 0): r = 0.5 everywhere, w_q = +1/n (tensorpack gives NaN).",
-            "k = 1: w_q = E sign(w), E = fl32(tree_mean(|w|)), sign(w) = +1 for w >= 0 (-0.0 included).",
+            "k = 1: w_q = E sign(w), E = fl32(fl64(exact_sum(|w|) / n)), sign(w) = +1 for w >= 0 (-0.0 included).",
             "Empty w gives an empty result; non-finite w raises ValueError; bits outside [1, 16] raise.",
         ),
         invariants=(
@@ -122,7 +122,7 @@ ENTRIES = [
             "k >= 2: dL/dt_i = g_i / m + [|t_i| = m] sign(t_i) (-sum_j g_j t_j / m**2) / K, K = #{|t_j| = m}.",
             "The max is differentiated (as tensorpack and Distiller do), its gradient split evenly among ties.",
             "dL/dw_i = dL/dt_i (1 - t_i**2), from the float32 t (autograd's tanh backward uses the output).",
-            "All in float64 from float32 g, t, m; the sum is tree_sum; one rounding to float32 at the end.",
+            "All in float64 from float32 g, t, m; the sum is exact_sum; one rounding to float32 at the end.",
             "k = 1: the identity (E held constant).",
             "All weights +-0: +0.0 everywhere. A result beyond the float32 range is +-inf.",
         ),

@@ -53,7 +53,7 @@ def _lsq_levels(call, case, out):
 
 
 def _lsq_offset_inside(call, case, out):
-    """Every element inside the pass region: no gradient to the offset (+0.0, or -0.0 from an empty tree)."""
+    """Every element inside the pass region: no gradient to the offset (an exact zero sum: +0.0)."""
     grad_x = out[0]
     grad = case.args[0]
     if np.array_equal(_bits_of(grad_x), _bits_of(grad)) and np.all(grad != 0):
@@ -109,7 +109,7 @@ ENTRIES = [
         summary="LSQ's initial step fl32(2 mean|w| / sqrt(Qp)), per tensor or per channel, the same on every device.",
         strategy=S.lsq_init_cases,
         semantics=(
-            "m = tree_mean(|w|) in float64 per slice (all of w, or each index along axis); 2m is exact.",
+            "m = fl64(exact_sum(|w|) / n) per slice (all of w, or each index along axis); 2m is exact.",
             "sqrt(Qp) is the correctly rounded float64 square root of the integer Qp (host-side IEEE sqrt).",
             "One IEEE float64 division 2m / sqrt(Qp), then one rounding to float32.",
             "A step that rounds to 0 becomes 1.0 (a valid scale); a step beyond float32 raises ValueError.",
@@ -205,9 +205,9 @@ ENTRIES = [
         semantics=(
             "One pass region P = {-Qn <= x / s <= Qp}, inclusive, before rounding (autograd through torch.clamp).",
             "grad_x = where(P, grad, +0.0).",
-            "grad_scale = fl32(tree_sum(g d) * gs), d = rne(v) - v in P, -Qn below, Qp above; at v = Qp, d = 0.",
+            "grad_scale = fl32(exact_sum(g d) * gs), d = rne(v) - v in P, -Qn below, Qp above; at v = Qp, d = 0.",
             "gs = lsq_grad_scale(N, Qp): N = x.size per tensor, x.size / C per channel (the elements of one step).",
-            "Per channel: each channel's terms in C order through its own tree; one rounding to float32.",
+            "Per channel: each channel's terms summed exactly on their own, rounded to float64, then to float32.",
         ),
         invariants=(
             Invariant("grad or +0.0", _grad_or_zero),
@@ -297,7 +297,7 @@ ENTRIES = [
         strategy=lambda: S.lsq_cases(plus=True, with_grad=True),
         semantics=(
             "P, grad_x and grad_scale as for lsq_quantize_vjp, with v = (x - beta) / s.",
-            "grad_offset = fl32(tree_sum(where(P, +0.0, g)) * gs): 0 inside (1 - 1), 1 outside.",
+            "grad_offset = fl32(exact_sum(where(P, +0.0, g)) * gs): 0 inside (1 - 1), 1 outside.",
             "The offset gradient carries the same gradient scale gs as the step's.",
         ),
         invariants=(

@@ -140,7 +140,7 @@ ENTRIES = [
         summary="Double quantization of NF4 block scales: subtract the mean, symmetric int8 per block of 256.",
         strategy=S.nf4_double_quantize_cases,
         semantics=(
-            "offset = float32(tree_mean(absmax)); d = float32(absmax - offset).",
+            "offset = float32(fl64(exact_sum(absmax) / n)); d = float32(absmax - offset).",
             "Per block: s = float32(max|d| / 127) in float64 (1.0 if below 2**-126); q = clip(rne(d / s), -127, 127).",
             "Symmetric int8 (as torchao NF4Tensor up to its 128/max scaling), not bitsandbytes' dynamic 8-bit code.",
         ),

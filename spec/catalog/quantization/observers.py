@@ -178,7 +178,7 @@ ENTRIES = [
         strategy=S.mse_cases,
         semantics=(
             "Candidates c_i = float32(amax * i / n), i = 1..n; s_i = float32(c_i / (2**(bits-1) - 1)) (1.0 if tiny).",
-            "q = clip(rne(float32(x / s_i)), -2**(bits-1), 2**(bits-1) - 1); error = tree_sum((q * s_i - x)**2), float64.",
+            "q = clip(rne(float32(x / s_i)), -2**(bits-1), 2**(bits-1) - 1); error = exact_sum((q * s_i - x)**2), float64.",
             "The least error wins; ties go to the first (smallest) candidate. All-zero x gives +0.0.",
         ),
         invariants=(Invariant("a grid candidate in [0, max|x|]", _mse_candidate),),

@@ -84,7 +84,7 @@ ENTRIES = [
         strategy=lambda: S.pact_cases(with_grad=True),
         semantics=(
             "grad_x = where(0 <= x <= alpha, grad, +0.0), inclusive at both ends (-0.0 passes).",
-            "grad_alpha = fl32(tree_sum(where(x >= alpha, grad, +0.0))): x = alpha counts for both.",
+            "grad_alpha = fl32(exact_sum(where(x >= alpha, grad, +0.0))): x = alpha counts for both.",
             "alpha is not differentiated through the step s (the paper's dy_q/dalpha = [x >= alpha]).",
         ),
         invariants=(

@@ -96,9 +96,9 @@ ENTRIES = [
         summary="TWN's threshold delta = 0.7 mean|w| and scale alpha = mean of |w| above delta.",
         strategy=S.twn_cases,
         semantics=(
-            "delta = fl32(0.7 * tree_mean(|w|)): the float64 nearest 0.7 times the float64 mean, rounded once.",
+            "delta = fl32(0.7 * m), m = fl64(exact_sum(|w|) / n): the float64 nearest 0.7 times the float64 mean.",
             "Kept iff |w| > delta, strictly, in float32: the returned delta is the threshold used.",
-            "alpha = fl32(tree_sum(where(kept, |w|, +0)) / count): the tree over the whole slice, pruned as +0.0.",
+            "alpha = fl32(exact_sum(where(kept, |w|, +0)) / count): the exact sum of the kept magnitudes.",
             "A slice with nothing kept (all zero, or a lone tiny subnormal) has alpha = +0.0.",
             AXIS_RULE,
             "An empty w raises ValueError.",
@@ -244,8 +244,8 @@ ENTRIES = [
             "grad_w = wp * g where w > delta, g where |w| <= delta, wn * g where w < -delta (float32 products).",
             "grad_wp = sum of g over w > delta; grad_wn = -(sum of g over w < -delta): the chain rule of -wn "
             "(the authors' code); the paper's Eq. 7 prints it without the minus sign.",
-            "Scale gradients: one float64 tree sum over the whole tensor (where(region, +-g, +0.0)), rounded once "
-            "to float32; an empty region gives +0.0.",
+            "Scale gradients: the exact sum over the whole tensor (where(region, +-g, +0.0)), rounded to float64, "
+            "then to float32; an empty region gives +0.0.",
             FINITE_RULE,
         ),
         invariants=(Invariant("Eq. 8 exactly, the sums within 1 ulp", _ttq_grads),),
