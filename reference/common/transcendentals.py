@@ -171,7 +171,8 @@ def over_sqrt_float32(total: Fraction, n: int) -> float:
 def hadamard_entry_float32(values, coefficients, n: int) -> float:
     r"""$\operatorname{fl}_{32}\big(\sum_j c_j v_j / \sqrt n\big)$ for float32 values $v_j$ and integer $c_j$ (the
     signs of a Hadamard row), the sum exact (integers in units of $2^{-149}$), rounded once."""
-    units = sum(int(c) * (Fraction(v) * 2**149).numerator for v, c in zip(values, coefficients, strict=True))
+    units = sum(int(c) * int(v * 2.0**149) for v, c in zip(values, coefficients, strict=True))  # exact: v * 2**149
+    # is an integer below 2**278 (a float32 times a power of two, no rounding)
     return over_sqrt_float32(Fraction(units, 2**149), n)
 
 
