@@ -37,8 +37,7 @@ RECIPES: dict[str, list[dict]] = {
     "SparseGPT 50% + int4": [{**LINEAR, "algorithm": "sparsegpt", "sparsity": 0.5, "bits": 4, "group_size": 128}],
     "AWQ int4 g128": [{**LINEAR, "algorithm": "awq", "bits": 4, "group_size": 128}],
     "HQQ int4 g128": [{**LINEAR, "algorithm": "hqq", "bits": 4, "group_size": 128}],
-    "AdaRound int4 g128": [{**LINEAR, "algorithm": "adaround", "bits": 4, "group_size": 128, "iterations": 100}],
-    "Hadamard + RTN int4 g128": [{**LINEAR, "algorithm": "rotation", "bits": 4, "group_size": 128, "act_bits": None}],
+    "AdaRound int4 g128": [{**LINEAR, "algorithm": "adaround", "bits": 4, "group_size": 128, "iterations": 50}],
     "Hadamard + RTN W4A8 g128": [{**LINEAR, "algorithm": "rotation", "bits": 4, "group_size": 128, "act_bits": 8}],
     "SmoothQuant W8A8": [{**LINEAR, "algorithm": "smoothquant", "alpha": 0.5}],
 }
