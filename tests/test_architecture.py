@@ -37,11 +37,7 @@ THIRD_PARTY_EXCEPTIONS = {"reference.checkpoint": {"ml_dtypes"}}
 # Private names still imported across modules, each with who removes it: `(importer, exporter, name)`, where
 # the name "*" stands for every private name between the two modules. The test fails on any private import not
 # listed here, and warns about an entry that matches none (delete it: the list only shrinks).
-PENDING_PRIVATE = {
-    # torch_backend/nn/ is being reworked by the training-layer engineers, who give these a public home.
-    ("torch_backend.nn.calibration", "torch_backend.nn.compressor", "_compress"),
-    ("torch_backend.nn.compressor", "torch_backend.nn.policies", "_Activation"),
-}
+PENDING_PRIVATE: set[tuple[str, str, str]] = set()
 
 # Import cycles still present, as sorted tuples of modules, each with who removes it (as PENDING_PRIVATE).
 PENDING_CYCLES: set[tuple[str, ...]] = set()

@@ -20,13 +20,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Reference modules whose "Example:" prose is not yet a doctest (their doctests, if any, run all the same).
-PENDING = {
-    "reference.core.exact",
-    "reference.core.linalg",
-    "reference.posttraining.adaround",
-    "reference.posttraining.halfquadratic",
-    "reference.posttraining.obs",
-}
+PENDING: set[str] = set()
 
 
 def _modules() -> list[str]:

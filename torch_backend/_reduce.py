@@ -29,7 +29,7 @@ def sqrt_to_float32(s):
     y = torch.sqrt(s).to(torch.float32)
     for direction in (float("inf"), 0.0):
         other = torch.nextafter(y, torch.full_like(y, direction))
-        mid = (_as_float64(y) + _as_float64(other)) / 2
+        mid = (_as_float64(y) + _as_float64(other)) * 0.5  # exact; no division by a Python number
         beyond = s > mid * mid if direction > 0 else s < mid * mid
         tie = (s == mid * mid) & (other != y) & _is_even(other)
         y = torch.where(beyond | tie, other, y)

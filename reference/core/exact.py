@@ -53,7 +53,12 @@ def exact_sum(x, axis=None):
         $2^{1024} - 2^{970}$ up round to infinity. NaN and Inf inputs raise `ValueError`.
 
     Examples: `[1e308, -1e308, 1.0]` sums to `1.0` (a float64 loop gives `1.0` or `0.0` depending on the order);
-    `[2**53, 1, -2**53]` to `1.0`; `[1e308, 1e308]` to `inf`; `[-0.0]` to `+0.0`.
+    `[2**53, 1, -2**53]` to `1.0`; `[1e308, 1e308]` to `inf`; `[-0.0]` to `+0.0`:
+
+        >>> exact_sum(np.float64([1e308, -1e308, 1.0])), exact_sum(np.float64([2.0**53, 1, -2.0**53]))
+        (array(1.), array(1.))
+        >>> exact_sum(np.float64([1e308, 1e308])), np.signbit(exact_sum(np.float64([-0.0])))
+        (array(inf), np.False_)
 
     ??? cite
         Demmel and Hida, 2003. Accurate and Efficient Floating Point Summation. SIAM J. Sci. Comput. 25(4).
@@ -91,7 +96,14 @@ def exact_sum_state(x, axis=None):
         Limbs below $2^{32}$ leave 31 bits of headroom in int64: $2^{31}$ states can be added limb by limb before
         rounding. Example: the state of `[1.0]` has limb 33 equal to `2**18` (since $1 = 2^{18} \cdot
         2^{32 \cdot 33 - 1074}$) and every other limb `0`; the state of `[-1.0]` has limb 33 equal to
-        `2**32 - 2**18`, limbs 34 to 66 equal to `2**32 - 1` and the top limb `-1`.
+        `2**32 - 2**18`, limbs 34 to 66 equal to `2**32 - 1` and the top limb `-1`:
+
+            >>> s = exact_sum_state(np.float64([1.0]))
+            >>> s.shape, int(s[33]) == 2**18, int(np.count_nonzero(s))
+            ((68,), True, 1)
+            >>> s = exact_sum_state(np.float64([-1.0]))
+            >>> int(s[33]) == 2**32 - 2**18, bool((s[34:67] == 2**32 - 1).all()), int(s[67])
+            (True, True, -1)
     """
     sums, shape = _sums(x, axis)
     return _limbs_all(sums, shape)

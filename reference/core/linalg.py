@@ -50,7 +50,15 @@ def cholesky(h):
         is singular or indefinite in exact arithmetic on its own factor fails in the same column on every device.
         An entry that overflows float64 raises `ValueError` naming it. Example: `[[4, 2], [2, 5]]` gives
         `[[2, 0], [1, 2]]` ($\sqrt 4$, $2 / 2$, $\sqrt{5 - 1}$); `[[1, 2], [2, 1]]` fails at column 1 with pivot
-        `-3.0`.
+        `-3.0`:
+
+            >>> cholesky(np.float64([[4, 2], [2, 5]]))
+            array([[2., 0.],
+                   [1., 2.]])
+            >>> cholesky(np.float64([[1, 2], [2, 1]]))
+            Traceback (most recent call last):
+            ...
+            ValueError: h is not positive definite: the pivot of column 1 is -3.0, the exact h[1, 1] - sum_k L[1, k]**2 rounded once to float64; it must be > 0
 
     ??? cite
         Higham, 2002. Accuracy and Stability of Numerical Algorithms, 2nd ed., chapter 10 (Cholesky factorization).
@@ -95,7 +103,10 @@ def triangular_solve(l, b, *, lower=True, transpose=False):
     !!! note
         A zero on the diagonal raises `ValueError`; an entry of `x` that overflows float64 raises `ValueError`
         naming it (a later entry would need an exact product with infinity). The sign of a zero follows IEEE
-        division: `0 / -2` is `-0.0`. Example: `l = [[2, 0], [1, 4]]`, `b = [2, 9]` gives `x = [1, 2]`.
+        division: `0 / -2` is `-0.0`. Example: `l = [[2, 0], [1, 4]]`, `b = [2, 9]` gives `x = [1, 2]`:
+
+            >>> triangular_solve(np.float64([[2, 0], [1, 4]]), np.float64([2, 9]))
+            array([1., 2.])
     """
     l, b = _solve_args(l, b, lower, transpose)
     return _solve(l, b, lower, transpose, "x")
@@ -124,7 +135,11 @@ def cholesky_inverse(l):
     !!! note
         An entry of $Y$ that overflows float64 raises `ValueError` naming it; an entry of $Y^\top Y$ beyond
         float64's range is `+-inf`, as in `exact_dot`. Example: `l = [[2, 0], [1, 2]]` gives $Y = [[0.5, 0],
-        [-0.25, 0.5]]$ and the inverse `[[0.3125, -0.125], [-0.125, 0.25]]` of `[[4, 2], [2, 5]]`.
+        [-0.25, 0.5]]$ and the inverse `[[0.3125, -0.125], [-0.125, 0.25]]` of `[[4, 2], [2, 5]]`:
+
+            >>> cholesky_inverse(np.float64([[2, 0], [1, 2]]))
+            array([[ 0.3125, -0.125 ],
+                   [-0.125 ,  0.25  ]])
     """
     l = _square("l", l)
     _nonzero_diagonal("l", l)

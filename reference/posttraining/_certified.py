@@ -1,5 +1,9 @@
-"""Exact results from float64 approximations, shared by the post-training modules of this package (`awq`, `adaround`).
+"""Exact results from float64 approximations, shared by the post-training modules of this package (`obs`, `awq`,
+`adaround`).
 
+- `certify(approx, magnitude, terms)`: the float32 rounding of a float64 approximation of a sum of `terms` products,
+  and where it is provably the rounding of the exact value.
+- `exact32(a, b)`: the exact `a . b` rounded once to float32, for the entries `certify` leaves undecided.
 - `matmul32(a, b)`: every entry of `a @ b` the exact value rounded once to float32 (certified from a float64
   product and a rigorous error bound; the rare undecided entries by `exact_dot`), as `obs` computes its columns.
 - `argmin_quadratic(d, h, hidx)`: the first index of the exact minimum of quadratic forms
@@ -21,31 +25,41 @@ EPS = 2.0**-53
 TINY = 2.0**-1074
 
 
-def matmul32(a, b):
-    """fl32 of the exact `a @ b` for float64 `a (m, k)` and `b (k, n)`."""
-    k = a.shape[1]
-    approx = a @ b
-    magnitude = np.abs(a) @ np.abs(b)
+def certify(approx, magnitude, terms):
+    """`(fl32(approx), ok)`: `ok` where the exact value is provably within the rounding interval of that float32.
+
+    The exact value differs from the float64 computation `approx` by at most `gamma * magnitude + |approx| * u`
+    plus `terms` underflows (Higham, Accuracy and Stability of Numerical Algorithms, Thm. 3.1: any order, with or
+    without fused multiply-add), where `magnitude` bounds the sum of the absolute terms from its own float64
+    computation (a relative error of at most `gamma`). The bound below doubles all of that.
+    """
     with np.errstate(over="ignore", invalid="ignore"):
-        bound = (2.0 * (k + 2)) * EPS * (magnitude + np.abs(approx)) + (2.0 * (k + 2)) * TINY
+        bound = (2.0 * (terms + 2)) * EPS * (magnitude + np.abs(approx)) + (2.0 * (terms + 2)) * TINY
         lo = np.nextafter(approx - bound, -np.inf)
         hi = np.nextafter(approx + bound, np.inf)
         value = approx.astype(np.float32)
         ok = np.isfinite(value) & (lo.astype(np.float32) == value) & (hi.astype(np.float32) == value)
+    return value, ok
+
+
+def matmul32(a, b):
+    """fl32 of the exact `a @ b` for float64 `a (m, k)` and `b (k, n)`."""
+    value, ok = certify(a @ b, np.abs(a) @ np.abs(b), a.shape[1])
     for i, j in zip(*np.nonzero(~ok), strict=True):
         value[i, j] = exact32(a[i], b[:, j])
     return value
 
 
-def exact32(a, b):
+def exact32(a, b, what="a value"):
     """fl32(sum_j a_j b_j), exactly: `exact_dot` gives the float64 nearest and, with it appended, the sign of the
-    residual, which settles the one case where rounding twice differs (a float64 on a float32 midpoint)."""
+    residual, which settles the one case where rounding twice differs (a float64 on a float32 midpoint). A result
+    beyond float32 raises `ValueError` naming `what`."""
     near = exact_dot(a, b)
     residual = exact_dot(np.concatenate([a, [near]]), np.concatenate([b, [-1.0]]))
     with np.errstate(over="ignore"):
         value = near.astype(np.float32)
     if not np.isfinite(value):
-        raise ValueError(f"a value leaves the float32 range: {float(near)!r}")
+        raise ValueError(f"{what} leaves the float32 range: {float(near)!r}")
     below = np.nextafter(value, np.float32(-np.inf)) if value.astype(np.float64) > near else value
     above = np.nextafter(below, np.float32(np.inf))
     midpoint = near - below.astype(np.float64) == above.astype(np.float64) - near

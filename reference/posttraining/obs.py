@@ -34,9 +34,10 @@ import numpy as np
 
 from reference import _arrays
 from reference.common import validate
-from reference.core.exact import exact_dot, exact_gram, exact_sum
+from reference.core.exact import exact_gram, exact_sum
 from reference.core.linalg import cholesky, cholesky_inverse
 from reference.core.select import keep_largest
+from reference.posttraining import _certified
 from reference.pruning.magnitude import pruned_count
 from reference.quantization.affine import dequantize, integer_range, minmax_qparams, quantize
 
@@ -45,8 +46,6 @@ __all__ = [
 ]  # fmt: skip
 
 F32, F64 = np.float32, np.float64
-EPS = 2.0**-53  # the unit roundoff of float64
-TINY = 2.0**-1074  # the smallest float64 subnormal: the absolute error an underflowing operation can make
 MAX_BLOCK = 2**20
 SCALE_DTYPES = ("float32", "float16")
 
@@ -91,7 +90,11 @@ def gptq_hessian(x):
 
     float64 `(d, d)`, exactly symmetric.
 
-    Example: `x = [[1, 2], [3, 4]]`: $G = [[10, 14], [14, 20]]$, $H = G$ ($2G / 2$).
+    Example: `x = [[1, 2], [3, 4]]`: $G = [[10, 14], [14, 20]]$, $H = G$ ($2G / 2$):
+
+        >>> gptq_hessian(np.float32([[1, 2], [3, 4]]))
+        array([[10., 14.],
+               [14., 20.]])
 
     ??? cite "Frantar et al., 2023"
         GPTQ: Accurate Post-Training Quantization for Generative Pre-trained Transformers. ICLR.
@@ -125,7 +128,11 @@ def gptq_damp(h, percdamp=0.01):
     `(h_damped, dead)`: float64 `(d, d)` and bool `(d,)`.
 
     Example: `h = [[0, 0], [0, 4]]`, `percdamp = 0.5`: dead `[True, False]`, diag `[1, 4]`, mean 2.5,
-    $\lambda = 1.25$, result `[[2.25, 0], [0, 5.25]]`.
+    $\lambda = 1.25$, result `[[2.25, 0], [0, 5.25]]`:
+
+        >>> gptq_damp(np.float64([[0, 0], [0, 4]]), 0.5)
+        (array([[2.25, 0.  ],
+               [0.  , 5.25]]), array([ True, False]))
     """
     h = _hessian("h", h)
     p = validate.real("percdamp", percdamp, lo=0.0, hi=1e6)
@@ -148,7 +155,10 @@ def gptq_order(h):
     !!! note
         The public GPTQ code sorts with an unstable `argsort` on the (float32 or float64) diagonal, so tied columns
         may come in any order there; here ties keep their index order on every device. `gptq` applies it to the
-        dead-fixed, undamped Hessian. Example: `diag = [1, 3, 3, 2]` gives `[1, 2, 3, 0]`.
+        dead-fixed, undamped Hessian. Example: `diag = [1, 3, 3, 2]` gives `[1, 2, 3, 0]`:
+
+            >>> gptq_order(np.diag(np.float64([1, 3, 3, 2])))
+            array([1, 2, 3, 0])
     """
     h = _hessian("h", h)
     return _order(h)
@@ -396,51 +406,18 @@ def _current(w0, err, u, k, cols):
     """The current values of columns `cols` after the updates of columns 0..k-1, each the exact real value
     `w0[:, c] - sum_{j<k} err[:, j] * u[j, c]` rounded once to float32 (ties to even).
 
-    A float64 product approximates the sum; `_certified` proves for each entry that the float32 rounding of every
-    value within the error bound is one and the same (then it is the exact value's), and `_exact32` computes the
-    few others exactly.
+    A float64 product approximates the sum; `_certified.certify` proves for each entry that the float32 rounding of
+    every value within the error bound is one and the same (then it is the exact value's), and `_certified.exact32`
+    computes the few others exactly.
     """
     a, b, c = err[:, :k], u[:k, cols], w0[:, cols].astype(F64)
     approx = c - a @ b
     magnitude = np.abs(c) + np.abs(a) @ np.abs(b)
     with np.errstate(over="ignore", invalid="ignore"):
-        value, ok = _certified(approx, magnitude, k)
+        value, ok = _certified.certify(approx, magnitude, k)
     for r, j in zip(*np.nonzero(~ok), strict=True):
-        value[r, j] = _exact32(c[r, j], a[r], b[:, j])
-    return value
-
-
-def _certified(approx, magnitude, terms):
-    """`(fl32(approx), ok)`: `ok` where the exact value is provably within the rounding interval of that float32.
-
-    The exact value differs from the float64 computation `approx` by at most `gamma * magnitude + |approx| * u`
-    plus `terms` underflows (Higham, Accuracy and Stability of Numerical Algorithms, Thm. 3.1: any order, with or
-    without fused multiply-add), where `magnitude` bounds the sum of the absolute terms from its own float64
-    computation (a relative error of at most `gamma`). The bound below doubles all of that.
-    """
-    bound = (2.0 * (terms + 2)) * EPS * (magnitude + np.abs(approx)) + (2.0 * (terms + 2)) * TINY
-    lo = np.nextafter(approx - bound, -np.inf)
-    hi = np.nextafter(approx + bound, np.inf)
-    value = approx.astype(F32)
-    ok = np.isfinite(value) & (lo.astype(F32) == value) & (hi.astype(F32) == value)
-    return value, ok
-
-
-def _exact32(c, a, b):
-    """fl32(c - sum_j a_j b_j), exactly: `exact_dot` gives the float64 nearest and, with it appended, the sign of
-    the residual, which settles the one case where rounding twice differs (a float64 on a float32 midpoint)."""
-    terms = np.concatenate([[c], -a])
-    factors = np.concatenate([[1.0], b])
-    near = exact_dot(terms, factors)
-    residual = exact_dot(np.concatenate([terms, [near]]), np.concatenate([factors, [-1.0]]))
-    value = near.astype(F32)  # ties to even
-    if not np.isfinite(value):
-        raise ValueError(f"a column value leaves the float32 range: {float(near)!r}")
-    below = np.nextafter(value, F32(-np.inf)) if value.astype(F64) > near else value  # the float32 at or below
-    above = np.nextafter(below, F32(np.inf))
-    midpoint = near - below.astype(F64) == above.astype(F64) - near  # exact differences of close floats
-    if midpoint and residual != 0:
-        return above if residual > 0 else below  # the exact value lies beyond the midpoint
+        terms, factors = np.concatenate([[c[r, j]], -a[r]]), np.concatenate([[1.0], b[:, j]])
+        value[r, j] = _certified.exact32(terms, factors, "a column value")
     return value
 
 

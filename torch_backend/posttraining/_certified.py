@@ -14,19 +14,22 @@ EPS = 2.0**-53
 TINY = 2.0**-1074
 
 
-def matmul32(a, b):
-    """fl32 of the exact `a @ b` for float64 `a (m, k)` and `b (k, n)`; see the reference."""
-    k = a.shape[1]
-    approx = a @ b
-    magnitude = a.abs() @ b.abs()
-    scale = _arrays.scalar((2.0 * (k + 2)) * EPS, approx)
-    floor = _arrays.scalar((2.0 * (k + 2)) * TINY, approx)
+def certify(approx, magnitude, terms):
+    """`(fl32(approx), ok)`; see the reference's `certify` (the same bound)."""
+    scale = _arrays.scalar((2.0 * (terms + 2)) * EPS, approx)
+    floor = _arrays.scalar((2.0 * (terms + 2)) * TINY, approx)
     bound = scale * (magnitude + approx.abs()) + floor
     inf = torch.full_like(approx, float("inf"))
     lo = torch.nextafter(approx - bound, -inf)
     hi = torch.nextafter(approx + bound, inf)
     value = approx.to(F32)
     ok = torch.isfinite(value) & (lo.to(F32) == value) & (hi.to(F32) == value)
+    return value, ok
+
+
+def matmul32(a, b):
+    """fl32 of the exact `a @ b` for float64 `a (m, k)` and `b (k, n)`; see the reference."""
+    value, ok = certify(a @ b, a.abs() @ b.abs(), a.shape[1])
     bad = (~ok).nonzero()
     if bad.numel():
         rows, cols = bad[:, 0], bad[:, 1]
@@ -34,7 +37,7 @@ def matmul32(a, b):
     return value
 
 
-def exact32(a, b):
+def exact32(a, b, what="a value"):
     """fl32(a_r . b_r) exactly for rows of `a` and `b` (one value per row); see the reference's `exact32`."""
     ones = torch.ones((a.shape[0], 1), dtype=F64, device=a.device)
     near = exact_dot(a, b)
@@ -42,7 +45,7 @@ def exact32(a, b):
     value = near.to(F32)
     if not bool(torch.isfinite(value).all()):
         bad = int((~torch.isfinite(value)).nonzero()[0])
-        raise ValueError(f"a value leaves the float32 range: {float(near[bad])!r}")
+        raise ValueError(f"{what} leaves the float32 range: {float(near[bad])!r}")
     below = torch.where(value.to(F64) > near, torch.nextafter(value, torch.full_like(value, float("-inf"))), value)
     above = torch.nextafter(below, torch.full_like(below, float("inf")))
     midpoint = (near - below.to(F64)) == (above.to(F64) - near)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import torch
 
 from reference.common import validate
-from reference.posttraining.obs import EPS, MAX_BLOCK, SCALE_DTYPES, TINY, GPTQResult, SparseGPTResult
+from reference.posttraining.obs import MAX_BLOCK, SCALE_DTYPES, GPTQResult, SparseGPTResult
 from torch_backend import _arrays
-from torch_backend.core.exact import exact_dot, exact_gram, exact_sum
+from torch_backend.core.exact import exact_gram, exact_sum
 from torch_backend.core.linalg import cholesky, cholesky_inverse
 from torch_backend.core.select import keep_largest
+from torch_backend.posttraining import _certified
 from torch_backend.pruning.magnitude import pruned_count
 from torch_backend.quantization.affine import dequantize, integer_range, minmax_qparams, quantize
 
@@ -228,11 +229,14 @@ class _Columns:
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     def _round(self, approx, magnitude, k, col):
-        out, ok = _certified(approx, magnitude, k + 2)
+        out, ok = _certified.certify(approx, magnitude, k + 2)
         bad = (~ok).nonzero()  # almost always empty
         if bad.numel():
             rows, cols = bad[:, 0], bad[:, 1]
-            out[rows, cols] = _exact32(self.c[rows, col + cols], self.err[:k, rows].T, self.u[:k, col + cols].T)
+            c, a, b = self.c[rows, col + cols], self.err[:k, rows].T, self.u[:k, col + cols].T
+            ones = torch.ones((c.shape[0], 1), dtype=F64, device=c.device)
+            terms, factors = torch.cat([c[:, None], -a], dim=1), torch.cat([ones, b], dim=1)
+            out[rows, cols] = _certified.exact32(terms, factors, "a column value")
         return out
 
     def done(self, k, wk, qk):
@@ -245,37 +249,6 @@ class _Columns:
         # float64 approximations (a fused multiply-add only makes them closer): the bound covers either way
         self.acc[:, rest].addr_(e, row)
         self.acc_abs[:, rest].addr_(self.err_abs[k], row.abs())
-
-
-def _certified(approx, magnitude, terms):
-    """`(fl32(approx), ok)`; see the reference's `_certified` (the same bound)."""
-    scale = torch.tensor((2.0 * (terms + 2)) * EPS, dtype=F64, device=approx.device)
-    floor = torch.tensor((2.0 * (terms + 2)) * TINY, dtype=F64, device=approx.device)
-    bound = scale * (magnitude + approx.abs()) + floor
-    inf = torch.full_like(approx, float("inf"))
-    lo = torch.nextafter(approx - bound, -inf)
-    hi = torch.nextafter(approx + bound, inf)
-    value = approx.to(F32)
-    ok = torch.isfinite(value) & (lo.to(F32) == value) & (hi.to(F32) == value)
-    return value, ok
-
-
-def _exact32(c, a, b):
-    """fl32(c - a . b) exactly, for rows of `a` and `b` (one value per row); see the reference's `_exact32`."""
-    ones = torch.ones((c.shape[0], 1), dtype=F64, device=c.device)
-    terms = torch.cat([c[:, None], -a], dim=1)
-    factors = torch.cat([ones, b], dim=1)
-    near = exact_dot(terms, factors)
-    residual = exact_dot(torch.cat([terms, near[:, None]], dim=1), torch.cat([factors, -ones], dim=1))
-    value = near.to(F32)
-    if not bool(torch.isfinite(value).all()):
-        bad = int((~torch.isfinite(value)).nonzero()[0])
-        raise ValueError(f"a column value leaves the float32 range: {float(near[bad])!r}")
-    below = torch.where(value.to(F64) > near, torch.nextafter(value, torch.full_like(value, float("-inf"))), value)
-    above = torch.nextafter(below, torch.full_like(below, float("inf")))
-    midpoint = (near - below.to(F64)) == (above.to(F64) - near)
-    beyond = torch.where(residual > 0, above, below)
-    return torch.where(midpoint & (residual != 0), beyond, value)
 
 
 def _qparams(cols, qmin, qmax, symmetric, scale_dtype):
