@@ -8,17 +8,23 @@ import torch
 
 from reference.common import checks, shapes, validate
 from reference.core.rounding import MODES
-from torch_backend import _arrays
+from torch_backend import _arrays, _rounding
 
 
-def expand(x, scale, zero_point, axis, group_size):
-    """Check scale and zero point against the granularity; return them broadcastable against `x`."""
+def qparams(x, scale, zero_point, axis, group_size):
+    """Check scale and zero point against the granularity; return them as they are (checked)."""
     shape = shapes.qparam_shape(tuple(x.shape), axis, group_size)
     why = "axis=None" if axis is None else f"axis={axis}, group_size={group_size}"
     s = _arrays.shaped("scale", _arrays.positive("scale", _arrays.finite_array("scale", scale)), shape, why)
     z = _arrays.shaped("zero_point", _arrays.array("zero_point", zero_point, ("int32",)), shape, why)
     _arrays.same_device("scale", s, "x", x)
     _arrays.same_device("zero_point", z, "x", x)
+    return s, z
+
+
+def expand(x, scale, zero_point, axis, group_size):
+    """Check scale and zero point against the granularity; return them broadcastable against `x`."""
+    s, z = qparams(x, scale, zero_point, axis, group_size)
     if axis is None:
         return s, z
     k = validate.axis("axis", axis, x.ndim)
@@ -28,13 +34,63 @@ def expand(x, scale, zero_point, axis, group_size):
     return torch.repeat_interleave(s, group_size, dim=k), torch.repeat_interleave(z, group_size, dim=k)
 
 
-def check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key):
+def grouped(x, s, z, axis, group_size):
+    """`(x, s, z)` reshaped so that `s` and `z` broadcast against `x` without copies of their own: per channel
+    they lie along `axis`; per group, `axis` of `x` is split into `(d // group_size, group_size)` and theirs into
+    `(d // group_size, 1)`. A result computed on this `x` is reshaped back to `x.shape` (`ungrouped`)."""
+    if axis is None:
+        return x, s, z
+    k = validate.axis("axis", axis, x.ndim)
+    if group_size is None:
+        view = shapes.per_axis(x.ndim, k)
+        return x, s.reshape(view), z.reshape(view)
+    shape = tuple(x.shape)
+    outer, inner = shape[:k], shape[k + 1 :]
+    blocks = shape[k] // group_size
+    xv = x.reshape(outer + (blocks, group_size) + inner)
+    view = outer + (blocks, 1) + inner
+    return xv, s.reshape(view), z.reshape(view)
+
+
+def check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key, *, broadcast=True):
+    """The checks of the affine quantizers, in the reference's order. Returns `(x, s, z, qmin, qmax, mode, key)`
+    with `s` and `z` broadcastable against `x` (`broadcast=True`), or as given, checked (`broadcast=False`)."""
     qmin, qmax = validate.qrange(qmin, qmax)
     mode, key = checks.rounding(rounding_mode, key, MODES)
     x = _arrays.finite_array("x", x)
-    s, z = expand(x, scale, zero_point, axis, group_size)
+    if broadcast:
+        s, z = expand(x, scale, zero_point, axis, group_size)
+    else:
+        s, z = qparams(x, scale, zero_point, axis, group_size)
     _arrays.within("zero_point", zero_point, qmin, qmax)
     return x, s, z, qmin, qmax, mode, key
+
+
+def rounded_codes(x, s, z, qmin, qmax, mode, key, *, want_mask=False):
+    """`(c, passes)`: `c = clip(round(x / s), qmin - z, qmax - z)` in float32, a new tensor, and, with
+    `want_mask`, `passes = qmin <= round(x / s) + z <= qmax` (else None). `s` and `z` broadcast against `x`.
+
+    This is the reference's `clip(round(x / s) + z, qmin, qmax) - z` without its float64 round trip: the rounded
+    value is an integer (or +-Inf), the bounds `qmin - z` and `qmax - z` are integers of magnitude below 2**17, so
+    comparing and clipping in float32 gives the same integers, and `c + z` is the code. `c` may be -0.0 (where
+    `x / s` rounds to -0.0); callers that need the sign of the code's zero add +0.0. Division and rounding work in
+    place on the one new tensor, so a call makes one or two input-sized float32 temporaries, not six.
+    """
+    t = x / s
+    if mode == "half_even":
+        t.round_()
+    elif mode == "floor":
+        t.floor_()
+    elif mode == "ceil":
+        t.ceil_()
+    else:
+        t = _rounding.round_by(t, mode, key)
+    lo = (qmin - z).to(torch.float32)
+    hi = (qmax - z).to(torch.float32)
+    if not want_mask:
+        return t.clamp_(lo, hi), None
+    c = torch.clamp(t, lo, hi)
+    return c, t == c  # equal exactly where the rounded value lies in [lo, hi] (+-Inf never does)
 
 
 def vjp_through(fake_quantize, grad, x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key):

@@ -10,7 +10,7 @@ import torch
 
 from reference.common import shapes, validate
 from reference.quantization.affine import integer_range
-from torch_backend import _arrays, _rounding
+from torch_backend import _arrays
 from torch_backend.quantization import _affine
 
 __all__ = [
@@ -82,23 +82,31 @@ def minmax_qparams(x, *, qmin, qmax, symmetric=False, axis=None, group_size=None
 
 def quantize(x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, rounding="half_even", key=None):
     """Affine quantization to int32 codes; see `reference.quantization.affine.quantize`."""
-    x, s, z, qmin, qmax, mode, key = _affine.check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
-    r = _rounding.round_by(x.detach() / s, mode, key)
-    return torch.clamp(r.to(torch.float64) + z, qmin, qmax).to(torch.int32)
+    args = (x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    x, s, z, qmin, qmax, mode, key = _affine.check(*args, broadcast=False)
+    xv, s, z = _affine.grouped(x.detach(), s, z, axis, group_size)
+    c, _ = _affine.rounded_codes(xv, s, z, qmin, qmax, mode, key)
+    return (c.to(torch.int32) + z).reshape(x.shape)  # c + z in [qmin, qmax]: the code
 
 
 def dequantize(q, scale, zero_point, *, axis=None, group_size=None):
     """Integer codes back to float32; see `reference.quantization.affine.dequantize`."""
     q = _arrays.within("q", _arrays.array("q", q, ("int32",)), -(2**15), 2**16 - 1)
-    s, z = _affine.expand(q, scale, zero_point, axis, group_size)
+    s, z = _affine.qparams(q, scale, zero_point, axis, group_size)
     _arrays.within("zero_point", zero_point, -(2**15), 2**16 - 1)
-    return (q - z).to(torch.float32) * s
+    qv, s, z = _affine.grouped(q, s, z, axis, group_size)
+    return ((qv - z).to(torch.float32) * s).reshape(q.shape)
 
 
 def fake_quantize(x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, rounding="half_even", key=None):
     """Quantize then dequantize, with a straight-through gradient to `x`; see the reference for the semantics."""
-    x, s, z, qmin, qmax, mode, key = _affine.check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
-    return _FakeQuantize.apply(x, s.detach(), z, qmin, qmax, mode, key)
+    args = (x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    x, s, z, qmin, qmax, mode, key = _affine.check(*args, broadcast=False)
+    gran = (axis, group_size)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _FakeQuantize.apply(x, s.detach(), z, qmin, qmax, mode, key, gran)
+    y, _ = _fake_quantize(x.detach(), s.detach(), z, qmin, qmax, mode, key, gran, want_mask=False)
+    return y
 
 
 def fake_quantize_vjp(
@@ -112,16 +120,25 @@ class _FakeQuantize(torch.autograd.Function):
     """Forward: clip(round(x / s) + z) dequantized. Backward: pass the gradient where the unclipped code is in range."""
 
     @staticmethod
-    def forward(ctx, x, s, z, qmin, qmax, mode, key):
-        r = _rounding.round_by(x / s, mode, key).to(torch.float64) + z
-        ctx.save_for_backward((qmin <= r) & (r <= qmax))
-        q = torch.clamp(r, qmin, qmax).to(torch.int32)
-        return (q - z).to(torch.float32) * s
+    def forward(ctx, x, s, z, qmin, qmax, mode, key, gran):
+        y, passes = _fake_quantize(x, s, z, qmin, qmax, mode, key, gran, want_mask=True)
+        ctx.save_for_backward(passes)
+        return y
 
     @staticmethod
     def backward(ctx, grad):
         (passes,) = ctx.saved_tensors
-        return torch.where(passes, grad, 0.0), None, None, None, None, None, None
+        return torch.where(passes, grad, 0.0), None, None, None, None, None, None, None
+
+
+def _fake_quantize(x, s, z, qmin, qmax, mode, key, gran, want_mask):
+    """`(y, passes)` after the checks: `y = (q - z) * s` with `q - z = clip(round(x / s), qmin - z, qmax - z)`
+    (`_affine.rounded_codes`), made +0.0 where it is a zero (the reference's integer `q - z` has no sign), then
+    multiplied by `s`, in place: four passes over one float32 temporary (five with the mask)."""
+    xv, sv, zv = _affine.grouped(x, s, z, *gran)
+    c, passes = _affine.rounded_codes(xv, sv, zv, qmin, qmax, mode, key, want_mask=want_mask)
+    y = c.add_(0.0).mul_(sv).reshape(x.shape)
+    return y, None if passes is None else passes.reshape(x.shape)
 
 
 def _check_codes(qmin, qmax, symmetric):
