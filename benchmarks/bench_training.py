@@ -2,15 +2,19 @@
 
 The quantized step, in every conv and linear layer: a 2:4 mask of the weight along its flattened input
 dimension (recomputed every step, ties to the lower index; layers whose input size is not a multiple of 4,
-like the 3-channel stem, stay dense), `where(mask, w, +0.0)`, per-output-channel symmetric int8 fake
-quantization of the weight (min-max scales), and per-tensor asymmetric uint8 fake quantization of the layer's
-input (min-max of the batch). Straight-through gradients; everything goes through `torch_backend.kernels`.
+like the 3-channel stem, stay dense), `apply_mask` (`where(mask, w, +0.0)`), per-output-channel symmetric int8
+fake quantization of the weight (min-max scales), and per-tensor asymmetric uint8 fake quantization of the
+layer's input (min-max of the batch). Straight-through gradients; everything goes through `torch_backend`
+(`torch_backend.kernels` where it has a fused path).
 The step runs inside `kernels.deferred_checks()` (its input checks read from the device once, at the end); a
-second row times the same step with every call reading its checks at once.
+second row times the same step with every call reading its checks at once. The float step and the two
+quantized ones take turns, rep by rep, so a change of the machine's load weighs on all of them alike.
 On CPU the model is narrower and the images smaller (`Config.size`).
 """
 
 from __future__ import annotations
+
+import statistics
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +23,7 @@ from torch import nn
 import torch_backend.kernels as kernels
 from benchmarks.common import Config, Row, timeit
 from torch_backend.kernels import _dispatch
+from torch_backend.pruning.magnitude import apply_mask
 from torch_backend.quantization.affine import minmax_qparams
 
 
@@ -26,7 +31,7 @@ def quantize_weight(w):
     w2 = w.reshape(w.shape[0], -1)
     if w2.shape[1] % 4 == 0:
         mask = kernels.nm_mask(w2.detach(), 2, 4, axis=1)
-        w2 = torch.where(mask, w2, 0.0)
+        w2 = apply_mask(w2, mask)
     s, z = minmax_qparams(w2.detach(), qmin=-127, qmax=127, symmetric=True, axis=0)
     return kernels.fake_quantize(w2, s, z, qmin=-127, qmax=127, axis=0).reshape(w.shape)
 
@@ -98,6 +103,21 @@ def set_quantized(model, on: bool):
             module.quantized = on
 
 
+def _interleaved(model, variants, cfg, reps, warmup):
+    """Median ms of each `(quantized, step)` variant, the variants taking turns rep by rep, so a change of the
+    machine's load during the run weighs on all of them alike (the ratios are what the suite reports)."""
+    for quantized, fn in variants:
+        set_quantized(model, quantized)
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in variants]
+    for _ in range(reps):
+        for i, (quantized, fn) in enumerate(variants):
+            set_quantized(model, quantized)
+            times[i].append(timeit(fn, cfg, reps=1, warmup=0))
+    return [statistics.median(t) for t in times]
+
+
 def run(cfg: Config) -> list[Row]:
     width = cfg.size(64, 16, 8, 4)
     batch = cfg.size(128, 8, 2, 2)
@@ -121,12 +141,10 @@ def run(cfg: Config) -> list[Row]:
 
     if cfg.cuda:
         torch.backends.cudnn.benchmark = True
-    reps = cfg.size(10, 3, 2, 1)
-    set_quantized(model, False)
-    float_ms = timeit(step, cfg, reps=reps, warmup=cfg.size(3, 1, 1, 0))
-    set_quantized(model, True)
-    quant_ms = timeit(deferred_step, cfg, reps=reps, warmup=cfg.size(3, 1, 1, 0))
-    checked_ms = timeit(step, cfg, reps=reps, warmup=cfg.size(1, 1, 1, 0))
+    reps = cfg.size(10, 7, 3, 1)
+    float_ms, quant_ms, checked_ms = _interleaved(
+        model, [(False, step), (True, deferred_step), (True, step)], cfg, reps, warmup=cfg.size(3, 1, 1, 0)
+    )
     params = sum(p.numel() for p in model.parameters())
     case = f"ResNet-18 width {width}, {params / 1e6:.3g}M params, batch {batch}, {image}x{image}"
     return [

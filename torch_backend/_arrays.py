@@ -12,6 +12,7 @@ from reference.common import validate
 # dtypes whose sum, min and aminmax torch implements on every device (the one-reduction fast checks below)
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _REDUCIBLE = _FLOATS + (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -131,6 +132,20 @@ def _usable(value):
     if isinstance(value, list | tuple):
         return type(value)(_usable(v) for v in value)
     return value
+
+
+def where_kept(mask, x) -> torch.Tensor:
+    """`torch.where(mask, x, +0.0)` (masks and straight-through gradients), with the same bits.
+
+    Large float32 tensors (2**14 elements or more) take an AND of `x`'s bit patterns with all-ones where `mask`
+    holds and all-zeros elsewhere: `x`'s bits or +0.0, as `where` gives them (a NaN or -0.0 of `x` that is kept
+    stays), about 3x faster than torch's CPU `where` with a boolean mask. Smaller tensors, where the two extra
+    operations cost more than they save, and other dtypes use `where`. No autograd through the AND.
+    """
+    if type(x) not in _PLAIN or x.dtype != torch.float32 or x.numel() < 1 << 14:  # a DTensor: `where`
+        return torch.where(mask, x, 0.0)
+    keep = mask.to(torch.int32).neg_()  # -1: all 32 bits set
+    return torch.bitwise_and(x.detach().view(torch.int32), keep).view(torch.float32)
 
 
 def scalar(value, like: torch.Tensor, dtype=None) -> torch.Tensor:

@@ -54,7 +54,9 @@ def apply_mask(w, mask):
     w = _arrays.array("w", w)
     mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
     _arrays.same_device("mask", mask, "w", w)
-    return torch.where(mask, w, 0.0)
+    if torch.is_grad_enabled() and w.requires_grad:
+        return _ApplyMask.apply(w, mask)
+    return _arrays.where_kept(mask, w)
 
 
 def apply_mask_vjp(grad, w, mask):
@@ -64,3 +66,17 @@ def apply_mask_vjp(grad, w, mask):
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
     return _arrays.vjp(apply_mask, (w, mask), grad)
+
+
+class _ApplyMask(torch.autograd.Function):
+    """`where(mask, w, +0.0)` and its gradient `where(mask, grad, +0.0)`, both by `_arrays.where_kept`."""
+
+    @staticmethod
+    def forward(ctx, w, mask):
+        ctx.save_for_backward(mask)
+        return _arrays.where_kept(mask, w)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return _arrays.where_kept(mask, grad), None

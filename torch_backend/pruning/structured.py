@@ -55,16 +55,14 @@ def _nm_keep_pairwise(g, n, m):
 
     Element `i` ranks `#{j < i: g_j >= g_i} + #{j > i: g_j > g_i}` (the larger first, ties to the lower index),
     the position a stable descending sort gives it, and is kept when its rank is below `n`. Each pair `i < j`
-    is compared once: `ge = g_i >= g_j` adds 1 to `j`'s rank, or else 1 to `i`'s. With `up_i` the count of
-    pairs `j < i` with `ge_ji` and `down_i` that of pairs `j > i` with `ge_ij`, the rank is
-    `up_i + (m - 1 - i) - down_i`.
+    is compared once: `g_i >= g_j` adds 1 to `j`'s rank, else 1 to `i`'s. The columns are made contiguous first
+    (`(m, ...)`): comparisons of strided columns cost several times more.
     """
-    cols = g.unbind(-1)
-    up = [torch.zeros(cols[0].shape, dtype=torch.int8, device=g.device) for _ in range(m)]
-    down = [torch.zeros(cols[0].shape, dtype=torch.int8, device=g.device) for _ in range(m)]
+    cols = g.movedim(-1, 0).contiguous()
+    rank = torch.zeros(cols.shape, dtype=torch.int8, device=g.device)
     for i in range(m):
         for j in range(i + 1, m):
             ge = cols[i] >= cols[j]
-            up[j] += ge
-            down[i] += ge
-    return torch.stack([up[i] - down[i] < n - (m - 1 - i) for i in range(m)], dim=-1)
+            rank[j] += ge
+            rank[i] += ~ge
+    return (rank < n).movedim(0, -1)

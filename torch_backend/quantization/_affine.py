@@ -66,14 +66,26 @@ def check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key
     return x, s, z, qmin, qmax, mode, key
 
 
+def vjp_through(fake_quantize, grad, x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key):
+    """The gradient with respect to `x` of `fake_quantize` (the eager function or the fused kernel), computed by
+    torch autograd through it, after the checks of `fake_quantize_vjp` (arguments, then `grad` against `x`)."""
+    x, *_ = check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
+    _arrays.same_device("grad", grad, "x", x)
+    options = {"qmin": qmin, "qmax": qmax, "axis": axis, "group_size": group_size, "rounding": rounding, "key": key}
+    return _arrays.vjp(lambda *a: fake_quantize(*a, **options), (x, scale, zero_point), grad)
+
+
 def rounded_codes(x, s, z, qmin, qmax, mode, key, *, want_mask=False):
-    """`(c, passes)`: `c = clip(round(x / s), qmin - z, qmax - z)` in float32, a new tensor, and, with
-    `want_mask`, `passes = qmin <= round(x / s) + z <= qmax` (else None). `s` and `z` broadcast against `x`.
+    """`(c, passes)`: `c = clip(round(x / s), qmin - z, qmax - z)` in float32, a new tensor with no -0.0, and,
+    with `want_mask`, `passes = qmin <= round(x / s) + z <= qmax` (else None). `s` and `z` broadcast against `x`.
 
     This is the reference's `clip(round(x / s) + z, qmin, qmax) - z` without its float64 round trip: the rounded
     value is an integer (or +-Inf), the bounds `qmin - z` and `qmax - z` are integers of magnitude below 2**17, so
-    comparing and clipping in float32 gives the same integers, and `c + z` is the code. `c` may be -0.0 (where
-    `x / s` rounds to -0.0); callers that need the sign of the code's zero add +0.0. Division and rounding work in
+    comparing and clipping in float32 gives the same integers, and `c + z` is the code. Adding +0.0 after the
+    rounding turns its -0.0 into +0.0 (the reference's integer code has no sign), so `c` is exactly the
+    reference's `float32(q - z)`, and a clipped value differs from the rounded one in its bits exactly when their
+    values differ (the mask compares bits: cheaper than a float comparison on CPU). Division and rounding work in
     place on the one new tensor, so a call makes one or two input-sized float32 temporaries, not six.
     """
     t = x / s
@@ -85,19 +97,13 @@ def rounded_codes(x, s, z, qmin, qmax, mode, key, *, want_mask=False):
         t.ceil_()
     else:
         t = _rounding.round_by(t, mode, key)
-    lo = (qmin - z).to(torch.float32)
-    hi = (qmax - z).to(torch.float32)
+    t.add_(0.0)
+    c = t if not want_mask else t.clone()
+    if z.ndim == 0 and z.device.type == "cpu":  # per tensor on CPU: Python bounds, read without a device sync
+        zero = int(z)
+        c.clamp_(float(qmin - zero), float(qmax - zero))
+    else:  # clamp_min_ / clamp_max_: torch's CPU clamp with tensor bounds is several times slower
+        c.clamp_min_((qmin - z).to(torch.float32)).clamp_max_((qmax - z).to(torch.float32))
     if not want_mask:
-        return t.clamp_(lo, hi), None
-    c = torch.clamp(t, lo, hi)
-    return c, t == c  # equal exactly where the rounded value lies in [lo, hi] (+-Inf never does)
-
-
-def vjp_through(fake_quantize, grad, x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key):
-    """The gradient with respect to `x` of `fake_quantize` (the eager function or the fused kernel), computed by
-    torch autograd through it, after the checks of `fake_quantize_vjp` (arguments, then `grad` against `x`)."""
-    x, *_ = check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
-    grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
-    _arrays.same_device("grad", grad, "x", x)
-    options = {"qmin": qmin, "qmax": qmax, "axis": axis, "group_size": group_size, "rounding": rounding, "key": key}
-    return _arrays.vjp(lambda *a: fake_quantize(*a, **options), (x, scale, zero_point), grad)
+        return c, None
+    return c, torch.eq(t.view(torch.int32), c.view(torch.int32))  # +-Inf is never kept

@@ -66,8 +66,8 @@ def minmax_qparams(x, *, qmin, qmax, symmetric=False, axis=None, group_size=None
         raise
     x = x.detach()
     if axis is None:
-        lo, hi = x.min(), x.max()
-    elif group_size is None:
+        lo, hi = torch.aminmax(x)
+    elif group_size is None:  # amin and amax: torch's CPU aminmax along a dimension is several times slower
         rows = torch.movedim(x, axis, 0).reshape(x.shape[axis], -1)
         lo, hi = rows.amin(dim=1), rows.amax(dim=1)
     else:
@@ -128,16 +128,16 @@ class _FakeQuantize(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (passes,) = ctx.saved_tensors
-        return torch.where(passes, grad, 0.0), None, None, None, None, None, None, None
+        return _arrays.where_kept(passes, grad), None, None, None, None, None, None, None
 
 
 def _fake_quantize(x, s, z, qmin, qmax, mode, key, gran, want_mask):
     """`(y, passes)` after the checks: `y = (q - z) * s` with `q - z = clip(round(x / s), qmin - z, qmax - z)`
-    (`_affine.rounded_codes`), made +0.0 where it is a zero (the reference's integer `q - z` has no sign), then
-    multiplied by `s`, in place: four passes over one float32 temporary (five with the mask)."""
+    (`_affine.rounded_codes`, +0.0 for a zero code), multiplied by `s` in place: five passes over one float32
+    temporary (with the mask, a copy and a comparison more)."""
     xv, sv, zv = _affine.grouped(x, s, z, *gran)
     c, passes = _affine.rounded_codes(xv, sv, zv, qmin, qmax, mode, key, want_mask=want_mask)
-    y = c.add_(0.0).mul_(sv).reshape(x.shape)
+    y = c.mul_(sv).reshape(x.shape)
     return y, None if passes is None else passes.reshape(x.shape)
 
 
