@@ -1,0 +1,177 @@
+"""CPU: the NumPy reference against the torch backend at about 1M elements, for every registry entry whose
+inputs can be enlarged.
+
+A case drawn from the entry's own strategy is enlarged by tiling: its largest array, and every array argument
+of the same shape, is repeated along one axis (0, else the last) until it holds about `--large` elements
+(1M by default; `--quick` 256K); parameters of other shapes (a per-channel scale along the other axis, a
+second matrix operand) stay as drawn. The first tiling that the reference accepts and answers without an
+error is timed. Entries whose sizes are fixed by their definition (a square Hessian, a 256-element GGUF block
+with its own scales, a key) or whose inputs only fit as drawn are listed as skipped, with the reason. Each
+timed pair is also compared bit for bit in the run (the note says `bit-identical: True`). One call of either
+implementation that takes longer than `CAP_S` seconds ends the entry after that call (one sample); where a
+probe at 1/64 of the size predicts a reference call over `CAP_S`, the entry is enlarged less (its note gives
+the element count: of all its arrays together).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+import warnings
+
+import numpy as np
+
+from benchmarks.bench_reference import draw_cases
+from benchmarks.common import Config, Row
+from spec.backends import REFERENCE, TORCH
+from spec.conformance import Mismatch, outcome, same_bits
+from spec.entry import Case
+from spec.registry import REGISTRY
+
+CAP_S = 2.0  # seconds: a call slower than this is timed once; a reference predicted slower gets fewer elements
+
+
+def run(cfg: Config) -> list[Row]:
+    if cfg.cuda:
+        return []
+    target = cfg.size(1 << 20, 1 << 20, 1 << 18, 1 << 12)
+    reps = 1 if cfg.smoke else 3
+    entries = list(REGISTRY.values())
+    if cfg.smoke:
+        entries = entries[:5]
+    rows, slower, ratios = [], [], []
+    for entry in entries:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            row = _entry_row(entry, target, reps)
+        rows.append(row)
+        if row.ratio is not None:
+            ratios.append(row.ratio)
+            if row.ratio > 1:
+                slower.append(entry.name)
+    if ratios:
+        rows.append(
+            Row(
+                "reference vs torch, large (CPU)",
+                f"all {len(ratios)} enlarged algorithms (geometric mean)",
+                "torch_backend",
+                float("nan"),
+                "NumPy reference",
+                None,
+                statistics.geometric_mean(ratios),
+                note=f"slower than NumPy (ratio > 1): {', '.join(slower) or 'none'}",
+            )
+        )
+    return rows
+
+
+def _entry_row(entry, target, reps) -> Row:
+    suite = "reference vs torch, large (CPU)"
+    try:
+        cases = draw_cases(entry, 10)
+    except Exception as exc:  # an entry whose strategy cannot be drawn here
+        return Row(suite, entry.name, "torch_backend", float("nan"), note=f"skipped: {type(exc).__name__}")
+    cases.sort(key=_size, reverse=True)
+    ref_fn, torch_fn = entry.reference(), TORCH.function(entry)
+    why = "no array argument"
+    for case in cases:
+        if _size(case) == 0:
+            continue
+        for axis in (0, -1):
+            big = _tiled(case, _affordable(ref_fn, case, target, axis), axis)
+            if big is None:
+                why = "inputs do not tile"
+                continue
+            ref_case = Case(REFERENCE.to_native(big.args, "cpu"), REFERENCE.to_native(big.kwargs, "cpu"))
+            t0 = time.perf_counter()
+            kind, ref_out = outcome(ref_fn, ref_case)
+            first_ref = time.perf_counter() - t0
+            if kind != "ok":
+                why = f"the enlarged inputs are not valid ({type(ref_out).__name__}: {str(ref_out)[:60]})"
+                continue
+            torch_case = Case(TORCH.to_native(big.args, "cpu"), TORCH.to_native(big.kwargs, "cpu"))
+            t0 = time.perf_counter()
+            kind_t, got = outcome(torch_fn, torch_case)
+            first_torch = time.perf_counter() - t0
+            try:
+                if kind_t != "ok":
+                    raise Mismatch(f"torch raised {got!r:.80}")
+                same_bits(ref_out, TORCH.to_numpy(got), "output")
+                same = "True"
+            except Mismatch as exc:
+                same = f"False ({str(exc)[:80]})"
+            ref_ms = _time(ref_fn, ref_case, reps, first_ref)
+            torch_ms = _time(torch_fn, torch_case, reps, first_torch)
+            n = _size(big)
+            return Row(
+                suite,
+                entry.name,
+                "torch_backend",
+                torch_ms,
+                "NumPy reference",
+                ref_ms,
+                torch_ms / ref_ms if ref_ms > 0 else None,
+                note=f"{n} elements in all (tiled along axis {axis}); bit-identical: {same}",
+            )
+    return Row(suite, entry.name, "torch_backend", float("nan"), note=f"skipped: {why}")
+
+
+def _affordable(ref_fn, case, target, axis) -> int:
+    """`target`, or fewer elements where a probe at 1/64 of it says the reference would take over `CAP_S`."""
+    probe = _tiled(case, max(1, target // 64), axis)
+    if probe is None:
+        return target
+    ref_case = Case(REFERENCE.to_native(probe.args, "cpu"), REFERENCE.to_native(probe.kwargs, "cpu"))
+    t0 = time.perf_counter()
+    outcome(ref_fn, ref_case)
+    predicted = (time.perf_counter() - t0) * 64
+    return target if predicted <= CAP_S else max(1, int(target * CAP_S / predicted))
+
+
+def _time(fn, case, reps, first_s) -> float:
+    """Median ms over `reps` calls; a first call slower than `CAP_S` is the only sample."""
+    if first_s > CAP_S:
+        return first_s * 1e3
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        outcome(fn, case)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def _arrays(values):
+    for v in values:
+        if isinstance(v, np.ndarray):
+            yield v
+        elif isinstance(v, list | tuple):
+            yield from _arrays(v)
+
+
+def _size(case: Case) -> int:
+    return sum(a.size for a in _arrays(list(case.args) + list(case.kwargs.values())))
+
+
+def _tiled(case: Case, target: int, axis: int) -> Case | None:
+    """`case` with its largest array and every array of that shape repeated along `axis` to about `target`
+    elements; None when there is nothing to tile (no array of at least one dimension and one element)."""
+    arrays = [a for a in _arrays(list(case.args) + list(case.kwargs.values())) if a.ndim >= 1 and a.size]
+    if not arrays:
+        return None
+    largest = max(arrays, key=lambda a: a.size)
+    shape = largest.shape
+    reps = max(1, math.ceil(target / largest.size))
+    if reps == 1:
+        return case
+
+    def grow(v):
+        if isinstance(v, np.ndarray) and v.shape == shape:
+            tiles = [1] * v.ndim
+            tiles[axis] = reps
+            return np.tile(v, tiles)
+        if isinstance(v, list | tuple) and not isinstance(v, str):
+            return type(v)(grow(x) for x in v)
+        return v
+
+    return Case(tuple(grow(v) for v in case.args), {k: grow(v) for k, v in case.kwargs.items()})
