@@ -24,6 +24,8 @@ import torch_backend
 from torch_backend import distributed
 from torch_backend.nn import calibrate, compress
 
+pytestmark = pytest.mark.xdist_group("distributed")  # one worker sets up the module fixtures once
+
 WORLDS = (1, 2, 4)
 
 # ---- the whole tensors: the same in every process ----------------------------------------------------------------

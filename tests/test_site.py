@@ -26,6 +26,8 @@ import pytest
 
 from spec.registry import REGISTRY
 
+pytestmark = pytest.mark.xdist_group("site")  # one worker sets up the module fixtures once
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VJPS = {e.vjp: e.name for e in REGISTRY.values() if e.vjp}
