@@ -9,12 +9,14 @@ error is timed. Entries whose sizes are fixed by their definition (a square Hess
 with its own scales, a key) or whose inputs only fit as drawn are listed as skipped, with the reason. Each
 timed pair is also compared bit for bit in the run (the note says `bit-identical: True`). One call of either
 implementation that takes longer than `CAP_S` seconds ends the entry after that call (one sample); where a
-probe at 1/64 of the size predicts a reference call over `CAP_S`, the entry is enlarged less (its note gives
-the element count: of all its arrays together).
+reference call grows past `CAP_S / 16` on the way up (4x at a time from 1024 elements), the entry stays at
+that size (its note gives the element count, of all its arrays together). The suite caps the process's
+address space at 6 GiB more than it had (an entry that needs more is skipped).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
@@ -29,6 +31,8 @@ from spec.conformance import Mismatch, outcome, same_bits
 from spec.entry import Case
 from spec.registry import REGISTRY
 
+SUITE = "reference vs torch, large (CPU)"
+MEMORY_GIB = 6  # address space the suite may add to the process
 CAP_S = 2.0  # seconds: a call slower than this is timed once; a reference predicted slower gets fewer elements
 
 
@@ -41,11 +45,16 @@ def run(cfg: Config) -> list[Row]:
     if cfg.smoke:
         entries = entries[:5]
     rows, slower, ratios = [], [], []
-    for entry in entries:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            row = _entry_row(entry, target, reps)
-        rows.append(row)
+    with _memory_cap(MEMORY_GIB):
+        for entry in entries:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    row = _entry_row(entry, target, reps)
+                except (MemoryError, RuntimeError) as exc:  # the memory cap, or torch failing to allocate
+                    why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:60]}"
+                    row = Row(SUITE, entry.name, "torch_backend", float("nan"), note=f"skipped: {why}")
+            rows.append(row)
         if row.ratio is not None:
             ratios.append(row.ratio)
             if row.ratio > 1:
@@ -53,7 +62,7 @@ def run(cfg: Config) -> list[Row]:
     if ratios:
         rows.append(
             Row(
-                "reference vs torch, large (CPU)",
+                SUITE,
                 f"all {len(ratios)} enlarged algorithms (geometric mean)",
                 "torch_backend",
                 float("nan"),
@@ -67,7 +76,7 @@ def run(cfg: Config) -> list[Row]:
 
 
 def _entry_row(entry, target, reps) -> Row:
-    suite = "reference vs torch, large (CPU)"
+    suite = SUITE
     try:
         cases = draw_cases(entry, 10)
     except Exception as exc:  # an entry whose strategy cannot be drawn here
@@ -79,14 +88,11 @@ def _entry_row(entry, target, reps) -> Row:
         if _size(case) == 0:
             continue
         for axis in (0, -1):
-            big = _tiled(case, _affordable(ref_fn, case, target, axis), axis)
-            if big is None:
+            grown = _grown(ref_fn, case, target, axis)
+            if grown is None:
                 why = "inputs do not tile"
                 continue
-            ref_case = Case(REFERENCE.to_native(big.args, "cpu"), REFERENCE.to_native(big.kwargs, "cpu"))
-            t0 = time.perf_counter()
-            kind, ref_out = outcome(ref_fn, ref_case)
-            first_ref = time.perf_counter() - t0
+            big, ref_case, kind, ref_out, first_ref = grown
             if kind != "ok":
                 why = f"the enlarged inputs are not valid ({type(ref_out).__name__}: {str(ref_out)[:60]})"
                 continue
@@ -117,16 +123,43 @@ def _entry_row(entry, target, reps) -> Row:
     return Row(suite, entry.name, "torch_backend", float("nan"), note=f"skipped: {why}")
 
 
-def _affordable(ref_fn, case, target, axis) -> int:
-    """`target`, or fewer elements where a probe at 1/64 of it says the reference would take over `CAP_S`."""
-    probe = _tiled(case, max(1, target // 64), axis)
-    if probe is None:
-        return target
-    ref_case = Case(REFERENCE.to_native(probe.args, "cpu"), REFERENCE.to_native(probe.kwargs, "cpu"))
-    t0 = time.perf_counter()
-    outcome(ref_fn, ref_case)
-    predicted = (time.perf_counter() - t0) * 64
-    return target if predicted <= CAP_S else max(1, int(target * CAP_S / predicted))
+def _grown(ref_fn, case, target, axis):
+    """The largest tiling of `case` along `axis` up to `target` elements whose reference call stays near
+    `CAP_S`: from 1024 elements up, 4x at a time while the last call, times 16 (a quadratic algorithm), stays
+    under `CAP_S`. Returns `(case, native case, outcome kind, output, seconds)` of the last call, or None."""
+    n = 1024
+    while True:
+        big = _tiled(case, min(n, target), axis)
+        if big is None:
+            return None
+        ref_case = Case(REFERENCE.to_native(big.args, "cpu"), REFERENCE.to_native(big.kwargs, "cpu"))
+        t0 = time.perf_counter()
+        kind, out = outcome(ref_fn, ref_case)
+        seconds = time.perf_counter() - t0
+        if kind != "ok" or n >= target or seconds * 16 > CAP_S:
+            return big, ref_case, kind, out, seconds
+        n *= 4
+
+
+@contextlib.contextmanager
+def _memory_cap(gib):
+    """Limit this process's address space to its current size plus `gib` GiB inside the block (Linux), so an
+    entry whose enlarged inputs need quadratic memory (pairwise distances of a million filters) fails with a
+    MemoryError instead of exhausting a shared machine."""
+    try:
+        import resource
+
+        with open("/proc/self/statm") as f:
+            current = int(f.read().split()[0]) * resource.getpagesize()
+        old = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (current + gib * 2**30, old[1]))
+    except (ImportError, OSError, ValueError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, old)
 
 
 def _time(fn, case, reps, first_s) -> float:
