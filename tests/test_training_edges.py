@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+import torch_backend
 from torch_backend.nn import ActivationQuant, Compression, RecipeError, compress, export_safetensors, load_safetensors
 from torch_backend.nn.demo import build_model
 from torch_backend.nn.export import effective_tensors
@@ -642,3 +643,33 @@ def test_the_reader_needs_no_torch(tmp_path):
     root = __import__("pathlib").Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.split() == [str(len(load_safetensors(path))), "False"]
+
+
+def test_an_lsq_step_pushed_through_zero_quantizes_with_its_absolute_value(tmp_path):
+    """An optimizer may push a learned LSQ step to zero or below (the full demo did at step 13 of 16 channels):
+    the step used is max(|s|, 2**-23), in the forward, the replay and the exported file alike."""
+    from torch_backend.nn.compressions import LSQQuant
+
+    model = _model()
+    c = compress(model, {"rules": [{**LAYERS, "algorithm": "lsq", "bits": 4}]})
+    _, conv, _, comps = next(iter(c.compressed_tensors()))
+    lsq = next(comp for comp in comps if isinstance(comp, LSQQuant))
+    w = lsq.scale.detach().clone()
+    with torch.no_grad():
+        lsq.scale[0] = -w[0]  # through zero: the same step as +w[0]
+        lsq.scale[1] = 0.0  # the floor 2**-23
+        lsq.scale[2] = -0.0
+    x = _x()
+    loss = model(x).square().mean()
+    loss.backward()
+    assert torch.isfinite(lsq.scale.grad).all()
+    assert all(r.match for r in c.replay())
+    weight = conv.parametrizations["weight"].original.detach()
+    step = torch.where(w.abs() > 2.0**-23, w.abs(), torch.full_like(w, 2.0**-23))
+    step[1] = step[2] = 2.0**-23
+    want = torch_backend.lsq_quantize(weight, step, bits=4, signed=True, axis=0)
+    assert _bits(conv.weight) == _bits(want)
+    export_safetensors(model, c, tmp_path / "m.safetensors")
+    loaded = load_safetensors(tmp_path / "m.safetensors")
+    name = next(k for k, m in model.named_modules() if m is conv)
+    assert loaded[f"{name}.weight"].tobytes() == _bits(want)

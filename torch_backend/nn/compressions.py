@@ -183,6 +183,12 @@ class LSQQuant(Compression):
     Initialized from the first weight it sees with `lsq_init_scale` (the paper's $2\\,\\mathrm{mean}|w| /
     \\sqrt{Q_P}$, per channel with `axis`); the replay uses the stored step, so the initialization need not be
     reproduced, but it is the same on every device.
+
+    The step used is $\\max(|s|, 2^{-23})$ of the parameter $s$: an optimizer step may push a small step through
+    zero, which the LSQ paper does not address, and `lsq_quantize` needs a positive step. torch.ao's
+    `_LearnableFakeQuantize` clamps its parameter in place to the same floor (`finfo(float32).eps`), from where it
+    can grow again; a compression does not write its parameter, so the absolute value reflects it instead and the
+    gradient keeps flowing (through $|s|$; none below the floor). Export writes the step used.
     """
 
     algorithm = "lsq"
@@ -196,11 +202,11 @@ class LSQQuant(Compression):
         return -(2 ** (self.bits - 1)), 2 ** (self.bits - 1) - 1
 
     def compute(self, B, w, s):
-        return B.lsq_quantize(w, s["scale"], bits=self.bits, signed=True, axis=self.axis)
+        return B.lsq_quantize(w, _lsq_step(B, s["scale"]), bits=self.bits, signed=True, axis=self.axis)
 
     def encode(self, B, w, s):
         qmin, qmax = self._range()
-        scale = B.constant(s["scale"])
+        scale = _lsq_step(B, B.constant(s["scale"]))
         codes = B.quantize(B.constant(w), scale, B.int32_zeros_like(scale), qmin=qmin, qmax=qmax, axis=self.axis)
         parts = {"scale": scale, "zero_point": B.int32_zeros_like(scale)}
         return Encoded(codes, "dequantize", parts, qmin, qmax, {"axis": self.axis, "group_size": None})
@@ -210,6 +216,15 @@ class LSQQuant(Compression):
 
     def describe(self):
         return {"algorithm": self.algorithm, "bits": self.bits, "axis": self.axis}
+
+
+LSQ_MIN_STEP = 2.0**-23  # torch.finfo(torch.float32).eps: torch.ao's floor of a learned scale
+
+
+def _lsq_step(B, scale):
+    """The step LSQ quantizes with: `max(|scale|, 2**-23)`, exact in float32 (an absolute value and a choice)."""
+    a = B.abs(scale)
+    return B.where(a > LSQ_MIN_STEP, a, B.full_like(a, LSQ_MIN_STEP))
 
 
 def _sign_codes(B, out, alpha, axis):
