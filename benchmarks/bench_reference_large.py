@@ -55,10 +55,10 @@ def run(cfg: Config) -> list[Row]:
                     why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:60]}"
                     row = Row(SUITE, entry.name, "torch_backend", float("nan"), note=f"skipped: {why}")
             rows.append(row)
-        if row.ratio is not None:
-            ratios.append(row.ratio)
-            if row.ratio > 1:
-                slower.append(entry.name)
+            if row.ratio is not None:
+                ratios.append(row.ratio)
+                if row.ratio > 1:
+                    slower.append(entry.name)
     if ratios:
         rows.append(
             Row(

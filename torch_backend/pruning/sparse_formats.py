@@ -29,10 +29,11 @@ def to_bitmask(w, mask):
     _arrays.same_device("mask", mask, "w", w)
     flat = mask.reshape(-1)
     n = flat.numel()
-    padded = torch.zeros((n + 7) // 8 * 8, dtype=torch.int64, device=flat.device)
-    padded[:n] = flat.to(torch.int64)
-    weights = torch.arange(8, dtype=torch.int64, device=flat.device)
-    bits = (padded.reshape(-1, 8) << weights).sum(dim=1).to(torch.uint8)  # integer sum: exact
+    padded = torch.zeros(((n + 7) // 8, 8), dtype=torch.uint8, device=flat.device)
+    padded.view(-1)[:n] = flat
+    bits = padded[:, 0].clone()
+    for k in range(1, 8):  # bit k of each byte: element k of its run of 8 (uint8 throughout, no int64 widening)
+        bits |= padded[:, k] << k
     return bits, w.detach().reshape(-1)[flat]
 
 
