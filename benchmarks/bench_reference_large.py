@@ -9,7 +9,7 @@ error is timed. Entries whose sizes are fixed by their definition (a square Hess
 with its own scales, a key) or whose inputs only fit as drawn are listed as skipped, with the reason. Each
 timed pair is also compared bit for bit in the run (the note says `bit-identical: True`). One call of either
 implementation that takes longer than `CAP_S` seconds ends the entry after that call (one sample); where a
-reference call grows past `CAP_S / 16` on the way up (4x at a time from 1024 elements), the entry stays at
+call of either grows past `CAP_S / 16` on the way up (4x at a time from 1024 elements), the entry stays at
 that size (its note gives the element count, of all its arrays together). The suite caps the process's
 address space at 6 GiB more than it had (an entry that needs more is skipped).
 """
@@ -88,18 +88,15 @@ def _entry_row(entry, target, reps) -> Row:
         if _size(case) == 0:
             continue
         for axis in (0, -1):
-            grown = _grown(ref_fn, case, target, axis)
+            grown = _grown(ref_fn, torch_fn, case, target, axis)
             if grown is None:
                 why = "inputs do not tile"
                 continue
-            big, ref_case, kind, ref_out, first_ref = grown
+            big, (ref_case, kind, ref_out, first_ref), torch_call = grown
             if kind != "ok":
                 why = f"the enlarged inputs are not valid ({type(ref_out).__name__}: {str(ref_out)[:60]})"
                 continue
-            torch_case = Case(TORCH.to_native(big.args, "cpu"), TORCH.to_native(big.kwargs, "cpu"))
-            t0 = time.perf_counter()
-            kind_t, got = outcome(torch_fn, torch_case)
-            first_torch = time.perf_counter() - t0
+            torch_case, kind_t, got, first_torch = torch_call
             try:
                 if kind_t != "ok":
                     raise Mismatch(f"torch raised {got!r:.80}")
@@ -123,22 +120,30 @@ def _entry_row(entry, target, reps) -> Row:
     return Row(suite, entry.name, "torch_backend", float("nan"), note=f"skipped: {why}")
 
 
-def _grown(ref_fn, case, target, axis):
-    """The largest tiling of `case` along `axis` up to `target` elements whose reference call stays near
-    `CAP_S`: from 1024 elements up, 4x at a time while the last call, times 16 (a quadratic algorithm), stays
-    under `CAP_S`. Returns `(case, native case, outcome kind, output, seconds)` of the last call, or None."""
+def _grown(ref_fn, torch_fn, case, target, axis):
+    """The largest tiling of `case` along `axis` up to `target` elements whose calls stay near `CAP_S`: from
+    1024 elements up, 4x at a time while the last call of either implementation, times 16 (a quadratic
+    algorithm), stays under `CAP_S`. Returns `(case, reference call, torch call)` of the last size, each call
+    as `(native case, outcome kind, output, seconds)` (no torch call when the reference raised), or None."""
     n = 1024
     while True:
         big = _tiled(case, min(n, target), axis)
         if big is None:
             return None
-        ref_case = Case(REFERENCE.to_native(big.args, "cpu"), REFERENCE.to_native(big.kwargs, "cpu"))
-        t0 = time.perf_counter()
-        kind, out = outcome(ref_fn, ref_case)
-        seconds = time.perf_counter() - t0
-        if kind != "ok" or n >= target or seconds * 16 > CAP_S:
-            return big, ref_case, kind, out, seconds
+        ref = _call(ref_fn, REFERENCE, big)
+        if ref[1] != "ok":
+            return big, ref, None
+        got = _call(torch_fn, TORCH, big)
+        if n >= target or max(ref[3], got[3]) * 16 > CAP_S:
+            return big, ref, got
         n *= 4
+
+
+def _call(fn, backend, case):
+    native = Case(backend.to_native(case.args, "cpu"), backend.to_native(case.kwargs, "cpu"))
+    t0 = time.perf_counter()
+    kind, out = outcome(fn, native)
+    return native, kind, out, time.perf_counter() - t0
 
 
 @contextlib.contextmanager
