@@ -137,6 +137,9 @@ def _usable(value):
     return value
 
 
+WHERE_KEPT_MIN = 1 << 14  # from this many elements `where_kept` ANDs bit patterns
+
+
 def where_kept(mask, x) -> torch.Tensor:
     """`torch.where(mask, x, +0.0)` (masks and straight-through gradients), with the same bits.
 
@@ -145,7 +148,7 @@ def where_kept(mask, x) -> torch.Tensor:
     stays), about 3x faster than torch's CPU `where` with a boolean mask. Smaller tensors, where the two extra
     operations cost more than they save, and other dtypes use `where`. No autograd through the AND.
     """
-    if type(x) not in _PLAIN or x.dtype != torch.float32 or x.numel() < 1 << 14:  # a DTensor: `where`
+    if type(x) not in _PLAIN or x.dtype != torch.float32 or x.numel() < WHERE_KEPT_MIN:  # a DTensor: `where`
         return torch.where(mask, x, 0.0)
     keep = mask.to(torch.int32).neg_()  # -1: all 32 bits set
     return torch.bitwise_and(x.detach().view(torch.int32), keep).view(torch.float32)

@@ -54,6 +54,8 @@ def apply_mask(w, mask):
     w = _arrays.array("w", w)
     mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
     _arrays.same_device("mask", mask, "w", w)
+    if w.numel() < _arrays.WHERE_KEPT_MIN:  # torch's own where (and its C++ autograd): cheaper when small
+        return torch.where(mask, w, 0.0)
     if torch.is_grad_enabled() and w.requires_grad:
         return _ApplyMask.apply(w, mask)
     return _arrays.where_kept(mask, w)

@@ -38,7 +38,7 @@ def nm_mask(w, n, m, axis=-1):
         return torch.zeros(w.shape, dtype=torch.bool, device=w.device)
     a = torch.movedim(torch.abs(w.detach()), axis, -1)
     g = a.reshape(a.shape[:-1] + (a.shape[-1] // m, m))
-    if m <= _PAIRWISE_M:
+    if m <= _PAIRWISE_M and w.numel() >= _PAIRWISE_MIN:
         keep = _nm_keep_pairwise(g, n, m)
     else:
         order = torch.sort(g, dim=-1, descending=True, stable=True).indices
@@ -47,7 +47,8 @@ def nm_mask(w, n, m, axis=-1):
     return torch.movedim(keep.reshape(a.shape), -1, axis)
 
 
-_PAIRWISE_M = 8  # up to here m * (m - 1) / 2 column comparisons beat a sort of m-long rows
+_PAIRWISE_M = 8  # up to here m * (m - 1) / 2 column comparisons beat a sort of m-long rows ...
+_PAIRWISE_MIN = 1 << 13  # ... on this many elements or more (below, the sort's few calls cost less)
 
 
 def _nm_keep_pairwise(g, n, m):
