@@ -42,11 +42,17 @@ def finite(name, x) -> torch.Tensor:
 
     One reduction and one host read when all is well: the sum of finite values is finite unless it overflows,
     and any NaN or Inf makes it NaN or Inf, so a finite sum proves every element finite (the order of the
-    additions does not matter here). Only a non-finite sum, a real one or an overflow, scans `x` elementwise.
+    additions does not matter here). A non-finite sum (an overflow, or a NaN or Inf) is followed by `aminmax`,
+    whose minimum and maximum are both finite exactly when every element is; only then is `x` scanned
+    elementwise, for the index of the first bad element.
     """
     d = x.detach()
-    if d.dtype in _FLOATS and d.numel() and math.isfinite(d.sum().item()):
-        return x
+    if d.dtype in _FLOATS and d.numel():
+        if math.isfinite(d.sum().item()):
+            return x
+        small, large = torch.aminmax(d)  # the sum overflowed, or x is not finite: min and max carry NaN and Inf
+        if math.isfinite(small.item()) and math.isfinite(large.item()):
+            return x
     bad = ~torch.isfinite(d)
     if bool(bad.any()):
         i = int(bad.reshape(-1).nonzero()[0])

@@ -95,6 +95,10 @@ def _shape(v, axis):
 
 def _batch_minmax(x, axis):
     rows = _rows(x, axis)
+    if axis is not None and x.ndim > 1:  # reduce over the other axes in place: no copy of x moved to rows
+        k = validate.axis("axis", axis, x.ndim)
+        others = tuple(i for i in range(x.ndim) if i != k)
+        return _plus_zero(x.amin(dim=others)), _plus_zero(x.amax(dim=others))
     return _shape(_plus_zero(rows.amin(dim=1)), axis), _shape(_plus_zero(rows.amax(dim=1)), axis)
 
 
