@@ -1,0 +1,110 @@
+"""The torch backend's size-dependent fast paths, on inputs large enough to take them, against the reference.
+
+The registry's strategies draw small arrays, so `test_properties` exercises the small-input routes only. These
+tests pin the large-input routes bit for bit (`nm_mask`'s pairwise ranks from 2**13 elements, `apply_mask`'s
+bit-AND from 2**14, fake quantize's float32 in-place route, the one-reduction input checks), on values full of
+ties, signed zeros and x.5 midpoints, with the gradients.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import reference as R
+import torch_backend as T
+from torch_backend import _arrays
+from torch_backend.pruning import structured
+
+
+def _bits(a) -> bytes:
+    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+    return np.ascontiguousarray(a).view(np.uint8).tobytes() if a.dtype.kind == "f" else a.tobytes()
+
+
+def _tied(shape, seed):
+    """float32 values from a small set (many ties), both zeros, and some spread."""
+    rng = np.random.default_rng(seed)
+    levels = np.float32([0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 1.5, 2.0, -2.0, 3.0])
+    x = rng.choice(levels, size=shape).astype(np.float32)
+    spread = rng.standard_normal(shape).astype(np.float32)
+    return np.where(rng.random(shape) < 0.3, spread, x).astype(np.float32)
+
+
+@pytest.mark.parametrize(("n", "m"), [(1, 2), (2, 4), (1, 4), (3, 4), (2, 8), (4, 8), (7, 8)])
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_nm_mask_pairwise_route_matches_the_reference(n, m, axis):
+    w = _tied((128, 256), seed=n * 10 + m)
+    assert w.size >= structured._PAIRWISE_MIN and m <= structured._PAIRWISE_M  # the route under test
+    assert _bits(T.nm_mask(torch.from_numpy(w), n, m, axis=axis)) == _bits(R.nm_mask(w, n, m, axis=axis))
+
+
+def test_apply_mask_bit_and_route_keeps_every_kept_bit_and_gives_plus_zero():
+    w = _tied((128, 256), seed=1)
+    w[0, :4] = [np.nan, np.inf, -np.inf, -0.0]
+    mask = np.random.default_rng(2).random(w.shape) < 0.5
+    mask[0, :4] = True
+    mask[1, :4] = False
+    w[1, :4] = [np.nan, -np.inf, -0.0, -3.0]
+    assert w.size >= _arrays.WHERE_KEPT_MIN
+    t = torch.from_numpy(w).requires_grad_(True)
+    out = T.apply_mask(t, torch.from_numpy(mask))
+    assert _bits(out) == _bits(R.apply_mask(w, mask))
+    g = _tied(w.shape, seed=3)
+    (grad,) = torch.autograd.grad(out, t, torch.from_numpy(g))
+    assert _bits(grad) == _bits(R.apply_mask_vjp(g, w, mask))
+
+
+def test_where_kept_equals_where_on_large_float32():
+    x = torch.from_numpy(_tied((1 << 15,), seed=4))
+    x[:3] = torch.tensor([float("nan"), -0.0, float("-inf")])
+    mask = torch.from_numpy(np.random.default_rng(5).random(x.shape) < 0.5)
+    assert _bits(_arrays.where_kept(mask, x)) == _bits(torch.where(mask, x, 0.0))
+
+
+@pytest.mark.parametrize(
+    ("axis", "group_size"), [(None, None), (0, None), (1, None), (1, 128)], ids=["tensor", "axis0", "axis1", "g128"]
+)
+@pytest.mark.parametrize(("qmin", "qmax"), [(-128, 127), (0, 255), (-8, 7)])
+def test_fake_quantize_large_route_matches_the_reference_with_its_gradient(axis, group_size, qmin, qmax):
+    rng = np.random.default_rng(qmax)
+    x = (_tied((64, 512), seed=6) * np.float32(7.3)).astype(np.float32)
+    x[0, :8] = np.float32([0.5, -0.5, 1.5, -2.5, -0.0, 0.0, 1e30, -1e30])  # midpoints, zeros, clipping
+    kw = {"qmin": qmin, "qmax": qmax, "axis": axis, "group_size": group_size}
+    scale, zero = R.minmax_qparams(x, qmin=qmin, qmax=qmax, axis=axis, group_size=group_size)
+    if axis is None:
+        scale = np.float32(1.0)  # x / s exactly at the midpoints above
+    ts, tz = torch.as_tensor(scale), torch.as_tensor(zero)
+    got = T.minmax_qparams(torch.from_numpy(x), qmin=qmin, qmax=qmax, axis=axis, group_size=group_size)
+    want = R.minmax_qparams(x, qmin=qmin, qmax=qmax, axis=axis, group_size=group_size)
+    assert [_bits(a) for a in got] == [_bits(a) for a in want]
+    t = torch.from_numpy(x).requires_grad_(True)
+    out = T.fake_quantize(t, ts, tz, **kw)
+    assert _bits(out) == _bits(R.fake_quantize(x, scale, zero, **kw))
+    assert _bits(T.quantize(torch.from_numpy(x), ts, tz, **kw)) == _bits(R.quantize(x, scale, zero, **kw))
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    (grad,) = torch.autograd.grad(out, t, torch.from_numpy(g))
+    assert _bits(grad) == _bits(R.fake_quantize_vjp(g, x, scale, zero, **kw))
+
+
+def test_the_one_reduction_checks_still_name_the_first_bad_element():
+    x = np.zeros(1 << 15, dtype=np.float32)
+    x[1000], x[2000] = np.inf, np.nan
+    x[500] = np.float32(3e38)  # large finite values: the sum overflows without any non-finite input
+    x[501] = np.float32(3e38)
+    for fn, args in ((R.nm_mask, (2, 4)), (T.nm_mask, (2, 4))):
+        arr = x if fn is R.nm_mask else torch.from_numpy(x)
+        with pytest.raises(ValueError) as e:
+            fn(arr, *args)
+        assert "1000" in str(e.value), str(e.value)
+    ok = np.full(1 << 15, 3e38, dtype=np.float32)  # an overflowing sum of finite values is not an error
+    assert _bits(T.nm_mask(torch.from_numpy(ok), 2, 4)) == _bits(R.nm_mask(ok, 2, 4))
+
+
+def test_to_bitmask_large_matches_the_reference():
+    w = _tied((64, 512), seed=7)
+    mask = np.random.default_rng(8).random(w.shape) < 0.3
+    got = T.to_bitmask(torch.from_numpy(w), torch.from_numpy(mask))
+    want = R.to_bitmask(w, mask)
+    assert [_bits(a) for a in got] == [_bits(a) for a in want]
