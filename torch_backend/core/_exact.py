@@ -481,6 +481,9 @@ def sum_unchecked(a, axis=None):
     when the accumulation saw one (a scaled value at or past the bins' limit): no extra pass otherwise.
     """
     rows, shape = as_rows(a.detach(), axis)
+    small = small_sums(rows)
+    if small is not None:
+        return small.reshape(shape)
     outs = []
     for start in range(0, max(rows.shape[0], 1), BLOCK_ROWS):
         block = rows[start : start + BLOCK_ROWS]
@@ -502,6 +505,29 @@ LIMIT = {torch.float32: 2.0**31, torch.float64: 2.0**60}  # scaled finite values
 
 
 BLOCK_ROWS = 1 << 14  # outputs summed together: their bins and digits are in memory at once (at most 25 MB)
+
+
+SMALL_CPU = 1 << 12  # at most this many CPU elements: `math.fsum` per row (the accumulation's set-up dominates)
+
+
+def small_sums(rows):
+    """The exact sums of the rows of a small float CPU tensor `(M, n)`, rounded once to float64, or None.
+
+    CPython's `math.fsum` keeps exact partials (Shewchuk) and rounds their sum once, to nearest with ties to even;
+    `+ 0.0` makes an exact zero `+0.0`. float32 and float64 values convert to Python floats exactly. It is used
+    below `SMALL_CPU` elements, where the limb accumulation's fixed cost (tens of small torch operations) is most of
+    a call; None (the caller's general route) when a value is not finite or an intermediate sum overflows float64,
+    so that the errors and the overflow to infinity stay the general route's.
+    """
+    if rows.device.type != "cpu" or rows.numel() > SMALL_CPU:
+        return None
+    try:
+        sums = [math.fsum(r) + 0.0 for r in rows.tolist()]
+    except (OverflowError, ValueError):  # a partial beyond float64, or inf + -inf
+        return None
+    if not all(math.isfinite(v) for v in sums):
+        return None
+    return torch.tensor(sums, dtype=torch.float64)
 
 
 def by_blocks(rows, x, finish):

@@ -48,7 +48,15 @@ import torch
 from reference.common import validate
 from reference.core.exact import LIMB_BITS, LIMBS, TOP_LIMB
 from torch_backend import _arrays
-from torch_backend.core._exact import as_rows, by_blocks, digits_of_state, products, round_limbs, state_limbs
+from torch_backend.core._exact import (
+    as_rows,
+    by_blocks,
+    digits_of_state,
+    products,
+    round_limbs,
+    small_sums,
+    state_limbs,
+)
 
 __all__ = ["exact_sum", "exact_sum_state", "exact_sum_combine", "exact_sum_round", "exact_dot", "exact_matmul",
            "exact_gram"]  # fmt: skip
@@ -59,6 +67,9 @@ _FLOATS = ("float32", "float64")
 def exact_sum(x, axis=None):
     """The exact sum rounded once to float64; see `reference.core.exact.exact_sum` for the semantics."""
     rows, shape, x = _sum_rows(x, axis)
+    small = small_sums(rows)
+    if small is not None:
+        return small.reshape(shape)
     return by_blocks(rows, x, lambda digits, base: round_limbs(digits, base, 16)).reshape(shape)
 
 
