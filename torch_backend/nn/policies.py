@@ -8,7 +8,7 @@
 | `nm` | N:M pruning | `n`, `m`, `axis`, `at` |
 | `random` | pruning | `sparsity`, `seed` (in [0, 2**64)), `at` |
 | `affine` | weight fake quantization, min-max scales each forward | `bits`, `symmetric`, `axis` (default 0; 1 with `group_size`: groups of input columns), `group_size`, `rounding` |
-| `lsq` | weight quantization with a learned step (LSQ; the step used is `max(|s|, 2**-23)` of the parameter) | `bits`, `axis` |
+| `lsq` | weight quantization with a learned step (LSQ; the step used is `max(abs(s), 2**-23)` of the parameter) | `bits`, `axis` |
 | `twn` | ternary weights (TWN) | `axis` |
 | `xnor` | binary weights scaled by mean magnitude (XNOR-Net / BWN) | `axis` |
 | `ttq` | ternary weights with learned scales (TTQ) | `t` |
