@@ -50,3 +50,16 @@ def test_hqq_lowers_its_lp_error():
         return float(np.sum(np.abs(w.astype(np.float64) - r.weight) ** 0.7))
 
     assert lp(solved) < lp(plain)
+
+
+def test_a_zero_extreme_counts_as_plus_zero_in_both_backends():
+    """min/max leave the sign of a zero extreme open (NumPy and torch pick differently on [-0.0, +0.0]); hqq pins
+    it to +0.0, so the zero point -min * sigma is -0.0 everywhere. Found by the oldest allowed Hypothesis."""
+    kw = {"bits": 1, "group_size": 2, "lp_norm": 0.5, "beta": 1.0, "kappa": 1.0, "iters": 0, "optimize": False}
+    for row in ([-0.0, 0.0], [0.0, -0.0], [-0.0, -0.0], [0.0, 0.0]):
+        x = np.array([row], dtype=np.float32)
+        want = R.hqq(x, **kw)
+        got = T.hqq(torch.from_numpy(x), **kw)
+        for a, b in zip(want[:4], got[:4], strict=True):
+            assert np.asarray(a).tobytes() == b.numpy().tobytes(), (row, a, b)
+        assert np.signbit(want.zero).all(), (row, want.zero)

@@ -131,7 +131,8 @@ def hqq(w, *, bits=4, group_size=64, lp_norm=0.7, beta=10.0, kappa=1.01, iters=2
     out_f, d = w.shape
     qmax = F32(2**bits - 1)
     groups = w.reshape(-1, g)
-    lo, hi = groups.min(axis=1)[:, None], groups.max(axis=1)[:, None]
+    # + 0.0: min and max do not specify the sign of a zero extreme (of -0.0 and +0.0); a zero extreme is +0.0
+    lo, hi = groups.min(axis=1)[:, None] + F32(0), groups.max(axis=1)[:, None] + F32(0)
     with np.errstate(over="ignore"):
         width = hi - lo
     _finite_ranges(width)

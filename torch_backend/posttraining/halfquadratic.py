@@ -42,7 +42,7 @@ def hqq(w, *, bits=4, group_size=64, lp_norm=0.7, beta=10.0, kappa=1.01, iters=2
     qmax = _f32(2**bits - 1, w)
     zero_f = _f32(0, w)
     groups = w.reshape(-1, g)
-    lo, hi = groups.amin(dim=1, keepdim=True), groups.amax(dim=1, keepdim=True)
+    lo, hi = groups.amin(dim=1, keepdim=True) + zero_f, groups.amax(dim=1, keepdim=True) + zero_f  # +0.0 extremes
     width = hi - lo
     _finite_ranges(width)
     sigma = torch.minimum(qmax / width, _f32(float(SCALE_CAP), w))

@@ -84,7 +84,8 @@ ENTRIES = [
         strategy=S.hqq_cases,
         semantics=(
             "Groups: group_size consecutive input columns per output row. sigma = min(fl32(qmax / fl32(max - min)), "
-            "2e4), zero = fl32(-min * sigma), qmax = 2**bits - 1.",
+            "2e4), zero = fl32(-min * sigma), qmax = 2**bits - 1; a zero min or max counts as +0.0 (the sign of a "
+            "zero extreme is left open by min/max).",
             "Each iteration: W_q = clip(rne(W sigma + z), 0, qmax); W_r = (W_q - z) / sigma; W_e = hqq_shrink(W - W_r, "
             "beta_i, p); z = fl32(fl64(exact_sum(W_q - (W - W_e) sigma) / g)); beta_{i+1} = beta_i * kappa (Python "
             "floats); float32 ops left to right.",
