@@ -1,6 +1,7 @@
 """Hadamard rotations in torch: the semantics of `reference.posttraining.rotation`, bit for bit, on any device.
 
-The ±1 matrix is array-free data built once by the reference (`hadamard_matrix` is re-exported); the transform is
+The ±1 matrix is integer data built once by the reference's Kronecker construction and returned here as an int8
+tensor (`hadamard_matrix`, the same entries); the transform is
 a float64 matrix product on the device, certified by the same error bound, with the rare uncertain entries rounded
 exactly on the host by the reference's own code.
 """
@@ -14,7 +15,8 @@ import torch
 from reference.common import posttraining as rules
 from reference.common import transcendentals as host
 from reference.common import validate
-from reference.posttraining.rotation import EPS, TINY, hadamard_matrix
+from reference.posttraining import rotation as construction
+from reference.posttraining.rotation import EPS, TINY
 from torch_backend import _arrays
 from torch_backend.core.random import random_bits
 
@@ -47,9 +49,18 @@ def hadamard_transform(x, *, key=None, inverse=False):
     return value.reshape(x.shape)
 
 
+def hadamard_matrix(n):
+    """The ±1 Hadamard matrix $H_n$ as an int8 tensor (CPU); see `reference.posttraining.rotation.hadamard_matrix`.
+
+    The entries are integers built by the reference's construction (no arithmetic to redo on a device); this twin
+    returns them as a tensor, as every torch-backend function returns tensors.
+    """
+    return torch.from_numpy(construction.hadamard_matrix(n))
+
+
 def _coefficients(n, key, inverse, device):
     """float64 C with y_i = fl32(sum_j C_ij x_j / sqrt n): H * d (columns) forward, (H * d)^T inverse."""
-    h = torch.from_numpy(hadamard_matrix(n)).to(device=device, dtype=F64)
+    h = hadamard_matrix(n).to(device=device, dtype=F64)
     if key is not None:
         d = 1 - 2 * (random_bits(key, (n,), device=device) & 1)
         h = h * d.to(F64)[None, :]
