@@ -71,6 +71,24 @@ def _adversarial(rng, n, dtype=np.float64):
     return a
 
 
+# The torch backend's routes for sums and products, each forced everywhere (they must give the same bits):
+# "fsum" (small CPU tensors), "proof" (the proven float64 cut; products written out as exact terms), "bins"
+# (int64 bins; products by integer slices). "default" leaves the size thresholds as they are.
+ROUTES = {
+    "default": {},
+    "proof": {"SMALL_CPU": -1, "PROOF_LENGTH": 1 << 40, "SMALL_PRODUCTS": 1 << 22},
+    "bins": {"SMALL_CPU": -1, "PROOF_LENGTH": -1, "SMALL_PRODUCTS": -1},
+    "fsum": {"SMALL_CPU": 1 << 40, "SMALL_PRODUCTS": 1 << 22},
+}
+
+
+@pytest.fixture(params=list(ROUTES))
+def route(request, monkeypatch):
+    for name, value in ROUTES[request.param].items():
+        monkeypatch.setattr(TX, name, value)
+    return request.param
+
+
 # ---- shards compose ----------------------------------------------------------------------------------------------
 
 
@@ -139,7 +157,7 @@ def test_torch_results_do_not_change_with_the_thread_count():
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_large_sums_match_the_reference(device):
+def test_large_sums_match_the_reference(device, route):
     rng = np.random.default_rng(8)
     for dtype in (np.float32, np.float64):
         x = _adversarial(rng, 200_000, dtype)
@@ -162,7 +180,7 @@ def test_a_long_row_flushed_in_segments_gives_the_same_sum(device, monkeypatch):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_large_products_match_the_reference(device):
+def test_large_products_match_the_reference(device, route):
     rng = np.random.default_rng(10)
     for dtype in (np.float32, np.float64):
         a = (rng.standard_normal((20, 70)) * np.exp2(rng.integers(-40, 40, (20, 70)))).astype(dtype)
@@ -200,7 +218,7 @@ def test_linear_algebra_matches_the_reference_on_larger_matrices(device):
     _same(RL.cholesky_inverse(l), TL.cholesky_inverse(_t(l, device)), "cholesky_inverse 24")
 
 
-def test_blocks_of_outputs_change_nothing(monkeypatch):
+def test_blocks_of_outputs_change_nothing(monkeypatch, route):
     """Sums take their outputs `BLOCK_ROWS` at a time and products `BLOCK_OUTPUTS` at a time (to bound memory);
     tiny blocks must give the same bits as the reference."""
     monkeypatch.setattr(TX, "BLOCK_ROWS", 3)
@@ -223,8 +241,11 @@ def test_blocks_of_outputs_change_nothing(monkeypatch):
 @pytest.mark.parametrize("whole", [-1, 1 << 40], ids=["row-by-row carry", "whole-array carry"])
 def test_both_carry_paths_round_exactly(whole, monkeypatch):
     """`_round` carries limbs row by row (many columns) or by whole-array operations (few columns); forcing each
-    path everywhere must give the reference's bits: negative totals, subnormal results with ties, long carries."""
+    path everywhere must give the reference's bits: negative totals, subnormal results with ties, long carries.
+    (The bins and the slices are forced: the other routes carry nothing.)"""
     monkeypatch.setattr(TX, "WHOLE", whole)
+    for name, value in ROUTES["bins"].items():
+        monkeypatch.setattr(TX, name, value)
     rng = np.random.default_rng(14)
     for _ in range(20):
         x = _adversarial(rng, int(rng.integers(1, 200)))
@@ -240,7 +261,7 @@ def test_both_carry_paths_round_exactly(whole, monkeypatch):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_the_unchecked_sum_for_backward_passes(device):
+def test_the_unchecked_sum_for_backward_passes(device, route):
     """`torch_backend.core._exact.sum_unchecked` (for VJPs, as `torch_backend._reduce.tree` is for `tree_sum`): finite values give
     `exact_sum` bit for bit, along any axis; a NaN or both infinities give NaN, one infinity gives itself, per
     output, as IEEE addition would, instead of raising inside autograd."""
@@ -511,6 +532,61 @@ def test_sqrt_rn_is_correctly_rounded_in_both_backends():
 
 
 # ---- peers as oracles --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("forced", ["proof", "bins"])
+def test_every_route_gives_the_reference_bits_on_drawn_rows(forced):
+    """Rows drawn over float64's whole range (zeros of both signs, subnormals, cancelling pairs, values near
+    `SUM_SAFE` and past it), summed by one route forced everywhere, then multiplied as matrices: the reference's
+    bits. The proof route hands what it cannot settle to the bins, so this also checks that hand-over."""
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        hnp.arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(0, 30)), elements=S.exact_values("float64")),
+        st.sampled_from([np.float32, np.float64]),
+    )
+    def check(x, dtype):
+        with np.errstate(over="ignore"):
+            y = x.astype(dtype)
+        y = np.where(np.isfinite(y), y, dtype(1.0)).astype(dtype)
+        with pytest.MonkeyPatch.context() as m:
+            for name, value in ROUTES[forced].items():
+                m.setattr(TX, name, value)
+            _same(RE.exact_sum(y, 1), TE.exact_sum(torch.from_numpy(y), 1), f"{forced} sum")
+            _same(RE.exact_sum(y, 1), TX.sum_unchecked(torch.from_numpy(y), 1), f"{forced} unchecked sum")
+            if y.shape[1]:
+                _same(RE.exact_matmul(y, y.T), TE.exact_matmul(torch.from_numpy(y), torch.from_numpy(y.T.copy())))
+                _same(RE.exact_gram(y), TE.exact_gram(torch.from_numpy(y)), f"{forced} gram")
+
+    check()
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_rows_the_proof_leaves_open_go_to_the_bins(level, monkeypatch):
+    """`proven_sums` certifies in two levels and leaves the rest to the bins: refusing every certificate of one
+    level (or both) must change no bit, and the second level must settle what the first leaves on a tie."""
+    real = TX.certify
+    calls = []
+
+    def refuse(p, q, bound):
+        calls.append(1)
+        value, ok = real(p, q, bound)
+        return value, ok & (len(calls) % 2 == 0 if level == 1 else torch.zeros_like(ok))
+
+    monkeypatch.setattr(TX, "SMALL_CPU", -1)
+    monkeypatch.setattr(TX, "certify", refuse)
+    rng = np.random.default_rng(21)
+    x = _adversarial(rng, 40 * 50).reshape(40, 50)
+    _same(RE.exact_sum(x, 1), TE.exact_sum(torch.from_numpy(x), 1), f"level {level} refused")
+    a = rng.standard_normal((1, 12, 32)).astype(np.float32)
+    b = rng.standard_normal((1, 32, 12)).astype(np.float32)
+    _same(RE.exact_matmul(a, b), TE.exact_matmul(torch.from_numpy(a), torch.from_numpy(b)), "products on ties")
+    monkeypatch.setattr(TX, "certify", real)
+    # dot products of 32 float32 terms: exact sums of 48-bit products land on float64 ties; level 2 settles them
+    terms = (torch.from_numpy(a[0]).double()[:, None, :] * torch.from_numpy(b[0]).double().T[None]).reshape(-1, 32)
+    value, ok = TX.proven_sums(terms)
+    assert bool(ok.all()), f"{int((~ok).sum())} of {ok.numel()} rows left open"
+    _same(RE.exact_matmul(a, b)[0].reshape(-1), value, "settled by the proof")
 
 
 @given(hnp.arrays(np.float64, st.integers(0, 40), elements=S.exact_values("float64")))

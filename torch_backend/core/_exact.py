@@ -265,6 +265,10 @@ def products(a, b, gram=False):
     """
     batch, m, k = a.shape
     n = b.shape[-1]
+    if 0 < batch * m * n * k <= SMALL_PRODUCTS:
+        out = products_by_sums(a, b)
+        if out is not None:
+            return out
     out = torch.zeros(batch, m, n, dtype=torch.float64, device=a.device)
     if k == 0 or batch * m * n == 0:
         return out
@@ -300,6 +304,56 @@ def products(a, b, gram=False):
         i, r, c = bad.unbind(1)
         out[i, r, c] = products_exact(a[i, r][:, None, :], b[i, :, c][:, :, None]).reshape(-1)
     return out
+
+
+# Up to this many products (batch * m * n * k), `products` writes every product out as exact float64 terms and
+# adds each output's terms exactly (`products_by_sums`): on small operands the slices' set-up costs more.
+SMALL_PRODUCTS = 1 << 14
+SAFE = 2.0**480  # float64 factors with every nonzero magnitude in [1 / SAFE, SAFE] split exactly (`two_product`)
+
+
+def products_by_sums(a, b):
+    """`a @ b` for small `(B, m, k)` and `(B, k, n)` floats, every entry exact and rounded once, as float64
+    `(B, m, n)`, or None (float64 factors outside `[1 / SAFE, SAFE]`: the caller's slices).
+
+    Each output is the exact sum of its `k` products, each product an exact sum of float64 terms: a product of
+    two float32 values is exact in float64 (48 significant bits); a product of two float64 values is `p + e`
+    (`two_product`: Dekker's product with Veltkamp's split, as the reference's `dot_rows`). The terms are added by
+    `sums` (the exact sum of each row, rounded once), so the result is the exact dot product rounded once.
+    """
+    batch, m, k = a.shape
+    n = b.shape[-1]
+    f64 = torch.float64
+    left, right = a.to(f64)[:, :, None, :], b.to(f64).transpose(1, 2)[:, None, :, :]  # (B, m, 1, k), (B, 1, n, k)
+    if a.dtype == torch.float32:
+        terms = left * right
+    else:
+        if not (_in_range(a) and _in_range(b)):
+            return None
+        p = left * right
+        terms = torch.cat([p.expand(batch, m, n, k), _product_error(left, right, p)], dim=-1)
+    rows = terms.reshape(batch * m * n, terms.shape[-1])
+    return sums(rows, _unchecked_bins).view(batch, m, n)
+
+
+def _in_range(x):
+    """Whether every nonzero magnitude of `x` lies in `[1 / SAFE, SAFE]` (one host read)."""
+    t = x.abs()
+    return not bool(((t > SAFE) | ((t < 1 / SAFE) & (t > 0))).any())
+
+
+def _product_error(a, b, p):
+    """`a b - p` exactly, for `p = fl(a b)` (broadcast): Dekker's product with Veltkamp's split (no fused
+    multiply-add; the four partial products of 26-bit halves are exact)."""
+    ah, al = _halves(a)
+    bh, bl = _halves(b)
+    return ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _halves(x):
+    c = x * _arrays.scalar(134217729.0, x)  # 2**27 + 1
+    hi = c - (c - x)
+    return hi, x - hi
 
 
 CHUNK = 1 << 14  # outputs rounded together: their temporaries stay in cache
@@ -481,9 +535,11 @@ def sum_unchecked(a, axis=None):
     when the accumulation saw one (a scaled value at or past the bins' limit): no extra pass otherwise.
     """
     rows, shape = as_rows(a.detach(), axis)
-    small = small_sums(rows)
-    if small is not None:
-        return small.reshape(shape)
+    return sums(rows, _unchecked_bins).reshape(shape)
+
+
+def _unchecked_bins(rows):
+    """The bins route of `sum_unchecked`."""
     outs = []
     for start in range(0, max(rows.shape[0], 1), BLOCK_ROWS):
         block = rows[start : start + BLOCK_ROWS]
@@ -498,7 +554,7 @@ def sum_unchecked(a, axis=None):
         nan = torch.isnan(block).any(1) | (up & down)
         out = torch.where(up, torch.inf, torch.where(down, -torch.inf, out))
         outs.append(torch.where(nan, torch.nan, out))
-    return torch.cat(outs).reshape(shape)
+    return torch.cat(outs)
 
 
 LIMIT = {torch.float32: 2.0**31, torch.float64: 2.0**60}  # scaled finite values stay below (`_add_f32`, `_add_f64`)
@@ -528,6 +584,106 @@ def small_sums(rows):
     if not all(math.isfinite(v) for v in sums):
         return None
     return torch.tensor(sums, dtype=torch.float64)
+
+
+# Rows up to this length take the proven float64 route (`proven_sums`); its error bound grows with the length
+# (about one row in a thousand of random values is left unproven at 2**16 terms), longer rows take the bins.
+PROOF_LENGTH = 1 << 16
+PROOF_BLOCK = 1 << 22  # elements of a block of rows in `proven_sums` (two float64 temporaries: 64 MB)
+SUM_SAFE = 2.0**960  # a row with a larger magnitude takes the bins (as `reference.core.exact._SUM_SAFE`)
+
+
+def sums(rows, general):
+    """The exact sums of the rows of a float tensor `(M, n)`, rounded once to float64, by the cheapest route that
+    settles them: `math.fsum` for small CPU tensors (`small_sums`), the proven float64 route for rows up to
+    `PROOF_LENGTH` terms (`proven_sums`), and `general(rows)` (the bins; it raises the caller's error for a
+    non-finite value) for longer rows and for the rows that the proof leaves open. Every route gives the same bits.
+    """
+    small = small_sums(rows)
+    if small is not None:
+        return small
+    if not 0 < rows.shape[1] <= PROOF_LENGTH or rows.shape[0] == 0:
+        return general(rows)
+    value, ok = proven_sums(rows)
+    open_ = ~ok
+    if bool(open_.any()):  # one host read
+        index = open_.nonzero().squeeze(1)
+        value[index] = general(rows[index])
+    return value
+
+
+def proven_sums(rows):
+    r"""For each row of a float tensor `(M, K)`: its sum rounded once to float64, and whether that is proven.
+
+    The reference's `sum_rows` (`reference.core._exact`), step for step: with $2^M \ge 2 K \max_k |t_k|$,
+    adding and subtracting $\sigma = 1.5 \cdot 2^M$ cuts each term into a high part (a multiple of $2^{M-52}$; the
+    high parts and every partial sum of them are exact float64 values, so `sum` adds them exactly **in any
+    order**) and a low part (exact too), whose float64 sum is off by at most $\gamma_{K-1} \sum |\text{low}|$
+    for **any order** of the additions (Higham, Thm. 4.4); `certify` proves the rounding of the whole from that
+    bound. So torch's own summation order (vectorized, blocked, threaded, on any device) cannot change a proven
+    result. A larger $2^M$ than needed (the exponent is kept in the normal range) only coarsens the cut: still
+    exact.
+
+    The rows left open are mostly exact sums on a rounding tie or a float64 (a product of two float32 values has
+    48 bits: about one dot product in eight of 32 terms): their low parts are cut once more, and with the exact
+    sums $H_1$, $H_2$ of both levels' high parts, `two_sum` twice and the second level's bound, `certify` decides
+    again; when the second level's low parts are all zero the value $H_1 + H_2$ is exact and rounds once. What
+    still stays open (an exact zero from cancelling low parts; a value not finite or beyond `SUM_SAFE`) is left
+    to the caller. Blocks of rows keep the float64 temporaries small; the work is in place (a fresh temporary
+    costs more than the operation on the CPU).
+    """
+    m, k = rows.shape
+    value = torch.empty(m, dtype=torch.float64, device=rows.device)
+    ok = torch.empty(m, dtype=torch.bool, device=rows.device)
+    step = max(1, PROOF_BLOCK // max(k, 1))
+    for start in range(0, m, step):
+        t = rows[start : start + step]
+        top = torch.maximum(t.amax(1), -t.amin(1)).to(torch.float64)  # NaN stays NaN: unproven
+        s_high, s_low, bound, sigma = _cut(t, top)
+        v, proven = certify(s_high, s_low, bound)
+        proven &= top <= SUM_SAFE
+        open_ = (~proven).nonzero().squeeze(1)
+        if open_.numel():  # one host read per block
+            r, sig = t[open_].to(torch.float64), sigma[open_]
+            low = r - ((r + sig) - sig)
+            high2, low2, bound2, _ = _cut(low, low.abs().amax(1))
+            s, e = two_sum(s_high[open_], high2)  # s + e = H1 + H2, exactly
+            q, f = two_sum(e, low2)  # s + q + f = H1 + H2 + the computed sum of the last low parts, exactly
+            bound = (bound2 + f.abs()) * _constant(1.0 + 2.0**-50, low)  # covers the rounding of the bound itself
+            v2, proven2 = certify(s, q, bound)
+            v[open_] = v2
+            proven[open_] = proven2 & (top[open_] <= SUM_SAFE)
+        value[start : start + step] = v + 0.0  # an exact zero is +0.0
+        ok[start : start + step] = proven
+    return value, ok
+
+
+def _cut(t, top):
+    """One level of `proven_sums` for float rows `t` `(M, K)` with magnitudes up to `top` `(M,)`: the exact sum of
+    the high parts, the float64 sum of the low parts, its error bound, and the cut `sigma` `(M, 1)`."""
+    k = t.shape[1]
+    _, e = torch.frexp(top * _constant(2.0 * k, top))  # 2**e > 2 K max|t|
+    sigma = (pow2(e.to(torch.int64)) * _constant(1.5, top))[:, None]
+    part = t + sigma  # float64 (type promotion: t is converted exactly, then one rounding)
+    part.sub_(sigma)  # the high parts
+    s_high = part.sum(1)  # exact, in any order
+    torch.sub(t, part, out=part)  # the low parts, exact
+    s_low = part.sum(1)
+    bound = part.abs_().sum(1).mul_(_constant((k + 2) * 2.0**-52, top))  # (K + 2) u sum|low|
+    return s_high, s_low, bound, sigma
+
+
+_CONSTANTS = {}
+
+
+def _constant(value, like):
+    """A cached 0-d float64 tensor on `like`'s device (creating a tensor costs more than a small operation)."""
+    key = (value, like.device)
+    if key not in _CONSTANTS:
+        if len(_CONSTANTS) > 4096:
+            _CONSTANTS.clear()
+        _CONSTANTS[key] = torch.tensor(value, dtype=torch.float64, device=like.device)
+    return _CONSTANTS[key]
 
 
 def by_blocks(rows, x, finish):

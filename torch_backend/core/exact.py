@@ -54,7 +54,7 @@ from torch_backend.core._exact import (
     digits_of_state,
     products,
     round_limbs,
-    small_sums,
+    sums,
     state_limbs,
 )
 
@@ -67,10 +67,7 @@ _FLOATS = ("float32", "float64")
 def exact_sum(x, axis=None):
     """The exact sum rounded once to float64; see `reference.core.exact.exact_sum` for the semantics."""
     rows, shape, x = _sum_rows(x, axis)
-    small = small_sums(rows)
-    if small is not None:
-        return small.reshape(shape)
-    return by_blocks(rows, x, lambda digits, base: round_limbs(digits, base, 16)).reshape(shape)
+    return sums(rows, lambda r: by_blocks(r, x, lambda digits, base: round_limbs(digits, base, 16))).reshape(shape)
 
 
 def exact_sum_state(x, axis=None):
