@@ -54,8 +54,8 @@ from torch_backend.core._exact import (
     digits_of_state,
     products,
     round_limbs,
-    sums,
     state_limbs,
+    sums,
 )
 
 __all__ = ["exact_sum", "exact_sum_state", "exact_sum_combine", "exact_sum_round", "exact_dot", "exact_matmul",
