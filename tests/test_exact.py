@@ -73,12 +73,13 @@ def _adversarial(rng, n, dtype=np.float64):
 
 # The torch backend's routes for sums and products, each forced everywhere (they must give the same bits):
 # "fsum" (small CPU tensors), "proof" (the proven float64 cut; products written out as exact terms), "bins"
-# (int64 bins; products by integer slices). "default" leaves the size thresholds as they are.
+# (int64 bins; products by integer slices). "fsum" also takes states with Python integers (`small_states`,
+# `small_values`). "default" leaves the size thresholds as they are.
 ROUTES = {
     "default": {},
-    "proof": {"SMALL_CPU": -1, "PROOF_LENGTH": 1 << 40, "SMALL_PRODUCTS": 1 << 22},
-    "bins": {"SMALL_CPU": -1, "PROOF_LENGTH": -1, "SMALL_PRODUCTS": -1},
-    "fsum": {"SMALL_CPU": 1 << 40, "SMALL_PRODUCTS": 1 << 22},
+    "proof": {"SMALL_CPU": -1, "PROOF_LENGTH": 1 << 40, "SMALL_PRODUCTS": 1 << 22, "SMALL_STATES": -1},
+    "bins": {"SMALL_CPU": -1, "PROOF_LENGTH": -1, "SMALL_PRODUCTS": -1, "SMALL_STATES": -1},
+    "fsum": {"SMALL_CPU": 1 << 40, "SMALL_PRODUCTS": 1 << 22, "SMALL_STATES": 1 << 40},
 }
 
 
@@ -94,7 +95,7 @@ def route(request, monkeypatch):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_states_of_random_pieces_combine_to_the_whole(device, dtype):
+def test_states_of_random_pieces_combine_to_the_whole(device, dtype, route):
     """Split random tensors into random pieces, take their states in random order (on the reference and on torch),
     combine them: the same bits as the state and the sum of the unsplit tensor; so does a plain limb-wise sum of the
     states (an all_reduce(SUM)) once rounded."""
@@ -117,7 +118,7 @@ def test_states_of_random_pieces_combine_to_the_whole(device, dtype):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_batches_of_rows_compose_along_an_axis(device):
+def test_batches_of_rows_compose_along_an_axis(device, route):
     """A calibration set in batches: the column sums of the whole are the combined column states of the batches."""
     rng = np.random.default_rng(6)
     x = rng.standard_normal((300, 7)).astype(np.float32) * np.float32(1e30)

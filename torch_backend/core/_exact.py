@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from reference.core.exact import LIMBS, UNIT
+from reference.core.exact import LIMB_BITS, LIMBS, UNIT
 from torch_backend import _arrays
 
 MAX_SLICE_K = 1 << 15  # longest contraction per integer matmul: 2**15 * (2**19 - 1)**2 < 2**53
@@ -329,11 +329,49 @@ def products_by_sums(a, b):
         terms = left * right
     else:
         if not (_in_range(a) and _in_range(b)):
-            return None
+            return integer_products(a, b)
         p = left * right
         terms = torch.cat([p.expand(batch, m, n, k), _product_error(left, right, p)], dim=-1)
     rows = terms.reshape(batch * m * n, terms.shape[-1])
     return sums(rows, _unchecked_bins).view(batch, m, n)
+
+
+SMALL_INTEGER = 1 << 9  # at most this many products of CPU float64 factors outside the range: Python integers
+
+
+def integer_products(a, b):
+    """`a @ b` for tiny `(B, m, k)` and `(B, k, n)` CPU floats with Python integers, or None (larger, or not on the
+    CPU). A float is an integer multiple of `2**-1074`, so every product is an integer multiple of `2**-2148`; each
+    output's exact sum is that integer, divided once by `2**2148` (CPython's int / int true division is correctly
+    rounded, ties to even, subnormals included, and keeps the sign of a nonzero value that rounds to zero; it
+    raises OverflowError exactly when the rounded value is infinite)."""
+    batch, m, k = a.shape
+    n = b.shape[-1]
+    if a.device.type != "cpu" or batch * m * n * k > SMALL_INTEGER:
+        return None
+    units = [[[_units(v) for v in row] for row in mat] for mat in a.tolist()]
+    right = [[[_units(v) for v in col] for col in zip(*mat, strict=True)] for mat in b.tolist()]
+    out = [[[_rounded(sum(x * y for x, y in zip(row, col, strict=True))) for col in cols] for row in rows]
+           for rows, cols in zip(units, right, strict=True)]  # fmt: skip
+    return torch.tensor(out, dtype=torch.float64).reshape(batch, m, n)
+
+
+_DENOMINATOR = 1 << (2 * UNIT)
+
+
+def _units(v: float) -> int:
+    numerator, denominator = v.as_integer_ratio()  # the denominator is a power of two, at most 2**1074
+    return (numerator << UNIT) // denominator
+
+
+def _rounded(n: int) -> float:
+    """The float64 nearest to `n * 2**-2148` (see `round_units`)."""
+    if n == 0:
+        return 0.0  # an exact zero is +0.0
+    try:
+        return n / _DENOMINATOR
+    except OverflowError:
+        return math.inf if n > 0 else -math.inf
 
 
 def _in_range(x):
@@ -684,6 +722,49 @@ def _constant(value, like):
             _CONSTANTS.clear()
         _CONSTANTS[key] = torch.tensor(value, dtype=torch.float64, device=like.device)
     return _CONSTANTS[key]
+
+
+SMALL_STATES = 1 << 8  # at most this many CPU states are rounded or combined with Python integers
+
+
+def small_states(rows):
+    """The canonical states (int64 `(M, 68)`) of the exact sums of the rows of a small float CPU tensor, with
+    Python integers (every float is an integer multiple of `2**-1074`), or None (larger, not on the CPU, or not
+    finite: the general route then raises the error)."""
+    if rows.device.type != "cpu" or rows.numel() > SMALL_CPU:
+        return None
+    values = rows.tolist()
+    if not all(math.isfinite(v) for row in values for v in row):
+        return None
+    return limbs_of([sum(_units(v) for v in row) for row in values])
+
+
+def limbs_of(values: list[int]) -> torch.Tensor:
+    """Canonical limbs `(M, 68)` of exact values in units of `2**-1074` (`>>` and `&` on Python ints are two's
+    complement: the top limb carries the sign)."""
+    mask = (1 << LIMB_BITS) - 1
+    rows = [[(n >> (LIMB_BITS * k)) & mask for k in range(LIMBS - 1)] + [n >> (LIMB_BITS * (LIMBS - 1))]
+            for n in values]  # fmt: skip
+    return torch.tensor(rows, dtype=torch.int64).reshape(len(values), LIMBS)
+
+
+def small_values(state) -> list[int] | None:
+    """The exact values (units of `2**-1074`) of a few int64 CPU limbs `(M, 68)`, any limbs (canonical or not), as
+    Python integers; None for more than `SMALL_STATES` states or off the CPU (the caller's limb route)."""
+    if state.device.type != "cpu" or state.shape[0] > SMALL_STATES:
+        return None
+    return [sum(v << (LIMB_BITS * k) for k, v in enumerate(row)) for row in state.tolist()]
+
+
+def round_units(n: int) -> float:
+    """The float64 nearest to `n * 2**-1074`, ties to even; an exact zero is `+0.0`, a value past float64's range
+    `+-inf` (CPython's int / int true division is correctly rounded and raises OverflowError exactly then)."""
+    if n == 0:
+        return 0.0
+    try:
+        return n / (1 << UNIT)
+    except OverflowError:
+        return math.inf if n > 0 else -math.inf
 
 
 def by_blocks(rows, x, finish):

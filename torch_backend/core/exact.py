@@ -52,8 +52,12 @@ from torch_backend.core._exact import (
     as_rows,
     by_blocks,
     digits_of_state,
+    limbs_of,
     products,
     round_limbs,
+    round_units,
+    small_states,
+    small_values,
     state_limbs,
     sums,
 )
@@ -73,7 +77,9 @@ def exact_sum(x, axis=None):
 def exact_sum_state(x, axis=None):
     """The exact sum as 68 canonical 32-bit limbs; see `reference.core.exact.exact_sum_state`."""
     rows, shape, x = _sum_rows(x, axis)
-    limbs = by_blocks(rows, x, lambda digits, base: state_limbs(digits, base)[0])
+    limbs = small_states(rows)
+    if limbs is None:
+        limbs = by_blocks(rows, x, lambda digits, base: state_limbs(digits, base)[0])
     return limbs.reshape(shape + (LIMBS,))
 
 
@@ -81,7 +87,14 @@ def exact_sum_combine(states):
     """The canonical state of the exact total of states; see `reference.core.exact.exact_sum_combine`."""
     arrays = _state_list(states)
     total = torch.stack([s.detach() for s in arrays]).sum(0)  # int64: exact for fewer than 2**31 states
-    limbs, ok = state_limbs(*digits_of_state(total.reshape(-1, LIMBS)))
+    flat = total.reshape(-1, LIMBS)
+    values = small_values(flat)
+    if values is not None:  # Python integers
+        for i, v in enumerate(values):
+            if not -TOP_LIMB <= v >> (LIMB_BITS * (LIMBS - 1)) < TOP_LIMB:
+                raise validate.state_overflow(i)
+        return limbs_of(values).reshape(total.shape)
+    limbs, ok = state_limbs(*digits_of_state(flat))
     bad = ~ok
     if bool(bad.any()):
         raise validate.state_overflow(int(bad.nonzero()[0]))
@@ -91,7 +104,11 @@ def exact_sum_combine(states):
 def exact_sum_round(state):
     """The float64 nearest to the value of a state; see `reference.core.exact.exact_sum_round`."""
     state = _state_array("state", state)
-    return round_limbs(*digits_of_state(state.detach().reshape(-1, LIMBS)), 16).reshape(state.shape[:-1])
+    flat = state.detach().reshape(-1, LIMBS)
+    values = small_values(flat)
+    if values is not None:  # Python integers
+        return torch.tensor([round_units(v) for v in values], dtype=torch.float64).reshape(state.shape[:-1])
+    return round_limbs(*digits_of_state(flat), 16).reshape(state.shape[:-1])
 
 
 def exact_dot(a, b, axis=-1):
