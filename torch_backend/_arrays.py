@@ -110,10 +110,32 @@ def same_device(name, x, other_name, other) -> torch.Tensor:
     return x
 
 
-def vjp(fn, args, grad, *, wrt=0):
+VJP = threading.local()  # VJP.autograd: every `*_vjp` takes the autograd route (`vjps_by_autograd`)
+
+
+@contextlib.contextmanager
+def vjps_by_autograd():
+    """Inside this block every `*_vjp` runs torch autograd through its function, also those that have a direct
+    route (the backward formula applied to `grad` without the forward's output). The tests check both routes
+    against the reference, so the autograd wiring that training uses is checked by the VJP entries too."""
+    old = getattr(VJP, "autograd", False)
+    VJP.autograd = True
+    try:
+        yield
+    finally:
+        VJP.autograd = old
+
+
+def vjp(fn, args, grad, *, wrt=0, direct=None):
     r"""The vector-Jacobian product of `fn(*args)` with the cotangent `grad`, by torch autograd: the gradient of
     $\langle \text{grad}, \text{fn}(\text{args}) \rangle$ with respect to `args[i]` for each `i` in `wrt` (an
     int gives one tensor, a tuple of ints a tuple). This is every `*_vjp` function of the torch backend.
+
+    `direct`, when given, is the same gradient without autograd: a function of the detached `grad` that applies
+    the autograd function's own `backward` (the same formula, through `backward_of`) to what it needs of the
+    inputs, without computing the forward's output (a straight-through gradient reads a mask, not the quantized
+    values). It returns what this function would (one tensor, or a tuple in the order of `wrt`); it is used
+    unless `vjps_by_autograd` is on.
 
     It works wherever it is called: under `torch.no_grad()`, inside `torch.inference_mode()`, and on inference
     tensors (made inside inference mode), where a bare `requires_grad_` or `autograd.grad` raises `RuntimeError`.
@@ -122,6 +144,9 @@ def vjp(fn, args, grad, *, wrt=0):
     gradients are those of the same values. The arguments in `wrt` are detached first: the result never joins
     the caller's graph, and the caller's tensors are never changed.
     """
+    if direct is not None and not getattr(VJP, "autograd", False):
+        with torch.no_grad():
+            return direct(grad.detach())
     several = isinstance(wrt, tuple)
     wrt = wrt if several else (wrt,)
     # leaving inference mode costs a few microseconds: only when it is on
@@ -132,6 +157,20 @@ def vjp(fn, args, grad, *, wrt=0):
             inputs[i] = inputs[i].detach().requires_grad_(True)
         grads = torch.autograd.grad(fn(*inputs), [inputs[i] for i in wrt], _usable(grad))
     return tuple(grads) if several else grads[0]
+
+
+class _Context:
+    """What a `torch.autograd.Function.backward` reads of its `ctx`: the saved tensors and attributes."""
+
+    def __init__(self, saved, attributes):
+        self.saved_tensors = tuple(saved)
+        self.__dict__.update(attributes)
+
+
+def backward_of(function, grad, saved=(), **attributes):
+    """`function.backward(ctx, grad)` for a `torch.autograd.Function` whose forward would have saved `saved` and
+    set `attributes` on `ctx`: the autograd function's own formula, called directly (see `vjp`'s `direct`)."""
+    return function.backward(_Context(saved, attributes), grad)
 
 
 def _usable(value):

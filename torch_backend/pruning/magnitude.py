@@ -62,12 +62,14 @@ def apply_mask(w, mask):
 
 
 def apply_mask_vjp(grad, w, mask):
-    """The gradient of `apply_mask` with respect to `w`, computed by torch autograd through `apply_mask`."""
+    """The gradient of `apply_mask` with respect to `w`, the backward
+    of `apply_mask`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     w = _arrays.array("w", w)
     mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
-    return _arrays.vjp(apply_mask, (w, mask), grad)
+    direct = lambda g: _arrays.backward_of(_ApplyMask, g, (mask.detach(),))[0]  # noqa: E731
+    return _arrays.vjp(apply_mask, (w, mask), grad, direct=direct)
 
 
 class _ApplyMask(torch.autograd.Function):

@@ -34,12 +34,15 @@ def l1_penalty(w, lam):
 
 
 def l1_penalty_vjp(grad, w, lam):
-    """The gradient of `l1_penalty`, computed by torch autograd through `l1_penalty`."""
+    """The gradient of `l1_penalty`, the backward
+    of `l1_penalty`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     ws, single = _one_or_many("w", w)
     lam = validate.real("lam", lam, lo=0.0)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), (), "the scalar penalty")
     _arrays.same_device("grad", grad, "w", ws[0])
-    grads = _arrays.vjp(lambda *v: l1_penalty(v[0] if single else list(v), lam), ws, grad, wrt=tuple(range(len(ws))))
+    direct = lambda g: tuple(_arrays.backward_of(_L1Penalty, g, [x.detach() for x in ws], lam=lam)[1:])  # noqa: E731
+    fn = lambda *v: l1_penalty(v[0] if single else list(v), lam)  # noqa: E731
+    grads = _arrays.vjp(fn, ws, grad, wrt=tuple(range(len(ws))), direct=direct)
     return grads[0] if single else list(grads)
 
 
@@ -68,13 +71,19 @@ def group_lasso_penalty(w, lam, axis=0):
 
 
 def group_lasso_penalty_vjp(grad, w, lam, axis=0):
-    """The gradient of `group_lasso_penalty`, computed by torch autograd through `group_lasso_penalty`."""
+    """The gradient of `group_lasso_penalty`, the backward
+    of `group_lasso_penalty`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     w = _arrays.finite_array("w", w)
     lam = validate.real("lam", lam, lo=0.0)
     axis = _group_axis(w, axis)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), (), "the scalar penalty")
     _arrays.same_device("grad", grad, "w", w)
-    return _arrays.vjp(lambda v: group_lasso_penalty(v, lam, axis), (w,), grad)
+
+    def direct(g):
+        norms, view = _group_norms(w.detach(), axis)
+        return _arrays.backward_of(_GroupLassoPenalty, g, (w.detach(), norms), lam=lam, view=view)[0]
+
+    return _arrays.vjp(lambda v: group_lasso_penalty(v, lam, axis), (w,), grad, direct=direct)
 
 
 def group_lasso_proximal(w, lr, lam, axis=0):

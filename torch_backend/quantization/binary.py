@@ -35,11 +35,13 @@ def binarize(x, *, ste="clipped"):
 
 
 def binarize_vjp(grad, x, *, ste="clipped"):
-    """The straight-through gradient of `binarize`, computed by torch autograd through `binarize`."""
+    """The straight-through gradient of `binarize`, the backward
+    of `binarize`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     validate.choice("ste", ste, STES)
     x = _arrays.finite_array("x", x)
     grad = _check_grad(grad, x, "x")
-    return _arrays.vjp(lambda v: binarize(v, ste=ste), (x,), grad)
+    direct = lambda g: _arrays.backward_of(_Straight, g, (_passes(x.detach(), ste),))[0]  # noqa: E731
+    return _arrays.vjp(lambda v: binarize(v, ste=ste), (x,), grad, direct=direct)
 
 
 def binary_connect(w, *, stochastic=False, key=None, ste="identity"):
@@ -50,11 +52,13 @@ def binary_connect(w, *, stochastic=False, key=None, ste="identity"):
 
 
 def binary_connect_vjp(grad, w, *, stochastic=False, key=None, ste="identity"):
-    """The straight-through gradient of `binary_connect`, computed by torch autograd through `binary_connect`."""
+    """The straight-through gradient of `binary_connect`, the backward
+    of `binary_connect`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     stochastic, key, ste = checks.binary_connect(stochastic, key, ste, STES)
     w = _arrays.finite_array("w", w)
     grad = _check_grad(grad, w, "w")
-    return _arrays.vjp(lambda v: binary_connect(v, stochastic=stochastic, key=key, ste=ste), (w,), grad)
+    direct = lambda g: _arrays.backward_of(_Straight, g, (_passes(w.detach(), ste),))[0]  # noqa: E731
+    return _arrays.vjp(lambda v: binary_connect(v, stochastic=stochastic, key=key, ste=ste), (w,), grad, direct=direct)
 
 
 def xnor_scale(w, *, axis=None):
@@ -71,11 +75,13 @@ def xnor_binarize(w, *, axis=None, ste="clipped"):
 
 
 def xnor_binarize_vjp(grad, w, *, axis=None, ste="clipped"):
-    """The gradient of `xnor_binarize`, computed by torch autograd through `xnor_binarize`."""
-    w, _ = _slices.check_slices(w, axis, "the XNOR scale")
+    """The gradient of `xnor_binarize`, the backward
+    of `xnor_binarize`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    w, k = _slices.check_slices(w, axis, "the XNOR scale")
     validate.choice("ste", ste, STES)
     grad = _check_grad(grad, w, "w")
-    return _arrays.vjp(lambda v: xnor_binarize(v, axis=axis, ste=ste), (w,), grad)
+    direct = lambda g: _arrays.backward_of(_Xnor, g, (w.detach(),), k=k, ste=ste)[0]  # noqa: E731
+    return _arrays.vjp(lambda v: xnor_binarize(v, axis=axis, ste=ste), (w,), grad, direct=direct)
 
 
 class _Straight(torch.autograd.Function):

@@ -55,11 +55,14 @@ def codebook_decode(indices, codebook):
 
 
 def codebook_decode_vjp(grad, indices, codebook):
-    """The gradient of `codebook_decode` with respect to the codebook, computed by torch autograd."""
+    """The gradient of `codebook_decode` with respect to the codebook, by the backward of its autograd
+    function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     indices, codebook = _check_decode(indices, codebook)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), indices.shape, "indices")
     _arrays.same_device("grad", grad, "indices", indices)
-    return _arrays.vjp(codebook_decode, (indices, codebook), grad, wrt=1)
+    saved = (indices.detach().to(torch.int64),)
+    direct = lambda g: _arrays.backward_of(_Decode, g, saved, entries=codebook.shape[0])[0]  # noqa: E731
+    return _arrays.vjp(codebook_decode, (indices, codebook), grad, wrt=1, direct=direct)
 
 
 class _Decode(torch.autograd.Function):

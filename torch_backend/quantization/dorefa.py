@@ -25,12 +25,18 @@ def dorefa_weight(w, bits):
 
 
 def dorefa_weight_vjp(grad, w, bits):
-    """The gradient of `dorefa_weight` to `w`, computed by torch autograd through `dorefa_weight`."""
+    """The gradient of `dorefa_weight` to `w`, the backward
+    of `dorefa_weight`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     bits = _check_bits(bits)
     w = _arrays.finite_array("w", w)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
-    return _arrays.vjp(lambda v: dorefa_weight(v, bits), (w,), grad)
+
+    def direct(g):
+        saved = () if bits == 1 or w.numel() == 0 else (_tanh32(w.detach()),)
+        return _arrays.backward_of(_DorefaWeight, g, saved, bits=bits)[0]
+
+    return _arrays.vjp(lambda v: dorefa_weight(v, bits), (w,), grad, direct=direct)
 
 
 def dorefa_activation(x, bits):
@@ -41,12 +47,15 @@ def dorefa_activation(x, bits):
 
 
 def dorefa_activation_vjp(grad, x, bits):
-    """The gradient of `dorefa_activation` to `x`, computed by torch autograd through `dorefa_activation`."""
+    """The gradient of `dorefa_activation` to `x`, the backward
+    of `dorefa_activation`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     bits = _check_bits(bits)
     x = _arrays.finite_array("x", x)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
-    return _arrays.vjp(lambda v: dorefa_activation(v, bits), (x,), grad)
+    xd = x.detach()
+    direct = lambda g: _arrays.backward_of(_DorefaActivation, g, ((xd >= 0) & (xd <= 1),))[0]  # noqa: E731
+    return _arrays.vjp(lambda v: dorefa_activation(v, bits), (x,), grad, direct=direct)
 
 
 class _DorefaWeight(torch.autograd.Function):

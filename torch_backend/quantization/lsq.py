@@ -54,11 +54,18 @@ def lsq_quantize(x, scale, *, bits, signed, axis=None):
 
 
 def lsq_quantize_vjp(grad, x, scale, *, bits, signed, axis=None):
-    """The gradients of `lsq_quantize` to `x` and `scale`, computed by torch autograd through `lsq_quantize`."""
-    x, scale, _, _, _, _ = _check(x, scale, None, bits, signed, axis, plus=False)
+    """The gradients of `lsq_quantize` to `x` and `scale`, the backward
+    of `lsq_quantize`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    x, scale, _, qn, qp, k = _check(x, scale, None, bits, signed, axis, plus=False)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
-    return _arrays.vjp(lambda *a: lsq_quantize(*a, bits=bits, signed=signed, axis=axis), (x, scale), grad, wrt=(0, 1))
+
+    def direct(g):
+        saved = (x.detach(), scale.detach(), None)
+        return tuple(_arrays.backward_of(_Lsq, g, saved, qn=qn, qp=qp, k=k)[:2])
+
+    fn = lambda *a: lsq_quantize(*a, bits=bits, signed=signed, axis=axis)  # noqa: E731
+    return _arrays.vjp(fn, (x, scale), grad, wrt=(0, 1), direct=direct)
 
 
 def lsq_plus_quantize(x, scale, offset, *, bits, signed, axis=None):
@@ -68,12 +75,19 @@ def lsq_plus_quantize(x, scale, offset, *, bits, signed, axis=None):
 
 
 def lsq_plus_quantize_vjp(grad, x, scale, offset, *, bits, signed, axis=None):
-    """The gradients of `lsq_plus_quantize` to `x`, `scale` and `offset`, computed by torch autograd."""
-    x, scale, offset, _, _, _ = _check(x, scale, offset, bits, signed, axis, plus=True)
+    """The gradients of `lsq_plus_quantize` to `x`, `scale` and `offset`, by the backward of its autograd
+    function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    x, scale, offset, qn, qp, k = _check(x, scale, offset, bits, signed, axis, plus=True)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
     options = {"bits": bits, "signed": signed, "axis": axis}
-    return _arrays.vjp(lambda *a: lsq_plus_quantize(*a, **options), (x, scale, offset), grad, wrt=(0, 1, 2))
+
+    def direct(g):
+        saved = (x.detach(), scale.detach(), offset.detach())
+        return tuple(_arrays.backward_of(_Lsq, g, saved, qn=qn, qp=qp, k=k)[:3])
+
+    fn = lambda *a: lsq_plus_quantize(*a, **options)  # noqa: E731
+    return _arrays.vjp(fn, (x, scale, offset), grad, wrt=(0, 1, 2), direct=direct)
 
 
 class _Lsq(torch.autograd.Function):

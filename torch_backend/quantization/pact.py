@@ -24,11 +24,13 @@ def pact_quantize(x, alpha, bits):
 
 
 def pact_quantize_vjp(grad, x, alpha, bits):
-    """The gradients of `pact_quantize` to `x` and `alpha`, computed by torch autograd through `pact_quantize`."""
+    """The gradients of `pact_quantize` to `x` and `alpha`, the backward
+    of `pact_quantize`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     x, a, bits = _check(x, alpha, bits)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
-    return _arrays.vjp(lambda *v: pact_quantize(*v, bits), (x, a), grad, wrt=(0, 1))
+    direct = lambda g: tuple(_arrays.backward_of(_Pact, g, (x.detach(), a.detach()))[:2])  # noqa: E731
+    return _arrays.vjp(lambda *v: pact_quantize(*v, bits), (x, a), grad, wrt=(0, 1), direct=direct)
 
 
 class _Pact(torch.autograd.Function):

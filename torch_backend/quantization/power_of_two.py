@@ -40,11 +40,18 @@ def pow2_quantize(x, *, bits, emax, rounding="linear", levels="inq"):
 
 
 def pow2_quantize_vjp(grad, x, *, bits, emax, rounding="linear", levels="inq"):
-    """The gradient of `pow2_quantize` with respect to `x`, computed by torch autograd through `pow2_quantize`."""
-    x, *_ = _check(x, bits, emax, rounding, levels)
+    """The gradient of `pow2_quantize` with respect to `x`, the backward
+    of `pow2_quantize`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    x, emin, emax_, rounding_ = _check(x, bits, emax, rounding, levels)
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
-    return _arrays.vjp(lambda v: pow2_quantize(v, bits=bits, emax=emax, rounding=rounding, levels=levels), (x,), grad)
+
+    def direct(g):
+        _, _, saturated = _round(x.detach(), emin, emax_, rounding_)
+        return _arrays.backward_of(_Pow2Quantize, g, (saturated,))[0]
+
+    fn = lambda v: pow2_quantize(v, bits=bits, emax=emax, rounding=rounding, levels=levels)  # noqa: E731
+    return _arrays.vjp(fn, (x,), grad, direct=direct)
 
 
 def pow2_encode(x, *, bits, emax, rounding="linear", levels="inq"):

@@ -32,11 +32,13 @@ def twn_ternarize(w, *, axis=None):
 
 
 def twn_ternarize_vjp(grad, w, *, axis=None):
-    """The straight-through gradient of `twn_ternarize`, computed by torch autograd through `twn_ternarize`."""
+    """The straight-through gradient of `twn_ternarize`, the backward
+    of `twn_ternarize`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     w, _ = _slices.check_slices(w, axis, "the TWN threshold")
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
-    return _arrays.vjp(lambda v: twn_ternarize(v, axis=axis), (w,), grad)
+    direct = lambda g: _arrays.backward_of(_Twn, g)[0]  # noqa: E731  (straight through: a copy of grad)
+    return _arrays.vjp(lambda v: twn_ternarize(v, axis=axis), (w,), grad, direct=direct)
 
 
 def ttq_quantize(w, wp, wn, *, t=0.05):
@@ -46,11 +48,18 @@ def ttq_quantize(w, wp, wn, *, t=0.05):
 
 
 def ttq_quantize_vjp(grad, w, wp, wn, *, t=0.05):
-    """The gradients of `ttq_quantize` to (w, wp, wn), computed by torch autograd through `ttq_quantize`."""
-    w, wp, wn, _ = _check_ttq(w, wp, wn, t)
+    """The gradients of `ttq_quantize` to (w, wp, wn), the backward
+    of `ttq_quantize`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    w, wp, wn, delta = _check_ttq(w, wp, wn, t)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
-    return _arrays.vjp(lambda *a: ttq_quantize(*a, t=t), (w, wp, wn), grad, wrt=(0, 1, 2))
+
+    def direct(g):
+        wd = w.detach()
+        saved = (wd > delta, wd < -delta, wp.detach(), wn.detach())
+        return tuple(_arrays.backward_of(_Ttq, g, saved)[:3])
+
+    return _arrays.vjp(lambda *a: ttq_quantize(*a, t=t), (w, wp, wn), grad, wrt=(0, 1, 2), direct=direct)
 
 
 class _Twn(torch.autograd.Function):
