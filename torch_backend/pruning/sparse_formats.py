@@ -31,10 +31,16 @@ def to_bitmask(w, mask):
     n = flat.numel()
     padded = torch.zeros(((n + 7) // 8, 8), dtype=torch.uint8, device=flat.device)
     padded.view(-1)[:n] = flat
-    bits = padded[:, 0].clone()
-    for k in range(1, 8):  # bit k of each byte: element k of its run of 8 (uint8 throughout, no int64 widening)
-        bits |= padded[:, k] << k
+    if n <= _PACK_BY_SUM:  # one shift and one integer sum of the 8 bits (exact: at most 255); few operations
+        bits = (padded << torch.arange(8, dtype=torch.uint8, device=flat.device)).sum(1, dtype=torch.uint8)
+    else:  # a pass per bit: faster than the sum over rows of 8 on large masks (CPU, measured)
+        bits = padded[:, 0].clone()
+        for k in range(1, 8):  # bit k of each byte: element k of its run of 8 (uint8 throughout, no int64 widening)
+            bits |= padded[:, k] << k
     return bits, w.detach().reshape(-1)[flat]
+
+
+_PACK_BY_SUM = 1 << 14
 
 
 def from_bitmask(bits, values, shape):
