@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 
 from spec.backends import TORCH
-from torch_backend import _arrays
 from spec.conformance import check_case
 from spec.entry import resolve
 from tests.helpers import DEVICE_PARAMS, ENTRIES, ENTRY_PARAMS
+from torch_backend import _arrays
 
 # The VJP entries: the torch backend applies most of their autograd functions' backward directly (without the
 # forward); this checks the autograd route too, which training uses, against the same reference.

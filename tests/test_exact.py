@@ -83,10 +83,17 @@ ROUTES = {
 }
 
 
+# The linear algebra's tiny-input route (Python integers, `TL.SMALL`): on for "fsum", off for "proof" and "bins"
+# (their fast and exact routes).
+LINALG_SMALL = {"default": None, "proof": -1, "bins": -1, "fsum": 1 << 40}
+
+
 @pytest.fixture(params=list(ROUTES))
 def route(request, monkeypatch):
     for name, value in ROUTES[request.param].items():
         monkeypatch.setattr(TX, name, value)
+    if LINALG_SMALL[request.param] is not None:
+        monkeypatch.setattr(TL, "SMALL", LINALG_SMALL[request.param])
     return request.param
 
 
@@ -131,7 +138,7 @@ def test_batches_of_rows_compose_along_an_axis(device, route):
 # ---- threads and devices -----------------------------------------------------------------------------------------
 
 
-def test_torch_results_do_not_change_with_the_thread_count():
+def test_torch_results_do_not_change_with_the_thread_count(route):
     rng = np.random.default_rng(7)
     x = torch.from_numpy(_adversarial(rng, 300_000, np.float32))
     a = torch.from_numpy(rng.standard_normal((64, 96)))
@@ -201,7 +208,7 @@ def test_gram_is_the_matmul_of_the_transpose(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_linear_algebra_matches_the_reference_on_larger_matrices(device):
+def test_linear_algebra_matches_the_reference_on_larger_matrices(device, route):
     rng = np.random.default_rng(12)
     x = rng.standard_normal((50, 24))
     h = RE.exact_gram(x) + np.diag(np.full(24, 0.5))
@@ -301,19 +308,25 @@ def maybe_spd(draw):
     return np.tril(h) + np.tril(h, -1).T
 
 
-@settings(max_examples=150)
-@given(maybe_spd())
-def test_cholesky_fails_in_the_same_column_with_the_same_pivot(h):
-    ref = _outcome(RL.cholesky, h)
-    got = _outcome(TL.cholesky, torch.from_numpy(h.copy()))
-    assert ref[0] == got[0], (ref, got)
-    if ref[0] == "error":
-        assert ref[1] == got[1]
-    else:
-        _same(ref[1], got[1], "factor")
+@pytest.mark.parametrize("small", [-1, 1 << 40], ids=["fast and exact routes", "python integers"])
+def test_cholesky_fails_in_the_same_column_with_the_same_pivot(small):
+    @settings(max_examples=150)
+    @given(maybe_spd())
+    def check(h):
+        ref = _outcome(RL.cholesky, h)
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(TL, "SMALL", small)
+            got = _outcome(TL.cholesky, torch.from_numpy(h.copy()))
+        assert ref[0] == got[0], (ref, got)
+        if ref[0] == "error":
+            assert ref[1] == got[1]
+        else:
+            _same(ref[1], got[1], "factor")
+
+    check()
 
 
-def test_a_nearly_singular_matrix_names_its_column_and_pivot():
+def test_a_nearly_singular_matrix_names_its_column_and_pivot(route):
     """[[1, 1], [1, 1 + 2**-52]] factors (pivot 2**-52, L[1, 1] = 2**-26); [[1, 2], [2, 4]] and
     [[1, 1, 1], [1, 2, 2], [1, 2, 2]] have exact factors and a pivot of exactly 0.0 in column 1 and 2. A matrix that
     is singular only in real arithmetic may still factor: the Gram matrix of [[1, 2, 3], [4, 5, 6]] leaves a tiny
@@ -340,7 +353,7 @@ def test_a_nearly_singular_matrix_names_its_column_and_pivot():
         ("cholesky", ([[1e-300, 1e200], [1e200, 1.0]],), "L[1, 0] overflows"),
     ],
 )
-def test_overflow_raises_the_same_error_naming_the_entry(fn, args, match):
+def test_overflow_raises_the_same_error_naming_the_entry(fn, args, match, route):
     arrays = [np.array(a, dtype=np.float64) for a in args]
     ref = _outcome(getattr(RL, fn), *arrays)
     got = _outcome(getattr(TL, fn), *[torch.from_numpy(a) for a in arrays])
@@ -384,6 +397,7 @@ def test_the_fast_linear_algebra_gives_the_references_bits(block, monkeypatch):
     route: exact float64 products and `fsum`), for blocks of 3 (many panels) and of 32; the exact integer route
     agrees on the first matrices."""
     monkeypatch.setattr(TL, "_BLOCK", block)
+    monkeypatch.setattr(TL, "SMALL", -1)  # the fast route even on the smallest matrices
     rng = np.random.default_rng(17)
     for i, h in enumerate(_matrices(rng, 35)):
         got, want = _outcome(TL.cholesky, torch.from_numpy(h)), _outcome(RL.cholesky, h)
@@ -409,6 +423,30 @@ def test_the_fast_linear_algebra_gives_the_references_bits(block, monkeypatch):
                     _same(want[1], got[1], f"matrix {i}: solve lower={lower} transpose={transpose}")
 
 
+def test_the_python_integer_route_gives_the_references_bits(monkeypatch):
+    """Tiny CPU inputs take the reference's loops in Python integers (`TL.SMALL`); forced on every matrix of the
+    fast route's test (extreme scales, ties, zeros, pivot errors, negative diagonals), the same bits and errors."""
+    monkeypatch.setattr(TL, "SMALL", 1 << 40)
+    rng = np.random.default_rng(18)
+    for i, h in enumerate(_matrices(rng, 21)):
+        got, want = _outcome(TL.cholesky, torch.from_numpy(h)), _outcome(RL.cholesky, h)
+        assert got[0] == want[0] and (got[0] == "ok" or got[1] == want[1]), (i, got, want)
+        if got[0] != "ok":
+            continue
+        _same(want[1], got[1], f"matrix {i}: factor")
+        l = want[1] * np.where(rng.random(h.shape[0]) < 0.3, -1.0, 1.0)
+        _same(RL.cholesky_inverse(l), TL.cholesky_inverse(torch.from_numpy(l)), f"matrix {i}: inverse")
+        b = rng.standard_normal((h.shape[0], 2))
+        for lower, transpose in ((True, False), (False, True), (False, False)):
+            m = l if lower else l.T.copy()
+            want = _outcome(RL.triangular_solve, m, b, lower=lower, transpose=transpose)
+            got = _outcome(TL.triangular_solve, torch.from_numpy(m), torch.from_numpy(b), lower=lower,
+                           transpose=transpose)  # fmt: skip
+            assert got[0] == want[0] and (got[0] == "ok" or got[1] == want[1]), (i, lower, transpose, got, want)
+            if got[0] == "ok":
+                _same(want[1], got[1], f"matrix {i}: solve")
+
+
 def test_unproven_roundings_are_computed_exactly(monkeypatch):
     """Where the bound cannot settle a rounding, the block goes back to its first such column, computes those entries
     exactly and redoes the columns after it. Declaring one rounding in 16 unproven must change no bit."""
@@ -420,6 +458,7 @@ def test_unproven_roundings_are_computed_exactly(monkeypatch):
 
     monkeypatch.setattr(TL, "certify", doubtful)
     monkeypatch.setattr(TL, "_BLOCK", 8)
+    monkeypatch.setattr(TL, "SMALL", -1)
     for i, h in enumerate(_matrices(np.random.default_rng(19), 14)):
         ht = torch.from_numpy(h)
         got, want = _outcome(TL.cholesky, ht), _outcome(TL._cholesky_exact, ht)
@@ -430,9 +469,10 @@ def test_unproven_roundings_are_computed_exactly(monkeypatch):
             _same(TL._solve_exact(got[1], eye, True, False, "x").numpy(), TL._solve_op(got[1], eye, True, False, True))
 
 
-def test_the_fast_route_hands_over_outside_its_range():
+def test_the_fast_route_hands_over_outside_its_range(monkeypatch):
     """Scales beyond 2**+-400 (or values below 2**-440) are outside the range where every product of slices is a
     normal float64: the fast route says so before computing anything wrong, and the exact route answers."""
+    monkeypatch.setattr(TL, "SMALL", -1)
     h = np.diag([2.0**-900, 1.0, 2.0**900])
     with pytest.raises(TL._Slow):
         TL._cholesky_fast(torch.from_numpy(h))

@@ -349,22 +349,22 @@ def integer_products(a, b):
     n = b.shape[-1]
     if a.device.type != "cpu" or batch * m * n * k > SMALL_INTEGER:
         return None
-    units = [[[_units(v) for v in row] for row in mat] for mat in a.tolist()]
-    right = [[[_units(v) for v in col] for col in zip(*mat, strict=True)] for mat in b.tolist()]
-    out = [[[_rounded(sum(x * y for x, y in zip(row, col, strict=True))) for col in cols] for row in rows]
-           for rows, cols in zip(units, right, strict=True)]  # fmt: skip
+    left = [[[units(v) for v in row] for row in mat] for mat in a.tolist()]
+    right = [[[units(v) for v in col] for col in zip(*mat, strict=True)] for mat in b.tolist()]
+    out = [[[rounded(sum(x * y for x, y in zip(row, col, strict=True))) for col in cols] for row in rows]
+           for rows, cols in zip(left, right, strict=True)]  # fmt: skip
     return torch.tensor(out, dtype=torch.float64).reshape(batch, m, n)
 
 
 _DENOMINATOR = 1 << (2 * UNIT)
 
 
-def _units(v: float) -> int:
+def units(v: float) -> int:
     numerator, denominator = v.as_integer_ratio()  # the denominator is a power of two, at most 2**1074
     return (numerator << UNIT) // denominator
 
 
-def _rounded(n: int) -> float:
+def rounded(n: int) -> float:
     """The float64 nearest to `n * 2**-2148` (see `round_units`)."""
     if n == 0:
         return 0.0  # an exact zero is +0.0
@@ -736,7 +736,7 @@ def small_states(rows):
     values = rows.tolist()
     if not all(math.isfinite(v) for row in values for v in row):
         return None
-    return limbs_of([sum(_units(v) for v in row) for row in values])
+    return limbs_of([sum(units(v) for v in row) for row in values])
 
 
 def limbs_of(values: list[int]) -> torch.Tensor:

@@ -60,6 +60,8 @@ from torch_backend.core._exact import (
     products,
     products_exact,
     round_limbs,
+    rounded,
+    units,
     width,
 )
 
@@ -76,6 +78,9 @@ def cholesky(h):
     its pivot on the host once (the pivot check needs it anyway) and takes its square root there, exactly.
     """
     h = _symmetric("h", h).detach()
+    small = _small_cholesky(h)
+    if small is not None:
+        return small
     try:
         return _cholesky_fast(h)
     except _Slow:
@@ -87,6 +92,9 @@ def triangular_solve(l, b, *, lower=True, transpose=False):
     `reference.core.linalg.triangular_solve`."""
     l, b = _solve_args(l, b, lower, transpose)
     l, b = l.detach(), b.detach()
+    small = _small_solve(l, b, lower, transpose, "x")
+    if small is not None:
+        return small
     try:
         return _solve_op(l, b, lower, transpose, identity=False)
     except _Slow:
@@ -99,11 +107,71 @@ def cholesky_inverse(l):
     _nonzero_diagonal("l", l)
     l = l.detach()
     eye = torch.eye(l.shape[0], dtype=torch.float64, device=l.device)
-    try:
-        y = _solve_op(l, eye, True, False, identity=True)
-    except _Slow:
-        y = _solve_exact(l, eye, True, False, "l^-1")
+    y = _small_solve(l, eye, True, False, "l^-1")
+    if y is None:
+        try:
+            y = _solve_op(l, eye, True, False, identity=True)
+        except _Slow:
+            y = _solve_exact(l, eye, True, False, "l^-1")
     return products(y.T[None], y[None], gram=True)[0]
+
+
+# ---- tiny CPU inputs: Python integers ------------------------------------------------------------------------------
+
+# At most this many exact products (about n**3 / 6 for a factor, n**2 m / 2 for a solve) on the CPU: the reference's
+# loops in Python integers (each inner product an integer in units of 2**-2148, rounded once; `math.isqrt` roots;
+# Python's IEEE float division), where the fast route's set-up (tens of small torch operations per block) dominates.
+SMALL = 1 << 10
+
+
+def _small_cholesky(h):
+    """The factor of a tiny CPU `h` with Python integers, column by column as the reference, or None."""
+    n = h.shape[0]
+    if h.device.type != "cpu" or n * n * n > 6 * SMALL:
+        return None
+    rows = h.tolist()
+    out = [[0.0] * n for _ in range(n)]
+    known = [[0] * n for _ in range(n)]  # units of the factor's entries
+    for j in range(n):
+        s = [
+            rounded((units(rows[i][j]) << UNIT) - sum(known[i][k] * known[j][k] for k in range(j))) for i in range(j, n)
+        ]
+        if not s[0] > 0:
+            raise validate.not_positive_definite("h", j, s[0])
+        d = _finite("L", j, j, _sqrt_rn_host(s[0]))
+        out[j][j], known[j][j] = d, units(d)
+        for i in range(j + 1, n):
+            v = _finite("L", i, j, s[i - j] / d)
+            out[i][j], known[i][j] = v, units(v)
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def _small_solve(l, b, lower, transpose, name):
+    """`op(l) x = b` for tiny CPU inputs with Python integers, row by row as the reference, or None."""
+    n = l.shape[0]
+    b2 = b.reshape(n, -1)
+    m = b2.shape[1]
+    if l.device.type != "cpu" or n * n * m > 2 * SMALL:
+        return None
+    a = (l.T if transpose else l).tolist()
+    rhs = b2.tolist()
+    forward = lower != transpose
+    x = [[0.0] * m for _ in range(n)]
+    known = [[0] * m for _ in range(n)]
+    for i in range(n) if forward else range(n - 1, -1, -1):
+        before = range(0, i) if forward else range(i + 1, n)
+        factors = [(units(a[i][k]), k) for k in before]
+        for c in range(m):
+            s = rounded((units(rhs[i][c]) << UNIT) - sum(u * known[k][c] for u, k in factors))
+            v = _finite(name, i, c, s / a[i][i])  # IEEE division (the diagonal is nonzero)
+            x[i][c], known[i][c] = v, units(v)
+    return torch.tensor(x, dtype=torch.float64).reshape(b.shape)
+
+
+def _finite(name, i, j, value: float) -> float:
+    if not math.isfinite(value):
+        raise validate.overflows(name, i, j, value)
+    return value
 
 
 # ---- the fast route: slices, blocks, certified roundings ----------------------------------------------------------
