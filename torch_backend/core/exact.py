@@ -1,13 +1,21 @@
 """Exact sums and products in torch, bit-identical to `reference.core.exact` on every device and shard layout.
 
-Two exact routes, both integer arithmetic that no order, thread count, kernel or device can change:
+Exact routes that no order, thread count, kernel or device can change, chosen by size (`_exact.sums`,
+`_exact.products`; every route gives the same bits, and the tests force each one everywhere):
 
+- **Small and short sums**: `math.fsum` for small CPU tensors (Python integers for states), and, for rows up to
+  `2**16` terms, the reference's proof (`_exact.proven_sums`): high parts cut on a grid, so that their sum is
+  exact in any order, and a rigorous bound on the low parts' float64 sum, certified to round to one float64 (a
+  second cut for exact sums on ties); the rows it leaves open go to the bins.
 - **Sums** (`exact_sum` and its state): each float becomes one integer in a bin of 8 exponents, accumulated with
   `index_add_` on int64 bins, then the few bins are carried and rounded once. A float32 `x` in bin `b = E >> 3`
   (`E` its biased exponent) contributes `x * 2**(150 - 8 b)`, an integer below `2**31`, computed exactly in
   float32 as `(x * m) * m` with `m = 2**(75 - 4 b)` made from the bits of `x` (a float64 contributes
   `x * 2**(1075 - 8 b) < 2**60`, split into two 32-bit halves). A bin therefore takes `2**31` terms before it
   could overflow; the chunked loop flushes bins into small digits long before (every `2**28` elements of a row).
+- **Small products** (`products_by_sums`, up to `2**14` products): every product written out as exact float64
+  terms (one for float32 factors, Dekker's pair for float64 ones) and each output summed exactly as above; tiny
+  CPU inputs outside Dekker's range take Python integers (`integer_products`).
 - **Products** (`exact_dot`, `exact_matmul`, `exact_gram`, and the linear algebra): the integer-slice scheme of
   Ozaki et al. Each row of `a` (each column of `b`) is scaled by a power of two and cut into signed `w`-bit
   integer slices; slice products are float64 matmuls of integers whose every partial sum is an integer below

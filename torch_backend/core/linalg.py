@@ -2,7 +2,7 @@
 
 Every entry of a Cholesky factor or of a triangular solve is one exact inner product, rounded once, then one IEEE
 operation, in an order that makes the factorization (or the substitution) sequential: column `j` needs the final
-values of the columns before it. Two routes compute the same bits.
+values of the columns before it. Three routes compute the same bits.
 
 **The fast route** (`_cholesky_fast`, `_solve_fast`) works in blocks of `_BLOCK` columns (rows of a solve) and
 proves each rounding instead of carrying exact integers:
@@ -26,6 +26,10 @@ proves each rounding instead of carrying exact integers:
   `2**-440`, entries within their row scale, the block sums within `2**4` of theirs): outside it (a matrix that
   is far from positive definite, an overflow, extreme scales), the fast route gives up (`_Slow`) before it returns
   or raises anything, and the exact route runs from the start.
+
+**Tiny CPU inputs** (`_small_cholesky`, `_small_solve`: at most about `SMALL` products) follow the reference's
+loops with Python integers (every inner product an integer in units of `2**-2148`, rounded once by CPython's
+correctly rounded int / int division), where the blocked route's fixed cost dominates.
 
 **The exact route** (`_cholesky_exact`, `_solve_exact`) carries exact integers: each known value is cut once into
 absolute windows of `w` bits (window `q` holds its bits from `2**(q w - 1074)` up); a step multiplies the windows
