@@ -2,8 +2,8 @@
 
 The registry's strategies draw small arrays, so `test_properties` exercises the small-input routes only. These
 tests pin the large-input routes bit for bit (`nm_mask`'s pairwise ranks from 2**13 elements, `apply_mask`'s
-bit-AND from 2**14, fake quantize's float32 in-place route, the one-reduction input checks), on values full of
-ties, signed zeros and x.5 midpoints, with the gradients.
+bit-AND from 2**14, `keep_largest`'s radix select from 2**14, fake quantize's float32 in-place route, the
+one-reduction input checks), on values full of ties, signed zeros and x.5 midpoints, with the gradients.
 """
 
 from __future__ import annotations
@@ -108,3 +108,45 @@ def test_to_bitmask_large_matches_the_reference():
     got = T.to_bitmask(torch.from_numpy(w), torch.from_numpy(mask))
     want = R.to_bitmask(w, mask)
     assert [_bits(a) for a in got] == [_bits(a) for a in want]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_keep_largest_large_route_matches_the_reference(dtype):
+    """From `RADIX_MIN` scores, `keep_largest` (and the magnitude masks built on it) take radix select instead of a
+    stable sort: the same mask, ties to the lower index (long runs of equal scores, both zeros, infinities)."""
+    from torch_backend.core import select
+
+    n = select.RADIX_MIN + 123
+    scores = _tied((n,), seed=9)
+    if dtype == np.int64:
+        scores = np.round(scores * 3).astype(np.int64)
+    else:
+        scores = scores.astype(dtype)
+        scores[[5, 77]] = [np.inf, -np.inf]
+    for count in (0, 1, 17, n // 3, n // 2, n - 1, n):
+        got = T.keep_largest(torch.from_numpy(scores), count)
+        assert _bits(got) == _bits(R.keep_largest(scores, count)), count
+    w = _tied((128, 200), seed=10)
+    assert w.size >= select.RADIX_MIN
+    for fn, arg in ((T.magnitude_mask, 0.7), (T.magnitude_mask_by_count, 9000)):
+        ref = getattr(R, fn.__name__)
+        assert _bits(fn(torch.from_numpy(w), arg)) == _bits(ref(w, arg)), fn.__name__
+
+
+def test_keep_largest_large_route_raises_the_references_errors():
+    from torch_backend.core import select
+
+    scores = np.zeros(select.RADIX_MIN, dtype=np.float32)
+    scores[300] = np.nan
+    for count in (5, -1, 10**9):
+        want = pytest.raises(ValueError)
+        with want as e_ref:
+            R.keep_largest(scores, count)
+        with pytest.raises(ValueError) as e_torch:
+            T.keep_largest(torch.from_numpy(scores), count)
+        assert str(e_ref.value) == str(e_torch.value)
+    with pytest.raises(ValueError) as e_ref:
+        R.keep_largest(np.zeros(select.RADIX_MIN, np.float32), -1)
+    with pytest.raises(ValueError) as e_torch:
+        T.keep_largest(torch.zeros(select.RADIX_MIN), -1)
+    assert str(e_ref.value) == str(e_torch.value)

@@ -36,8 +36,8 @@ if HAS_TRITON and CPU_ONLY and "torch_backend.kernels._triton_kernels" not in sy
 
 import torch_backend as T  # noqa: E402
 import torch_backend.kernels as K  # noqa: E402
+from torch_backend.core import _radix  # noqa: E402
 from torch_backend.kernels import _dispatch  # noqa: E402
-from torch_backend.kernels import select as ksel  # noqa: E402
 
 # (registry entry, fast implementation): what `Entry.extra` should name
 FUSED = [
@@ -181,7 +181,7 @@ def test_error_precedence_and_non_finite_detection(name, case, device):
 def test_radix_select_with_small_digits(device):
     @given(S.select_cases(), st.sampled_from([(1, 1), (3, 3), (5, 2), (8, 13), (13, 8), (16, 16), (2, 14)]))
     def check(case, bits):
-        fn = lambda s, c: ksel._keep_largest(s, c, bits)  # noqa: E731
+        fn = lambda s, c: _radix.keep_largest(s, c, bits)  # noqa: E731
         check_case(REGISTRY["keep_largest"], case, TORCH, device, fn=fn)
 
     check()
@@ -196,7 +196,7 @@ def test_global_masks_with_small_digits(device):
         def fn(ws, sparsity):
             n = sum(w.numel() for w in ws)
             named = [(f"ws[{i}]", w) for i, w in enumerate(ws)]
-            return ksel._magnitude_masks(named, n - pruned_count(sparsity, n), bits)
+            return _radix.magnitude_masks(named, n - pruned_count(sparsity, n), bits)
 
         check_case(REGISTRY["global_magnitude_masks"], case, TORCH, device, fn=fn)
 
