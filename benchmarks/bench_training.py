@@ -9,7 +9,7 @@ layer's input (min-max of the batch). Straight-through gradients; everything goe
 The step runs inside `kernels.deferred_checks()` (its input checks read from the device once, at the end); a
 second row times the same step with every call reading its checks at once. The float step and the two
 quantized ones take turns, rep by rep, so a change of the machine's load weighs on all of them alike.
-On CPU the model is narrower and the images smaller (`Config.size`).
+On CPU the model is narrower and the images smaller (`Config.size`); a full CPU run also times batch 32.
 """
 
 from __future__ import annotations
@@ -119,8 +119,16 @@ def _interleaved(model, variants, cfg, reps, warmup):
 
 
 def run(cfg: Config) -> list[Row]:
+    """The step at the suite's batch; on a full CPU run also at batch 32, where the float step's work grows with
+    the batch and the quantizers' fixed cost per layer (tens of small torch operations per call) does not."""
+    rows = _run(cfg, cfg.size(128, 8, 2, 2))
+    if not cfg.cuda and not cfg.quick and not cfg.smoke:
+        rows += _run(cfg, 32)
+    return rows
+
+
+def _run(cfg: Config, batch: int) -> list[Row]:
     width = cfg.size(64, 16, 8, 4)
-    batch = cfg.size(128, 8, 2, 2)
     image = cfg.size(224, 64, 32, 32)
     classes = 1000 if cfg.cuda else 100
     torch.manual_seed(0)
