@@ -66,14 +66,21 @@ def check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding_mode, key
     return x, s, z, qmin, qmax, mode, key
 
 
-def vjp_through(fake_quantize, grad, x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key):
-    """The gradient with respect to `x` of `fake_quantize` (the eager function or the fused kernel), computed by
-    torch autograd through it, after the checks of `fake_quantize_vjp` (arguments, then `grad` against `x`)."""
-    x, *_ = check(x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+def vjp_through(fake_quantize, grad, x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key, mask=None):
+    """The gradient with respect to `x` of `fake_quantize` (the eager function or the fused kernel), after the
+    checks of `fake_quantize_vjp` (arguments, then `grad` against `x`): torch autograd through it, or, given
+    `mask(x, s, z, qmin, qmax, mode, key)` (the pass mask of the straight-through gradient, from the checked
+    arguments), `where(mask, grad, +0.0)` without the forward's output or autograd (`_arrays.vjp`'s direct route)."""
+    x, s, z, qmin_, qmax_, mode, key_ = check(
+        x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key, broadcast=False
+    )
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
     options = {"qmin": qmin, "qmax": qmax, "axis": axis, "group_size": group_size, "rounding": rounding, "key": key}
-    return _arrays.vjp(lambda *a: fake_quantize(*a, **options), (x, scale, zero_point), grad)
+    direct = None
+    if mask is not None:
+        direct = lambda g: _arrays.where_kept(mask(x.detach(), s.detach(), z, qmin_, qmax_, mode, key_), g)  # noqa: E731
+    return _arrays.vjp(lambda *a: fake_quantize(*a, **options), (x, scale, zero_point), grad, direct=direct)
 
 
 def rounded_codes(x, s, z, qmin, qmax, mode, key, *, want_mask=False):

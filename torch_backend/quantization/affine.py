@@ -112,8 +112,17 @@ def fake_quantize(x, scale, zero_point, *, qmin, qmax, axis=None, group_size=Non
 def fake_quantize_vjp(
     grad, x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, rounding="half_even", key=None
 ):
-    """The gradient of `fake_quantize` with respect to `x`, computed by torch autograd through `fake_quantize`."""
-    return _affine.vjp_through(fake_quantize, grad, x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    """The gradient of `fake_quantize` with respect to `x`: the pass mask of its autograd function applied to
+    `grad`, without the forward's output (`torch_backend._arrays.vjp`)."""
+
+    def mask(xd, s, z, qmin_, qmax_, mode, key_):
+        """The mask `_FakeQuantize` saves (its backward is `where_kept(mask, grad)`)."""
+        xv, sv, zv = _affine.grouped(xd, s, z, axis, group_size)
+        _, passes = _affine.rounded_codes(xv, sv, zv, qmin_, qmax_, mode, key_, want_mask=True)
+        return passes.reshape(xd.shape)
+
+    args = (grad, x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
+    return _affine.vjp_through(fake_quantize, *args, mask=mask)
 
 
 class _FakeQuantize(torch.autograd.Function):
