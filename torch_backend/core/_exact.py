@@ -643,9 +643,8 @@ def sums(rows, general):
     if not 0 < rows.shape[1] <= PROOF_LENGTH or rows.shape[0] == 0:
         return general(rows)
     value, ok = proven_sums(rows)
-    open_ = ~ok
-    if bool(open_.any()):  # one host read
-        index = open_.nonzero().squeeze(1)
+    index = (~ok).nonzero().squeeze(1)  # one host read
+    if index.numel():
         value[index] = general(rows[index])
     return value
 
