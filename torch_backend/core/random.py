@@ -25,16 +25,22 @@ def threefry2x32(key, x0, x1):
     _arrays.shaped("x1", x1, x0.shape, "x0")
     _arrays.same_device("x1", x1, "x0", x0)
     ks = (k0, k1, PARITY ^ k0 ^ k1)
-    a = (x0 + ks[0]) & _MASK
+    # In int64, in place. `b` is kept reduced mod 2**32 (the rotation needs its exact 32 bits); `a` is reduced only
+    # at the end: it only ever meets `+` and the low 32 bits of `^` (masked after), and stays below 2**38.
+    a = x0 + ks[0]
     b = (x1 + ks[1]) & _MASK
     for block in range(1, 6):
         for r in range(4):
             rot = ROTATIONS[(4 * (block - 1) + r) % 8]
-            a = (a + b) & _MASK
-            b = (((b << rot) & _MASK) | (b >> (32 - rot))) ^ a
-        a = (a + ks[block % 3]) & _MASK
-        b = (b + ((ks[(block + 1) % 3] + block) & _MASK)) & _MASK
-    return a, b
+            a += b
+            t = b << rot
+            t |= b.bitwise_right_shift_(32 - rot)
+            t ^= a
+            b = t.bitwise_and_(_MASK)  # rotl(b, rot) ^ a, mod 2**32
+        a += ks[block % 3]
+        b += (ks[(block + 1) % 3] + block) & _MASK
+        b &= _MASK
+    return a.bitwise_and_(_MASK), b
 
 
 def split(key, num=2):
