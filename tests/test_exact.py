@@ -399,28 +399,9 @@ def test_the_fast_linear_algebra_gives_the_references_bits(block, monkeypatch):
     monkeypatch.setattr(TL, "_BLOCK", block)
     monkeypatch.setattr(TL, "SMALL", -1)  # the fast route even on the smallest matrices
     rng = np.random.default_rng(17)
+    every_solve = ((True, False), (True, True), (False, False), (False, True))
     for i, h in enumerate(_matrices(rng, 35)):
-        got, want = _outcome(TL.cholesky, torch.from_numpy(h)), _outcome(RL.cholesky, h)
-        assert got[0] == want[0] and (got[0] == "ok" or got[1] == want[1]), (i, got, want)
-        if i < 7:
-            assert _outcome(TL._cholesky_exact, torch.from_numpy(h))[0] == got[0]
-        if got[0] != "ok":
-            continue
-        _same(want[1], got[1], f"matrix {i}: factor")
-        if i < 7:
-            _same(want[1], TL._cholesky_exact(torch.from_numpy(h)), f"matrix {i}: exact route")
-        l = want[1] * np.where(rng.random(h.shape[0]) < 0.3, -1.0, 1.0)  # negative diagonal entries
-        _same(RL.cholesky_inverse(l), TL.cholesky_inverse(torch.from_numpy(l)), f"matrix {i}: inverse")
-        b = rng.standard_normal((h.shape[0], 3))
-        for lower in (True, False):
-            for transpose in (False, True):
-                m = l if lower else l.T.copy()
-                want = _outcome(RL.triangular_solve, m, b, lower=lower, transpose=transpose)
-                got = _outcome(TL.triangular_solve, torch.from_numpy(m), torch.from_numpy(b), lower=lower,
-                               transpose=transpose)  # fmt: skip
-                assert got[0] == want[0] and (got[0] == "ok" or got[1] == want[1]), (i, lower, transpose, got, want)
-                if got[0] == "ok":
-                    _same(want[1], got[1], f"matrix {i}: solve lower={lower} transpose={transpose}")
+        _linear_algebra_agrees(i, h, rng, columns=3, solves=every_solve, exact_route=i < 7)
 
 
 def test_the_python_integer_route_gives_the_references_bits(monkeypatch):
@@ -429,22 +410,34 @@ def test_the_python_integer_route_gives_the_references_bits(monkeypatch):
     monkeypatch.setattr(TL, "SMALL", 1 << 40)
     rng = np.random.default_rng(18)
     for i, h in enumerate(_matrices(rng, 21)):
-        got, want = _outcome(TL.cholesky, torch.from_numpy(h)), _outcome(RL.cholesky, h)
-        assert got[0] == want[0] and (got[0] == "ok" or got[1] == want[1]), (i, got, want)
-        if got[0] != "ok":
-            continue
-        _same(want[1], got[1], f"matrix {i}: factor")
-        l = want[1] * np.where(rng.random(h.shape[0]) < 0.3, -1.0, 1.0)
-        _same(RL.cholesky_inverse(l), TL.cholesky_inverse(torch.from_numpy(l)), f"matrix {i}: inverse")
-        b = rng.standard_normal((h.shape[0], 2))
-        for lower, transpose in ((True, False), (False, True), (False, False)):
-            m = l if lower else l.T.copy()
-            want = _outcome(RL.triangular_solve, m, b, lower=lower, transpose=transpose)
-            got = _outcome(TL.triangular_solve, torch.from_numpy(m), torch.from_numpy(b), lower=lower,
-                           transpose=transpose)  # fmt: skip
-            assert got[0] == want[0] and (got[0] == "ok" or got[1] == want[1]), (i, lower, transpose, got, want)
-            if got[0] == "ok":
-                _same(want[1], got[1], f"matrix {i}: solve")
+        _linear_algebra_agrees(i, h, rng, columns=2, solves=((True, False), (False, True), (False, False)))
+
+
+def _linear_algebra_agrees(i, h, rng, columns, solves, exact_route=False):
+    """The torch factor of `h` (or its error) is the reference's; then, from the factor with some diagonal entries
+    negated, the inverse and the solves `(lower, transpose)` of `columns` right-hand sides; with `exact_route`, the
+    exact integer route agrees too."""
+    ht = torch.from_numpy(h)
+    got, want = _outcome(TL.cholesky, ht), _outcome(RL.cholesky, h)
+    assert got[0] == want[0] and (got[0] == "ok" or got[1] == want[1]), (i, got, want)
+    if exact_route:
+        assert _outcome(TL._cholesky_exact, ht)[0] == got[0]
+    if got[0] != "ok":
+        return
+    _same(want[1], got[1], f"matrix {i}: factor")
+    if exact_route:
+        _same(want[1], TL._cholesky_exact(ht), f"matrix {i}: exact route")
+    l = want[1] * np.where(rng.random(h.shape[0]) < 0.3, -1.0, 1.0)  # negative diagonal entries
+    _same(RL.cholesky_inverse(l), TL.cholesky_inverse(torch.from_numpy(l)), f"matrix {i}: inverse")
+    b = rng.standard_normal((h.shape[0], columns))
+    for lower, transpose in solves:
+        m = l if lower else l.T.copy()
+        want = _outcome(RL.triangular_solve, m, b, lower=lower, transpose=transpose)
+        got = _outcome(TL.triangular_solve, torch.from_numpy(m), torch.from_numpy(b), lower=lower,
+                       transpose=transpose)  # fmt: skip
+        assert got[0] == want[0] and (got[0] == "ok" or got[1] == want[1]), (i, lower, transpose, got, want)
+        if got[0] == "ok":
+            _same(want[1], got[1], f"matrix {i}: solve lower={lower} transpose={transpose}")
 
 
 def test_unproven_roundings_are_computed_exactly(monkeypatch):
