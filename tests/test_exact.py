@@ -513,7 +513,7 @@ def test_the_reference_float_route_agrees_with_its_integers(monkeypatch):
     for patch in (("SAFE", 1.0), ("_interval", lambda p, q, bound: (p + q, np.zeros(p.shape, dtype=bool)))):
         with monkeypatch.context() as m:
             m.setattr(RX, *patch)
-            m.setattr(RE, "_SUM_SAFE", 0.0)
+            m.setattr(RE, "SUM_SAFE", 0.0)
             for (a, b, h), want in zip(cases, expected, strict=True):
                 got = (RE.exact_sum(a, 1), RE.exact_matmul(a, a.T), RX.dot_rows(a[:, 0], a, b), RL.cholesky(h))
                 for w, g in zip(want, got, strict=True):

@@ -21,13 +21,23 @@ import numpy as np
 
 from reference import _arrays
 from reference.common import validate
-from reference.core._exact import LIMB_BITS, LIMBS, TOP_LIMB, UNIT, dot_rows, round_units, sum_rows, units
+from reference.core._exact import (
+    LIMB_BITS,
+    LIMBS,
+    SAFE,  # noqa: F401  (public here: the torch backend splits products in the same range)
+    TOP_LIMB,
+    UNIT,
+    dot_rows,
+    round_units,
+    sum_rows,
+    units,
+)
 
 __all__ = ["exact_sum", "exact_sum_state", "exact_sum_combine", "exact_sum_round", "exact_dot", "exact_matmul",
            "exact_gram"]  # fmt: skip
 
 _FLOATS = ("float32", "float64")
-_SUM_SAFE = 2.0**960  # `sum_rows` needs no magnitude above this
+SUM_SAFE = 2.0**960  # `sum_rows` needs no magnitude above this (`SAFE`: `dot_rows`' float route, per factor)
 
 
 def exact_sum(x, axis=None):
@@ -66,7 +76,7 @@ def exact_sum(x, axis=None):
     x = _arrays.finite_array("x", x, _FLOATS)
     k = None if axis is None else validate.axis("axis", axis, x.ndim)
     rows, shape = _rows(x, k), _shape(x, k)
-    if rows.size and np.abs(rows).max() > _SUM_SAFE:
+    if rows.size and np.abs(rows).max() > SUM_SAFE:
         return _round_all([sum(units(r)) for r in rows], -UNIT, shape)
     return sum_rows(rows).reshape(shape)
 

@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from reference.core.exact import LIMB_BITS, LIMBS, UNIT
+from reference.core.exact import LIMB_BITS, LIMBS, SAFE, SUM_SAFE, UNIT
 from torch_backend import _arrays
 
 MAX_SLICE_K = 1 << 15  # longest contraction per integer matmul: 2**15 * (2**19 - 1)**2 < 2**53
@@ -309,7 +309,6 @@ def products(a, b, gram=False):
 # Up to this many products (batch * m * n * k), `products` writes every product out as exact float64 terms and
 # adds each output's terms exactly (`products_by_sums`): on small operands the slices' set-up costs more.
 SMALL_PRODUCTS = 1 << 14
-SAFE = 2.0**480  # float64 factors with every nonzero magnitude in [1 / SAFE, SAFE] split exactly (`two_product`)
 
 
 def products_by_sums(a, b):
@@ -351,25 +350,26 @@ def integer_products(a, b):
         return None
     left = [[[units(v) for v in row] for row in mat] for mat in a.tolist()]
     right = [[[units(v) for v in col] for col in zip(*mat, strict=True)] for mat in b.tolist()]
-    out = [[[rounded(sum(x * y for x, y in zip(row, col, strict=True))) for col in cols] for row in rows]
+    out = [[[rounded(sum(x * y for x, y in zip(row, col, strict=True)), 2 * UNIT) for col in cols] for row in rows]
            for rows, cols in zip(left, right, strict=True)]  # fmt: skip
     return torch.tensor(out, dtype=torch.float64).reshape(batch, m, n)
 
 
-_DENOMINATOR = 1 << (2 * UNIT)
-
-
 def units(v: float) -> int:
-    numerator, denominator = v.as_integer_ratio()  # the denominator is a power of two, at most 2**1074
+    """A Python float as an exact integer in units of `2**-1074` (its denominator is a power of two up to that)."""
+    numerator, denominator = v.as_integer_ratio()
     return (numerator << UNIT) // denominator
 
 
-def rounded(n: int) -> float:
-    """The float64 nearest to `n * 2**-2148` (see `round_units`)."""
+def rounded(n: int, unit: int) -> float:
+    """The float64 nearest to `n * 2**-unit` (Python integers), ties to even; an exact zero is `+0.0`, a value past
+    float64's range `+-inf`. CPython's int / int true division is correctly rounded (subnormals included, and a
+    nonzero value that rounds to zero keeps its sign) and raises OverflowError exactly when the result is
+    infinite."""
     if n == 0:
-        return 0.0  # an exact zero is +0.0
+        return 0.0
     try:
-        return n / _DENOMINATOR
+        return n / (1 << unit)
     except OverflowError:
         return math.inf if n > 0 else -math.inf
 
@@ -478,21 +478,10 @@ def certify(p, q, bound):
     `bound` of zero means `v = p + q` exactly: then $\operatorname{fl}(p + q)$ is the answer (an exact zero is
     `+0.0` when `p` is not `-0.0`). Non-finite lanes are never proven.
     """
-    inf = _infinity(p)
+    inf = _constant(math.inf, p)
     lo = p + torch.nextafter(q - bound, -inf)
     hi = p + torch.nextafter(q + bound, inf)
     return p + q, ((lo == hi) & (lo != 0)) | (bound == 0)
-
-
-_INFINITY = {}
-
-
-def _infinity(like):
-    """A cached 0-d `+inf` on `like`'s device and dtype (creating a tensor per call costs more than the op)."""
-    key = (like.device, like.dtype)
-    if key not in _INFINITY:
-        _INFINITY[key] = torch.tensor(math.inf, dtype=like.dtype, device=like.device)
-    return _INFINITY[key]
 
 
 def products_exact(a, b, gram=False):
@@ -628,7 +617,6 @@ def small_sums(rows):
 # (about one row in a thousand of random values is left unproven at 2**16 terms), longer rows take the bins.
 PROOF_LENGTH = 1 << 16
 PROOF_BLOCK = 1 << 22  # elements of a block of rows in `proven_sums` (two float64 temporaries: 64 MB)
-SUM_SAFE = 2.0**960  # a row with a larger magnitude takes the bins (as `reference.core.exact._SUM_SAFE`)
 
 
 def sums(rows, general):
@@ -714,12 +702,12 @@ _CONSTANTS = {}
 
 
 def _constant(value, like):
-    """A cached 0-d float64 tensor on `like`'s device (creating a tensor costs more than a small operation)."""
-    key = (value, like.device)
+    """A cached 0-d tensor of `like`'s dtype and device (creating a tensor costs more than a small operation)."""
+    key = (value, like.dtype, like.device)
     if key not in _CONSTANTS:
         if len(_CONSTANTS) > 4096:
             _CONSTANTS.clear()
-        _CONSTANTS[key] = torch.tensor(value, dtype=torch.float64, device=like.device)
+        _CONSTANTS[key] = torch.tensor(value, dtype=like.dtype, device=like.device)
     return _CONSTANTS[key]
 
 
@@ -753,17 +741,6 @@ def small_values(state) -> list[int] | None:
     if state.device.type != "cpu" or state.shape[0] > SMALL_STATES:
         return None
     return [sum(v << (LIMB_BITS * k) for k, v in enumerate(row)) for row in state.tolist()]
-
-
-def round_units(n: int) -> float:
-    """The float64 nearest to `n * 2**-1074`, ties to even; an exact zero is `+0.0`, a value past float64's range
-    `+-inf` (CPython's int / int true division is correctly rounded and raises OverflowError exactly then)."""
-    if n == 0:
-        return 0.0
-    try:
-        return n / (1 << UNIT)
-    except OverflowError:
-        return math.inf if n > 0 else -math.inf
 
 
 def by_blocks(rows, x, finish):

@@ -54,7 +54,7 @@ import math
 import torch
 
 from reference.common import validate
-from reference.core.exact import LIMB_BITS, LIMBS, TOP_LIMB
+from reference.core.exact import LIMB_BITS, LIMBS, TOP_LIMB, UNIT
 from torch_backend import _arrays
 from torch_backend.core._exact import (
     as_rows,
@@ -63,7 +63,7 @@ from torch_backend.core._exact import (
     limbs_of,
     products,
     round_limbs,
-    round_units,
+    rounded,
     small_states,
     small_values,
     state_limbs,
@@ -115,7 +115,7 @@ def exact_sum_round(state):
     flat = state.detach().reshape(-1, LIMBS)
     values = small_values(flat)
     if values is not None:  # Python integers
-        return torch.tensor([round_units(v) for v in values], dtype=torch.float64).reshape(state.shape[:-1])
+        return torch.tensor([rounded(v, UNIT) for v in values], dtype=torch.float64).reshape(state.shape[:-1])
     return round_limbs(*digits_of_state(flat), 16).reshape(state.shape[:-1])
 
 

@@ -138,7 +138,8 @@ def _small_cholesky(h):
     known = [[0] * n for _ in range(n)]  # units of the factor's entries
     for j in range(n):
         s = [
-            rounded((units(rows[i][j]) << UNIT) - sum(known[i][k] * known[j][k] for k in range(j))) for i in range(j, n)
+            rounded((units(rows[i][j]) << UNIT) - sum(known[i][k] * known[j][k] for k in range(j)), 2 * UNIT)
+            for i in range(j, n)
         ]
         if not s[0] > 0:
             raise validate.not_positive_definite("h", j, s[0])
@@ -166,7 +167,7 @@ def _small_solve(l, b, lower, transpose, name):
         before = range(0, i) if forward else range(i + 1, n)
         factors = [(units(a[i][k]), k) for k in before]
         for c in range(m):
-            s = rounded((units(rhs[i][c]) << UNIT) - sum(u * known[k][c] for u, k in factors))
+            s = rounded((units(rhs[i][c]) << UNIT) - sum(u * known[k][c] for u, k in factors), 2 * UNIT)
             v = _finite(name, i, c, s / a[i][i])  # IEEE division (the diagonal is nonzero)
             x[i][c], known[i][c] = v, units(v)
     return torch.tensor(x, dtype=torch.float64).reshape(b.shape)
