@@ -62,8 +62,8 @@ def apply_mask(w, mask):
 
 
 def apply_mask_vjp(grad, w, mask):
-    """The gradient of `apply_mask` with respect to `w`, the backward
-    of `apply_mask`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    """The gradient of `apply_mask` with respect to `w`: its autograd
+    function's backward applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     w = _arrays.array("w", w)
     mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), w.shape, "w")

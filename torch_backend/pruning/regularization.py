@@ -34,8 +34,8 @@ def l1_penalty(w, lam):
 
 
 def l1_penalty_vjp(grad, w, lam):
-    """The gradient of `l1_penalty`, the backward
-    of `l1_penalty`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    """The gradient of `l1_penalty`: its autograd
+    function's backward applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     ws, single = _one_or_many("w", w)
     lam = validate.real("lam", lam, lo=0.0)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), (), "the scalar penalty")
@@ -71,8 +71,8 @@ def group_lasso_penalty(w, lam, axis=0):
 
 
 def group_lasso_penalty_vjp(grad, w, lam, axis=0):
-    """The gradient of `group_lasso_penalty`, the backward
-    of `group_lasso_penalty`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    """The gradient of `group_lasso_penalty`: its autograd
+    function's backward applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     w = _arrays.finite_array("w", w)
     lam = validate.real("lam", lam, lo=0.0)
     axis = _group_axis(w, axis)

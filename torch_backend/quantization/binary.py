@@ -35,8 +35,8 @@ def binarize(x, *, ste="clipped"):
 
 
 def binarize_vjp(grad, x, *, ste="clipped"):
-    """The straight-through gradient of `binarize`, the backward
-    of `binarize`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    """The straight-through gradient of `binarize`: its autograd
+    function's backward applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     validate.choice("ste", ste, STES)
     x = _arrays.finite_array("x", x)
     grad = _check_grad(grad, x, "x")
@@ -52,8 +52,8 @@ def binary_connect(w, *, stochastic=False, key=None, ste="identity"):
 
 
 def binary_connect_vjp(grad, w, *, stochastic=False, key=None, ste="identity"):
-    """The straight-through gradient of `binary_connect`, the backward
-    of `binary_connect`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    """The straight-through gradient of `binary_connect`: its autograd
+    function's backward applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     stochastic, key, ste = checks.binary_connect(stochastic, key, ste, STES)
     w = _arrays.finite_array("w", w)
     grad = _check_grad(grad, w, "w")
@@ -75,8 +75,8 @@ def xnor_binarize(w, *, axis=None, ste="clipped"):
 
 
 def xnor_binarize_vjp(grad, w, *, axis=None, ste="clipped"):
-    """The gradient of `xnor_binarize`, the backward
-    of `xnor_binarize`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    """The gradient of `xnor_binarize`: its autograd
+    function's backward applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     w, k = _slices.check_slices(w, axis, "the XNOR scale")
     validate.choice("ste", ste, STES)
     grad = _check_grad(grad, w, "w")

@@ -25,8 +25,8 @@ def dorefa_weight(w, bits):
 
 
 def dorefa_weight_vjp(grad, w, bits):
-    """The gradient of `dorefa_weight` to `w`, the backward
-    of `dorefa_weight`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    """The gradient of `dorefa_weight` to `w`: its autograd
+    function's backward applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     bits = _check_bits(bits)
     w = _arrays.finite_array("w", w)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
@@ -47,8 +47,8 @@ def dorefa_activation(x, bits):
 
 
 def dorefa_activation_vjp(grad, x, bits):
-    """The gradient of `dorefa_activation` to `x`, the backward
-    of `dorefa_activation`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    """The gradient of `dorefa_activation` to `x`: its autograd
+    function's backward applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     bits = _check_bits(bits)
     x = _arrays.finite_array("x", x)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")

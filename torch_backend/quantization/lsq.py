@@ -54,8 +54,8 @@ def lsq_quantize(x, scale, *, bits, signed, axis=None):
 
 
 def lsq_quantize_vjp(grad, x, scale, *, bits, signed, axis=None):
-    """The gradients of `lsq_quantize` to `x` and `scale`, the backward
-    of `lsq_quantize`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    """The gradients of `lsq_quantize` to `x` and `scale`: its autograd
+    function's backward applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     x, scale, _, qn, qp, k = _check(x, scale, None, bits, signed, axis, plus=False)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)

@@ -24,8 +24,8 @@ def pact_quantize(x, alpha, bits):
 
 
 def pact_quantize_vjp(grad, x, alpha, bits):
-    """The gradients of `pact_quantize` to `x` and `alpha`, the backward
-    of `pact_quantize`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    """The gradients of `pact_quantize` to `x` and `alpha`: its autograd
+    function's backward applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     x, a, bits = _check(x, alpha, bits)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)

@@ -40,8 +40,8 @@ def pow2_quantize(x, *, bits, emax, rounding="linear", levels="inq"):
 
 
 def pow2_quantize_vjp(grad, x, *, bits, emax, rounding="linear", levels="inq"):
-    """The gradient of `pow2_quantize` with respect to `x`, the backward
-    of `pow2_quantize`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    """The gradient of `pow2_quantize` with respect to `x`: its autograd
+    function's backward applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     x, emin, emax_, rounding_ = _check(x, bits, emax, rounding, levels)
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)

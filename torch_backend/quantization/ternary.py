@@ -32,8 +32,8 @@ def twn_ternarize(w, *, axis=None):
 
 
 def twn_ternarize_vjp(grad, w, *, axis=None):
-    """The straight-through gradient of `twn_ternarize`, the backward
-    of `twn_ternarize`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    """The straight-through gradient of `twn_ternarize`: its autograd
+    function's backward applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     w, _ = _slices.check_slices(w, axis, "the TWN threshold")
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
@@ -48,8 +48,8 @@ def ttq_quantize(w, wp, wn, *, t=0.05):
 
 
 def ttq_quantize_vjp(grad, w, wp, wn, *, t=0.05):
-    """The gradients of `ttq_quantize` to (w, wp, wn), the backward
-    of `ttq_quantize`'s autograd function applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
+    """The gradients of `ttq_quantize` to (w, wp, wn): its autograd
+    function's backward applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     w, wp, wn, delta = _check_ttq(w, wp, wn, t)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
