@@ -150,3 +150,73 @@ def test_keep_largest_large_route_raises_the_references_errors():
     with pytest.raises(ValueError) as e_torch:
         T.keep_largest(torch.zeros(select.RADIX_MIN), -1)
     assert str(e_ref.value) == str(e_torch.value)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_large_magnitude_masks_find_a_non_finite_weight_as_the_reference_does(bad):
+    """From `RADIX_MIN` weights the magnitude masks skip the separate finiteness pass (the radix histogram finds a
+    NaN or Inf): the same error as the reference, also when the sparsity or count is bad as well, and for every
+    tensor of a global list."""
+    from torch_backend.core import select
+
+    w = _tied((select.RADIX_MIN + 5,), seed=11)
+    w[select.RADIX_MIN - 3] = bad
+    small = _tied((40,), seed=12)
+    calls = [
+        ("magnitude_mask", (w, 0.5)),
+        ("magnitude_mask", (w, 1.5)),
+        ("magnitude_mask_by_count", (w, 7)),
+        ("magnitude_mask_by_count", (w, 0)),
+        ("magnitude_mask_by_count", (w, -1)),
+        ("global_magnitude_masks", ([small, w], 0.25)),
+        ("global_magnitude_masks", ([small, w], 0.0)),
+        ("global_magnitude_masks", ([small, w], "x")),
+        ("global_magnitude_masks", ([w, small], 1.0)),
+    ]
+    for name, (a, arg) in calls:
+        with pytest.raises((TypeError, ValueError)) as e_ref:
+            getattr(R, name)(a, arg)
+        t = [torch.from_numpy(x) for x in a] if isinstance(a, list) else torch.from_numpy(a)
+        with pytest.raises(type(e_ref.value)) as e_torch:
+            getattr(T, name)(t, arg)
+        assert str(e_torch.value) == str(e_ref.value), (name, arg)
+
+
+def test_large_magnitude_masks_on_constant_and_narrow_weights():
+    """All weights equal (zeros of both signs) and weights within a few ulps: the radix select's shortcuts."""
+    from torch_backend.core import select
+
+    n = select.RADIX_MIN * 2 + 1
+    zeros = np.zeros(n, np.float32)
+    zeros[1::2] = -0.0
+    narrow = np.float32(-3.0) * (1 + np.float32(2**-23) * np.random.default_rng(13).integers(0, 3, n)).astype(
+        np.float32
+    )
+    for w in (zeros, narrow, narrow.reshape(-1, 1)[: n - 1].reshape(2, -1)):
+        t = torch.from_numpy(w)
+        for count in (0, 1, n // 3, w.size - 1):
+            assert _bits(T.magnitude_mask_by_count(t, count)) == _bits(R.magnitude_mask_by_count(w, count))
+        for sparsity in (0.3, 0.999):
+            assert _bits(T.magnitude_mask(t, sparsity)) == _bits(R.magnitude_mask(w, sparsity))
+            got = T.global_magnitude_masks([t, t[:5]], sparsity)
+            want = R.global_magnitude_masks([w, w[:5]], sparsity)
+            assert [_bits(g) for g in got] == [_bits(x) for x in want]
+
+
+def test_large_schedule_masks_rank_integer_keys_as_the_reference():
+    """`prune_remaining_mask` and `prune_total_mask` from `RADIX_MIN` weights rank integer keys (|w|'s bit
+    pattern, -1 where pruned): ties, both zeros, a transposed (non-contiguous) weight."""
+    from torch_backend.core import select
+
+    w = _tied((130, 129), seed=14)
+    assert w.size >= select.RADIX_MIN
+    rng = np.random.default_rng(15)
+    for mask in (rng.random(w.shape) < 0.6, np.ones(w.shape, bool), w != 0):
+        for a, m, tw in ((w, mask, torch.from_numpy(w)), (w.T, mask.T, torch.from_numpy(w).T)):
+            tm = torch.from_numpy(np.ascontiguousarray(m))
+            for fraction in (0.0, 0.1, 0.5, 0.999):
+                got = T.prune_remaining_mask(tw, tm, fraction)
+                assert _bits(got) == _bits(R.prune_remaining_mask(a, m, fraction)), fraction
+            for fraction in (0.0, 0.2):
+                got = T.prune_total_mask(tw, tm, fraction)
+                assert _bits(got) == _bits(R.prune_total_mask(a, m, fraction)), fraction

@@ -221,6 +221,38 @@ def test_long_tie_runs_cut_inside_a_later_chunk(device):
 
 
 @pytest.mark.parametrize("device", DEVICE_PARAMS)
+def test_equal_keys_and_shared_prefixes_skip_passes(device):
+    """All keys equal (a tensor of zeros, both signs): no digit pass, the first `count` in flat order; keys that
+    share their top bits (a narrow range): the passes start below the shared prefix; a NaN among equal keys is
+    still found."""
+    from reference.core.select import keep_largest
+
+    n = 70_003
+    zeros = np.zeros(n, np.float32)
+    zeros[::3] = -0.0
+    narrow = (np.float32(1.0) + np.float32(2**-23) * np.random.default_rng(1).integers(0, 5, n)).astype(np.float32)
+    for scores in (zeros, np.full(n, 1e-45, np.float32), narrow, -narrow, np.full(n, 7, np.int64)):
+        for count in (0, 1, 4_097, n // 2, n - 1, n):
+            _check("keep_largest", Case((scores, count)), device)
+    for bits in ((12, 10), (3, 3)):
+        scores = narrow[:20_000]
+        for count in (1, 9_999):
+            want = keep_largest(scores, count)
+            got = _radix.keep_largest(torch.from_numpy(scores).to(device), count, bits)
+            assert np.array_equal(got.cpu().numpy(), want)
+    parts = [np.full((300, 70), -0.0, np.float32), np.zeros(1, np.float32), np.zeros((40_000,), np.float32)]
+    for sparsity in (0.1, 0.5, 0.999):
+        _check("global_magnitude_masks", Case((parts, sparsity)), device)
+    bad = np.zeros(n, np.float32)
+    bad[n - 2] = np.nan
+    with pytest.raises(ValueError) as e_ref:
+        keep_largest(bad, n // 2)
+    with pytest.raises(ValueError) as e_torch:
+        _radix.keep_largest(torch.from_numpy(bad).to(device), n // 2)
+    assert str(e_torch.value) == str(e_ref.value)
+
+
+@pytest.mark.parametrize("device", DEVICE_PARAMS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_signed_zeros_are_equal_scores(device, dtype):
     scores = np.array([-0.0, 0.0, -1.0, -0.0, 0.0, -5e-324 if dtype == np.float64 else -1e-45], dtype=dtype)

@@ -51,12 +51,13 @@ class _Part:
 
 
 def _float_keys(b):
-    """Sortable keys of float bit patterns `b` (int32 or int64): negatives have their magnitude bits flipped, and
-    -0.0 (key -1 after the flip) is folded into +0.0 (key 0) by adding 1 to every negative key."""
-    k = b >> (_width(b) - 1)
-    k &= _max_int(b)
-    k ^= b
-    k += k < 0
+    """Sortable keys of float bit patterns `b` (int32 or int64): the magnitude bits, negated where the sign bit is
+    set (`-0.0` and `+0.0` both give 0). Negation by two's complement, `(m ^ s) - s` with `s = b >> (width - 1)`
+    (0 or -1): four integer passes, no bool tensor."""
+    s = b >> (_width(b) - 1)
+    k = b & _max_int(b)
+    k ^= s
+    k -= s
     return k
 
 
@@ -106,6 +107,14 @@ def keep_largest(scores, count, bits=None):
     return keep.reshape(scores.shape)
 
 
+def keep_largest_keys(keys, count, bits=None):
+    """The mask of the `count` largest of a flat int32 or int64 tensor of sortable keys (ties to the lower
+    index), `0 <= count <= keys.numel()` already checked: for callers that build keys of their own."""
+    bits = bits or DIGIT_BITS
+    (keep,) = _select_parts([_Part(keys, "int")], count, bits, lambda hist, width: False, lambda: None)
+    return keep
+
+
 def magnitude_masks(named, count, bits=None):
     """Masks keeping the `count` largest |w| over the concatenation of the float32 tensors `named` (a list of
     `(name, tensor)`, in list order); a non-finite weight raises `_arrays.finite`'s error naming its tensor."""
@@ -137,6 +146,12 @@ def _select_parts(parts, count, bits, suspicious, check):
     ties = count - n_above  # how many keys equal to the threshold are kept: the first `ties` in flat order
     masks = []
     for p in parts:
+        if n_equal == total:  # all keys equal: the first `count` in flat order
+            keep = torch.zeros(p.raw.numel(), dtype=torch.bool, device=device)
+            keep[:ties] = True
+            ties -= min(ties, p.raw.numel())
+            masks.append(keep)
+            continue
         k = p.key()
         if ties == n_equal:
             masks.append(k >= threshold)
@@ -176,8 +191,17 @@ def _kth_key(parts, count, width, bits, suspicious, check):
         check()
     v, above = _bucket(hist, count)
     prefix = v - half
-    cand = torch.cat([p.key(torch.masked_select(p.raw, p.shifted(shift) == prefix)) for p in parts])
+    if hist[v] == sum(p.raw.numel() for p in parts):  # every key is in the bucket: no selection to make
+        cand = parts[0].key() if len(parts) == 1 else torch.cat([p.key() for p in parts])
+    else:
+        cand = torch.cat([p.key(torch.masked_select(p.raw, p.shifted(shift) == prefix)) for p in parts])
     n_above, rank = above, count - above
+    # the digits above the highest bit in which the candidates differ are known: skip their passes (no pass at
+    # all when the candidates are equal, as in a tensor of zeros)
+    lo, hi = (int(x) for x in torch.aminmax(cand))
+    if (lo ^ hi).bit_length() < shift:
+        shift = (lo ^ hi).bit_length()
+        prefix = lo >> shift
     while shift > 0:
         step = min(rest, shift)
         shift -= step
@@ -185,7 +209,7 @@ def _kth_key(parts, count, width, bits, suspicious, check):
         hist = torch.bincount(d, minlength=1 << step).cpu().numpy()
         v, above = _bucket(hist, rank)
         n_above, rank = n_above + above, rank - above
-        cand = cand[d == v]
+        cand = torch.masked_select(cand, d == v)
         prefix = (prefix << step) | v
     return prefix, n_above, cand.numel()
 

@@ -59,25 +59,8 @@ def magnitude_mask_by_count(w, count):
 
 def global_magnitude_masks(ws, sparsity):
     """Magnitude pruning over several tensors ranked together, by radix select; see the reference."""
-    if isinstance(ws, torch.Tensor):
-        raise TypeError("ws must be a list of arrays, got a single array")
-    if not isinstance(ws, list | tuple):
-        raise TypeError(f"ws must be a list of arrays, got {type(ws).__name__}")
-    if len(ws) == 0:
-        raise ValueError(f"ws must hold at least one array, got an empty {type(ws).__name__}")
-    checked = []
-    try:
-        for i, w in enumerate(ws):
-            checked.append((f"ws[{i}]", _arrays.array(f"ws[{i}]", w)))
-        for i, w in enumerate(ws[1:], start=1):
-            _arrays.same_device(f"ws[{i}]", w, "ws[0]", ws[0])
-        n = sum(w.numel() for w in ws)
-        k = _magnitude.pruned_count(sparsity, n)
-    except (TypeError, ValueError):
-        for name, w in checked:  # the reference checks each tensor's finiteness right after its dtype
-            _arrays.finite(name, w)
-        raise
-    return _radix.magnitude_masks(checked, n - k)
+    named, count = _magnitude._named_weights(ws, sparsity)
+    return _radix.magnitude_masks(named, count)
 
 
 def nm_mask(w, n, m, axis=-1):

@@ -7,7 +7,8 @@ import torch
 from reference.common import validate
 from reference.pruning.magnitude import pruned_count
 from torch_backend import _arrays
-from torch_backend.core.select import keep_largest
+from torch_backend.core import _radix
+from torch_backend.core.select import RADIX_MIN, keep_largest
 
 __all__ = [
     "pruned_count",
@@ -22,16 +23,33 @@ __all__ = [
 
 def magnitude_mask(w, sparsity):
     """Keep the largest-magnitude weights; see `reference.pruning.magnitude.magnitude_mask`."""
-    w = _arrays.finite_array("w", w)
-    k = pruned_count(sparsity, w.numel())
-    return keep_largest(torch.abs(w.detach()), w.numel() - k)
+    w = _arrays.array("w", w)
+    try:
+        k = pruned_count(sparsity, w.numel())
+    except (TypeError, ValueError):
+        _arrays.finite("w", w)  # the reference checks w first
+        raise
+    return _largest_magnitudes(w, w.numel() - k)
 
 
 def magnitude_mask_by_count(w, count):
     """Prune exactly `count` smallest-magnitude weights; see `reference.pruning.magnitude.magnitude_mask_by_count`."""
-    w = _arrays.finite_array("w", w)
-    count = validate.integer("count", count, lo=0, hi=w.numel())
-    return keep_largest(torch.abs(w.detach()), w.numel() - count)
+    w = _arrays.array("w", w)
+    try:
+        count = validate.integer("count", count, lo=0, hi=w.numel())
+    except (TypeError, ValueError):
+        _arrays.finite("w", w)  # the reference checks w first
+        raise
+    return _largest_magnitudes(w, w.numel() - count)
+
+
+def _largest_magnitudes(w, count):
+    """The mask of the `count` largest |w| of a float32 tensor, checking that w is finite. From `RADIX_MIN`
+    weights, radix select on the bit patterns with the sign cleared (`torch_backend.core._radix.magnitude_masks`:
+    |w| is never materialised, and its first histogram finds a NaN or Inf without a pass of its own)."""
+    if w.numel() >= RADIX_MIN:
+        return _radix.magnitude_masks([("w", w)], count)[0]
+    return keep_largest(torch.abs(_arrays.finite("w", w).detach()), count)
 
 
 def magnitude_mask_by_threshold(w, threshold):
@@ -43,10 +61,39 @@ def magnitude_mask_by_threshold(w, threshold):
 
 def global_magnitude_masks(ws, sparsity):
     """Magnitude pruning over several tensors ranked together; see the reference for the semantics."""
-    ws = _arrays.finite_arrays("ws", ws)
-    scores = torch.cat([torch.abs(w.detach()).reshape(-1) for w in ws])
-    keep = keep_largest(scores, scores.numel() - pruned_count(sparsity, scores.numel()))
+    named, count = _named_weights(ws, sparsity)
+    ws = [w for _, w in named]
+    if sum(w.numel() for w in ws) >= RADIX_MIN:
+        return _radix.magnitude_masks(named, count)
+    for name, w in named:
+        _arrays.finite(name, w)
+    keep = keep_largest(torch.cat([torch.abs(w.detach()).reshape(-1) for w in ws]), count)
     return [part.reshape(w.shape) for w, part in zip(ws, torch.split(keep, [w.numel() for w in ws]), strict=True)]
+
+
+def _named_weights(ws, sparsity):
+    """`([(f"ws[{i}]", w), ...], count to keep)` after the reference's checks of the list, each tensor's dtype and
+    device and the sparsity; the finiteness of the weights is left to the caller, except when a check fails (then
+    it comes first where the reference checks it first: each tensor's right after its dtype)."""
+    if isinstance(ws, torch.Tensor):
+        raise TypeError("ws must be a list of arrays, got a single array")
+    if not isinstance(ws, list | tuple):
+        raise TypeError(f"ws must be a list of arrays, got {type(ws).__name__}")
+    if len(ws) == 0:
+        raise ValueError(f"ws must hold at least one array, got an empty {type(ws).__name__}")
+    named = []
+    try:
+        for i, w in enumerate(ws):
+            named.append((f"ws[{i}]", _arrays.array(f"ws[{i}]", w)))
+        for i, w in enumerate(ws[1:], start=1):
+            _arrays.same_device(f"ws[{i}]", w, "ws[0]", ws[0])
+        n = sum(w.numel() for w in ws)
+        k = pruned_count(sparsity, n)
+    except (TypeError, ValueError):
+        for name, w in named:
+            _arrays.finite(name, w)
+        raise
+    return named, n - k
 
 
 def apply_mask(w, mask):

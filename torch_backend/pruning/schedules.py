@@ -17,7 +17,8 @@ from reference.pruning.schedules import (
     linear_sparsity,
 )
 from torch_backend import _arrays
-from torch_backend.core.select import keep_largest
+from torch_backend.core import _radix
+from torch_backend.core.select import RADIX_MIN, keep_largest
 from torch_backend.pruning.magnitude import pruned_count
 
 __all__ = [
@@ -60,5 +61,11 @@ def _weights_and_mask(w, mask):
 
 
 def _prune_kept(w, mask, count):
-    """Keep the `count` largest |w| among the kept weights (pruned ones score -1, below every magnitude)."""
+    """Keep the `count` largest |w| among the kept weights (pruned ones score -1, below every magnitude).
+
+    From `RADIX_MIN` weights the scores are integer keys for radix select: the float32 bit pattern with the sign
+    cleared (ordered as |w|, both zeros 0), -1 where pruned; the same order, so the same mask."""
+    if w.numel() >= RADIX_MIN:
+        keys = torch.where(mask, w.view(torch.int32) & 0x7FFFFFFF, -1)
+        return _radix.keep_largest_keys(keys.reshape(-1), count).reshape(w.shape)
     return keep_largest(torch.where(mask, torch.abs(w), -1.0), count)
