@@ -86,6 +86,7 @@ def run(cfg: Config) -> list[Row]:
                 note=f"{len(cases)} strategy inputs, up to {size} elements",
             )
         )
+    rows += _floor_rows(reps)
     if ratios:
         geo = statistics.geometric_mean(ratios)
         rows.append(
@@ -113,3 +114,58 @@ def _size(case: Case) -> int:
         elif isinstance(v, list | tuple):
             total += sum(x.size for x in v if isinstance(x, np.ndarray))
     return total
+
+
+def _floor_rows(reps) -> list[Row]:
+    """The per-operation floor: single torch operations against the same NumPy operations on 64 float32 elements
+    (the size of the strategies' inputs), each the median of `reps` runs of 2,000 calls. An entry that needs as
+    many torch operations as its reference needs NumPy calls sits near the geometric mean of these ratios; it
+    can only beat it with fewer operations than NumPy (a fused check, an in-place temporary)."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(0)
+    xn, yn = rng.standard_normal(64).astype(np.float32), rng.standard_normal(64).astype(np.float32)
+    mn = xn > 0
+    xt, yt, mt = torch.from_numpy(xn), torch.from_numpy(yn), torch.from_numpy(mn)
+    pairs = [
+        ("x + y", lambda: xt + yt, lambda: xn + yn),
+        ("x > y", lambda: xt > yt, lambda: xn > yn),
+        ("where(m, x, 0)", lambda: torch.where(mt, xt, 0.0), lambda: np.where(mn, xn, np.float32(0))),
+        ("round half to even", lambda: torch.round(xt), lambda: np.rint(xn)),
+        ("abs", lambda: torch.abs(xt), lambda: np.abs(xn)),
+        ("cast to float64", lambda: xt.to(torch.float64), lambda: xn.astype(np.float64)),
+        ("bit view as int32", lambda: xt.view(torch.int32), lambda: xn.view(np.int32)),
+        ("zeros(64)", lambda: torch.zeros(64), lambda: np.zeros(64, np.float32)),
+        ("x[mask]", lambda: xt[mt], lambda: xn[mn]),
+        ("max, read on the host", lambda: float(xt.max()), lambda: float(xn.max())),
+    ]
+    rows, ratios = [], []
+    for name, t_fn, n_fn in pairs:
+        t_ms, n_ms = (_op_ms(fn, reps) for fn in (t_fn, n_fn))
+        ratios.append(t_ms / n_ms)
+        rows.append(Row("reference vs torch (CPU)", f"floor: {name}", "torch", t_ms, "NumPy", n_ms, t_ms / n_ms))
+    rows.append(
+        Row(
+            "reference vs torch (CPU)",
+            f"floor: {len(pairs)} single operations (geometric mean)",
+            "torch",
+            float("nan"),
+            "NumPy",
+            None,
+            statistics.geometric_mean(ratios),
+            note="one torch operation against one NumPy call on 64 float32 elements: the per-call floor",
+        )
+    )
+    return rows
+
+
+def _op_ms(fn, reps, calls=2000) -> float:
+    fn()
+    totals = []
+    for _ in range(max(reps, 3)):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        totals.append((time.perf_counter() - t0) * 1e3 / calls)
+    return statistics.median(totals)

@@ -220,3 +220,27 @@ def test_large_schedule_masks_rank_integer_keys_as_the_reference():
             for fraction in (0.0, 0.2):
                 got = T.prune_total_mask(tw, tm, fraction)
                 assert _bits(got) == _bits(R.prune_total_mask(a, m, fraction)), fraction
+
+
+@pytest.mark.parametrize("little", [True, False])
+def test_to_bitmask_packs_every_length_offset_and_byte_order(little, monkeypatch):
+    """The mask is packed by one int64 multiply per run of 8 (little-endian) or by shifts (big-endian): every
+    length mod 8, a mask that starts inside a run (storage offset), a transposed mask, all-True and all-False."""
+    from torch_backend.pruning import sparse_formats
+
+    monkeypatch.setattr(sparse_formats, "_LITTLE", little)
+    rng = np.random.default_rng(16)
+    base = rng.random(8 * 40 + 7) < 0.5
+    w = _tied(base.shape, seed=17)
+    for n in range(1, 20):
+        for start in (0, 1, 3, 8):
+            m, x = base[start : start + n], w[start : start + n]
+            got = T.to_bitmask(torch.from_numpy(w)[start : start + n], torch.from_numpy(base)[start : start + n])
+            assert [_bits(a) for a in got] == [_bits(a) for a in R.to_bitmask(x, m)], (n, start)
+    m2 = rng.random((24, 13)) < 0.3
+    w2 = _tied((13, 24), seed=18)
+    got = T.to_bitmask(torch.from_numpy(w2), torch.from_numpy(m2).T)
+    assert [_bits(a) for a in got] == [_bits(a) for a in R.to_bitmask(w2, np.ascontiguousarray(m2.T))]
+    for m3 in (np.ones(64, bool), np.zeros(64, bool)):
+        got = T.to_bitmask(torch.from_numpy(w[:64]), torch.from_numpy(m3))
+        assert [_bits(a) for a in got] == [_bits(a) for a in R.to_bitmask(w[:64], m3)]

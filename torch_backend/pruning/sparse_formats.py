@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 
@@ -28,19 +29,30 @@ def to_bitmask(w, mask):
     mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
     _arrays.same_device("mask", mask, "w", w)
     flat = mask.reshape(-1)
+    return _packed(flat), w.detach().reshape(-1)[flat]
+
+
+# element k of each run of 8 goes to bit k: with the 8 bools of a run read as one little-endian int64 (byte k at
+# bit 8k, each 0 or 1), multiplying by sum_k 2**(56 - 7k) moves byte k's bit to bit 56 + k; every other product
+# term lands on a distinct bit below 56 or past 63 (8k - 7j = 8k' - 7j' has no other solution in 0..7), so no
+# carry reaches bits 56..63, which are the packed byte (the int64 product wraps, which only drops bits past 63)
+_SPREAD = 0x0102040810204080
+
+
+def _packed(flat):
+    """The flat bool mask packed 8 to a byte, element 0 in the low bit (the last byte padded with zeros)."""
     n = flat.numel()
-    padded = torch.zeros(((n + 7) // 8, 8), dtype=torch.uint8, device=flat.device)
-    padded.view(-1)[:n] = flat
-    if n <= _PACK_BY_SUM:  # one shift and one integer sum of the 8 bits (exact: at most 255); few operations
-        bits = (padded << torch.arange(8, dtype=torch.uint8, device=flat.device)).sum(1, dtype=torch.uint8)
-    else:  # a pass per bit: faster than the sum over rows of 8 on large masks (CPU, measured)
-        bits = padded[:, 0].clone()
-        for k in range(1, 8):  # bit k of each byte: element k of its run of 8 (uint8 throughout, no int64 widening)
-            bits |= padded[:, k] << k
-    return bits, w.detach().reshape(-1)[flat]
+    if n % 8 or not flat.is_contiguous() or flat.storage_offset() % 8:  # whole, aligned runs of 8
+        padded = torch.zeros(n + (-n) % 8, dtype=torch.bool, device=flat.device)
+        padded[:n] = flat
+        flat = padded
+    runs = flat.view(torch.uint8).view(-1, 8)
+    if not _LITTLE:  # a big-endian int64 would hold byte k at bit 56 - 8k: shift each byte into place and add
+        return (runs << torch.arange(8, dtype=torch.uint8, device=flat.device)).sum(1, dtype=torch.uint8)
+    return ((runs.view(torch.int64).reshape(-1) * _SPREAD) >> 56).to(torch.uint8)
 
 
-_PACK_BY_SUM = 1 << 14
+_LITTLE = sys.byteorder == "little"
 
 
 def from_bitmask(bits, values, shape):
@@ -73,8 +85,8 @@ def to_csr(w, mask):
     _arrays.same_device("mask", mask, "w", w)
     counts = torch.count_nonzero(mask, dim=1).to(torch.int64)
     indptr = torch.cat([torch.zeros(1, dtype=torch.int64, device=w.device), torch.cumsum(counts, dim=0)])
-    cols = torch.nonzero(mask)[:, 1]
-    return indptr, cols.to(torch.int64), w.detach()[mask]
+    kept = torch.nonzero(mask.reshape(-1)).reshape(-1)  # flat indices in row-major order: one scan for both
+    return indptr, kept % w.shape[1], w.detach().reshape(-1).index_select(0, kept)
 
 
 def from_csr(indptr, indices, values, shape):
