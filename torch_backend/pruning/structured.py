@@ -56,14 +56,18 @@ def _nm_keep_pairwise(g, n, m):
 
     Element `i` ranks `#{j < i: g_j >= g_i} + #{j > i: g_j > g_i}` (the larger first, ties to the lower index),
     the position a stable descending sort gives it, and is kept when its rank is below `n`. Each pair `i < j`
-    is compared once: `g_i >= g_j` adds 1 to `j`'s rank, else 1 to `i`'s. The columns are made contiguous first
-    (`(m, ...)`): comparisons of strided columns cost several times more.
+    is compared once: `g_i >= g_j` adds 1 to `j`'s rank, else 1 to `i`'s; so `i`'s rank starts at `m - 1 - i` (one
+    for each later element) and each `g_i >= g_j` moves 1 from `i` to `j` (the comparison's bytes read as int8:
+    no negation, no conversion). The columns are made contiguous first (`(m, ...)`): comparisons of strided
+    columns cost several times more.
     """
-    cols = g.movedim(-1, 0).contiguous()
-    rank = torch.zeros(cols.shape, dtype=torch.int8, device=g.device)
+    cols = g.movedim(-1, 0).contiguous().unbind(0)
+    start = torch.arange(m - 1, -1, -1, dtype=torch.int8, device=g.device)
+    rank = start.reshape((m,) + (1,) * (g.ndim - 1)).expand((m,) + cols[0].shape).clone()
+    ranks = rank.unbind(0)
     for i in range(m):
         for j in range(i + 1, m):
-            ge = cols[i] >= cols[j]
-            rank[j] += ge
-            rank[i] += ~ge
+            ge = (cols[i] >= cols[j]).view(torch.int8)
+            ranks[j].add_(ge)
+            ranks[i].sub_(ge)
     return (rank < n).movedim(0, -1)
