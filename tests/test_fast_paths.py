@@ -244,3 +244,49 @@ def test_to_bitmask_packs_every_length_offset_and_byte_order(little, monkeypatch
     for m3 in (np.ones(64, bool), np.zeros(64, bool)):
         got = T.to_bitmask(torch.from_numpy(w[:64]), torch.from_numpy(m3))
         assert [_bits(a) for a in got] == [_bits(a) for a in R.to_bitmask(w[:64], m3)]
+
+
+def test_scalar_qparams_in_python_floats_match_the_tensor_route_and_the_reference():
+    """Per-tensor `qparams_from_range` and `minmax_qparams` on CPU compute in Python floats: the same bits as the
+    tensor route and the reference, on ranges drawn over float32's whole range (subnormals, zeros of both signs,
+    a scale that overflows to infinity with two codes, zero points clipped from far outside the code range)."""
+    from hypothesis import example, given, settings
+    from hypothesis import strategies as st
+
+    from torch_backend.quantization import affine
+
+    f32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
+    special = st.sampled_from([0.0, -0.0, 1e-45, -1e-45, 1.1754942e-38, 3.4028235e38, -3.4028235e38, 1.0, -2.5])
+
+    @settings(max_examples=400, deadline=None)
+    @example(-8.780837, 7.8668466, (0, 255), False)  # the zero point needs the scale rounded to float32 first
+    @example(-0.21875, 15.71875, (0, 255), False)  # lo / scale = -3.5 exactly: ties to even (-4), zero point 4
+    @example(-3.4028235e38, 3.4028235e38, (0, 1), False)  # the scale overflows to infinity
+    @given(
+        st.one_of(f32, special),
+        st.one_of(f32, special),
+        st.sampled_from([(-128, 127), (0, 255), (0, 1), (-1, 1), (-8, 7), (-(2**15), 2**16 - 1), (5, 9)]),
+        st.booleans(),
+    )
+    def check(a, b, codes, symmetric):
+        lo, hi = np.float32(min(a, b)), np.float32(max(a, b))
+        qmin, qmax = codes
+        kw = {"qmin": qmin, "qmax": qmax, "symmetric": symmetric}
+        try:
+            want = R.qparams_from_range(lo, hi, **kw)
+        except ValueError:  # too few codes for the scheme
+            return
+        got = {}
+        for route in (True, False):
+            affine.SCALAR_ROUTE = route
+            try:
+                got[route] = T.qparams_from_range(torch.tensor(lo), torch.tensor(hi), **kw)
+                x = torch.tensor([lo, hi])
+                mm = T.minmax_qparams(x, **kw)
+            finally:
+                affine.SCALAR_ROUTE = True
+            assert [_bits(v) for v in mm] == [_bits(v) for v in got[route]]
+            assert [_bits(v) for v in got[route]] == [_bits(v) for v in want], (route, lo, hi, codes, symmetric)
+            assert [tuple(v.shape) for v in got[route]] == [(), ()]
+
+    check()

@@ -6,6 +6,9 @@ straight-through gradient through a private `torch.autograd.Function`.
 
 from __future__ import annotations
 
+import math
+import struct
+
 import torch
 
 from reference.common import shapes, validate
@@ -45,6 +48,45 @@ def qparams_from_range(min_val, max_val, *, qmin, qmax, symmetric=False):
     return _qparams(min_val, max_val, qmin, qmax, symmetric)
 
 
+SCALAR_ROUTE = True  # tests switch it off to check the tensor route on CPU
+
+
+def _scalar_qparams(min_val, max_val, qmin, qmax, symmetric):
+    """`(scale, zero_point)` as Python numbers for one range, or None if the range is not finite (inside a
+    deferred block the check that raises comes later; the tensor route then computes what it computes).
+
+    The same arithmetic as the tensor route: Python floats are IEEE float64 with correctly rounded division,
+    `_float32` rounds to nearest even, `round` rounds half to even. The sign of a zero `lo` or `hi` cannot
+    reach a result (a zero range gives the scale 1.0 and a zero point `qmin` or the midpoint either way), and
+    the zero point is clipped from an exact integer where the tensor route clips a float64 that may have
+    rounded: beyond 2**53, far outside `[qmin, qmax]`, the clip gives the same bound.
+    """
+    if not (math.isfinite(min_val) and math.isfinite(max_val)):
+        return None
+    lo, hi = min(min_val, 0.0), max(max_val, 0.0)
+    if symmetric:
+        zero = qmin + (qmax - qmin + 1) // 2
+        scale = _float32(max(-lo, hi) / float(qmax - zero))
+        return (1.0 if scale < TINY else scale), zero
+    scale = _float32((hi - lo) / float(qmax - qmin))
+    scale = 1.0 if scale < TINY else scale
+    return scale, min(max(qmin - round(lo / scale), qmin), qmax)
+
+
+def _scalar_tensors(found):
+    """`(scale, zero_point)` as 0-d float32 and int32 tensors."""
+    return torch.tensor(found[0], dtype=torch.float32), torch.tensor(found[1], dtype=torch.int32)
+
+
+def _float32(v):
+    """The float64 `v` rounded to float32, to nearest with ties to even: from halfway between the largest float32
+    (2**128 - 2**104, odd) and 2**128 on, infinity (decided here: `struct` raises or not depending on the
+    Python version)."""
+    if abs(v) >= 2.0**128 - 2.0**103:
+        return math.copysign(math.inf, v)
+    return struct.unpack("f", struct.pack("f", v))[0]
+
+
 def minmax_qparams(x, *, qmin, qmax, symmetric=False, axis=None, group_size=None):
     """Min-max calibration at a granularity; see `reference.quantization.affine.minmax_qparams`.
 
@@ -67,6 +109,10 @@ def minmax_qparams(x, *, qmin, qmax, symmetric=False, axis=None, group_size=None
     x = x.detach()
     if axis is None:
         lo, hi = torch.aminmax(x)
+        if x.device.type == "cpu" and SCALAR_ROUTE:  # one read of both, which also shows whether x is finite
+            found = _scalar_qparams(*torch.stack((lo, hi)).tolist(), qmin, qmax, symmetric)
+            if found is not None:
+                return _scalar_tensors(found)
     elif group_size is None:  # amin and amax: torch's CPU aminmax along a dimension is several times slower
         rows = torch.movedim(x, axis, 0).reshape(x.shape[axis], -1)
         lo, hi = rows.amin(dim=1), rows.amax(dim=1)
@@ -160,6 +206,10 @@ def _check_codes(qmin, qmax, symmetric):
 
 def _qparams(min_val, max_val, qmin, qmax, symmetric):
     """`qparams_from_range` after its checks: finite `min_val <= max_val`, valid codes."""
+    if min_val.ndim == 0 and min_val.device.type == "cpu" and SCALAR_ROUTE:  # per tensor on CPU: Python floats
+        found = _scalar_qparams(*torch.stack((min_val, max_val)).tolist(), qmin, qmax, symmetric)
+        if found is not None:
+            return _scalar_tensors(found)
     lo = torch.clamp(min_val, max=0.0).to(torch.float64)
     hi = torch.clamp(max_val, min=0.0).to(torch.float64)
     one = torch.ones((), dtype=torch.float32, device=lo.device)
