@@ -290,3 +290,30 @@ def test_scalar_qparams_in_python_floats_match_the_tensor_route_and_the_referenc
             assert [tuple(v.shape) for v in got[route]] == [(), ()]
 
     check()
+
+
+@pytest.mark.parametrize("python_max", [0, 10**9])
+def test_threefry_on_python_integers_and_on_tensors_gives_the_references_words(python_max, monkeypatch):
+    """Up to `PYTHON_MAX` CPU words Threefry runs on Python integers: each route, forced at every size, gives the
+    reference's words (the extreme words 0 and 2**32 - 1, keys at both ends), and so do the functions built on it."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from torch_backend.core import random as trandom
+
+    monkeypatch.setattr(trandom, "PYTHON_MAX", python_max)
+    word = st.one_of(st.sampled_from([0, 1, 2**31, 2**32 - 1]), st.integers(0, 2**32 - 1))
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.tuples(word, word), st.lists(st.tuples(word, word), max_size=40), st.integers(0, 2**32 - 1))
+    def check(key, pairs, data):
+        shape = (len(pairs) // 2, 2) if len(pairs) % 2 == 0 else (len(pairs),)  # 1-D and 2-D words
+        x0 = np.array([p[0] for p in pairs], dtype=np.int64).reshape(shape)
+        x1 = np.array([p[1] for p in pairs], dtype=np.int64).reshape(shape)
+        got = T.threefry2x32(key, torch.from_numpy(x0), torch.from_numpy(x1))
+        assert [_bits(g) for g in got] == [_bits(w) for w in R.threefry2x32(key, x0, x1)]
+        assert T.fold_in(key, data) == R.fold_in(key, data)
+        assert T.split(key, 3) == R.split(key, 3)
+        assert _bits(T.random_bits(key, (len(pairs), 3))) == _bits(R.random_bits(key, (len(pairs), 3)))
+
+    check()
