@@ -101,7 +101,9 @@ def nvfp4_quantize(x, global_scale, *, direction):
 
     !!! note "Zero blocks and tiny scales"
         An all-zero block gets the scale code of 1.0 (`0x38`, as ModelOpt replaces a zero block scale by 1) and
-        zero elements. A block whose scale $S_b$ is 0 (its $t_b$ rounds to the E4M3 zero, or the product
+        zero elements. So in the encode direction $1/g$ must be a finite float32 ($g$ above about $2^{-128}$;
+        `nvfp4_global_scale` gives at least $2688 / 3.4 \cdot 10^{38}$): a smaller $g$ raises `ValueError`,
+        since that block's scale $1/g$ would be infinite and its zeros would decode as NaN. A block whose scale $S_b$ is 0 (its $t_b$ rounds to the E4M3 zero, or the product
         underflows) stores signed zeros: `0x0` or `0x8` by the sign of $x$, which decode to zeros, as the block
         does. Signed zeros are kept everywhere (`-0.0` encodes as `0x8`).
 
@@ -151,7 +153,9 @@ def nvfp4_dequantize(scales, codes, global_scale, *, direction):
     A float32 array shaped like `codes`.
 
     !!! note
-        A negative scale code (sign bit set) is decoded as it is: the product takes its sign. Decoding a block
+        The product is rounded once to float32, and it can overflow: a block whose largest magnitude is within
+        1/16 of float32's largest value decodes to $\pm\infty$ where its E4M3 scale rounded up and the element
+        saturated at 6. A negative scale code (sign bit set) is decoded as it is: the product takes its sign. Decoding a block
         with the other direction's global scale multiplies instead of dividing: compare the two on one input.
     """
     direction = validate.choice("direction", direction, DIRECTIONS)
@@ -178,9 +182,20 @@ def _check_global(global_scale):
 def _check_quantize(x, global_scale, direction):
     direction = validate.choice("direction", direction, DIRECTIONS)
     g = _check_global(global_scale)
+    with np.errstate(over="ignore"):
+        if direction == "encode" and np.isinf(np.float32(1) / g):
+            raise ValueError(encode_reciprocal_overflows(g))
     x = _arrays.finite_array("x", x)
     shapes.nvfp4_last_axis("x", x.shape, BLOCK)
     return direction, x, g
+
+
+def encode_reciprocal_overflows(g) -> str:
+    """The error of an encode-direction global scale whose reciprocal overflows float32."""
+    return (
+        f"global_scale {float(g)!r} with direction 'encode': 1 / global_scale overflows float32, so the scale of a "
+        "zero block (1 / global_scale) would decode its zeros as NaN"
+    )
 
 
 def _block_scale(scales, g, direction):

@@ -48,16 +48,24 @@ def _nvfp4_layout(call, case, out):
 
 
 def _nvfp4_error(call, case, out):
-    """Each decoded element is one of the two E2M1 neighbours of x / S_b (or the saturated end)."""
+    """Each decoded element is the float32 rounding of `dec(q_i) * S_b` (exact in float64), and that product is one
+    of the two E2M1 neighbours of x / S_b (or the saturated end). The rounding may overflow: a block whose amax
+    is near float32's largest value can decode to +-inf when its E4M3 scale rounds up."""
     from reference.codecs.nvfp4 import nvfp4_dequantize
+    from reference.quantization.floats import float_decode
 
     x, g = case.args
     scales, codes = out
-    y = nvfp4_dequantize(scales, codes, g, **case.kwargs).astype(np.float64)
-    d = _a_scale(scales, g, case.kwargs["direction"])
-    s = np.repeat(d, 16, axis=-1)
+    y = nvfp4_dequantize(scales, codes, g, **case.kwargs)
+    d = float_decode(scales, "float8_e4m3fn")
+    with np.errstate(over="ignore", under="ignore"):
+        s32 = d * g if case.kwargs["direction"] == "decode" else d / g
+    s = np.repeat(s32.astype(np.float64), 16, axis=-1)
     ok = (s > 0) & np.isfinite(s)
-    err = np.abs(y - x.astype(np.float64))
+    exact = float_decode(codes, "float4_e2m1fn").astype(np.float64) * s
+    with np.errstate(over="ignore"):
+        assert np.array_equal(y[ok], exact[ok].astype(np.float32)), "the decoded value is not the rounded product"
+    err = np.abs(exact - x.astype(np.float64))
     bound = np.maximum(np.abs(x.astype(np.float64)) - 6 * s, 0) + 2 * s  # saturation plus the widest spacing
     assert np.all(err[ok] <= bound[ok] * (1 + 2**-20)), "an element is farther than one E2M1 step"
 
@@ -139,6 +147,11 @@ ENTRIES = [
         bad=(
             Bad(Case((_a([1.0] * 8), _G1), DEC), ValueError, "NVFP4 needs a last axis that is a multiple of 16"),
             Bad(Case((_NV_X, np.asarray(F(0.0))), DEC), ValueError, "global_scale must be > 0, got 0.0"),
+            Bad(
+                Case((np.zeros(16, F), np.asarray(F(1e-45))), ENC),
+                ValueError,
+                "1 / global_scale overflows float32, so the scale of a zero block (1 / global_scale) would decode",
+            ),
             Bad(Case((_NV_X, _a([1.0])), DEC), ValueError, "global_scale has shape (1,) but a per-tensor scale"),
             Bad(Case((_NV_X, _G1), {"direction": "both"}), ValueError, "direction must be one of"),
         ),
