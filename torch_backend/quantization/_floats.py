@@ -101,6 +101,23 @@ def encode(x, form, saturate, mode, key, shift=None):
 
 
 def decode(code, form):
+    """float32 values of int64 codes (each below `2**form.bits`): one lookup in the table of every code's value,
+    built once per format and device by `decode_bits` (256 values at most), so the bits are those it gives."""
+    return _table(form, code.device)[code]
+
+
+_TABLES: dict = {}
+
+
+def _table(form, device):
+    key = (form, device)
+    table = _TABLES.get(key)
+    if table is None:
+        table = _TABLES[key] = decode_bits(torch.arange(2**form.bits, dtype=torch.int64, device=device), form)
+    return table
+
+
+def decode_bits(code, form):
     """float32 values of int64 codes, assembled as float32 bits."""
     if not form.signed:
         bits = torch.where(code == 0, 1 << 22, code << 23)

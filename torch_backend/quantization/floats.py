@@ -41,12 +41,19 @@ def float_quantize(x, fmt, *, saturate=True, rounding="half_even", key=None):
 
 
 def float_quantize_vjp(grad, x, fmt, *, saturate=True, rounding="half_even", key=None):
-    """The gradient of `float_quantize` with respect to `x`, computed by torch autograd through `float_quantize`."""
+    """The gradient of `float_quantize` with respect to `x`: its autograd function's backward applied to `grad`,
+    with the pass mask of the encoding and without the decoding (`torch_backend._arrays.vjp`)."""
     form, saturate_, mode, key_ = checks.float_options(fmt, saturate, rounding, key, FORMATS, ROUNDINGS)
     x = _check_x(x, fmt, form)
     grad = _arrays.shaped("grad", _arrays.array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
-    return _arrays.vjp(lambda v: float_quantize(v, fmt, saturate=saturate, rounding=rounding, key=key), (x,), grad)
+
+    def direct(g):
+        _, passes = _floats.encode(x.detach(), form, saturate_, mode, key_)
+        return _arrays.backward_of(_FloatQuantize, g, (passes,))[0]
+
+    quantize = lambda v: float_quantize(v, fmt, saturate=saturate, rounding=rounding, key=key)  # noqa: E731
+    return _arrays.vjp(quantize, (x,), grad, direct=direct)
 
 
 class _FloatQuantize(torch.autograd.Function):
