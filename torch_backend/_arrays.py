@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import struct
 import threading
 
 import torch
@@ -205,6 +206,25 @@ def scalar(value, like: torch.Tensor, dtype=None) -> torch.Tensor:
     (On CUDA, a Python-number divisor is turned into a multiplication by its reciprocal.)
     """
     return torch.tensor(value, dtype=dtype or like.dtype, device=like.device)
+
+
+def constant(value, like: torch.Tensor, dtype=None) -> torch.Tensor:
+    """`scalar(value, like, dtype)` from a cache: creating a tensor costs more than a small operation with it.
+
+    Only for operands, never for a returned tensor (a caller could change it in place, and the cache with it).
+    A float is keyed by its bits, so `-0.0` and `+0.0` (equal, with one hash) and NaNs stay apart.
+    """
+    bits = struct.pack("<d", value) if isinstance(value, float) else value
+    key = (type(value), bits, dtype or like.dtype, like.device)
+    c = _CONSTANTS.get(key)
+    if c is None:
+        if len(_CONSTANTS) > 4096:
+            _CONSTANTS.clear()
+        c = _CONSTANTS[key] = scalar(value, like, dtype)
+    return c
+
+
+_CONSTANTS: dict = {}
 
 
 # ---- checks read from the device: now, or batched at the end of a `torch_backend.kernels.deferred_checks()` block

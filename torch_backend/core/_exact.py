@@ -478,7 +478,7 @@ def certify(p, q, bound):
     `bound` of zero means `v = p + q` exactly: then $\operatorname{fl}(p + q)$ is the answer (an exact zero is
     `+0.0` when `p` is not `-0.0`). Non-finite lanes are never proven.
     """
-    inf = _constant(math.inf, p)
+    inf = _arrays.constant(math.inf, p)
     lo = p + torch.nextafter(q - bound, -inf)
     hi = p + torch.nextafter(q + bound, inf)
     return p + q, ((lo == hi) & (lo != 0)) | (bound == 0)
@@ -674,7 +674,7 @@ def proven_sums(rows):
             high2, low2, bound2, _ = _cut(low, low.abs().amax(1))
             s, e = two_sum(s_high[open_], high2)  # s + e = H1 + H2, exactly
             q, f = two_sum(e, low2)  # s + q + f = H1 + H2 + the computed sum of the last low parts, exactly
-            bound = (bound2 + f.abs()) * _constant(1.0 + 2.0**-50, low)  # covers the rounding of the bound itself
+            bound = (bound2 + f.abs()) * _arrays.constant(1.0 + 2.0**-50, low)  # covers the rounding of the bound itself
             v2, proven2 = certify(s, q, bound)
             v[open_] = v2
             proven[open_] = proven2 & (top[open_] <= SUM_SAFE)
@@ -687,28 +687,17 @@ def _cut(t, top):
     """One level of `proven_sums` for float rows `t` `(M, K)` with magnitudes up to `top` `(M,)`: the exact sum of
     the high parts, the float64 sum of the low parts, its error bound, and the cut `sigma` `(M, 1)`."""
     k = t.shape[1]
-    _, e = torch.frexp(top * _constant(2.0 * k, top))  # 2**e > 2 K max|t|
-    sigma = (pow2(e.to(torch.int64)) * _constant(1.5, top))[:, None]
+    _, e = torch.frexp(top * _arrays.constant(2.0 * k, top))  # 2**e > 2 K max|t|
+    sigma = (pow2(e.to(torch.int64)) * _arrays.constant(1.5, top))[:, None]
     part = t + sigma  # float64 (type promotion: t is converted exactly, then one rounding)
     part.sub_(sigma)  # the high parts
     s_high = part.sum(1)  # exact, in any order
     torch.sub(t, part, out=part)  # the low parts, exact
     s_low = part.sum(1)
-    bound = part.abs_().sum(1).mul_(_constant((k + 2) * 2.0**-52, top))  # (K + 2) u sum|low|
+    bound = part.abs_().sum(1).mul_(_arrays.constant((k + 2) * 2.0**-52, top))  # (K + 2) u sum|low|
     return s_high, s_low, bound, sigma
 
 
-_CONSTANTS = {}
-
-
-def _constant(value, like):
-    """A cached 0-d tensor of `like`'s dtype and device (creating a tensor costs more than a small operation)."""
-    key = (value, like.dtype, like.device)
-    if key not in _CONSTANTS:
-        if len(_CONSTANTS) > 4096:
-            _CONSTANTS.clear()
-        _CONSTANTS[key] = torch.tensor(value, dtype=like.dtype, device=like.device)
-    return _CONSTANTS[key]
 
 
 SMALL_STATES = 1 << 8  # at most this many CPU states are rounded or combined with Python integers

@@ -115,6 +115,13 @@ def keep_largest_keys(keys, count, bits=None):
     return keep
 
 
+def kth_largest_key(keys, rank, bits=None):
+    """`(key, above, equal)`: the key of rank `rank` (1 = largest, `1 <= rank <= keys.numel()`) of a flat int32 or
+    int64 tensor of sortable keys, how many keys are above it and how many equal it."""
+    bits = bits or DIGIT_BITS
+    return _kth_key([_Part(keys, "int")], rank, _width(keys), bits, lambda hist, width: False, lambda: None)
+
+
 def magnitude_masks(named, count, bits=None):
     """Masks keeping the `count` largest |w| over the concatenation of the float32 tensors `named` (a list of
     `(name, tensor)`, in list order); a non-finite weight raises `_arrays.finite`'s error naming its tensor."""

@@ -9,6 +9,7 @@ host and settled by `reference.common.transcendentals`, the very code the refere
 from __future__ import annotations
 
 import math
+import struct
 
 import torch
 
@@ -40,10 +41,11 @@ def cr_pow(x, y):
     if y.ndim != 0 and tuple(y.shape) != tuple(x.shape):
         raise ValueError(f"y must be 0-d or have x's shape {tuple(x.shape)}, got shape {tuple(y.shape)}")
     _arrays.same_device("y", y, "x", x)
-    x64 = x.to(F64).abs()
-    y64 = y.to(F64).expand(x.shape)
+    x64 = x.to(F64).abs_()  # -0.0 as +0.0
+    y64 = y.to(F64)
     approx = torch.pow(x64, y64)
-    pairs = torch.stack([x64.reshape(-1), y64.reshape(-1)], dim=1)
+    xs, ys = x64.reshape(-1), y64.expand(x.shape).reshape(-1)
+    pairs = lambda bad: torch.stack([xs[bad], ys[bad]], dim=1)  # noqa: E731
     return _settle(approx, lambda v: [host.pow_float32(a, b) for a, b in v], pairs)
 
 
@@ -56,7 +58,14 @@ def cr_sigmoid(x):
 
 
 def cr_sqrt(x):
-    """`fl32(sqrt(x))` for float32 or float64 `x >= 0`, settled by exact squared midpoints; see the reference."""
+    """`fl32(sqrt(x))` for float32 or float64 `x >= 0`, settled by exact squared midpoints; see the reference.
+
+    Up to `HOST_MAX` CPU elements, all in `[0, 2**254]`, the same steps run on Python floats (`sqrt_float32`);
+    anything else (larger, on a device, or a value it must refuse) takes the tensor route and its checks."""
+    if isinstance(x, torch.Tensor) and x.device.type == "cpu" and x.numel() <= HOST_MAX and x.dtype in (F32, F64):
+        values = x.detach().reshape(-1).tolist()
+        if all(0.0 <= v <= 2.0**254 for v in values):  # a NaN fails too
+            return torch.tensor([sqrt_float32(v) for v in values], dtype=F32).reshape(x.shape)
     x = _arrays.within("x", _arrays.finite_array("x", x, ("float32", "float64")), 0.0, math.inf).detach()
     s = x.to(F64)
     y = torch.sqrt(s).to(F32)
@@ -69,28 +78,78 @@ def cr_sqrt(x):
     return y
 
 
+HOST_MAX = 16  # at most this many CPU elements: `cr_sqrt` on Python floats (a dozen tensor operations cost more)
+
+
+def sqrt_float32(s: float) -> float:
+    """`cr_sqrt` of one float64 `s` in `[0, 2**254]` (its square root rounds to a finite float32), on the host.
+
+    The float64 steps of the tensor route on Python floats (IEEE float64 too): `y`, the float32 nearest to the
+    float64 square root, moves to a neighbour when `s` lies beyond the midpoint towards it, or on it (a float64
+    `s` can be the square of a midpoint, 25 significant bits) and the neighbour is even. The comparisons are
+    exact: a midpoint's square is a float64. `+-0.0` is itself.
+    """
+    if s == 0:
+        return s
+    y = _round32(math.sqrt(s))
+    for other, beyond in ((_next32(y, 1), s.__gt__), (_next32(y, -1) if y > 0 else y, s.__lt__)):
+        mid = (y + other) / 2
+        square = mid * mid
+        if beyond(square) or (s == square and other != y and _bits32(other) % 2 == 0):
+            return other
+    return y
+
+
+def _round32(v: float) -> float:
+    """The float32 nearest to the float64 `v` (ties to even), `v` within float32's range."""
+    return struct.unpack("<f", struct.pack("<f", v))[0]
+
+
+def _bits32(v: float) -> int:
+    return struct.unpack("<I", struct.pack("<f", v))[0]
+
+
+def _next32(v: float, direction: int) -> float:
+    """The float32 after (+1) or before (-1) a finite float32 `v >= 0` (not before 0)."""
+    return struct.unpack("<f", struct.pack("<I", _bits32(v) + direction))[0]
+
+
 # ---- certification -----------------------------------------------------------------------------------------
 
 
 def _settle(approx, exact, points):
     """`fl32` of the exact values: certified on the device where possible; the rest by `exact` on the host, from
-    the rows of `points` (one per flat element) at the uncertified positions."""
+    the rows of `points` (a tensor with one row per flat element, or a function of the uncertified flat indices
+    giving their rows) at the uncertified positions."""
     value, ok = _certified(approx)
-    bad = (~ok).reshape(-1).nonzero().reshape(-1)
-    if bad.numel() == 0:
+    if bool(ok.all()):
         return value
+    bad = (~ok).reshape(-1).nonzero().reshape(-1)
+    rows = points(bad) if callable(points) else points[bad]
     flat = value.reshape(-1).clone()
-    flat[bad] = torch.tensor(exact(points[bad].tolist()), dtype=F32, device=value.device)
+    flat[bad] = torch.tensor(exact(rows.tolist()), dtype=F32, device=value.device)
     return flat.reshape(value.shape)
 
 
 def _certified(approx):
-    """`(fl32(approx), ok)`; see the reference's `_certified` (the same interval)."""
+    """`(fl32(approx), ok)`: `ok` where every value within `max(REL * |approx|, TINY)` of `approx` rounds to the
+    same float32 (then so does the exact value, which lies there).
+
+    The reference's half-width is `REL * |approx| + TINY`; this one is at least half of it, and the error it
+    must cover is half of that too (`REL` is twice the assumed relative error, `TINY` far above an absolute error
+    of the float64 results that underflow), so both contain the exact value and a certified result is the
+    correctly rounded one either way (the float64 approximations of torch and NumPy differ anyway, and with them
+    which elements the host settles). Adding the subnormal `TINY` to every element cost 20x a normal addition on
+    the CPU. `|approx|` is capped at the largest float64, so an infinite `approx` gets a finite width and is
+    certified by the same test; `fl32(lo) == fl32(hi)` suffices, as rounding is monotonic.
+    """
     value = approx.to(F32)
-    delta = approx.abs() * _arrays.scalar(REL, approx) + _arrays.scalar(TINY, approx)
-    lo, hi = (approx - delta).to(F32), (approx + delta).to(F32)
-    ok = torch.isinf(approx) | ((lo == value) & (hi == value))
-    return value, ok
+    delta = approx.abs().clamp_(max=_DBL_MAX).mul_(REL).clamp_(min=TINY)
+    lo = (approx - delta).to(F32)
+    return value, lo == delta.add_(approx).to(F32)
+
+
+_DBL_MAX = 1.7976931348623157e308
 
 
 def _wide(y):

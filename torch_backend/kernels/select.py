@@ -59,7 +59,7 @@ def magnitude_mask_by_count(w, count):
 
 def global_magnitude_masks(ws, sparsity):
     """Magnitude pruning over several tensors ranked together, by radix select; see the reference."""
-    named, count = _magnitude._named_weights(ws, sparsity)
+    named, count = _magnitude.named_weights(ws, sparsity)
     return _radix.magnitude_masks(named, count)
 
 

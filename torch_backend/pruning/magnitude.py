@@ -61,7 +61,7 @@ def magnitude_mask_by_threshold(w, threshold):
 
 def global_magnitude_masks(ws, sparsity):
     """Magnitude pruning over several tensors ranked together; see the reference for the semantics."""
-    named, count = _named_weights(ws, sparsity)
+    named, count = named_weights(ws, sparsity)
     ws = [w for _, w in named]
     if sum(w.numel() for w in ws) >= RADIX_MIN:
         return _radix.magnitude_masks(named, count)
@@ -71,7 +71,7 @@ def global_magnitude_masks(ws, sparsity):
     return [part.reshape(w.shape) for w, part in zip(ws, torch.split(keep, [w.numel() for w in ws]), strict=True)]
 
 
-def _named_weights(ws, sparsity):
+def named_weights(ws, sparsity):
     """`([(f"ws[{i}]", w), ...], count to keep)` after the reference's checks of the list, each tensor's dtype and
     device and the sparsity; the finiteness of the weights is left to the caller, except when a check fails (then
     it comes first where the reference checks it first: each tensor's right after its dtype)."""
