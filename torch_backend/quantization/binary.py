@@ -31,7 +31,9 @@ def binarize(x, *, ste="clipped"):
     """Sign binarization with sign(0) = +1; see `reference.quantization.binary.binarize`."""
     validate.choice("ste", ste, STES)
     x = _arrays.finite_array("x", x)
-    return _Straight.apply(x, False, None, ste)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _Straight.apply(x, False, None, ste)
+    return _sign(x)  # nothing to record: no `Function.apply` (it costs a few microseconds)
 
 
 def binarize_vjp(grad, x, *, ste="clipped"):
@@ -48,7 +50,9 @@ def binary_connect(w, *, stochastic=False, key=None, ste="identity"):
     """BinaryConnect binarization, deterministic or stochastic; see `reference.quantization.binary.binary_connect`."""
     stochastic, key, ste = checks.binary_connect(stochastic, key, ste, STES)
     w = _arrays.finite_array("w", w)
-    return _Straight.apply(w, stochastic, key, ste)
+    if torch.is_grad_enabled() and w.requires_grad:
+        return _Straight.apply(w, stochastic, key, ste)
+    return _connect(w, stochastic, key)  # nothing to record: no `Function.apply`
 
 
 def binary_connect_vjp(grad, w, *, stochastic=False, key=None, ste="identity"):
@@ -128,15 +132,18 @@ class _Xnor(torch.autograd.Function):
 
 
 def _sign(x):
-    """+1 where x >= 0 (both zeros included), -1 where x < 0, as float32 on x's device."""
-    one = torch.ones((), dtype=torch.float32, device=x.device)
-    return torch.where(x >= 0, one, -one)
+    """+1 where x >= 0 (both zeros included), -1 where x < 0, as float32 on x's device.
+
+    The sign bit of x + 0.0 (-0.0 + 0.0 is +0.0) copied onto 1, in place: two streaming operations and one
+    allocation, several times faster than `where` on a boolean mask on the CPU."""
+    y = x.detach() + _arrays.constant(0.0, x)
+    return torch.copysign(_arrays.constant(1.0, y), y, out=y)
 
 
 def _passes(x, ste):
     if ste == "identity":
         return torch.ones(x.shape, dtype=torch.bool, device=x.device)
-    return torch.abs(x) <= 1
+    return torch.abs(x) <= _arrays.constant(1.0, x)
 
 
 def _check_grad(grad, x, name):
@@ -149,8 +156,7 @@ def _connect(w, stochastic, key):
     if not stochastic:
         return _sign(w)
     u = uniform(key, tuple(w.shape), device=w.device)
-    one = torch.ones((), dtype=torch.float32, device=w.device)
-    return torch.where(w > u * 2.0 - 1.0, one, -one)
+    return torch.where(w > u * 2.0 - 1.0, _arrays.constant(1.0, w), _arrays.constant(-1.0, w))
 
 
 def _scale(w, k):

@@ -6,19 +6,25 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+import struct
+
 import torch
 
 from reference.common import shapes, validate
 from reference.quantization.codebook import MAX_ENTRIES
 from torch_backend import _arrays
 from torch_backend.core._exact import sum_unchecked
-from torch_backend.core.exact import exact_sum
 
 __all__ = ["kmeans_codebook", "codebook_assign", "codebook_decode", "codebook_decode_vjp"]
 
 
 def kmeans_codebook(w, k, *, iterations=20):
-    """Deterministic 1-D k-means weight sharing; see `reference.quantization.codebook.kmeans_codebook`."""
+    """Deterministic 1-D k-means weight sharing; see `reference.quantization.codebook.kmeans_codebook`.
+
+    Each centroid is the exact mean of its members: their exact sums (`_entry_sums`) over their counts
+    (`bincount`), both for all entries at once."""
     w = _arrays.finite_array("w", w)
     k = validate.integer("k", k, lo=2, hi=MAX_ENTRIES)
     iterations = shapes.iterations("iterations", iterations)
@@ -26,32 +32,32 @@ def kmeans_codebook(w, k, *, iterations=20):
         raise ValueError(f"w has shape {tuple(w.shape)}: k-means needs at least one weight")
     flat = w.detach().reshape(-1)
     # + 0.0 turns a -0.0 extreme into +0.0 (minimum and maximum do not order the two zeros)
-    lo, hi = flat.min().to(torch.float64) + 0.0, flat.max().to(torch.float64) + 0.0
+    small, large = torch.aminmax(flat)
+    lo, hi = small.to(torch.float64) + 0.0, large.to(torch.float64) + 0.0
     j = torch.arange(k, dtype=torch.float64, device=flat.device)
     codebook = ((lo * (float(k - 1) - j) + hi * j) / _arrays.scalar(float(k - 1), j)).to(torch.float32)
     for _ in range(iterations):
-        indices = _assign(flat, codebook)
-        codebook = codebook.clone()
-        for i in range(k):
-            members = flat[indices == i]
-            if members.numel():
-                s = exact_sum(members)
-                codebook[i] = (s / _arrays.scalar(float(members.numel()), s)).to(torch.float32)
-    return _assign(flat, codebook).reshape(w.shape), codebook
+        indices = _assign(flat, codebook.tolist())
+        counts = torch.bincount(indices, minlength=k)
+        means = (_entry_sums(flat, indices, k) / counts.to(torch.float64)).to(torch.float32)
+        codebook = torch.where(counts > 0, means, codebook)  # an empty cluster keeps its centroid
+    return _assign(flat, codebook.tolist()).reshape(w.shape), codebook
 
 
 def codebook_assign(w, codebook):
     """Nearest codebook entry, decided exactly, ties to the lower index; see the reference for the method."""
     w = _arrays.finite_array("w", w)
-    codebook = _check_codebook(codebook, sorted_=True)
+    codebook, values = _check_codebook(codebook, sorted_=True)
     _arrays.same_device("codebook", codebook, "w", w)
-    return _assign(w.detach().reshape(-1), codebook.detach()).reshape(w.shape)
+    return _assign(w.detach(), values)
 
 
 def codebook_decode(indices, codebook):
     """Shared weights back to values, differentiable in the codebook; see `reference.quantization.codebook`."""
     indices, codebook = _check_decode(indices, codebook)
-    return _Decode.apply(codebook, indices)
+    if torch.is_grad_enabled() and codebook.requires_grad:
+        return _Decode.apply(codebook, indices)
+    return torch.take(codebook.detach(), indices.to(torch.int64))  # nothing to record: no `Function.apply`
 
 
 def codebook_decode_vjp(grad, indices, codebook):
@@ -60,67 +66,156 @@ def codebook_decode_vjp(grad, indices, codebook):
     indices, codebook = _check_decode(indices, codebook)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), indices.shape, "indices")
     _arrays.same_device("grad", grad, "indices", indices)
-    saved = (indices.detach().to(torch.int64),)
+    saved = (indices.detach(),)
     direct = lambda g: _arrays.backward_of(_Decode, g, saved, entries=codebook.shape[0])[0]  # noqa: E731
     return _arrays.vjp(codebook_decode, (indices, codebook), grad, wrt=1, direct=direct)
 
 
 class _Decode(torch.autograd.Function):
-    """Forward: codebook[indices]. Backward: per entry, the exact sum of its weights' gradients."""
+    """Forward: codebook[indices] (`take`: a copy, also for 0-d indices). Backward: per entry, the exact sum of
+    its weights' gradients."""
 
     @staticmethod
     def forward(ctx, codebook, indices):
-        a = indices.to(torch.int64)
-        ctx.save_for_backward(a)
+        ctx.save_for_backward(indices)
         ctx.entries = codebook.shape[0]
-        return codebook[a]
+        return torch.take(codebook, indices.to(torch.int64))
 
     @staticmethod
     def backward(ctx, grad):
-        (a,) = ctx.saved_tensors
-        g, a = grad.reshape(-1), a.reshape(-1)
-        sums = [sum_unchecked(g[a == j]) for j in range(ctx.entries)]
-        return torch.stack(sums).to(torch.float32), None
+        (indices,) = ctx.saved_tensors
+        return _entry_sums(grad.reshape(-1), indices.reshape(-1), ctx.entries).to(torch.float32), None
+
+
+PAD_MAX = 1 << 12  # at most this many (entry, element) pairs: `_entry_sums` sums masked rows, one row per entry
+
+
+def _entry_sums(g, indices, entries):
+    """The exact sum of `g` over each entry's uint8 indices (float64, `+0.0` for an entry without any).
+
+    Small inputs: one exact sum of `entries` rows, row j holding `g` where the index is j and `+0.0` elsewhere (the
+    zeros change no exact sum, and a zero sum is `+0.0` either way). Otherwise one stable sort of the indices
+    (radix: they are uint8) and one gather put every entry's gradients next to each other, cheaper than a boolean
+    selection per entry; the sums are exact, so the order of the members does not matter.
+    """
+    if entries * g.numel() <= PAD_MAX:
+        j = torch.arange(entries, dtype=torch.uint8, device=g.device)[:, None]
+        return sum_unchecked(torch.where(indices == j, g, _arrays.constant(0.0, g)), 1)
+    order = torch.sort(indices, stable=True).indices
+    counts = torch.bincount(indices, minlength=entries).tolist()
+    return torch.stack([sum_unchecked(part) for part in torch.split(g[order], counts)])
 
 
 def _check_codebook(codebook, sorted_):
-    c = _arrays.finite_array("codebook", codebook)
+    """`(codebook, its values as Python floats)`, checked; the values serve the checks and `midpoint_keys`."""
+    c = _arrays.array("codebook", codebook)
     if c.ndim != 1 or not 1 <= c.shape[0] <= MAX_ENTRIES:
+        _arrays.finite("codebook", c)
         raise ValueError(
             f"codebook must be 1-D with 1 to {MAX_ENTRIES} entries (uint8 indices), got shape {tuple(c.shape)}"
         )
+    values = c.detach().tolist()  # at most 256 values: one host read for every check
+    if not all(map(math.isfinite, values)):
+        _arrays.finite("codebook", c)
     if sorted_:
-        bad = c[1:] < c[:-1]
-        if bool(bad.any()):
-            i = int(bad.nonzero()[0])
-            raise ValueError(
-                f"codebook must be sorted ascending, got codebook[{i}] = {float(c[i])!r} > "
-                f"codebook[{i + 1}] = {float(c[i + 1])!r}"
-            )
-    return c
+        for i, (a, b) in enumerate(itertools.pairwise(values)):
+            if b < a:
+                raise ValueError(
+                    f"codebook must be sorted ascending, got codebook[{i}] = {a!r} > codebook[{i + 1}] = {b!r}"
+                )
+    return c, values
 
 
 def _check_decode(indices, codebook):
     indices = _arrays.array("indices", indices, ("uint8",))
-    codebook = _check_codebook(codebook, sorted_=False)
-    _arrays.within("indices", indices, 0, codebook.shape[0] - 1)
+    codebook = _check_codebook(codebook, sorted_=False)[0]
+    if not indices.numel() or indices.max().item() >= codebook.shape[0]:  # one reduction when all is well
+        _arrays.within("indices", indices, 0, codebook.shape[0] - 1)
     _arrays.same_device("codebook", codebook, "indices", indices)
     return indices, codebook
 
 
-def _assign(flat, codebook):
-    """Nearest entry of a sorted codebook for each value of the 1-D `flat`, exactly, ties to the lower index."""
-    x2 = flat.to(torch.float64) * 2.0
-    s, e = _two_sum(codebook[:-1].to(torch.float64), codebook[1:].to(torch.float64))
-    count = torch.zeros(flat.shape, dtype=torch.int64, device=flat.device)
-    for j in range(codebook.shape[0] - 1):
-        count += ((x2 > s[j]) | ((x2 == s[j]) & (e[j] < 0))).to(torch.int64)
-    first = torch.searchsorted(codebook, codebook)  # the lowest index holding each value
-    return first[count].to(torch.uint8)
+def _assign(w, values):
+    """Nearest entry of a sorted codebook (`values`: its entries as Python floats) for each element of `w`,
+    exactly, ties to the lower index, as uint8 shaped like `w`.
+
+    The reference counts, for each `w`, the midpoints (a_j + a_j+1) / 2 below it (decided exactly with a two-sum
+    in float64), then maps the count to the lowest index holding the same value. For a float32 `w`, `w > m` is
+    `w > floor32(m)` (no float32 lies in between), so `count_below` compares `w` itself with the float32 keys
+    of `midpoint_keys`: no float64 copy of `w`, no two-sum per element.
+    """
+    return count_below(w, *midpoint_keys(values))
 
 
-def _two_sum(a, b):
-    """`(s, e)` with `s = fl(a + b)` and `a + b = s + e` exactly (Knuth), elementwise in float64."""
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
+LOOP_MIN = 1 << 14  # from this many values `count_below` makes one pass per key,
+LOOP_KEYS = 16  # for at most this many keys with a nonzero jump; otherwise one binary search (`searchsorted`)
+
+
+def count_below(u, keys, jumps):
+    """`first[#{j : keys[j] < u}]` for each element of the float32 tensor `u`, as uint8 shaped like `u`, where
+    `first` is the running sum of `jumps` from 0 (see `midpoint_keys`; the identity when every jump is 1).
+
+    Small inputs, and codebooks with many distinct keys, take one `searchsorted` and a table look-up. Large
+    inputs with few keys take one comparison per key added to a uint8 count (`first[count]` is the sum of the
+    jumps of the keys below `u`; a key with jump 0 is skipped): no int64 index per element.
+    """
+    keys_t, first_t = _key_tensors(tuple(keys), tuple(jumps), u.device)
+    if u.numel() >= LOOP_MIN and sum(d > 0 for d in jumps) <= LOOP_KEYS:
+        count = torch.zeros(u.shape, dtype=torch.uint8, device=u.device)
+        for j, d in enumerate(jumps):
+            if d:
+                count.add_(u > keys_t[j], alpha=d)
+        return count
+    count = torch.searchsorted(keys_t, u)
+    return count.to(torch.uint8) if first_t is None else torch.take(first_t, count)
+
+
+_KEY_TENSORS = {}
+
+
+def _key_tensors(keys, jumps, device):
+    """The keys as a float32 tensor and `first` as a uint8 tensor (None when it is the identity), on `device`;
+    cached (creating a tensor costs more than a small operation)."""
+    key = (keys, jumps, device)
+    if key not in _KEY_TENSORS:
+        if len(_KEY_TENSORS) > 256:
+            _KEY_TENSORS.clear()
+        first = list(itertools.accumulate(jumps, initial=0))
+        identity = all(d == 1 for d in jumps)
+        _KEY_TENSORS[key] = (
+            torch.tensor(keys, dtype=torch.float32, device=device),
+            None if identity else torch.tensor(first, dtype=torch.uint8, device=device),
+        )
+    return _KEY_TENSORS[key]
+
+
+def midpoint_keys(values):
+    """`(keys, jumps)` of a sorted codebook: `keys[j]` is the largest float32 at most the exact midpoint
+    (a_j + a_j+1) / 2, and `jumps[j] = first[j + 1] - first[j]`, where `first[i]` is the lowest index holding the
+    value of entry i (0 after a repeated value, so `first[count]` is the sum of the jumps of the keys below).
+
+    Exact in Python floats: a two-sum gives a + b = s + e, so the midpoint is s/2 + e/2 (both exact: every value
+    is a multiple of 2**-149). Its float32 rounding `c` is the floor unless it lies above the midpoint (it does
+    when c > s/2, or c = s/2 and e < 0); then the floor is the float32 just below c.
+    """
+    keys, jumps, start = [], [], 0
+    for i, (a, b) in enumerate(itertools.pairwise(values)):
+        s = a + b
+        t = s - a
+        e = (a - (s - t)) + (b - t)
+        h = s / 2
+        c = struct.unpack("<f", struct.pack("<f", h))[0]  # round to nearest float32
+        if c > h or (c == h and e < 0):
+            c = _float32_below(c)
+        keys.append(c)
+        jumps.append(0 if b == a else i + 1 - start)
+        start = start if b == a else i + 1
+    return keys, jumps
+
+
+def _float32_below(c):
+    """The largest float32 below the float32 `c` (`c` is above the smallest finite float32)."""
+    if c == 0:
+        return -(2.0**-149)
+    bits = struct.unpack("<I", struct.pack("<f", c))[0]
+    return struct.unpack("<f", struct.pack("<I", bits - 1 if c > 0 else bits + 1))[0]

@@ -21,7 +21,9 @@ def dorefa_weight(w, bits):
     """DoReFa k-bit weights: tanh, normalise by max |tanh w|, quantize, map to [-1, 1]; see the reference."""
     bits = _check_bits(bits)
     w = _arrays.finite_array("w", w)
-    return _DorefaWeight.apply(w, bits)
+    if torch.is_grad_enabled() and w.requires_grad:
+        return _DorefaWeight.apply(w, bits)
+    return _weight(w.detach(), bits)  # nothing to record: no `Function.apply` (it costs a few microseconds)
 
 
 def dorefa_weight_vjp(grad, w, bits):
@@ -43,7 +45,9 @@ def dorefa_activation(x, bits):
     """DoReFa k-bit activations: clip to [0, 1], then rne(n * y) / n; see the reference."""
     bits = _check_bits(bits)
     x = _arrays.finite_array("x", x)
-    return _DorefaActivation.apply(x, bits)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _DorefaActivation.apply(x, bits)
+    return _activation(x.detach(), bits)  # nothing to record: no `Function.apply`
 
 
 def dorefa_activation_vjp(grad, x, bits):
@@ -65,18 +69,11 @@ class _DorefaWeight(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w, bits):
         ctx.bits = bits
-        if w.numel() == 0:
-            return w.clone()
-        if bits == 1:
-            s = exact_sum(torch.abs(w))
-            e = (s / _arrays.scalar(float(w.numel()), s)).to(torch.float32)
-            return torch.where(w >= 0, e, -e)
-        n = float(2**bits - 1)
+        if w.numel() == 0 or bits == 1:
+            return _weight(w, bits)
         t = _tanh32(w)
         ctx.save_for_backward(t)
-        r = _normalise(t, torch.abs(t).max())
-        c = torch.round(n * r)
-        return (2.0 * c - n) / _arrays.scalar(n, w)
+        return _levels(t, bits)
 
     @staticmethod
     def backward(ctx, grad):
@@ -100,10 +97,8 @@ class _DorefaActivation(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, bits):
-        n = float(2**bits - 1)
         ctx.save_for_backward((x >= 0) & (x <= 1))
-        y = torch.where(x > 0, torch.clamp(x, max=1.0), 0.0)
-        return torch.round(n * y) / _arrays.scalar(n, x)
+        return _activation(x, bits)
 
     @staticmethod
     def backward(ctx, grad):
@@ -120,7 +115,31 @@ def _tanh32(w):
     return torch.tanh(w.to(torch.float64)).to(torch.float32)
 
 
-def _normalise(t, m):
-    """r = t / (2m) + 1/2 in float32; r = 1/2 everywhere when m = 0."""
-    den = torch.where(m > 0, 2.0 * m, 1.0)
-    return t / den + 0.5
+def _weight(w, bits):
+    """The forward of `dorefa_weight` (`w` finite)."""
+    if w.numel() == 0:
+        return w.clone()
+    if bits == 1:
+        s = exact_sum(torch.abs(w))
+        e = (s / _arrays.scalar(float(w.numel()), s)).to(torch.float32)
+        return torch.where(w >= 0, e, -e)
+    return _levels(_tanh32(w), bits)
+
+
+def _levels(t, bits):
+    """(2 rne(n r) - n) / n with r = t / (2m) + 1/2, m = max|t| (r = 1/2 everywhere when m = 0), in float32.
+
+    m = max(-min t, max t) is read on the host (one reduction), so the divisor 2m (exact: m <= 1) is a
+    0-d tensor; the other steps run in place on one buffer, each rounding as the reference's."""
+    small, large = torch.aminmax(t)
+    m = max(-small.item(), large.item())
+    n = _arrays.constant(float(2**bits - 1), t)
+    r = (t / _arrays.scalar(2.0 * m if m > 0 else 1.0, t)).add_(_arrays.constant(0.5, t))
+    return r.mul_(n).round_().mul_(_arrays.constant(2.0, t)).sub_(n).div_(n)
+
+
+def _activation(x, bits):
+    """rne(n clip(x, 0, 1)) / n in float32, in place on one buffer; + 0.0 makes a clipped -0.0 the reference's
+    +0.0 (no other value changes)."""
+    n = _arrays.constant(float(2**bits - 1), x)
+    return torch.clamp(x, 0.0, 1.0).add_(_arrays.constant(0.0, x)).mul_(n).round_().div_(n)

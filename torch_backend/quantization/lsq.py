@@ -8,6 +8,7 @@ gradient scale, rounded once to float32.
 from __future__ import annotations
 
 import math
+import struct
 
 import torch
 
@@ -50,7 +51,9 @@ def lsq_init_scale(w, *, bits, signed, axis=None):
 def lsq_quantize(x, scale, *, bits, signed, axis=None):
     """LSQ: rne(clip(x / s, -Qn, Qp)) * s, per tensor or per channel; see the reference."""
     x, scale, _, qn, qp, k = _check(x, scale, None, bits, signed, axis, plus=False)
-    return _Lsq.apply(x, scale, None, qn, qp, k)
+    if torch.is_grad_enabled() and (x.requires_grad or scale.requires_grad):
+        return _Lsq.apply(x, scale, None, qn, qp, k)
+    return _quantize(x.detach(), scale.detach(), None, qn, qp, k)  # nothing to record: no `Function.apply`
 
 
 def lsq_quantize_vjp(grad, x, scale, *, bits, signed, axis=None):
@@ -71,7 +74,9 @@ def lsq_quantize_vjp(grad, x, scale, *, bits, signed, axis=None):
 def lsq_plus_quantize(x, scale, offset, *, bits, signed, axis=None):
     """LSQ+: rne(clip((x - beta) / s, -Qn, Qp)) * s + beta, per tensor or per channel; see the reference."""
     x, scale, offset, qn, qp, k = _check(x, scale, offset, bits, signed, axis, plus=True)
-    return _Lsq.apply(x, scale, offset, qn, qp, k)
+    if torch.is_grad_enabled() and (x.requires_grad or scale.requires_grad or offset.requires_grad):
+        return _Lsq.apply(x, scale, offset, qn, qp, k)
+    return _quantize(x.detach(), scale.detach(), offset.detach(), qn, qp, k)  # no `Function.apply`
 
 
 def lsq_plus_quantize_vjp(grad, x, scale, offset, *, bits, signed, axis=None):
@@ -97,11 +102,9 @@ class _Lsq(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, scale, offset, qn, qp, k):
-        s, b = _view(scale, x, k), None if offset is None else _view(offset, x, k)
         ctx.save_for_backward(x, scale, offset)
         ctx.qn, ctx.qp, ctx.k = qn, qp, k
-        y = _codes(_scaled_input(x, s, b), qn, qp) * s
-        return y if b is None else y + b
+        return _quantize(x, scale, offset, qn, qp, k)
 
     @staticmethod
     def backward(ctx, grad):
@@ -131,7 +134,7 @@ def _check(x, scale, offset, bits, signed, axis, *, plus):
             raise ValueError(f"axis={axis!r} needs an array with at least one dimension, got shape {tuple(x.shape)}")
         k = validate.axis("axis", axis, x.ndim)
         shape, why = (x.shape[k],), f"axis={axis}"
-    s = _arrays.shaped("scale", _arrays.positive("scale", _arrays.finite_array("scale", scale)), shape, why)
+    s = _arrays.shaped("scale", _finite_positive("scale", scale), shape, why)
     _arrays.same_device("scale", s, "x", x)
     b = None
     if plus:
@@ -141,8 +144,37 @@ def _check(x, scale, offset, bits, signed, axis, *, plus):
     return x, s, b, qn, qp, k
 
 
+def _finite_positive(name, p):
+    """`_arrays.positive(name, _arrays.finite_array(name, p))` with one host read when all is well (the value of
+    a 0-d `p`; else `aminmax`: a minimum above 0 and a finite maximum prove both, a NaN fails both)."""
+    p = _arrays.array(name, p)
+    if p.numel():
+        small, large = (p.detach(), p.detach()) if p.ndim == 0 else torch.aminmax(p.detach())
+        if small.item() > 0 and math.isfinite(large.item()):
+            return p
+    return _arrays.positive(name, _arrays.finite(name, p))
+
+
+def _float32(v):
+    """The Python float `v` rounded to the nearest float32 (a C cast), or None where that overflows."""
+    try:
+        return struct.unpack("<f", struct.pack("<f", v))[0]
+    except OverflowError:
+        return None
+
+
 def _check_levels(s, b, qn, qp):
-    """The extreme levels -Qn * s (+ beta) and Qp * s (+ beta) must be finite float32 values."""
+    """The extreme levels -Qn * s (+ beta) and Qp * s (+ beta) must be finite float32 values.
+
+    Per tensor on the host: Qn * s is exact as a Python float (at most 17 + 24 bits), and float32 sums rounded
+    through float64 are the float32 sums (53 >= 2 * 24 + 2: double rounding is innocuous for + - * /)."""
+    if s.ndim == 0:
+        sv, bv = s.item(), None if b is None else b.item()
+        levels = [_float32(float(-qn) * sv), _float32(float(qp) * sv)]
+        if bv is not None:
+            levels = [None if v is None else _float32(v + bv) for v in levels]
+        if None not in levels:
+            return
     lo, hi = float(-qn) * s, float(qp) * s
     if b is not None:
         lo, hi = lo + b, hi + b
@@ -164,10 +196,13 @@ def _scaled_input(x, s, b):
     return (x if b is None else x - b) / s
 
 
-def _codes(v, qn, qp):
-    """rne(clip(v, -Qn, Qp)) as float32 integers, code 0 always +0.0 (as the reference)."""
-    q = torch.round(torch.where(v < -qn, float(-qn), torch.where(v > qp, float(qp), v)))
-    return torch.where(q == 0, 0.0, q)
+def _quantize(x, scale, offset, qn, qp, k):
+    """rne(clip(v, -Qn, Qp)) * s (+ beta), v = (x (- beta)) / s, in place on the buffer of v; each step rounds
+    as the reference's. The clipped, rounded code gets + 0.0: a -0.0 code becomes the reference's +0.0, no
+    other value changes."""
+    s, b = _view(scale, x, k), None if offset is None else _view(offset, x, k)
+    y = _scaled_input(x, s, b).clamp_(-qn, qp).round_().add_(_arrays.constant(0.0, x)).mul_(s)
+    return y if b is None else y.add_(b)
 
 
 def _scaled_sum(terms, gs, k):

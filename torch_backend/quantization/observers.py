@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import struct
 
 import torch
 
 from reference.common import validate
 from torch_backend import _arrays
+from torch_backend.core import _radix
 from torch_backend.core.exact import exact_sum
 
 __all__ = ["minmax_observer", "ema_minmax_observer", "percentile_amax", "mse_amax"]
@@ -38,19 +40,51 @@ def ema_minmax_observer(x, state=None, *, averaging_constant=0.01, axis=None):
 
 
 def percentile_amax(x, percentile=99.99, *, axis=None):
-    """Percentile of |x| with NumPy's linear interpolation, in float64; see `reference.quantization.observers`."""
+    """Percentile of |x| with NumPy's linear interpolation, in float64; see `reference.quantization.observers`.
+
+    Per tensor only the two order statistics the interpolation reads are found (`_order_statistics`: no sort
+    of a large |x|), and the interpolation runs on Python floats (IEEE float64, the same operations, one at a
+    time, as the reference's). Per channel each row is sorted and only the two columns read go to float64."""
     p = validate.real("percentile", percentile, lo=0.0, hi=100.0)
     x = _arrays.finite_array("x", x)
     rows = _rows(x.detach(), axis)
-    v = torch.sort(torch.abs(rows), dim=1, stable=True).values.to(torch.float64)
-    n = v.shape[1]
+    n = rows.shape[1]
     h = p / 100.0 * float(n - 1)  # Python floats are IEEE float64: the same two operations as the reference
     i = math.floor(h)
     g = h - float(i)
-    a, b = v[:, i], v[:, min(i + 1, n - 1)]
+    if axis is None:
+        a, b = _order_statistics(torch.abs(rows.reshape(-1)), i, min(i + 1, n - 1))
+        d = b - a
+        r = a + d * g if g < 0.5 else b - d * (1.0 - g)
+        return torch.tensor(r, dtype=torch.float32, device=x.device)  # rounded once, to nearest
+    v = torch.sort(torch.abs(rows), dim=1).values  # values only: the order of ties does not matter
+    a, b = v[:, i].to(torch.float64), v[:, min(i + 1, n - 1)].to(torch.float64)
     d = b - a
     r = a + d * _arrays.scalar(g, d) if g < 0.5 else b - d * _arrays.scalar(1.0 - g, d)
     return _shape(r.to(torch.float32), axis)
+
+
+SELECT_MIN = 1 << 12  # from this many values `_order_statistics` selects (radix select) instead of sorting
+
+
+def _order_statistics(v, i, j):
+    """The values at positions `i` and `j = i` or `i + 1` of the 1-D float32 `v >= +0.0` sorted ascending, as
+    Python floats (values only: how ties are ordered does not matter).
+
+    Small inputs are sorted in Python (one host read). Larger ones take radix select on the bit patterns (which
+    order non-negative floats as their values): the value of rank `n - i` from the top, with the counts of the
+    values above it and equal to it; position `i + 1` holds the same value when more than `i + 1` values are at
+    most it, else the smallest value above it.
+    """
+    if v.numel() < SELECT_MIN:
+        ordered = sorted(v.tolist())
+        return ordered[i], ordered[j]
+    n = v.numel()
+    key, above, _ = _radix.kth_largest_key(v.view(torch.int32), n - i)
+    a = struct.unpack("<f", struct.pack("<i", key))[0]
+    if j == i or n - above > j:
+        return a, a
+    return a, torch.where(v > a, v, _arrays.constant(math.inf, v)).amin().item()
 
 
 def mse_amax(x, *, bits=8, grid=100, axis=None):
