@@ -6,6 +6,7 @@ import torch
 
 from reference.codecs.awq import ORDER
 from torch_backend import _arrays
+from torch_backend.codecs._bytes import view_as
 
 __all__ = ["awq_pack", "awq_unpack", "awq_decode"]
 
@@ -13,17 +14,17 @@ __all__ = ["awq_pack", "awq_unpack", "awq_decode"]
 def awq_pack(codes, scales, zeros):
     """Pack 4-bit codes, scales and zero points into AWQ's qweight, qzeros, scales; see the reference."""
     codes, scales, zeros, groups = _check_unpacked(codes, scales, zeros)
-    qweight = _pack(codes.to(torch.int64).T)
-    qzeros = _pack(zeros.to(torch.int64).T)
+    qweight = _pack(codes.detach())
+    qzeros = _pack(zeros.detach().to(torch.uint8))  # checked to lie in [0, 15]
     return qweight, qzeros, scales.detach().T.clone()
 
 
 def awq_unpack(qweight, qzeros, scales):
     """AWQ's tensors back to codes, scales and zero points; see `reference.codecs.awq.awq_unpack`."""
     qweight, qzeros, scales = _check_packed(qweight, qzeros, scales)
-    codes = _unpack(qweight).T
-    zeros = _unpack(qzeros).T
-    return codes.to(torch.uint8).contiguous(), scales.detach().T.clone(), zeros.to(torch.int32).contiguous()
+    codes = _unpack(qweight)
+    zeros = _unpack(qzeros).to(torch.int32)
+    return codes, scales.detach().T.clone(), zeros
 
 
 def awq_decode(qweight, qzeros, scales):
@@ -31,11 +32,11 @@ def awq_decode(qweight, qzeros, scales):
     qweight, qzeros, scales = _check_packed(qweight, qzeros, scales)
     in_f = qweight.shape[0]
     groups = scales.shape[0]
-    codes = _unpack(qweight)
-    zeros = _unpack(qzeros)
-    g = torch.arange(in_f, device=qweight.device) // (in_f // groups)
-    diff = (codes - zeros[g]).to(torch.float32)
-    return (scales.detach().to(torch.float32)[g] * diff).T
+    codes = _unpack(qweight).reshape(8 * qweight.shape[1], groups, in_f // groups)  # (out, group, in group)
+    zeros = _unpack(qzeros)  # (out, groups)
+    # codes - zeros in [-15, 15], exact in float32; so is the scale times it (11 by 4 significant bits)
+    diff = codes.to(torch.float32).sub_(zeros.to(torch.float32)[:, :, None])
+    return diff.mul_(scales.detach().T.to(torch.float32)[:, :, None]).reshape(-1, in_f)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -82,18 +83,25 @@ def _check_packed(qweight, qzeros, scales):
     return qweight, qzeros, scales
 
 
+# Nibble k of a word holds channel ORDER[k]; byte j (little-endian, the byte order of every device torch runs on)
+# holds nibbles 2j (low) and 2j + 1 (high), i.e. channels (0, 2), (4, 6), (1, 3), (5, 7) of its 8. Writing a
+# channel as 4a + 2b + d, byte 2d + a holds channel 4a + d in its low and 4a + 2 + d in its high nibble: `_pack`
+# and `_unpack` move whole bytes by that reshape and read them as int32 words, a few uint8 operations per call.
+assert ORDER == (0, 2, 4, 6, 1, 3, 5, 7)
+_LOW, _SHIFT = torch.tensor(0xF, dtype=torch.uint8), torch.tensor(4, dtype=torch.uint8)  # CPU 0-d: any device
+
+
 def _pack(v):
-    rows, n = v.shape
-    order = torch.tensor(ORDER, device=v.device)
-    v = v.reshape(rows, n // 8, 8)[:, :, order]
-    shifts = 4 * torch.arange(8, dtype=torch.int64, device=v.device)
-    words = (v << shifts).sum(dim=2)
-    return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)
+    """(8 m, n) uint8 codes in [0, 15] -> (n, m) int32 words in AWQ's nibble order."""
+    m, n = v.shape[0] // 8, v.shape[1]
+    v = v.reshape(m, 2, 2, 2, n)  # (c, a, b, d, i): channel 8c + 4a + 2b + d
+    byte = v[:, :, 0].add(v[:, :, 1], alpha=16)  # (c, a, d, i), low + 16 high: at most 255
+    return view_as(byte.permute(3, 0, 2, 1).reshape(n, 4 * m), torch.int32)
 
 
 def _unpack(words):
-    u = words.to(torch.int64) & 0xFFFFFFFF
-    shifts = 4 * torch.arange(8, dtype=torch.int64, device=u.device)
-    nib = (u[:, :, None] >> shifts) & 0xF
-    inverse = torch.argsort(torch.tensor(ORDER, device=u.device))  # channel o_k sits in nibble k
-    return nib[:, :, inverse].reshape(words.shape[0], -1)
+    """(n, m) int32 words -> (8 m, n) uint8 codes in channel order (the transpose of the packed layout)."""
+    n, m = words.shape
+    byte = view_as(words.detach(), torch.uint8).reshape(n, m, 2, 2)  # (i, c, d, a)
+    nib = torch.stack([byte & _LOW, byte >> _SHIFT], dim=0)  # (b, i, c, d, a)
+    return nib.permute(2, 4, 0, 3, 1).reshape(8 * m, n)  # (c, a, b, d, i)

@@ -10,6 +10,7 @@ from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend._reduce import sqrt_to_float32
 from torch_backend._rounding import half_away
+from torch_backend.codecs._bytes import view_as
 
 __all__ = ["gguf_quantize", "gguf_dequantize"]
 
@@ -33,30 +34,34 @@ def gguf_dequantize(data, qtype):
     block, nbytes = QTYPES[qtype]
     data = _arrays.array("data", data, ("uint8",))
     shapes.last_axis_blocks("data", tuple(data.shape), nbytes, "bytes")
-    b = data.reshape(-1, nbytes).to(torch.int64)
+    shape = tuple(data.shape[:-1]) + (data.shape[-1] // nbytes * block,)
+    b = data.detach().reshape(-1, nbytes)
     if qtype == "Q8_0":
-        q = torch.where(b[:, 2:] > 127, b[:, 2:] - 256, b[:, 2:])
-        y = _half(b, 0)[:, None] * q.to(F)
+        y = _half(b, 0)[:, None] * b[:, 2:].view(torch.int8).to(F)
     elif qtype == "Q4_0":
-        q = torch.cat([b[:, 2:] & 0xF, b[:, 2:] >> 4], dim=1)
-        y = _half(b, 0)[:, None] * (q - 8).to(F)
+        q = torch.cat([b[:, 2:] & _U8[0xF], b[:, 2:] >> _U8[4]], dim=1).to(F)
+        y = _half(b, 0)[:, None] * q.sub_(_c(8.0, q))  # q - 8: small integers, exact
     else:
         y = _q4_k_decode(b)
-    y = torch.where(torch.isnan(y), _c(float("nan"), y), y)  # the quiet NaN 0x7FC00000
-    return y.to(F).reshape(tuple(data.shape[:-1]) + (data.shape[-1] // nbytes * block,))
+    y = torch.where(torch.isnan(y), float("nan"), y)  # the quiet NaN 0x7FC00000
+    return y.reshape(shape)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 
 
 def _c(value, like):
-    """A float32 constant on `like`'s device (IEEE arithmetic on every device)."""
-    return _arrays.scalar(value, like, F)
+    """A float32 constant on `like`'s device (IEEE arithmetic on every device), cached."""
+    return _arrays.constant(float(value), like, F)
+
+
+_U8 = {v: torch.tensor(v, dtype=torch.uint8) for v in (2, 4, 0xF, 0x30, 63)}  # CPU 0-d tensors: for any device
+_NIBBLE_SHIFTS = torch.tensor([0, 4], dtype=torch.uint8).reshape(1, 1, 2, 1)
 
 
 def _half(b, at):
-    bits = b[:, at] | (b[:, at + 1] << 8)
-    return torch.where(bits >= 2**15, bits - 2**16, bits).to(torch.int16).view(torch.float16).to(F)
+    """The float16 in bytes `at`, `at + 1` of each row of the uint8 `b`, as float32."""
+    return view_as(b[:, at : at + 2], torch.float16)[:, 0].to(F)
 
 
 def _half_bytes(v):
@@ -91,41 +96,47 @@ def _nearest_int(v):
     return torch.where(torch.isnan(v), 0, (bits & 0x7FFFFF) - 0x400000)
 
 
+def _in_order(terms, start=None):
+    """The float32 sums over the last axis of `terms`, one index after another from `start` (+0.0 by default), as
+    llama.cpp's loops add them; leading axes are independent sums that share each addition (one operation per
+    index, whatever the number of sums)."""
+    columns = terms.unbind(-1)
+    total = torch.zeros_like(columns[0]) if start is None else start.clone()
+    for c in columns:
+        total.add_(c)
+    return total
+
+
 def _make_qkx2(x, w):
-    """llama.cpp's make_qkx2_quants over dim -1 of (..., 32); see the reference's `_make_qkx2`."""
-    n, nmax = x.shape[-1], 15
+    """llama.cpp's make_qkx2_quants over dim -1 of (..., 32); see the reference's `_make_qkx2`.
+
+    The terms of every float32 sum are computed for all indices at once, and the sums taken by `_in_order`, the
+    sums of one loop together: a few hundred small operations for the 21 steps instead of thousands."""
+    nmax = 15
     one, zero = _c(1.0, x), _c(0.0, x)
-    lo, hi = x[..., 0], x[..., 0]
-    sum_w = w[..., 0]
-    sum_x = sum_w * x[..., 0]
-    for i in range(1, n):
-        lo = torch.where(x[..., i] < lo, x[..., i], lo)
-        hi = torch.where(x[..., i] > hi, x[..., i], hi)
-        sum_w = sum_w + w[..., i]
-        sum_x = sum_x + w[..., i] * x[..., i]
+    # lo and -hi: the running minima of x and -x (a strict `<`, so the first of equal values stays, -0.0 or +0.0)
+    ends = torch.stack([x, -x])
+    run = ends[..., 0].clone()
+    for c in ends.unbind(-1)[1:]:
+        run = torch.where(c < run, c, run)
+    lo, hi = run[0], -run[1]
+    first = torch.stack([w, w * x])
+    sum_w, sum_x = _in_order(first[..., 1:], first[..., 0])
     lo = torch.where(lo > 0, zero, lo)
     flat = hi == lo
     iscale = _c(float(nmax), x) / torch.where(flat, one, hi - lo)
     scale = one / iscale
     L = torch.clamp(_nearest_int(iscale[..., None] * (x - lo[..., None])), 0, nmax)
-    best = torch.zeros_like(sum_w)
-    for i in range(n):
-        diff = scale * L[..., i].to(F) + lo - x[..., i]
-        best = best + w[..., i] * (diff * diff)
+    diff = scale[..., None] * L.to(F) + lo[..., None] - x
+    best = _in_order(w * (diff * diff))
     rdelta = _c(0.1, x)
     for step in range(21):
         top = _c(-1.0, x) + rdelta * _c(float(step), x) + _c(float(nmax), x)
         iscale = top / torch.where(flat, one, hi - lo)
         aux = torch.clamp(_nearest_int(iscale[..., None] * (x - lo[..., None])), 0, nmax)
         la = aux.to(F)
-        sum_l = torch.zeros_like(sum_w)
-        sum_l2 = torch.zeros_like(sum_w)
-        sum_xl = torch.zeros_like(sum_w)
-        for i in range(n):
-            wl = w[..., i] * la[..., i]
-            sum_l = sum_l + wl
-            sum_l2 = sum_l2 + wl * la[..., i]
-            sum_xl = sum_xl + wl * x[..., i]
+        wl = w * la
+        sum_l, sum_l2, sum_xl = _in_order(torch.stack([wl, wl * la, wl * x]))
         det = sum_w * sum_l2 - sum_l * sum_l
         ok = det > 0
         safe = torch.where(ok, det, one)
@@ -134,10 +145,8 @@ def _make_qkx2(x, w):
         clamp = this_min > 0
         this_scale = torch.where(clamp, sum_xl / torch.where(sum_l2 != 0, sum_l2, one), this_scale)
         this_min = torch.where(clamp, zero, this_min)
-        mad = torch.zeros_like(sum_w)
-        for i in range(n):
-            diff = this_scale * la[..., i] + this_min - x[..., i]
-            mad = mad + w[..., i] * (diff * diff)
+        diff = this_scale[..., None] * la + this_min[..., None] - x
+        mad = _in_order(w * (diff * diff))
         better = ok & ~flat & (mad < best)
         L = torch.where(better[..., None], aux, L)
         best = torch.where(better, mad, best)
@@ -150,9 +159,7 @@ def _make_qkx2(x, w):
 
 def _q4_k(rows):
     xs = rows.reshape(-1, 8, 32)
-    sum_x2 = torch.zeros(xs.shape[:2], dtype=F, device=xs.device)
-    for i in range(32):
-        sum_x2 = sum_x2 + xs[..., i] * xs[..., i]
+    sum_x2 = _in_order(xs * xs)
     av = sqrt_to_float32((sum_x2 / _c(32.0, sum_x2)).to(torch.float64))
     w = av[..., None] + torch.abs(xs)
     scales, mins, L = _make_qkx2(xs, w)
@@ -186,12 +193,14 @@ def _q4_k(rows):
 
 
 def _q4_k_decode(b):
-    d, dmin = _half(b, 0), _half(b, 2)
+    """Q4_K blocks (uint8 rows of 144 bytes) to float32 `(rows, 256)`, in uint8 operations with cached constants."""
+    rows = b.shape[0]
+    dd = view_as(b[:, 0:4], torch.float16).to(F)  # d, dmin
     s = b[:, 4:16]
-    sc = torch.cat([s[:, 0:4] & 63, (s[:, 8:12] & 0xF) | ((s[:, 0:4] >> 6) << 4)], dim=1)
-    m = torch.cat([s[:, 4:8] & 63, (s[:, 8:12] >> 4) | ((s[:, 4:8] >> 6) << 4)], dim=1)
-    shifts = torch.tensor([0, 4], dtype=torch.int64, device=b.device).reshape(1, 1, 2, 1)
-    q = ((b[:, 16:].reshape(-1, 4, 1, 32) >> shifts) & 0xF).reshape(-1, 8, 32).to(F)
-    dj = (d[:, None] * sc.to(F))[..., None]
-    mj = (dmin[:, None] * m.to(F))[..., None]
-    return (dj * q - mj).reshape(-1, 256)
+    low, high = s[:, 0:8], s[:, 8:12]  # the 6-bit scales and mins of sub-blocks 0-3; the low 4 bits of 4-7
+    top = (low >> _U8[2]) & _U8[0x30]  # their top 2 bits, as bits 4-5 of the scales and mins of sub-blocks 4-7
+    rest = top | torch.cat([high & _U8[0xF], high >> _U8[4]], dim=1)
+    scm = torch.stack([(low & _U8[63]).reshape(rows, 2, 4), rest.reshape(rows, 2, 4)], dim=2).reshape(rows, 2, 8)
+    dm = dd[:, :, None] * scm.to(F)  # (rows, [d * scale, dmin * min], 8)
+    q = ((b[:, 16:].reshape(rows, 4, 1, 32) >> _NIBBLE_SHIFTS.to(b.device)) & _U8[0xF]).reshape(rows, 8, 32)
+    return (dm[:, 0, :, None] * q.to(F) - dm[:, 1, :, None]).reshape(rows, 256)

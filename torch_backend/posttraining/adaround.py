@@ -16,6 +16,7 @@ from torch_backend import _arrays
 from torch_backend.core.exact import exact_sum
 from torch_backend.core.transcendental import cr_log, cr_pow, cr_sigmoid, cr_sqrt
 from torch_backend.posttraining._certified import matmul32
+from torch_backend.posttraining._host import f32 as _f32
 
 __all__ = [
     "AdaRoundState", "rectified_sigmoid", "rectified_sigmoid_vjp", "adaround_regularizer", "adaround_regularizer_vjp",
@@ -38,7 +39,7 @@ def rectified_sigmoid_vjp(grad, v, *, zeta=ZETA, gamma=GAMMA):
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), v.shape, "v").detach()
     _arrays.same_device("grad", grad, "v", v)
     c, g = _stretch(zeta, gamma, v)
-    return _sigmoid_vjp(grad, cr_sigmoid(v), c, g)
+    return _sigmoid_vjp(grad, _Stretched(cr_sigmoid(v), c, g))
 
 
 def adaround_regularizer(v, *, beta, zeta=ZETA, gamma=GAMMA):
@@ -60,7 +61,7 @@ def adaround_regularizer_vjp(grad, v, *, beta, zeta=ZETA, gamma=GAMMA):
     _arrays.same_device("grad", grad, "v", v)
     beta = validate.real("beta", beta, lo=1.0, hi=1000.0)
     c, g = _stretch(zeta, gamma, v)
-    return _regularizer_vjp(grad, cr_sigmoid(v), beta, c, g)
+    return _regularizer_vjp(grad, _Stretched(cr_sigmoid(v), c, g), beta)
 
 
 def adaround_init(w, scale, *, zeta=ZETA, gamma=GAMMA):
@@ -68,7 +69,8 @@ def adaround_init(w, scale, *, zeta=ZETA, gamma=GAMMA):
     reference."""
     w, s = _weight_and_scale(w, scale)
     c, g = _stretch(zeta, gamma, w)
-    r = w / s
+    out_f, d = w.shape
+    r = (w.reshape(out_f, s.shape[1], d // s.shape[1]) / s[:, :, None]).reshape(out_f, d)  # w / s, group by group
     rest = r - torch.floor(r)
     return -cr_log(c / (rest - g) - _f32(1, w))
 
@@ -77,6 +79,7 @@ def adaround_step(w, h, v, m, s, scale, zero_point, *, step, qmin, qmax, beta=No
                   zeta=ZETA, gamma=GAMMA):  # fmt: skip
     """One Adam step on AdaRound's layer-wise loss; see `reference.posttraining.adaround.adaround_step`."""
     w, s_g = _weight_and_scale(w, scale)
+    s_g = _per_weight(s_g, w.shape[1])
     h = _hessian(h, w.shape[1], w)
     v = _state("v", v, w)
     m = _state("m", m, w)
@@ -92,15 +95,15 @@ def adaround_step(w, h, v, m, s, scale, zero_point, *, step, qmin, qmax, beta=No
 
     lo, hi = _f32(qmin, w), _f32(qmax, w)
     floor = torch.floor(w / s_g)
-    sig = cr_sigmoid(v)
-    pre = (floor + _h(sig, c, g)) + z
+    st = _Stretched(cr_sigmoid(v), c, g)
+    pre = (floor + st.h) + z
     passes = (pre >= lo) & (pre <= hi)
     soft = (torch.clamp(pre, lo, hi) - z) * s_g
     grad_w = matmul32(soft.to(F64) - w.to(F64), h)
     grad_h = torch.where(passes, grad_w * s_g, _f32(0, w))
-    grad = _sigmoid_vjp(grad_h, sig, c, g)
+    grad = _sigmoid_vjp(grad_h, st)
     if beta is not None:
-        grad = grad + _regularizer_vjp(_f32(lam, w), sig, beta, c, g)
+        grad = grad + _regularizer_vjp(_f32(lam, w), st, beta)
 
     t = step + 1
     b1, b2, eps = 0.9, 0.999, 1e-8
@@ -115,6 +118,7 @@ def adaround_step(w, h, v, m, s, scale, zero_point, *, step, qmin, qmax, beta=No
 def adaround_quantize(w, v, scale, zero_point, *, qmin, qmax):
     """`clip(floor(w / s) + [v >= 0] + z, qmin, qmax)`; see the reference."""
     w, s_g = _weight_and_scale(w, scale)
+    s_g = _per_weight(s_g, w.shape[1])
     v = _state("v", v, w)
     qmin, qmax = validate.qrange(qmin, qmax)
     z = _zero_point(zero_point, scale, qmin, qmax, w)
@@ -123,10 +127,6 @@ def adaround_quantize(w, v, scale, zero_point, *, qmin, qmax):
 
 
 # ---- pieces -------------------------------------------------------------------------------------------------------
-
-
-def _f32(value, like):
-    return torch.tensor(value, dtype=F32, device=like.device)
 
 
 def _stretch(zeta, gamma, like):
@@ -139,16 +139,26 @@ def _h(sig, c, g):
     return torch.clamp(sig * c + g, _f32(0, sig), _f32(1, sig))
 
 
-def _sigmoid_vjp(grad, sig, c, g):
-    pre = sig * c + g
-    d = sig * (_f32(1, sig) - sig) * c
-    return torch.where((pre >= 0) & (pre <= 1), grad * d, _f32(0, sig))
+class _Stretched:
+    """What the gradients read of `sig = cr_sigmoid(v)`, computed once per call (AdaRound's step uses them twice):
+    `h = clip(sig * c + g, 0, 1)`, where the clip passes (`pre == h`: `pre` is finite, `sig` lies in [0, 1]), and
+    the derivative `sig (1 - sig) c`."""
+
+    def __init__(self, sig, c, g):
+        pre = sig * c + g
+        self.h = torch.clamp(pre, _f32(0, sig), _f32(1, sig))
+        self.passes = pre == self.h  # (pre >= 0) & (pre <= 1); -0.0 == +0.0
+        self.d = sig * (_f32(1, sig) - sig) * c
 
 
-def _regularizer_vjp(grad, sig, beta, c, g):
-    u = _f32(2, sig) * _h(sig, c, g) - _f32(1, sig)
-    dh = _f32(-2 * beta, sig) * cr_pow(u.abs(), _f32(beta - 1, sig)) * torch.sign(u)
-    return _sigmoid_vjp(grad * dh, sig, c, g)
+def _sigmoid_vjp(grad, st):
+    return torch.where(st.passes, grad * st.d, _f32(0, grad))
+
+
+def _regularizer_vjp(grad, st, beta):
+    u = _f32(2, st.h) * st.h - _f32(1, st.h)
+    dh = _f32(-2 * beta, u) * cr_pow(u.abs(), _f32(beta - 1, u)) * torch.sign(u)
+    return _sigmoid_vjp(grad * dh, st)
 
 
 # ---- checks -------------------------------------------------------------------------------------------------------
@@ -165,7 +175,13 @@ def _weight_and_scale(w, scale):
             f"{w.shape[1]}, got {tuple(s.shape)}"
         )
     _arrays.same_device("scale", s, "w", w)
-    return w.detach(), s.detach().repeat_interleave(w.shape[1] // s.shape[1], dim=1)
+    return w.detach(), s.detach()
+
+
+def _per_weight(t, d):
+    """A per-group `(out_features, n_groups)` tensor broadcastable against `(out_features, d)`: one group (a value
+    per output channel) broadcasts as it is, more are repeated `d // n_groups` times each."""
+    return t if t.shape[1] == 1 else t.repeat_interleave(d // t.shape[1], dim=1)
 
 
 def _zero_point(zero_point, scale, qmin, qmax, like):
@@ -173,7 +189,7 @@ def _zero_point(zero_point, scale, qmin, qmax, like):
     _arrays.shaped("zero_point", z, tuple(scale.shape), "scale")
     _arrays.within("zero_point", z, qmin, qmax)
     _arrays.same_device("zero_point", z, "w", like)
-    return z.detach().repeat_interleave(like.shape[1] // z.shape[1], dim=1).to(F32)
+    return _per_weight(z.detach(), like.shape[1]).to(F32)
 
 
 def _state(name, x, like):

@@ -9,6 +9,7 @@ from reference.posttraining.halfquadratic import FIRST_BEST, MAX_ITERS, SCALE_CA
 from torch_backend import _arrays
 from torch_backend.core.exact import exact_sum
 from torch_backend.core.transcendental import cr_pow
+from torch_backend.posttraining._host import f32 as _f32
 
 __all__ = ["HQQResult", "hqq_shrink", "hqq"]
 
@@ -71,16 +72,13 @@ def hqq(w, *, bits=4, group_size=64, lp_norm=0.7, beta=10.0, kappa=1.01, iters=2
                      scale.reshape(out_f, n_groups), zero.reshape(out_f, n_groups), done)  # fmt: skip
 
 
-def _f32(value, like):
-    return torch.tensor(value, dtype=F32, device=like.device)
-
-
 def _shrink(x, beta, p):
     inv = _f32(1.0 / beta, x)
     if float(inv) == 0:
         return torch.sign(x) * x.abs()
-    t = inv * cr_pow(x.abs(), _f32(p - 1.0, x))
-    return torch.sign(x) * torch.maximum(x.abs() - t, _f32(0, x))
+    a = x.abs()
+    t = inv * cr_pow(a, _f32(p - 1.0, x))
+    return torch.sign(x) * torch.maximum(a - t, _f32(0, x))
 
 
 def _finite_ranges(width):

@@ -12,8 +12,9 @@ from reference.common import validate
 from reference.posttraining.scaling import FLOOR, MAX_GRID, SQ_FLOOR, AWQResult, SmoothQuantResult
 from torch_backend import _arrays
 from torch_backend.core.exact import exact_sum
-from torch_backend.core.transcendental import cr_pow, cr_sqrt
+from torch_backend.core.transcendental import cr_pow, sqrt_float32
 from torch_backend.posttraining._certified import argmin_quadratic
+from torch_backend.posttraining._host import f32 as _f32
 from torch_backend.quantization.affine import dequantize, fake_quantize, integer_range, minmax_qparams, quantize
 
 __all__ = [
@@ -83,7 +84,7 @@ def awq(w, h, act_scale, *, bits=4, group_size=None, symmetric=False, grid=20, c
     scale, zero_point = minmax_qparams(clipped, qmin=qmin, qmax=qmax, symmetric=symmetric, axis=1, group_size=g)
     codes = quantize(clipped, scale, zero_point, qmin=qmin, qmax=qmax, axis=1, group_size=g)
     weight = dequantize(codes, scale, zero_point, axis=1, group_size=g) / s[None, :]
-    return AWQResult(weight, codes, scale, zero_point, s, _f32(k / grid, w), chosen)
+    return AWQResult(weight, codes, scale, zero_point, s, torch.tensor(k / grid, dtype=F32, device=w.device), chosen)
 
 
 def smoothquant_scales(act_max, w, alpha=0.5):
@@ -115,19 +116,16 @@ def smoothquant(w, act_max, *, alpha=0.5, bits=8):
 def _smooth(a, w, alpha):
     floor = _f32(float(SQ_FLOOR), w)
     m = torch.maximum(w.abs().amax(dim=0) if w.shape[0] else torch.zeros_like(a), floor)
-    num = cr_pow(a, _f32(alpha, a))
-    den = cr_pow(m, _f32(1.0 - alpha, a))
+    # num = cr_pow(a, alpha) and den = cr_pow(m, 1 - alpha) in one call (pays its fixed cost once)
+    exponents = torch.stack([_f32(alpha, a), _f32(1.0 - alpha, a)])[:, None].expand(2, a.shape[0])
+    num, den = cr_pow(torch.stack([a, m]), exponents)
     return torch.maximum(num / den, floor)
-
-
-def _f32(value, like):
-    return torch.tensor(value, dtype=F32, device=like.device)
 
 
 def _scales(s_x, alpha):
     t = torch.maximum(cr_pow(s_x, alpha), _f32(float(FLOOR), s_x))
-    root = cr_sqrt(t.max().to(F64) * t.min().to(F64))
-    return t / root
+    small, large = (v.item() for v in torch.aminmax(t))
+    return t / _f32(sqrt_float32(large * small), t)  # float64: the product of two float32 values is exact
 
 
 def _clip(ws, thresholds, g):
