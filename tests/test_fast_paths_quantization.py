@@ -19,8 +19,8 @@ import torch
 
 import reference as R
 import torch_backend as T
+from torch_backend.quantization import _codes, observers
 from torch_backend.quantization import codebook as codebook_module
-from torch_backend.quantization import observers
 
 F32 = np.float32
 
@@ -82,10 +82,10 @@ CODEBOOKS = {
 @pytest.mark.parametrize("loop_min", [None, 0, 1 << 40])  # the thresholds as they are, and each route forced
 def test_codebook_assign_routes_match_the_reference(name, loop_min, monkeypatch):
     if loop_min is not None:
-        monkeypatch.setattr(codebook_module, "LOOP_MIN", loop_min)
+        monkeypatch.setattr(_codes, "LOOP_MIN", loop_min)
     c = F32(CODEBOOKS[name])
     w = _around(c, 1 << 15, seed=len(name))
-    assert w.size >= codebook_module.LOOP_MIN or loop_min is not None
+    assert w.size >= _codes.LOOP_MIN or loop_min is not None
     _same(R.codebook_assign(w, c), T.codebook_assign(torch.from_numpy(w), torch.from_numpy(c)))
     small = w[:37].reshape(37, 1)
     _same(R.codebook_assign(small, c), T.codebook_assign(torch.from_numpy(small), torch.from_numpy(c)))
@@ -133,7 +133,7 @@ def _nf4_inputs(n, seed):
 @pytest.mark.parametrize(("n", "block_size"), [(1 << 15, 64), ((1 << 15) + 37, 64), ((1 << 14) + 1, 1 << 14), (9, 64)])
 def test_nf4_routes_match_the_reference(loop_min, n, block_size, monkeypatch):
     if loop_min is not None:
-        monkeypatch.setattr(codebook_module, "LOOP_MIN", loop_min)
+        monkeypatch.setattr(_codes, "LOOP_MIN", loop_min)
     x = _nf4_inputs(n, seed=n)
     ref = R.nf4_quantize(x, block_size=block_size)
     _same(ref, T.nf4_quantize(torch.from_numpy(x), block_size=block_size))

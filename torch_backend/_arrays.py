@@ -233,6 +233,12 @@ _CONSTANTS: dict = {}
 DEFERRED = threading.local()
 
 
+def deferring() -> bool:
+    """Whether a `torch_backend.kernels.deferred_checks()` block is open (then a call reads nothing from the
+    device before the block ends, and host routes that need a read step aside)."""
+    return getattr(DEFERRED, "pending", None) is not None
+
+
 def check_flag(flag: torch.Tensor, explain, strict: bool = True) -> None:
     """If the device boolean `flag` is set, call `explain()`, which raises the function's error. With
     `strict=False`, `explain` may also return: the flag was a false alarm (a sum that overflowed from finite

@@ -44,7 +44,8 @@ def gguf_quantize(x, qtype):
 
     **Q4_0**: $M$ = the first element of largest magnitude (`+0.0` for an all-zero block), $d =
     \operatorname{fl}(M / {-8})$, $q = \min(15, \operatorname{trunc}(\operatorname{fl}(\operatorname{fl}(x \cdot
-    \operatorname{fl}(1/d)) + 8.5)))$.
+    \operatorname{fl}(1/d)) + 8.5)))$. The codes stand for $-8 d$ to $7 d$ and $M$ is $-8 d$: an element near $-M$
+    is clamped to $7 d$, up to one step $|d|$ away (elsewhere half a step).
 
     **Q4_K**: per 32-element sub-block, the weights $w = \sqrt{\operatorname{fl}(\sum x^2) / 32} + |x|$ (float32 sums
     in index order, a correctly rounded `sqrtf`) and llama.cpp's `make_qkx2_quants(32, 15, x, w, rmin=-1,

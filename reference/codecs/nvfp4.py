@@ -31,6 +31,11 @@ __all__ = ["nvfp4_global_scale", "nvfp4_quantize", "nvfp4_dequantize"]
 
 BLOCK = 16
 DIRECTIONS = ("decode", "encode")
+# the error of an encode-direction global scale whose reciprocal overflows float32
+ENCODE_RECIPROCAL_OVERFLOWS = (
+    "global_scale {!r} with direction 'encode': 1 / global_scale overflows float32, so the scale of a zero block "
+    "(1 / global_scale) would decode its zeros as NaN"
+)
 RANGE = np.float32(6.0 * 448.0)  # 2688: the largest E2M1 element times the largest E4M3 scale
 E2M1 = FORMATS["float4_e2m1fn"]
 E4M3 = FORMATS["float8_e4m3fn"]
@@ -184,18 +189,10 @@ def _check_quantize(x, global_scale, direction):
     g = _check_global(global_scale)
     with np.errstate(over="ignore"):
         if direction == "encode" and np.isinf(np.float32(1) / g):
-            raise ValueError(encode_reciprocal_overflows(g))
+            raise ValueError(ENCODE_RECIPROCAL_OVERFLOWS.format(float(g)))
     x = _arrays.finite_array("x", x)
     shapes.nvfp4_last_axis("x", x.shape, BLOCK)
     return direction, x, g
-
-
-def encode_reciprocal_overflows(g) -> str:
-    """The error of an encode-direction global scale whose reciprocal overflows float32."""
-    return (
-        f"global_scale {float(g)!r} with direction 'encode': 1 / global_scale overflows float32, so the scale of a "
-        "zero block (1 / global_scale) would decode its zeros as NaN"
-    )
 
 
 def _block_scale(scales, g, direction):

@@ -23,4 +23,9 @@ def view_as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     last = t.shape[-1] * t.element_size() // dtype.itemsize
     if t.numel() == 0:
         return torch.empty((*t.shape[:-1], last), dtype=dtype, device=t.device)
-    return t.contiguous().view(dtype)
+    t = t.contiguous()
+    if t.stride(-1) != 1 or t.storage_offset() * t.element_size() % dtype.itemsize:
+        # torch calls a tensor with size-1 dimensions contiguous whatever their strides, and a view to a larger
+        # item needs an aligned start: a fresh copy has both
+        t = t.clone(memory_format=torch.contiguous_format)
+    return t.view(dtype)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from reference.codecs.nvfp4 import BLOCK, DIRECTIONS, E2M1, E4M3, ONE_E4M3, encode_reciprocal_overflows
+from reference.codecs.nvfp4 import BLOCK, DIRECTIONS, E2M1, E4M3, ENCODE_RECIPROCAL_OVERFLOWS, ONE_E4M3
 from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend.quantization import _floats
@@ -76,7 +76,7 @@ def _check_quantize(x, global_scale, direction):
     direction = validate.choice("direction", direction, DIRECTIONS)
     g = _check_global(global_scale)
     if direction == "encode" and bool(torch.isinf(torch.ones_like(g) / g)):
-        raise ValueError(encode_reciprocal_overflows(float(g)))
+        raise ValueError(ENCODE_RECIPROCAL_OVERFLOWS.format(float(g)))
     x = _arrays.finite_array("x", x)
     shapes.nvfp4_last_axis("x", x.shape, BLOCK)
     _arrays.same_device("global_scale", g, "x", x)

@@ -9,13 +9,13 @@ host and settled by `reference.common.transcendentals`, the very code the refere
 from __future__ import annotations
 
 import math
-import struct
 
 import torch
 
 from reference.common import transcendentals as host
 from reference.core.transcendental import REL, TINY
 from torch_backend import _arrays
+from torch_backend.core import _host
 
 __all__ = ["cr_exp", "cr_log", "cr_pow", "cr_sigmoid", "cr_sqrt"]
 
@@ -60,12 +60,12 @@ def cr_sigmoid(x):
 def cr_sqrt(x):
     """`fl32(sqrt(x))` for float32 or float64 `x >= 0`, settled by exact squared midpoints; see the reference.
 
-    Up to `HOST_MAX` CPU elements, all in `[0, 2**254]`, the same steps run on Python floats (`sqrt_float32`);
+    Up to `HOST_MAX` CPU elements, all in `[0, 2**254]`, the same steps run on Python floats (`_host.sqrt_float32`);
     anything else (larger, on a device, or a value it must refuse) takes the tensor route and its checks."""
     if isinstance(x, torch.Tensor) and x.device.type == "cpu" and x.numel() <= HOST_MAX and x.dtype in (F32, F64):
         values = x.detach().reshape(-1).tolist()
         if all(0.0 <= v <= 2.0**254 for v in values):  # a NaN fails too
-            return torch.tensor([sqrt_float32(v) for v in values], dtype=F32).reshape(x.shape)
+            return torch.tensor([_host.sqrt_float32(v) for v in values], dtype=F32).reshape(x.shape)
     x = _arrays.within("x", _arrays.finite_array("x", x, ("float32", "float64")), 0.0, math.inf).detach()
     s = x.to(F64)
     y = torch.sqrt(s).to(F32)
@@ -79,39 +79,6 @@ def cr_sqrt(x):
 
 
 HOST_MAX = 16  # at most this many CPU elements: `cr_sqrt` on Python floats (a dozen tensor operations cost more)
-
-
-def sqrt_float32(s: float) -> float:
-    """`cr_sqrt` of one float64 `s` in `[0, 2**254]` (its square root rounds to a finite float32), on the host.
-
-    The float64 steps of the tensor route on Python floats (IEEE float64 too): `y`, the float32 nearest to the
-    float64 square root, moves to a neighbour when `s` lies beyond the midpoint towards it, or on it (a float64
-    `s` can be the square of a midpoint, 25 significant bits) and the neighbour is even. The comparisons are
-    exact: a midpoint's square is a float64. `+-0.0` is itself.
-    """
-    if s == 0:
-        return s
-    y = _round32(math.sqrt(s))
-    for other, beyond in ((_next32(y, 1), s.__gt__), (_next32(y, -1) if y > 0 else y, s.__lt__)):
-        mid = (y + other) / 2
-        square = mid * mid
-        if beyond(square) or (s == square and other != y and _bits32(other) % 2 == 0):
-            return other
-    return y
-
-
-def _round32(v: float) -> float:
-    """The float32 nearest to the float64 `v` (ties to even), `v` within float32's range."""
-    return struct.unpack("<f", struct.pack("<f", v))[0]
-
-
-def _bits32(v: float) -> int:
-    return struct.unpack("<I", struct.pack("<f", v))[0]
-
-
-def _next32(v: float, direction: int) -> float:
-    """The float32 after (+1) or before (-1) a finite float32 `v >= 0` (not before 0)."""
-    return struct.unpack("<f", struct.pack("<I", _bits32(v) + direction))[0]
 
 
 # ---- certification -----------------------------------------------------------------------------------------

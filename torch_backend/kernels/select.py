@@ -21,6 +21,7 @@ from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend.core import _radix
 from torch_backend.kernels import _dispatch
+from torch_backend.pruning import _weights
 from torch_backend.pruning import magnitude as _magnitude
 from torch_backend.pruning import structured as _structured
 
@@ -59,7 +60,7 @@ def magnitude_mask_by_count(w, count):
 
 def global_magnitude_masks(ws, sparsity):
     """Magnitude pruning over several tensors ranked together, by radix select; see the reference."""
-    named, count = _magnitude.named_weights(ws, sparsity)
+    named, count = _weights.named_weights(ws, sparsity)
     return _radix.magnitude_masks(named, count)
 
 

@@ -11,8 +11,9 @@ import torch
 from reference.common import validate
 from reference.posttraining.scaling import FLOOR, MAX_GRID, SQ_FLOOR, AWQResult, SmoothQuantResult
 from torch_backend import _arrays
+from torch_backend.core import _host
 from torch_backend.core.exact import exact_sum
-from torch_backend.core.transcendental import cr_pow, sqrt_float32
+from torch_backend.core.transcendental import cr_pow
 from torch_backend.posttraining._certified import argmin_quadratic
 from torch_backend.posttraining._host import f32 as _f32
 from torch_backend.quantization.affine import dequantize, fake_quantize, integer_range, minmax_qparams, quantize
@@ -125,7 +126,7 @@ def _smooth(a, w, alpha):
 def _scales(s_x, alpha):
     t = torch.maximum(cr_pow(s_x, alpha), _f32(float(FLOOR), s_x))
     small, large = (v.item() for v in torch.aminmax(t))
-    return t / _f32(sqrt_float32(large * small), t)  # float64: the product of two float32 values is exact
+    return t / _f32(_host.sqrt_float32(large * small), t)  # float64: the product of two float32 values is exact
 
 
 def _clip(ws, thresholds, g):

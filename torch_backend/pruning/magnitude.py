@@ -9,6 +9,7 @@ from reference.pruning.magnitude import pruned_count
 from torch_backend import _arrays
 from torch_backend.core import _radix
 from torch_backend.core.select import RADIX_MIN, keep_largest
+from torch_backend.pruning import _weights
 
 __all__ = [
     "pruned_count",
@@ -61,7 +62,7 @@ def magnitude_mask_by_threshold(w, threshold):
 
 def global_magnitude_masks(ws, sparsity):
     """Magnitude pruning over several tensors ranked together; see the reference for the semantics."""
-    named, count = named_weights(ws, sparsity)
+    named, count = _weights.named_weights(ws, sparsity)
     ws = [w for _, w in named]
     if sum(w.numel() for w in ws) >= RADIX_MIN:
         return _radix.magnitude_masks(named, count)
@@ -70,30 +71,6 @@ def global_magnitude_masks(ws, sparsity):
     keep = keep_largest(torch.cat([torch.abs(w.detach()).reshape(-1) for w in ws]), count)
     return [part.reshape(w.shape) for w, part in zip(ws, torch.split(keep, [w.numel() for w in ws]), strict=True)]
 
-
-def named_weights(ws, sparsity):
-    """`([(f"ws[{i}]", w), ...], count to keep)` after the reference's checks of the list, each tensor's dtype and
-    device and the sparsity; the finiteness of the weights is left to the caller, except when a check fails (then
-    it comes first where the reference checks it first: each tensor's right after its dtype)."""
-    if isinstance(ws, torch.Tensor):
-        raise TypeError("ws must be a list of arrays, got a single array")
-    if not isinstance(ws, list | tuple):
-        raise TypeError(f"ws must be a list of arrays, got {type(ws).__name__}")
-    if len(ws) == 0:
-        raise ValueError(f"ws must hold at least one array, got an empty {type(ws).__name__}")
-    named = []
-    try:
-        for i, w in enumerate(ws):
-            named.append((f"ws[{i}]", _arrays.array(f"ws[{i}]", w)))
-        for i, w in enumerate(ws[1:], start=1):
-            _arrays.same_device(f"ws[{i}]", w, "ws[0]", ws[0])
-        n = sum(w.numel() for w in ws)
-        k = pruned_count(sparsity, n)
-    except (TypeError, ValueError):
-        for name, w in named:
-            _arrays.finite(name, w)
-        raise
-    return named, n - k
 
 
 def apply_mask(w, mask):

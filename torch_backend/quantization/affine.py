@@ -7,13 +7,13 @@ straight-through gradient through a private `torch.autograd.Function`.
 from __future__ import annotations
 
 import math
-import struct
 
 import torch
 
 from reference.common import shapes, validate
 from reference.quantization.affine import integer_range
 from torch_backend import _arrays
+from torch_backend.core import _host
 from torch_backend.quantization import _affine
 
 __all__ = [
@@ -48,7 +48,9 @@ def qparams_from_range(min_val, max_val, *, qmin, qmax, symmetric=False):
     return _qparams(min_val, max_val, qmin, qmax, symmetric)
 
 
-SCALAR_ROUTE = True  # tests switch it off to check the tensor route on CPU
+# per tensor on the CPU, outside a deferred block (which reads nothing before its end), qparams are computed on
+# Python floats; tests switch it off to check the tensor route on the CPU
+SCALAR_ROUTE = True
 
 
 def _scalar_qparams(min_val, max_val, qmin, qmax, symmetric):
@@ -56,7 +58,7 @@ def _scalar_qparams(min_val, max_val, qmin, qmax, symmetric):
     deferred block the check that raises comes later; the tensor route then computes what it computes).
 
     The same arithmetic as the tensor route: Python floats are IEEE float64 with correctly rounded division,
-    `_float32` rounds to nearest even, `round` rounds half to even. The sign of a zero `lo` or `hi` cannot
+    `_host.float32` rounds to nearest even, `round` rounds half to even. The sign of a zero `lo` or `hi` cannot
     reach a result (a zero range gives the scale 1.0 and a zero point `qmin` or the midpoint either way), and
     the zero point is clipped from an exact integer where the tensor route clips a float64 that may have
     rounded: beyond 2**53, far outside `[qmin, qmax]`, the clip gives the same bound.
@@ -66,9 +68,9 @@ def _scalar_qparams(min_val, max_val, qmin, qmax, symmetric):
     lo, hi = min(min_val, 0.0), max(max_val, 0.0)
     if symmetric:
         zero = qmin + (qmax - qmin + 1) // 2
-        scale = _float32(max(-lo, hi) / float(qmax - zero))
+        scale = _host.float32(max(-lo, hi) / float(qmax - zero))
         return (1.0 if scale < TINY else scale), zero
-    scale = _float32((hi - lo) / float(qmax - qmin))
+    scale = _host.float32((hi - lo) / float(qmax - qmin))
     scale = 1.0 if scale < TINY else scale
     return scale, min(max(qmin - round(lo / scale), qmin), qmax)
 
@@ -76,15 +78,6 @@ def _scalar_qparams(min_val, max_val, qmin, qmax, symmetric):
 def _scalar_tensors(found):
     """`(scale, zero_point)` as 0-d float32 and int32 tensors."""
     return torch.tensor(found[0], dtype=torch.float32), torch.tensor(found[1], dtype=torch.int32)
-
-
-def _float32(v):
-    """The float64 `v` rounded to float32, to nearest with ties to even: from halfway between the largest float32
-    (2**128 - 2**104, odd) and 2**128 on, infinity (decided here: `struct` raises or not depending on the
-    Python version)."""
-    if abs(v) >= 2.0**128 - 2.0**103:
-        return math.copysign(math.inf, v)
-    return struct.unpack("f", struct.pack("f", v))[0]
 
 
 def minmax_qparams(x, *, qmin, qmax, symmetric=False, axis=None, group_size=None):
@@ -109,7 +102,7 @@ def minmax_qparams(x, *, qmin, qmax, symmetric=False, axis=None, group_size=None
     x = x.detach()
     if axis is None:
         lo, hi = torch.aminmax(x)
-        if x.device.type == "cpu" and SCALAR_ROUTE:  # one read of both, which also shows whether x is finite
+        if x.device.type == "cpu" and SCALAR_ROUTE and not _arrays.deferring():  # one read, also of finiteness
             found = _scalar_qparams(*torch.stack((lo, hi)).tolist(), qmin, qmax, symmetric)
             if found is not None:
                 return _scalar_tensors(found)
@@ -122,7 +115,9 @@ def minmax_qparams(x, *, qmin, qmax, symmetric=False, axis=None, group_size=None
         lo = torch.movedim(groups.amin(dim=-1), -1, axis)
         hi = torch.movedim(groups.amax(dim=-1), -1, axis)
     # min and max propagate NaN and Inf: x is scanned (for the reference's error) only if they are not finite
-    _arrays.check_flag(~(torch.isfinite(lo).all() & torch.isfinite(hi).all()), lambda: _arrays.finite("x", x))
+    # lo * 0 + hi * 0 is +-0.0 when both are finite, NaN otherwise (no overflow to mistake for a bad value)
+    bad = torch.add(lo * 0.0, hi * 0.0).ne_(0.0).any()
+    _arrays.check_flag(bad, lambda: _arrays.finite("x", x))
     return _qparams(lo.reshape(shape), hi.reshape(shape), qmin, qmax, symmetric)
 
 
@@ -206,19 +201,22 @@ def _check_codes(qmin, qmax, symmetric):
 
 def _qparams(min_val, max_val, qmin, qmax, symmetric):
     """`qparams_from_range` after its checks: finite `min_val <= max_val`, valid codes."""
-    if min_val.ndim == 0 and min_val.device.type == "cpu" and SCALAR_ROUTE:  # per tensor on CPU: Python floats
+    if min_val.ndim == 0 and min_val.device.type == "cpu" and SCALAR_ROUTE and not _arrays.deferring():
         found = _scalar_qparams(*torch.stack((min_val, max_val)).tolist(), qmin, qmax, symmetric)
         if found is not None:
             return _scalar_tensors(found)
+    if symmetric:
+        # max(-lo, hi) of the widened range is max(-min_val, max_val) when min_val <= max_val; divided in float32:
+        # fl32(a / d) = fl32(fl64(a / d)) for float32 a and d (rounding twice through float64 is innocuous for a
+        # quotient, 53 >= 2 * 24 + 2 bits), and d = qmax - zero is a float32 integer
+        zero = qmin + (qmax - qmin + 1) // 2
+        amax = torch.maximum(torch.neg(min_val), max_val)
+        scale = amax / _arrays.constant(float(qmax - zero), amax)
+        scale = scale.masked_fill_(scale < TINY, 1.0)
+        return scale, torch.full(scale.shape, zero, dtype=torch.int32, device=scale.device)
     lo = torch.clamp(min_val, max=0.0).to(torch.float64)
     hi = torch.clamp(max_val, min=0.0).to(torch.float64)
-    one = torch.ones((), dtype=torch.float32, device=lo.device)
-    if symmetric:
-        zero = qmin + (qmax - qmin + 1) // 2
-        scale = (torch.maximum(-lo, hi) / _arrays.scalar(float(qmax - zero), lo)).to(torch.float32)
-        scale = torch.where(scale < TINY, one, scale)
-        return scale, torch.full(scale.shape, zero, dtype=torch.int32, device=scale.device)
-    scale = ((hi - lo) / _arrays.scalar(float(qmax - qmin), lo)).to(torch.float32)
-    scale = torch.where(scale < TINY, one, scale)
+    scale = ((hi - lo) / _arrays.constant(float(qmax - qmin), lo)).to(torch.float32)
+    scale = scale.masked_fill_(scale < TINY, 1.0)
     zero_point = torch.clamp(float(qmin) - torch.round(lo / scale.to(torch.float64)), qmin, qmax)
     return scale, zero_point.to(torch.int32)

@@ -9,7 +9,7 @@ import torch
 from reference.common import shapes
 from torch_backend import _arrays
 from torch_backend.core.exact import exact_sum
-from torch_backend.quantization.codebook import count_below, midpoint_keys
+from torch_backend.quantization._codes import count_below, midpoint_keys
 
 __all__ = ["nf4_quantize", "nf4_dequantize", "nf4_double_quantize", "nf4_double_dequantize"]
 

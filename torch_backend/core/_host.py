@@ -1,0 +1,45 @@
+"""Python-float twins of torch float operations, for tiny CPU inputs where a dozen tensor operations cost more than
+the arithmetic (Python floats are IEEE float64): float32 rounding, neighbours, the correctly rounded square root.
+Used by `torch_backend.core.transcendental.cr_sqrt`, the per-tensor qparams and AWQ's scales (package-private)."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+
+def sqrt_float32(s: float) -> float:
+    """`cr_sqrt` of one float64 `s` in `[0, 2**254]` (its square root rounds to a finite float32), on the host.
+
+    The float64 steps of the tensor route on Python floats (IEEE float64 too): `y`, the float32 nearest to the
+    float64 square root, moves to a neighbour when `s` lies beyond the midpoint towards it, or on it (a float64
+    `s` can be the square of a midpoint, 25 significant bits) and the neighbour is even. The comparisons are
+    exact: a midpoint's square is a float64. `+-0.0` is itself.
+    """
+    if s == 0:
+        return s
+    y = float32(math.sqrt(s))
+    for other, beyond in ((_next32(y, 1), s.__gt__), (_next32(y, -1) if y > 0 else y, s.__lt__)):
+        mid = (y + other) / 2
+        square = mid * mid
+        if beyond(square) or (s == square and other != y and _bits32(other) % 2 == 0):
+            return other
+    return y
+
+
+def float32(v: float) -> float:
+    """The float64 `v` rounded to float32, to nearest with ties to even: from halfway between the largest float32
+    (2**128 - 2**104, odd) and 2**128 on, infinity (decided here: `struct` raises or not depending on the
+    Python version)."""
+    if abs(v) >= 2.0**128 - 2.0**103:
+        return math.copysign(math.inf, v)
+    return struct.unpack("<f", struct.pack("<f", v))[0]
+
+
+def _bits32(v: float) -> int:
+    return struct.unpack("<I", struct.pack("<f", v))[0]
+
+
+def _next32(v: float, direction: int) -> float:
+    """The float32 after (+1) or before (-1) a finite float32 `v >= 0` (not before 0)."""
+    return struct.unpack("<f", struct.pack("<I", _bits32(v) + direction))[0]

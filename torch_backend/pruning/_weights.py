@@ -1,0 +1,34 @@
+"""The checks of a list of weights ranked together (`global_magnitude_masks` in `torch_backend.pruning.magnitude`
+and `torch_backend.kernels.select`; package-private)."""
+
+from __future__ import annotations
+
+import torch
+
+from reference.pruning.magnitude import pruned_count
+from torch_backend import _arrays
+
+
+def named_weights(ws, sparsity):
+    """`([(f"ws[{i}]", w), ...], count to keep)` after the reference's checks of the list, each tensor's dtype and
+    device and the sparsity; the finiteness of the weights is left to the caller, except when a check fails (then
+    it comes first where the reference checks it first: each tensor's right after its dtype)."""
+    if isinstance(ws, torch.Tensor):
+        raise TypeError("ws must be a list of arrays, got a single array")
+    if not isinstance(ws, list | tuple):
+        raise TypeError(f"ws must be a list of arrays, got {type(ws).__name__}")
+    if len(ws) == 0:
+        raise ValueError(f"ws must hold at least one array, got an empty {type(ws).__name__}")
+    named = []
+    try:
+        for i, w in enumerate(ws):
+            named.append((f"ws[{i}]", _arrays.array(f"ws[{i}]", w)))
+        for i, w in enumerate(ws[1:], start=1):
+            _arrays.same_device(f"ws[{i}]", w, "ws[0]", ws[0])
+        n = sum(w.numel() for w in ws)
+        k = pruned_count(sparsity, n)
+    except (TypeError, ValueError):
+        for name, w in named:
+            _arrays.finite(name, w)
+        raise
+    return named, n - k
