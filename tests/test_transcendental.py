@@ -113,3 +113,55 @@ def test_agreement_script_counts_no_difference_for_pqref(capsys):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[6] == "0", row  # reference vs torch
         assert int(cells[1]) > 0 or cells[0] == "log", row  # the float32 functions do disagree
+
+
+@pytest.mark.parametrize("wide", [False, True])
+@pytest.mark.parametrize(("name", "args", "_f"), FUNCTIONS, ids=[f[0] for f in FUNCTIONS])
+def test_the_python_float_route_gives_the_tensor_routes_bits(name, args, _f, wide, monkeypatch):
+    """Up to `HOST_MAX` CPU elements the functions certify Python's float64 results with the same half-width:
+    blocks of every size up to it over the hard cases, the domain's ends (overflow to infinity, underflow to
+    zero, a float64 function that raises: the tensor route takes over), both zeros and subnormals, against the
+    tensor route and the reference; `wide` sends every element to the exact host path."""
+    rng = np.random.default_rng(23)
+    special = [0.0, -0.0, 1e-45, -1e-45, 88.72, 88.73, 100.0, -103.9, -110.0, -1000.0, 1000.0, 1.0, -1.0]
+    hard_cases = {"cr_exp": hard.HARD_EXP, "cr_log": hard.HARD_LOG, "cr_sigmoid": hard.HARD_SIGMOID}
+    pool = np.concatenate([special, hard_cases.get(name, [p[0] for p in hard.HARD_POW]), rng.uniform(-105, 90, 150)])
+    x = pool.astype(np.float32)
+    if wide:
+        monkeypatch.setattr(tt, "REL", 2.0**-20)
+        monkeypatch.setattr(rt, "REL", 2.0**-20)
+    fn = getattr(T, name)
+    exponents = [np.array(0.35, np.float32), np.array(-1.5, np.float32), np.array(0.0, np.float32)]
+    for size in range(1, tt.HOST_MAX + 1):
+        for start in range(0, len(x) - size, 37):
+            for a in [args(x[start : start + size])] + (
+                [(np.abs(x[start : start + size]), e) for e in exponents] if name == "cr_pow" else []
+            ):
+                tensors = [torch.from_numpy(np.array(v)) for v in a]
+                want = getattr(R, name)(*a)
+                got = fn(*tensors)
+                monkeypatch.setattr(tt, "HOST_MAX", -1)
+                by_tensors = fn(*tensors)
+                monkeypatch.setattr(tt, "HOST_MAX", 16)
+                assert np.array_equal(_bits(got.numpy()), _bits(want)), (size, start)
+                assert np.array_equal(_bits(by_tensors.numpy()), _bits(want)), (size, start)
+
+
+def test_the_python_float_route_settles_what_it_cannot_certify():
+    """`_few`'s certificate: a float64 value on a float32 midpoint (the interval straddles it) goes to the exact
+    function, one far from every midpoint is rounded, a zero is `+0.0` (its interval's ends round to -0.0 and
+    +0.0, which compare equal), an infinity is certified, and a float64 function that raises hands the call back."""
+    one_up = float(np.nextafter(np.float32(1), np.float32(2)))
+    midpoint = (1.0 + one_up) / 2
+    x = torch.tensor([0.5, 1.5, 2.5, 3.5])
+    values = {0.5: midpoint, 1.5: 1.0 + 2.0**-30, 2.5: 0.0, 3.5: 1e300}
+    got = tt._few(x, lambda v: True, lambda v: values[v], lambda v: 42.0)
+    assert got.tolist() == [42.0, 1.0, 0.0, float("inf")]
+    assert not np.signbit(got[2].item())
+
+    def raises(v):
+        raise OverflowError
+
+    assert tt._few(x, lambda v: True, raises, lambda v: 42.0) is None
+    assert tt._few(x, lambda v: v < 3, lambda v: 1.0, lambda v: 42.0) is None
+    assert tt._few(torch.zeros(tt.HOST_MAX + 1), lambda v: True, lambda v: 1.0, lambda v: 42.0) is None

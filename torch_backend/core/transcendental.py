@@ -24,18 +24,31 @@ F32, F64 = torch.float32, torch.float64
 
 def cr_exp(x):
     """`fl32(exp(x))`, correctly rounded; see `reference.core.transcendental.cr_exp`."""
+    few = _few(x, math.isfinite, math.exp, host.exp_float32)
+    if few is not None:
+        return few
     x = _arrays.finite_array("x", x).detach()
     return _settle(torch.exp(x.to(F64)), lambda v: [host.exp_float32(a) for a in v], x.reshape(-1))
 
 
 def cr_log(x):
     """`fl32(log(x))` for `x > 0`, correctly rounded; see `reference.core.transcendental.cr_log`."""
+    few = _few(x, lambda v: 0.0 < v < math.inf, math.log, host.log_float32)
+    if few is not None:
+        return few
     x = _arrays.positive("x", _arrays.finite_array("x", x)).detach()
     return _settle(torch.log(x.to(F64)), lambda v: [host.log_float32(a) for a in v], x.reshape(-1))
 
 
 def cr_pow(x, y):
     """`fl32(x ** y)` for `x >= 0`, correctly rounded, ties to even; see `reference.core.transcendental.cr_pow`."""
+    if isinstance(y, torch.Tensor) and y.dtype == F32 and y.device.type == "cpu" and y.ndim == 0:
+        b = y.item()
+        if math.isfinite(b):
+            base = lambda v: 0.0 <= v < math.inf  # noqa: E731 (-0.0 included: its power is that of +0.0)
+            few = _few(x, base, lambda v: math.pow(abs(v), b), lambda v: host.pow_float32(abs(v), b))
+            if few is not None:
+                return few
     x = _arrays.within("x", _arrays.finite_array("x", x), 0.0, math.inf).detach()
     y = _arrays.finite_array("y", y).detach()
     if y.ndim != 0 and tuple(y.shape) != tuple(x.shape):
@@ -51,6 +64,9 @@ def cr_pow(x, y):
 
 def cr_sigmoid(x):
     """`fl32(1 / (1 + exp(-x)))`, correctly rounded; see `reference.core.transcendental.cr_sigmoid`."""
+    few = _few(x, math.isfinite, lambda v: 1.0 / (1.0 + math.exp(-v)), host.sigmoid_float32)
+    if few is not None:
+        return few
     x = _arrays.finite_array("x", x).detach()
     one = _arrays.scalar(1.0, x, F64)
     approx = one / (one + torch.exp(-x.to(F64)))
@@ -78,7 +94,29 @@ def cr_sqrt(x):
     return y
 
 
-HOST_MAX = 16  # at most this many CPU elements: `cr_sqrt` on Python floats (a dozen tensor operations cost more)
+HOST_MAX = 16  # at most this many CPU elements: every function on Python floats (a dozen tensor operations cost more)
+
+
+def _few(x, valid, approx, exact):
+    """The tensor route's steps on Python floats, for at most `HOST_MAX` CPU float32 elements that all pass
+    `valid`: `approx` (the platform's float64 function, as accurate as torch's: the same assumed error) certified
+    with the same half-width, the rest settled by `exact`. None otherwise (larger, on a device, a value the checks
+    must refuse, or a float64 function that raises where torch gives an infinity): then the tensor route runs."""
+    if not (isinstance(x, torch.Tensor) and x.device.type == "cpu" and x.dtype == F32 and x.numel() <= HOST_MAX):
+        return None
+    values = x.detach().reshape(-1).tolist()
+    if not all(map(valid, values)):
+        return None
+    out = []
+    for v in values:
+        try:
+            a = approx(v)
+        except (OverflowError, ValueError, ZeroDivisionError):
+            return None
+        delta = max(min(abs(a), _DBL_MAX) * REL, TINY)
+        certified = _host.float32(a - delta) == _host.float32(a + delta)  # +-0.0 compare equal: fl32(a) below
+        out.append(_host.float32(a) if certified else exact(v))
+    return torch.tensor(out, dtype=F32).reshape(x.shape)
 
 
 # ---- certification -----------------------------------------------------------------------------------------
