@@ -330,3 +330,32 @@ def test_symmetric_scales_divide_in_float32_with_the_float64_bits():
         want = (amax.astype(np.float64) / np.float64(d)).astype(np.float32)
         got = torch.from_numpy(amax) / torch.tensor(float(d))
         assert np.array_equal(got.numpy().view(np.uint32), want.view(np.uint32)), d
+
+
+@pytest.mark.parametrize("python_max", [0, 10**6])
+@pytest.mark.parametrize(
+    "name", ["keep_largest", "magnitude_mask", "magnitude_mask_by_count", "global_magnitude_masks", "prune_total_mask"]
+)
+def test_selection_on_the_host_and_by_torch_sort_give_the_references_masks(name, python_max, monkeypatch):
+    """Up to `PYTHON_MAX` CPU scores `keep_largest` (and the magnitude masks, with |w| taken on the host) sort in
+    Python: each route forced on the registry's own cases (ties, both zeros, infinities, NaN and bad counts)."""
+    from hypothesis import given, settings
+
+    from spec.backends import TORCH
+    from spec.conformance import check_case
+    from spec.registry import REGISTRY
+    from torch_backend.core import select
+    from torch_backend.pruning import magnitude
+
+    monkeypatch.setattr(select, "PYTHON_MAX", python_max)
+    monkeypatch.setattr(magnitude, "PYTHON_MAX", python_max)
+    entry = REGISTRY[name]
+
+    @settings(max_examples=80, deadline=None)
+    @given(entry.strategy())
+    def check(case):
+        check_case(entry, case, TORCH, "cpu")
+
+    check()
+    for bad in entry.bad:
+        check_case(entry, bad.case, TORCH, "cpu")

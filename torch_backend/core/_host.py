@@ -1,6 +1,7 @@
-"""Python-float twins of torch float operations, for tiny CPU inputs where a dozen tensor operations cost more than
-the arithmetic (Python floats are IEEE float64): float32 rounding, neighbours, the correctly rounded square root.
-Used by `torch_backend.core.transcendental.cr_sqrt`, the per-tensor qparams and AWQ's scales (package-private)."""
+"""Python twins of torch operations, for tiny CPU inputs where a dozen tensor operations cost more than the
+arithmetic (Python floats are IEEE float64, Python ints exact): float32 rounding, neighbours, the correctly rounded
+square root, the stable selection of the largest values. Used by `torch_backend.core.transcendental`,
+`torch_backend.core.select`, the per-tensor qparams, the magnitude masks and AWQ's scales (package-private)."""
 
 from __future__ import annotations
 
@@ -43,3 +44,12 @@ def _bits32(v: float) -> int:
 def _next32(v: float, direction: int) -> float:
     """The float32 after (+1) or before (-1) a finite float32 `v >= 0` (not before 0)."""
     return struct.unpack("<f", struct.pack("<I", _bits32(v) + direction))[0]
+
+
+def keep_largest(values, count: int) -> list[bool]:
+    """`keep_largest`'s mask of a list of numbers without NaN: the `count` largest, ties to the lower index
+    (Python's sort is stable; `-v` orders descending, `-0.0` and `+0.0` equal, as the reference's negated keys)."""
+    keep = [False] * len(values)
+    for i in sorted(range(len(values)), key=lambda i: -values[i])[:count]:
+        keep[i] = True
+    return keep

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from reference.common import validate
 from reference.pruning.magnitude import pruned_count
 from torch_backend import _arrays
-from torch_backend.core import _radix
-from torch_backend.core.select import RADIX_MIN, keep_largest
+from torch_backend.core import _host, _radix
+from torch_backend.core.select import PYTHON_MAX, RADIX_MIN, keep_largest
 from torch_backend.pruning import _weights
 
 __all__ = [
@@ -50,6 +52,10 @@ def _largest_magnitudes(w, count):
     |w| is never materialised, and its first histogram finds a NaN or Inf without a pass of its own)."""
     if w.numel() >= RADIX_MIN:
         return _radix.magnitude_masks([("w", w)], count)[0]
+    if w.device.type == "cpu" and w.numel() <= PYTHON_MAX:  # |w| and its selection on the host
+        values = w.detach().reshape(-1).tolist()
+        if all(map(math.isfinite, values)):
+            return torch.tensor(_host.keep_largest([abs(v) for v in values], count), dtype=torch.bool).reshape(w.shape)
     return keep_largest(torch.abs(_arrays.finite("w", w).detach()), count)
 
 
