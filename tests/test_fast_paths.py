@@ -320,13 +320,15 @@ def test_threefry_on_python_integers_and_on_tensors_gives_the_references_words(p
 
 
 def test_symmetric_scales_divide_in_float32_with_the_float64_bits():
-    """Symmetric qparams divide `amax` by `qmax - zero` in float32: the float32 quotient equals the reference's
-    float64 quotient rounded to float32 (rounding twice through float64 is innocuous for a quotient). Checked on
-    every divisor the code ranges give, for a million subnormals and two million random finite patterns."""
+    """Symmetric qparams and `symmetric_scale` divide `amax` in float32: the float32 quotient equals the
+    reference's float64 quotient rounded to float32 (rounding twice through float64 is innocuous for a quotient).
+    Checked on every divisor of 2 to 16 bits (`2**(b-1) - 1` and `(2**b - 1) / 2`), for a million subnormals and
+    two million random finite patterns."""
     rng = np.random.default_rng(19)
     patterns = np.concatenate([np.arange(1, 1 << 20), rng.integers(1, 0x7F800000, 1 << 21)]).astype(np.uint32)
     amax = patterns.view(np.float32)
-    for d in (1, 3, 7, 127, 32767):
+    divisors = [2 ** (b - 1) - 1 for b in range(2, 17)] + [(2**b - 1) / 2 for b in range(2, 17)]  # qmax and half
+    for d in divisors:
         want = (amax.astype(np.float64) / np.float64(d)).astype(np.float32)
         got = torch.from_numpy(amax) / torch.tensor(float(d))
         assert np.array_equal(got.numpy().view(np.uint32), want.view(np.uint32)), d

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from reference.common import validate
@@ -19,15 +21,19 @@ def symmetric_scale(amax, *, bits, divisor):
     """amax / (2**(bits-1) - 1) or amax / ((2**bits - 1) / 2), one rounding; see the reference."""
     bits = validate.integer("bits", bits, lo=2, hi=16)
     divisor = validate.choice("divisor", divisor, DIVISORS)
-    amax = _arrays.finite_array("amax", amax)
-    bad = amax.detach() < 0
-    if bool(bad.any()):
-        i = int(bad.reshape(-1).nonzero()[0])
-        raise ValueError(f"amax must be >= 0, got {amax.detach().reshape(-1)[i].item()!r} at flat index {i}")
-    a = amax.detach().to(torch.float64)
-    d = _arrays.scalar(float(2 ** (bits - 1) - 1) if divisor == "qmax" else (2**bits - 1) / 2, a)
-    s = (a / d).to(torch.float32)
-    return torch.where(s < TINY, 1.0, s)
+    a = _arrays.array("amax", amax).detach()
+    if a.numel():  # one reduction when all is well: a NaN or Inf, or a negative, fails it
+        lo, hi = torch.aminmax(a)
+        if not (lo.item() >= 0 and hi.item() < math.inf):
+            _arrays.finite("amax", a)
+            bad = a < 0
+            i = int(bad.reshape(-1).nonzero()[0])
+            raise ValueError(f"amax must be >= 0, got {a.reshape(-1)[i].item()!r} at flat index {i}")
+    # in float32: fl32(a / d) = fl32(fl64(a / d)) for float32 a and d (rounding twice through float64 is innocuous
+    # for a quotient), and d, an integer or half an odd one below 2**16, is a float32
+    d = float(2 ** (bits - 1) - 1) if divisor == "qmax" else (2**bits - 1) / 2
+    s = a / _arrays.constant(d, a)
+    return s.masked_fill_(s < TINY, 1.0)
 
 
 def affine_zero_point(min_val, scale, *, qmin, qmax, convention):
