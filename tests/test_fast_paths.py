@@ -361,3 +361,29 @@ def test_selection_on_the_host_and_by_torch_sort_give_the_references_masks(name,
     check()
     for bad in entry.bad:
         check_case(entry, bad.case, TORCH, "cpu")
+
+
+@pytest.mark.parametrize("python_max", [0, 10**6])
+@pytest.mark.parametrize("name", ["tree_sum", "tree_mean"])
+def test_tree_sums_on_python_floats_and_on_tensors_give_the_references_bits(name, python_max, monkeypatch):
+    """Up to `PYTHON_MAX` CPU elements the canonical tree adds Python floats: each route forced on the registry's
+    own cases (cancellation, both zeros, float32 and float64, bad inputs)."""
+    from hypothesis import given, settings
+
+    from spec.backends import TORCH
+    from spec.conformance import check_case
+    from spec.registry import REGISTRY
+    from torch_backend.core import reduce
+
+    monkeypatch.setattr(reduce, "PYTHON_MAX", python_max)
+    entry = REGISTRY[name]
+
+    @settings(max_examples=80, deadline=None)
+    @given(entry.strategy())
+    def check(case):
+        check_case(entry, case, TORCH, "cpu")
+
+    check()
+    for bad in entry.bad:
+        check_case(entry, bad.case, TORCH, "cpu")
+    assert T.tree_sum(torch.tensor([-0.0])).item() == 0.0 and np.signbit(T.tree_sum(torch.tensor([-0.0])).item())

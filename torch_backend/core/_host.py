@@ -53,3 +53,14 @@ def keep_largest(values, count: int) -> list[bool]:
     for i in sorted(range(len(values)), key=lambda i: -values[i])[:count]:
         keep[i] = True
     return keep
+
+
+def tree_sum(values) -> float:
+    """The canonical pairwise tree of `tree_sum` on a list of floats: `+0.0` padding to a power of two, then
+    `a[:h] + a[h:]` until one value is left (the same float64 additions, in the same pairs)."""
+    size = 1 if len(values) <= 1 else 1 << (len(values) - 1).bit_length()
+    a = [float(v) for v in values] + [0.0] * (size - len(values))
+    while len(a) > 1:
+        h = len(a) // 2
+        a = [a[i] + a[i + h] for i in range(h)]
+    return a[0]

@@ -3,10 +3,13 @@ device."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from reference.common import validate
 from torch_backend import _arrays, _reduce
+from torch_backend.core import _host
 from torch_backend.core.exact import exact_sum
 
 __all__ = ["tree_sum", "tree_mean", "lp_norm"]
@@ -15,9 +18,25 @@ _FLOATS = ("float32", "float64")
 
 
 def tree_sum(x, axis=None):
-    """Sum in float64 along the fixed pairwise tree; see `reference.core.reduce.tree_sum` for the semantics."""
-    x = _arrays.finite_array("x", x, _FLOATS)
+    """Sum in float64 along the fixed pairwise tree; see `reference.core.reduce.tree_sum` for the semantics.
+
+    A whole tensor of at most `PYTHON_MAX` CPU elements, recorded by no autograd graph, is summed on Python floats
+    (`_host.tree_sum`: the same additions)."""
+    x = _arrays.array("x", x, _FLOATS)
+    if (
+        axis is None
+        and x.device.type == "cpu"
+        and x.numel() <= PYTHON_MAX
+        and not (torch.is_grad_enabled() and x.requires_grad)
+    ):
+        values = x.detach().reshape(-1).tolist()
+        if all(map(math.isfinite, values)):
+            return torch.tensor(_host.tree_sum(values), dtype=torch.float64)
+    x = _arrays.finite("x", x)
     return _reduce.tree(x, None if axis is None else validate.axis("axis", axis, x.ndim))
+
+
+PYTHON_MAX = 64
 
 
 def tree_mean(x, axis=None):
