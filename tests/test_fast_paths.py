@@ -387,3 +387,44 @@ def test_tree_sums_on_python_floats_and_on_tensors_give_the_references_bits(name
     for bad in entry.bad:
         check_case(entry, bad.case, TORCH, "cpu")
     assert T.tree_sum(torch.tensor([-0.0])).item() == 0.0 and np.signbit(T.tree_sum(torch.tensor([-0.0])).item())
+
+
+@pytest.mark.parametrize("python_max", [0, 10**6])
+@pytest.mark.parametrize(
+    ("name", "module"),
+    [
+        ("pack_bits", "torch_backend.quantization.packing"),
+        ("unpack_bits", "torch_backend.quantization.packing"),
+        ("to_bitmask", "torch_backend.pruning.sparse_formats"),
+        ("from_bitmask", "torch_backend.pruning.sparse_formats"),
+    ],
+)
+def test_bit_streams_as_python_integers_and_as_tensors_give_the_references_bits(name, module, python_max, monkeypatch):
+    """Up to `PYTHON_MAX` CPU elements the bit packers and the bitmask codecs work on one Python integer: each
+    route forced on the registry's own cases and bad inputs (set padding bits, wrong value counts)."""
+    import importlib
+
+    from hypothesis import given, settings
+
+    from spec.backends import TORCH
+    from spec.conformance import check_case
+    from spec.entry import Case
+    from spec.registry import REGISTRY
+
+    monkeypatch.setattr(importlib.import_module(module), "PYTHON_MAX", python_max)
+    entry = REGISTRY[name]
+
+    @settings(max_examples=80, deadline=None)
+    @given(entry.strategy())
+    def check(case):
+        check_case(entry, case, TORCH, "cpu")
+
+    check()
+    for bad in entry.bad:
+        check_case(entry, bad.case, TORCH, "cpu")
+    several = {  # several padding bits set: the error names the lowest
+        "unpack_bits": Case((np.uint8([0b01101001, 0b10100000]), 3, 3)),
+        "from_bitmask": Case((np.uint8([0b11001101]), np.float32([1.0, 2.0]), (3,))),
+    }
+    if name in several:
+        check_case(entry, several[name], TORCH, "cpu")

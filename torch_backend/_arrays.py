@@ -48,7 +48,9 @@ def finite(name, x) -> torch.Tensor:
     elementwise, for the index of the first bad element.
     """
     d = x.detach()
-    if d.dtype in _FLOATS and d.numel():
+    if not d.numel() or not d.dtype.is_floating_point:  # nothing to scan: no element, or integers
+        return x
+    if d.dtype in _FLOATS:
         if math.isfinite(d.sum().item()):
             return x
         small, large = torch.aminmax(d)  # the sum overflowed, or x is not finite: min and max carry NaN and Inf
@@ -62,7 +64,7 @@ def finite(name, x) -> torch.Tensor:
 
 
 def not_nan(name, x) -> torch.Tensor:
-    if x.dtype.is_floating_point:
+    if x.dtype.is_floating_point and x.numel():
         bad = torch.isnan(x.detach())
         if bool(bad.any()):
             raise validate.not_a_number(name, int(bad.reshape(-1).nonzero()[0]))
@@ -75,6 +77,8 @@ def finite_array(name, x, dtypes=("float32",)) -> torch.Tensor:
 
 def positive(name, x) -> torch.Tensor:
     """`x` unless an element is not `> 0` (NaN included); one reduction and one host read when all is well."""
+    if not x.numel():
+        return x
     if (
         x.dtype in _REDUCIBLE and x.numel() and x.detach().min().item() > 0
     ):  # a NaN minimum compares False: scanned below
@@ -88,7 +92,9 @@ def positive(name, x) -> torch.Tensor:
 
 def within(name, x, lo, hi) -> torch.Tensor:
     """`x` unless an element lies outside `[lo, hi]` (a NaN does not); one reduction and one read when all is well."""
-    if x.dtype in _REDUCIBLE and x.numel():
+    if not x.numel():
+        return x
+    if x.dtype in _REDUCIBLE:
         small, large = torch.aminmax(x.detach())
         if lo <= small.item() and large.item() <= hi:
             return x

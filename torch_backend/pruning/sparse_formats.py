@@ -29,7 +29,17 @@ def to_bitmask(w, mask):
     mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
     _arrays.same_device("mask", mask, "w", w)
     flat = mask.reshape(-1)
+    if flat.device.type == "cpu" and flat.numel() <= PYTHON_MAX:  # the bits as one Python integer
+        keep, values = flat.tolist(), w.detach().reshape(-1).tolist()
+        stream = sum(1 << i for i, k in enumerate(keep) if k)
+        return (
+            torch.tensor(list(stream.to_bytes((len(keep) + 7) // 8, "little")), dtype=torch.uint8),
+            torch.tensor([v for v, k in zip(values, keep, strict=True) if k], dtype=torch.float32),
+        )
     return _packed(flat), w.detach().reshape(-1)[flat]
+
+
+PYTHON_MAX = 64  # up to this many CPU elements, the bitmask codecs work on one Python integer
 
 
 # element k of each run of 8 goes to bit k: with the 8 bools of a run read as one little-endian int64 (byte k at
@@ -63,6 +73,19 @@ def from_bitmask(bits, values, shape):
     n = math.prod(shape)
     _arrays.shaped("bits", bits, ((n + 7) // 8,), f"shape {shape}")
     _arrays.same_device("values", values, "bits", bits)
+    if bits.device.type == "cpu" and n <= PYTHON_MAX:
+        stream = int.from_bytes(bytes(bits.tolist()), "little")
+        if stream >> n:
+            i = ((stream >> n) & -(stream >> n)).bit_length() - 1 + n  # the lowest set bit past the elements
+            raise ValueError(f"bits must be 0 past the {n} encoded elements, got a 1 at bit {i}")
+        keep = [bool(stream >> i & 1) for i in range(n)]
+        nnz = sum(keep)
+        _arrays.shaped("values", values, (nnz,), f"bits with {nnz} set bits")
+        kept = iter(values.detach().tolist())
+        dense = [next(kept) if k else 0.0 for k in keep]
+        return torch.tensor(dense, dtype=torch.float32).reshape(shape), torch.tensor(keep, dtype=torch.bool).reshape(
+            shape
+        )
     weights = torch.arange(8, dtype=torch.int64, device=bits.device)
     unpacked = ((bits.to(torch.int64).reshape(-1, 1) >> weights) & 1).reshape(-1)
     if bool(unpacked[n:].any()):

@@ -10,11 +10,19 @@ from torch_backend import _arrays
 
 __all__ = ["pack_bits", "unpack_bits"]
 
+PYTHON_MAX = 64  # up to this many CPU codes, the bit stream is one Python integer (a few tensor operations cost more)
+
 
 def pack_bits(codes, bits):
     """Pack `bits`-bit codes into bytes, first code in the lowest bits; see `reference.quantization.packing`."""
     bits = validate.integer("bits", bits, lo=1, hi=16)
-    codes = _arrays.array("codes", codes, CODE_DTYPES).to(torch.int64)  # torch has few uint16 ops
+    codes = _arrays.array("codes", codes, CODE_DTYPES)
+    if codes.device.type == "cpu" and codes.numel() <= PYTHON_MAX:  # the stream as one Python integer
+        values = codes.reshape(-1).tolist()
+        if all(0 <= c < 1 << bits for c in values):
+            stream = sum(c << (bits * i) for i, c in enumerate(values))
+            return torch.tensor(list(stream.to_bytes((len(values) * bits + 7) // 8, "little")), dtype=torch.uint8)
+    codes = codes.to(torch.int64)  # torch has few uint16 ops
     flat = _arrays.within("codes", codes, 0, 2**bits - 1).reshape(-1)
     n_bytes = (flat.numel() * bits + 7) // 8
     stream = ((flat[:, None] >> _positions(bits, flat)) & 1).reshape(-1)
@@ -32,13 +40,22 @@ def unpack_bits(packed, bits, count):
         raise ValueError(
             f"packed has shape {tuple(packed.shape)} but {count} codes of {bits} bits need shape ({n_bytes},)"
         )
+    out = torch.uint8 if bits <= 8 else torch.uint16
+    if packed.device.type == "cpu" and count <= PYTHON_MAX:  # the stream as one Python integer
+        stream = int.from_bytes(bytes(packed.tolist()), "little")
+        padding = stream >> (count * bits)
+        if padding:
+            k = count * bits + (padding & -padding).bit_length() - 1  # the lowest set padding bit
+            raise ValueError(f"packed has a set padding bit after the last code: stream bit {k} (byte {k // 8})")
+        mask = (1 << bits) - 1
+        return torch.tensor([(stream >> (bits * i)) & mask for i in range(count)], dtype=out)
     stream = ((packed.to(torch.int64)[:, None] >> _positions(8, packed)) & 1).reshape(-1)
     padding = stream[count * bits :]
     if bool(padding.any()):
         k = count * bits + int(padding.nonzero()[0])
         raise ValueError(f"packed has a set padding bit after the last code: stream bit {k} (byte {k // 8})")
     digits = stream[: count * bits].reshape(count, bits)
-    return (digits << _positions(bits, packed)).sum(dim=1).to(torch.uint8 if bits <= 8 else torch.uint16)
+    return (digits << _positions(bits, packed)).sum(dim=1).to(out)
 
 
 def _positions(n, like):
