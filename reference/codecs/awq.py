@@ -166,4 +166,4 @@ def _unpack(words):
     nib = (u[:, :, None] >> (4 * np.arange(8, dtype=np.int64))) & 0xF  # nibble k
     out = np.empty_like(nib)
     out[:, :, list(ORDER)] = nib
-    return out.reshape(words.shape[0], -1)
+    return out.reshape(words.shape[0], 8 * words.shape[1])  # not -1: in_features may be 0

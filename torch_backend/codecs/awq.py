@@ -36,7 +36,7 @@ def awq_decode(qweight, qzeros, scales):
     zeros = _unpack(qzeros)  # (out, groups)
     # codes - zeros in [-15, 15], exact in float32; so is the scale times it (11 by 4 significant bits)
     diff = codes.to(torch.float32).sub_(zeros.to(torch.float32)[:, :, None])
-    return diff.mul_(scales.detach().T.to(torch.float32)[:, :, None]).reshape(-1, in_f)
+    return diff.mul_(scales.detach().T.to(torch.float32)[:, :, None]).reshape(8 * qweight.shape[1], in_f)
 
 
 # ---------------------------------------------------------------------------------------------------------------
