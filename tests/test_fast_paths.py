@@ -334,6 +334,31 @@ def test_symmetric_scales_divide_in_float32_with_the_float64_bits():
         assert np.array_equal(got.numpy().view(np.uint32), want.view(np.uint32)), d
 
 
+def _both_routes(name, python_max, monkeypatch, modules, extra=()):
+    """The registry's cases and bad inputs of entry `name` (and `extra` cases) through the torch backend with
+    `PYTHON_MAX` set to `python_max` in each of `modules`: 0 forces the tensor route, a large value the host route."""
+    import importlib
+
+    from hypothesis import given, settings
+
+    from spec.backends import TORCH
+    from spec.conformance import check_case
+    from spec.registry import REGISTRY
+
+    for module in modules:
+        monkeypatch.setattr(importlib.import_module(module), "PYTHON_MAX", python_max)
+    entry = REGISTRY[name]
+
+    @settings(max_examples=80, deadline=None)
+    @given(entry.strategy())
+    def check(case):
+        check_case(entry, case, TORCH, "cpu")
+
+    check()
+    for case in [bad.case for bad in entry.bad] + list(extra):
+        check_case(entry, case, TORCH, "cpu")
+
+
 @pytest.mark.parametrize("python_max", [0, 10**6])
 @pytest.mark.parametrize(
     "name", ["keep_largest", "magnitude_mask", "magnitude_mask_by_count", "global_magnitude_masks", "prune_total_mask"]
@@ -341,26 +366,7 @@ def test_symmetric_scales_divide_in_float32_with_the_float64_bits():
 def test_selection_on_the_host_and_by_torch_sort_give_the_references_masks(name, python_max, monkeypatch):
     """Up to `PYTHON_MAX` CPU scores `keep_largest` (and the magnitude masks, with |w| taken on the host) sort in
     Python: each route forced on the registry's own cases (ties, both zeros, infinities, NaN and bad counts)."""
-    from hypothesis import given, settings
-
-    from spec.backends import TORCH
-    from spec.conformance import check_case
-    from spec.registry import REGISTRY
-    from torch_backend.core import select
-    from torch_backend.pruning import magnitude
-
-    monkeypatch.setattr(select, "PYTHON_MAX", python_max)
-    monkeypatch.setattr(magnitude, "PYTHON_MAX", python_max)
-    entry = REGISTRY[name]
-
-    @settings(max_examples=80, deadline=None)
-    @given(entry.strategy())
-    def check(case):
-        check_case(entry, case, TORCH, "cpu")
-
-    check()
-    for bad in entry.bad:
-        check_case(entry, bad.case, TORCH, "cpu")
+    _both_routes(name, python_max, monkeypatch, ["torch_backend.core.select", "torch_backend.pruning.magnitude"])
 
 
 @pytest.mark.parametrize("python_max", [0, 10**6])
@@ -368,24 +374,7 @@ def test_selection_on_the_host_and_by_torch_sort_give_the_references_masks(name,
 def test_tree_sums_on_python_floats_and_on_tensors_give_the_references_bits(name, python_max, monkeypatch):
     """Up to `PYTHON_MAX` CPU elements the canonical tree adds Python floats: each route forced on the registry's
     own cases (cancellation, both zeros, float32 and float64, bad inputs)."""
-    from hypothesis import given, settings
-
-    from spec.backends import TORCH
-    from spec.conformance import check_case
-    from spec.registry import REGISTRY
-    from torch_backend.core import reduce
-
-    monkeypatch.setattr(reduce, "PYTHON_MAX", python_max)
-    entry = REGISTRY[name]
-
-    @settings(max_examples=80, deadline=None)
-    @given(entry.strategy())
-    def check(case):
-        check_case(entry, case, TORCH, "cpu")
-
-    check()
-    for bad in entry.bad:
-        check_case(entry, bad.case, TORCH, "cpu")
+    _both_routes(name, python_max, monkeypatch, ["torch_backend.core.reduce"])
     assert T.tree_sum(torch.tensor([-0.0])).item() == 0.0 and np.signbit(T.tree_sum(torch.tensor([-0.0])).item())
 
 
@@ -401,30 +390,12 @@ def test_tree_sums_on_python_floats_and_on_tensors_give_the_references_bits(name
 )
 def test_bit_streams_as_python_integers_and_as_tensors_give_the_references_bits(name, module, python_max, monkeypatch):
     """Up to `PYTHON_MAX` CPU elements the bit packers and the bitmask codecs work on one Python integer: each
-    route forced on the registry's own cases and bad inputs (set padding bits, wrong value counts)."""
-    import importlib
-
-    from hypothesis import given, settings
-
-    from spec.backends import TORCH
-    from spec.conformance import check_case
+    route forced on the registry's own cases and bad inputs (set padding bits, wrong value counts), and on
+    several set padding bits (the error names the lowest)."""
     from spec.entry import Case
-    from spec.registry import REGISTRY
 
-    monkeypatch.setattr(importlib.import_module(module), "PYTHON_MAX", python_max)
-    entry = REGISTRY[name]
-
-    @settings(max_examples=80, deadline=None)
-    @given(entry.strategy())
-    def check(case):
-        check_case(entry, case, TORCH, "cpu")
-
-    check()
-    for bad in entry.bad:
-        check_case(entry, bad.case, TORCH, "cpu")
-    several = {  # several padding bits set: the error names the lowest
-        "unpack_bits": Case((np.uint8([0b01101001, 0b10100000]), 3, 3)),
-        "from_bitmask": Case((np.uint8([0b11001101]), np.float32([1.0, 2.0]), (3,))),
+    several = {
+        "unpack_bits": [Case((np.uint8([0b01101001, 0b10100000]), 3, 3))],
+        "from_bitmask": [Case((np.uint8([0b11001101]), np.float32([1.0, 2.0]), (3,)))],
     }
-    if name in several:
-        check_case(entry, several[name], TORCH, "cpu")
+    _both_routes(name, python_max, monkeypatch, [module], several.get(name, ()))

@@ -286,14 +286,21 @@ def run_deferred(pending) -> None:
             _explain(explain, strict)
 
 
+def nonempty_list(name, value, item="array"):
+    """`value` unless it is not a nonempty list or tuple (of `item`s): the reference's errors, a single tensor
+    named as such."""
+    if isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a list of {item}s, got a single array")
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"{name} must be a list of {item}s, got {type(value).__name__}")
+    if len(value) == 0:
+        raise ValueError(f"{name} must hold at least one {item}, got an empty {type(value).__name__}")
+    return value
+
+
 def finite_arrays(name, ws) -> list:
     """A nonempty list or tuple of finite float32 arrays (element `i` checked as `name[i]`), all on the device of the first."""
-    if isinstance(ws, torch.Tensor):
-        raise TypeError(f"{name} must be a list of arrays, got a single array")
-    if not isinstance(ws, list | tuple):
-        raise TypeError(f"{name} must be a list of arrays, got {type(ws).__name__}")
-    if len(ws) == 0:
-        raise ValueError(f"{name} must hold at least one array, got an empty {type(ws).__name__}")
+    nonempty_list(name, ws)
     ws = [finite_array(f"{name}[{i}]", w) for i, w in enumerate(ws)]
     for i, w in enumerate(ws[1:], start=1):
         same_device(f"{name}[{i}]", w, f"{name}[0]", ws[0])

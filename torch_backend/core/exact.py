@@ -179,12 +179,7 @@ def _state_array(name, s):
 
 
 def _state_list(states):
-    if isinstance(states, torch.Tensor):
-        raise TypeError("states must be a list of states, got a single array")
-    if not isinstance(states, list | tuple):
-        raise TypeError(f"states must be a list of states, got {type(states).__name__}")
-    if len(states) == 0:
-        raise ValueError(f"states must hold at least one state, got an empty {type(states).__name__}")
+    _arrays.nonempty_list("states", states, "state")
     arrays = [_state_array(f"states[{i}]", s) for i, s in enumerate(states)]
     for i, s in enumerate(arrays[1:], start=1):
         _arrays.same_device(f"states[{i}]", s, "states[0]", arrays[0])

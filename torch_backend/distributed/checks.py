@@ -49,13 +49,7 @@ def values(named: list, kind: str = "finite", group=None) -> list:
 
 def tensor_list(name: str, ws) -> list:
     """`ws` must be a non-empty list or tuple (of arrays): the reference's wording for `finite_arrays`."""
-    if isinstance(ws, torch.Tensor):
-        raise TypeError(f"{name} must be a list of arrays, got a single array")
-    if not isinstance(ws, list | tuple):
-        raise TypeError(f"{name} must be a list of arrays, got {type(ws).__name__}")
-    if len(ws) == 0:
-        raise ValueError(f"{name} must hold at least one array, got an empty {type(ws).__name__}")
-    return list(ws)
+    return list(_arrays.nonempty_list(name, ws))
 
 
 def _dtype_ok(b, dtypes) -> bool:

@@ -3,8 +3,6 @@ and `torch_backend.kernels.select`; package-private)."""
 
 from __future__ import annotations
 
-import torch
-
 from reference.pruning.magnitude import pruned_count
 from torch_backend import _arrays
 
@@ -13,12 +11,7 @@ def named_weights(ws, sparsity):
     """`([(f"ws[{i}]", w), ...], count to keep)` after the reference's checks of the list, each tensor's dtype and
     device and the sparsity; the finiteness of the weights is left to the caller, except when a check fails (then
     it comes first where the reference checks it first: each tensor's right after its dtype)."""
-    if isinstance(ws, torch.Tensor):
-        raise TypeError("ws must be a list of arrays, got a single array")
-    if not isinstance(ws, list | tuple):
-        raise TypeError(f"ws must be a list of arrays, got {type(ws).__name__}")
-    if len(ws) == 0:
-        raise ValueError(f"ws must hold at least one array, got an empty {type(ws).__name__}")
+    _arrays.nonempty_list("ws", ws)
     named = []
     try:
         for i, w in enumerate(ws):

@@ -104,12 +104,7 @@ def _slices(name, arrays, dtypes, like=None):
 
 
 def _score_list(scores):
-    if isinstance(scores, torch.Tensor):
-        raise TypeError("scores must be a list of arrays, got a single array")
-    if not isinstance(scores, list | tuple):
-        raise TypeError(f"scores must be a list of arrays, got {type(scores).__name__}")
-    if len(scores) == 0:
-        raise ValueError(f"scores must hold at least one array, got an empty {type(scores).__name__}")
+    _arrays.nonempty_list("scores", scores)
     out = [_arrays.not_nan(f"scores[{i}]", _arrays.array(f"scores[{i}]", s)) for i, s in enumerate(scores)]
     for i, s in enumerate(out):
         if s.ndim != 1:
