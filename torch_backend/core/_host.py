@@ -20,10 +20,10 @@ def sqrt_float32(s: float) -> float:
     if s == 0:
         return s
     y = float32(math.sqrt(s))
-    for other, beyond in ((_next32(y, 1), s.__gt__), (_next32(y, -1) if y > 0 else y, s.__lt__)):
+    for other, beyond in ((next32(y, 1), s.__gt__), (next32(y, -1) if y > 0 else y, s.__lt__)):
         mid = (y + other) / 2
         square = mid * mid
-        if beyond(square) or (s == square and other != y and _bits32(other) % 2 == 0):
+        if beyond(square) or (s == square and other != y and bits32(other) % 2 == 0):
             return other
     return y
 
@@ -37,13 +37,13 @@ def float32(v: float) -> float:
     return struct.unpack("<f", struct.pack("<f", v))[0]
 
 
-def _bits32(v: float) -> int:
+def bits32(v: float) -> int:
     return struct.unpack("<I", struct.pack("<f", v))[0]
 
 
-def _next32(v: float, direction: int) -> float:
+def next32(v: float, direction: int) -> float:
     """The float32 after (+1) or before (-1) a finite float32 `v >= 0` (not before 0)."""
-    return struct.unpack("<f", struct.pack("<I", _bits32(v) + direction))[0]
+    return struct.unpack("<f", struct.pack("<I", bits32(v) + direction))[0]
 
 
 def keep_largest(values, count: int) -> list[bool]:

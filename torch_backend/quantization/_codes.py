@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import itertools
-import struct
 
 import torch
+
+from torch_backend.core import _host
 
 LOOP_MIN = 1 << 14  # from this many values `count_below` makes one pass per key,
 LOOP_KEYS = 16  # for at most this many keys with a nonzero jump; otherwise one binary search (`searchsorted`)
@@ -65,7 +66,7 @@ def midpoint_keys(values):
         t = s - a
         e = (a - (s - t)) + (b - t)
         h = s / 2
-        c = struct.unpack("<f", struct.pack("<f", h))[0]  # round to nearest float32
+        c = _host.float32(h)  # round to nearest float32
         if c > h or (c == h and e < 0):
             c = _float32_below(c)
         keys.append(c)
@@ -76,7 +77,6 @@ def midpoint_keys(values):
 
 def _float32_below(c):
     """The largest float32 below the float32 `c` (`c` is above the smallest finite float32)."""
-    if c == 0:
-        return -(2.0**-149)
-    bits = struct.unpack("<I", struct.pack("<f", c))[0]
-    return struct.unpack("<f", struct.pack("<I", bits - 1 if c > 0 else bits + 1))[0]
+    if c > 0:
+        return _host.next32(c, -1)
+    return -_host.next32(abs(c), 1)  # c <= 0, either zero: away from zero (to -2**-149 from a zero)
