@@ -295,7 +295,8 @@ def test_scalar_qparams_in_python_floats_match_the_tensor_route_and_the_referenc
 @pytest.mark.parametrize("python_max", [0, 10**9])
 def test_threefry_on_python_integers_and_on_tensors_gives_the_references_words(python_max, monkeypatch):
     """Up to `PYTHON_MAX` CPU words Threefry runs on Python integers: each route, forced at every size, gives the
-    reference's words (the extreme words 0 and 2**32 - 1, keys at both ends), and so do the functions built on it."""
+    reference's words (the extreme words 0 and 2**32 - 1, keys at both ends), and so do the functions built on it
+    (the tensor route computes on int32 words: wrapping addition, the sign bits of `>>` masked)."""
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
@@ -315,6 +316,7 @@ def test_threefry_on_python_integers_and_on_tensors_gives_the_references_words(p
         assert T.fold_in(key, data) == R.fold_in(key, data)
         assert T.split(key, 3) == R.split(key, 3)
         assert _bits(T.random_bits(key, (len(pairs), 3))) == _bits(R.random_bits(key, (len(pairs), 3)))
+        assert _bits(T.uniform(key, (3, len(pairs)))) == _bits(R.uniform(key, (3, len(pairs))))
 
     check()
 

@@ -26,10 +26,12 @@ def half_even(x):
 
 
 def half_away(x):
+    """`copysign(where(|x| - floor(|x|) >= 0.5, floor(|x|) + 1, floor(|x|)), x)`, in place on two temporaries: adding
+    the boolean adds exactly 1 or 0, and `floor(|x|) + 0` is `floor(|x|)` bit for bit (it is never -0)."""
     a = torch.abs(x)
     whole = torch.floor(a)
-    up = (a - whole) >= 0.5
-    return torch.copysign(torch.where(up, whole + 1.0, whole), x)
+    up = a.sub_(whole) >= 0.5
+    return whole.add_(up).copysign_(x)
 
 
 def stochastic(x, key):

@@ -1,8 +1,10 @@
-"""Threefry-2x32-20 in torch int64 arithmetic; the semantics are those of `reference.core.random`.
+"""Threefry-2x32-20 in torch int32 arithmetic; the semantics are those of `reference.core.random`.
 
-torch has no general uint32 arithmetic, so each 32-bit word lives in an int64 tensor and every step is masked
-back to 32 bits. Additions of two words stay below 2**33, so nothing overflows. Up to `PYTHON_MAX` words on the
-CPU, the rounds run on Python integers instead (the same arithmetic mod 2**32, far fewer calls).
+torch has no uint32 addition or shifts, so each 32-bit word lives in an int32 tensor as the same 32 bits
+(two's complement): addition wraps mod 2**32 and `<<` drops the high bits on every device, which is uint32
+arithmetic bit for bit; the one signed operation, `>>`, copies the sign bit in, so the rotation masks the bits
+it brings down. Half the memory traffic of int64 words. Up to `PYTHON_MAX` words on the CPU, the rounds run on
+Python integers instead (the same arithmetic mod 2**32, far fewer calls).
 """
 
 from __future__ import annotations
@@ -32,22 +34,40 @@ def threefry2x32(key, x0, x1):
             torch.tensor(y0, dtype=torch.int64).reshape(x0.shape),
             torch.tensor(y1, dtype=torch.int64).reshape(x0.shape),
         )
-    # In int64, in place. `b` is kept reduced mod 2**32 (the rotation needs its exact 32 bits); `a` is reduced only
-    # at the end: it only ever meets `+` and the low 32 bits of `^` (masked after), and stays below 2**38.
-    a = x0 + ks[0]
-    b = (x1 + ks[1]) & _MASK
+    y0, y1 = _rounds(ks, _as_int32(x0), _as_int32(x1))
+    return _as_words(y0), _as_words(y1)
+
+
+def _as_int32(x):
+    """int64 words in [0, 2**32) as int32 tensors of the same 32 bits (the conversion keeps the low 32 bits)."""
+    return x.to(torch.int32)
+
+
+def _as_words(x):
+    """int32 tensors back to int64 words in [0, 2**32)."""
+    return x.to(torch.int64).bitwise_and_(_MASK)
+
+
+def _signed(word):
+    """A Python int in [0, 2**32) as the int32 value of the same bits."""
+    word &= _MASK
+    return word - (1 << 32) if word >> 31 else word
+
+
+def _rounds(ks, a, b):
+    """The 20 rounds on int32 tensors (uint32 bits), in place on fresh copies; returns `(y0, y1)` as int32."""
+    a = a + _signed(ks[0])
+    b = b + _signed(ks[1])
+    t = torch.empty_like(b)  # two buffers for b, in turns: no allocation in the rounds
     for block in range(1, 6):
-        for r in range(4):
-            rot = ROTATIONS[(4 * (block - 1) + r) % 8]
+        for rot in _BLOCK_ROTATIONS[block]:
             a += b
-            t = b << rot
-            t |= b.bitwise_right_shift_(32 - rot)
-            t ^= a
-            b = t.bitwise_and_(_MASK)  # rotl(b, rot) ^ a, mod 2**32
-        a += ks[block % 3]
-        b += (ks[(block + 1) % 3] + block) & _MASK
-        b &= _MASK
-    return a.bitwise_and_(_MASK), b
+            torch.bitwise_left_shift(b, rot, out=t)
+            t |= b.bitwise_right_shift_(32 - rot).bitwise_and_((1 << rot) - 1)  # the logical shift: sign bits masked
+            b, t = t.bitwise_xor_(a), b  # rotl(b, rot) ^ a
+        a += _signed(ks[block % 3])
+        b += _signed(ks[(block + 1) % 3] + block)
+    return a, b
 
 
 # Up to this many CPU words, Python integers: about 8 us a word against about 350 us for the 130 torch
@@ -99,12 +119,28 @@ def random_bits(key, shape, device=None):
     n = 1
     for s in shape:
         n *= s
-    c = torch.arange((n + 1) // 2, dtype=torch.int64, device=device)
-    y0, y1 = threefry2x32(key, c >> 32, c & _MASK)
-    return torch.stack([y0, y1], dim=-1).reshape(-1)[:n].reshape(shape)
+    return _as_words(_bits32(key, n, device)).reshape(shape)
+
+
+def _bits32(key, n, device):
+    """The first `n` words of the stream of `key`, as int32 tensors of their bits (flat)."""
+    m = (n + 1) // 2
+    if m <= PYTHON_MAX and (device is None or torch.device(device).type == "cpu"):
+        c = torch.arange(m, dtype=torch.int64)
+        y0, y1 = threefry2x32(key, c >> 32, c & _MASK)
+        return _as_int32(torch.stack([y0, y1], dim=-1).reshape(-1)[:n])
+    k0, k1 = key
+    c = torch.arange(m, dtype=torch.int64, device=device)
+    y0, y1 = _rounds((k0, k1, PARITY ^ k0 ^ k1), _as_int32(c >> 32), _as_int32(c & _MASK))
+    return torch.stack([y0, y1], dim=-1).reshape(-1)[:n]
 
 
 def uniform(key, shape, device=None):
     """Uniform float32 in [0, 1) on the 2**-24 grid; see `reference.core.random.uniform`."""
-    bits = random_bits(key, shape, device)
-    return (bits >> 8).to(torch.float32) * 2.0**-24
+    key = validate.key("key", key)
+    shape = shapes.shape("shape", shape)
+    n = 1
+    for s in shape:
+        n *= s
+    bits = _bits32(key, n, device) >> 8  # the sign bits brought down are masked off
+    return bits.bitwise_and_(0xFFFFFF).to(torch.float32).mul_(2.0**-24).reshape(shape)
