@@ -74,12 +74,14 @@ def _adversarial(rng, n, dtype=np.float64):
 # The torch backend's routes for sums and products, each forced everywhere (they must give the same bits):
 # "fsum" (small CPU tensors), "proof" (the proven float64 cut; products written out as exact terms), "bins"
 # (int64 bins; products by integer slices). "fsum" also takes states with Python integers (`small_states`,
-# `small_values`). "default" leaves the size thresholds as they are.
+# `small_values`) and every product of float64 factors outside the float route's range (`integer_products`).
+# "default" leaves the size thresholds as they are.
+NO_INTEGERS = {"SMALL_INTEGER": -1, "FEW_OUTPUTS": -1}  # float64 factors outside the range: the slices' general path
 ROUTES = {
     "default": {},
-    "proof": {"SMALL_CPU": -1, "PROOF_LENGTH": 1 << 40, "SMALL_PRODUCTS": 1 << 22, "SMALL_STATES": -1},
-    "bins": {"SMALL_CPU": -1, "PROOF_LENGTH": -1, "SMALL_PRODUCTS": -1, "SMALL_STATES": -1},
-    "fsum": {"SMALL_CPU": 1 << 40, "SMALL_PRODUCTS": 1 << 22, "SMALL_STATES": 1 << 40},
+    "proof": {"SMALL_CPU": -1, "PROOF_LENGTH": 1 << 40, "SMALL_PRODUCTS": 1 << 22, "SMALL_STATES": -1, **NO_INTEGERS},
+    "bins": {"SMALL_CPU": -1, "PROOF_LENGTH": -1, "SMALL_PRODUCTS": -1, "SMALL_STATES": -1, **NO_INTEGERS},
+    "fsum": {"SMALL_CPU": 1 << 40, "SMALL_PRODUCTS": 1 << 22, "SMALL_STATES": 1 << 40, "SMALL_INTEGER": 1 << 40},
 }
 
 

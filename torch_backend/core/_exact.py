@@ -269,6 +269,10 @@ def products(a, b, gram=False):
         out = products_by_sums(a, b)
         if out is not None:
             return out
+    elif batch * m * n <= FEW_OUTPUTS and a.dtype == torch.float64 and not (_in_range(a) and _in_range(b)):
+        out = integer_products(a, b)  # a few long dot products of factors outside the float route's range
+        if out is not None:
+            return out
     out = torch.zeros(batch, m, n, dtype=torch.float64, device=a.device)
     if k == 0 or batch * m * n == 0:
         return out
@@ -335,24 +339,38 @@ def products_by_sums(a, b):
     return sums(rows, _unchecked_bins).view(batch, m, n)
 
 
-SMALL_INTEGER = 1 << 9  # at most this many products of CPU float64 factors outside the range: Python integers
+# CPU float64 factors outside the range take Python integers up to `SMALL_INTEGER` products, or up to
+# `FEW_INTEGER` products into at most `FEW_OUTPUTS` outputs (a long dot product: the slices' general path costs
+# about 9 us a product there, Python integers about 3 to 5).
+SMALL_INTEGER = 1 << 9
+FEW_OUTPUTS, FEW_INTEGER = 16, 1 << 17
 
 
 def integer_products(a, b):
-    """`a @ b` for tiny `(B, m, k)` and `(B, k, n)` CPU floats with Python integers, or None (larger, or not on the
-    CPU). A float is an integer multiple of `2**-1074`, so every product is an integer multiple of `2**-2148`; each
-    output's exact sum is that integer, divided once by `2**2148` (CPython's int / int true division is correctly
-    rounded, ties to even, subnormals included, and keeps the sign of a nonzero value that rounds to zero; it
-    raises OverflowError exactly when the rounded value is infinite)."""
+    """`a @ b` for tiny `(B, m, k)` and `(B, k, n)` CPU floats (or few long dot products) with Python integers, or
+    None (larger, or not on the CPU). A float is `n / 2**e` with integers `|n| < 2**53` and `0 <= e <= 1074`, so
+    every product is an integer multiple of `2**-2148`: `(n1 n2) << (2148 - e1 - e2)` (a small product, then one
+    shift). Each output's exact sum is that integer, divided once by `2**2148` (CPython's int / int true division
+    is correctly rounded, ties to even, subnormals included, and keeps the sign of a nonzero value that rounds to
+    zero; it raises OverflowError exactly when the rounded value is infinite)."""
     batch, m, k = a.shape
     n = b.shape[-1]
-    if a.device.type != "cpu" or batch * m * n * k > SMALL_INTEGER:
+    count = batch * m * n * k
+    if a.device.type != "cpu" or count > SMALL_INTEGER and (batch * m * n > FEW_OUTPUTS or count > FEW_INTEGER):
         return None
-    left = [[[units(v) for v in row] for row in mat] for mat in a.tolist()]
-    right = [[[units(v) for v in col] for col in zip(*mat, strict=True)] for mat in b.tolist()]
-    out = [[[rounded(sum(x * y for x, y in zip(row, col, strict=True)), 2 * UNIT) for col in cols] for row in rows]
+    left = [[[_ratio(v) for v in row] for row in mat] for mat in a.tolist()]
+    right = [[[_ratio(v) for v in col] for col in zip(*mat, strict=True)] for mat in b.tolist()]
+    top = 2 * UNIT
+    out = [[[rounded(sum((x * y) << (top - i - j) for (x, i), (y, j) in zip(row, col, strict=True)), top)
+             for col in cols] for row in rows]
            for rows, cols in zip(left, right, strict=True)]  # fmt: skip
     return torch.tensor(out, dtype=torch.float64).reshape(batch, m, n)
+
+
+def _ratio(v: float) -> tuple[int, int]:
+    """A Python float as `(n, e)` with `v = n / 2**e` exactly (`as_integer_ratio`'s denominator is `2**e`)."""
+    numerator, denominator = v.as_integer_ratio()
+    return numerator, denominator.bit_length() - 1
 
 
 def units(v: float) -> int:
