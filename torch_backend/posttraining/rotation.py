@@ -42,10 +42,14 @@ def hadamard_transform(x, *, key=None, inverse=False):
     magnitude = _sum_abs(rows)
     value, ok = _certified(approx, magnitude, n, root)
     bad = (~ok).nonzero()
-    if bad.numel():
-        flat = x.reshape(-1, n)
-        for r, i in bad.tolist():
-            value[r, i] = host.hadamard_entry_float32(flat[r].tolist(), c[i].to(torch.int64).tolist(), n)
+    if bad.numel():  # the rows and coefficients read from the device once each, then the exact sums on the host
+        pairs = bad.tolist()
+        needed = sorted({r for r, _ in pairs})
+        where = {r: k for k, r in enumerate(needed)}
+        rows_list = x.reshape(-1, n)[torch.tensor(needed, device=x.device)].tolist()
+        coefficients = c.to(torch.int64).tolist()
+        exact = [host.hadamard_entry_float32(rows_list[where[r]], coefficients[i], n) for r, i in pairs]
+        value[bad[:, 0], bad[:, 1]] = torch.tensor(exact, dtype=value.dtype, device=value.device)
     return value.reshape(x.shape)
 
 
