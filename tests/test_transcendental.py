@@ -165,3 +165,16 @@ def test_the_python_float_route_settles_what_it_cannot_certify():
     assert tt._few(x, lambda v: True, raises, lambda v: 42.0) is None
     assert tt._few(x, lambda v: v < 3, lambda v: 1.0, lambda v: 42.0) is None
     assert tt._few(torch.zeros(tt.HOST_MAX + 1), lambda v: True, lambda v: 1.0, lambda v: 42.0) is None
+
+
+def test_the_float32_square_root_steps_at_once_give_the_references_bits():
+    """`cr_sqrt` of float32 takes both steps at once with no tie test (`_sqrt_fix32`: no midpoint squared is a
+    float32): the reference's bits on random bit patterns of every exponent, perfect squares and their float32
+    neighbours, signed zero, the smallest subnormal and the largest float."""
+    rng = np.random.default_rng(7)
+    words = rng.integers(0, 0x7F800000, 400_000, dtype=np.int64).astype(np.uint32).view(np.float32)
+    squares = np.arange(1, 40_000, dtype=np.float32) ** 2
+    edges = np.array([0.0, -0.0, 1e-45, 2.0**-126, 3.4028235e38, 1.0, 2.0, 0.25], dtype=np.float32)
+    x = np.concatenate([words, squares, np.nextafter(squares, np.float32(0)), np.nextafter(squares, np.inf), edges])
+    x = x.astype(np.float32)
+    assert np.array_equal(_bits(rt.cr_sqrt(x)), _bits(tt.cr_sqrt(torch.from_numpy(x)).numpy()))

@@ -85,6 +85,8 @@ def cr_sqrt(x):
     x = _arrays.within("x", _arrays.finite_array("x", x, ("float32", "float64")), 0.0, math.inf).detach()
     s = x.to(F64)
     y = torch.sqrt(s).to(F32)
+    if x.dtype == F32:
+        return _sqrt_fix32(s, y)
     for toward in (math.inf, 0.0):
         other = torch.nextafter(y, torch.full_like(y, toward))
         mid = (_wide(y) + _wide(other)) / _arrays.scalar(2.0, s)
@@ -92,6 +94,24 @@ def cr_sqrt(x):
         tie = (s == mid * mid) & (other != y) & ((other.view(torch.int32) & 1) == 0)
         y = torch.where(beyond | tie, other, y)
     return y
+
+
+def _sqrt_fix32(s, y):
+    r"""`cr_sqrt`'s two steps (up, then down) at once for float32 `s` (as float64) and `y = fl32(sqrt(s))`.
+
+    `y` is normal or zero (`sqrt(s) >= 2**-74.5` for `s > 0`) and below `2**64`, so its neighbours are finite;
+    each midpoint $m$ of `y` and a neighbour is exact in float64 (26 bits), and so is $m^2$ (at most 50 bits).
+    No tie is possible: $m = M 2^q$ with $M$ odd and $M \ge 2^{24} - 1$, so $m^2$ has an odd significand of at
+    least 47 bits and is not a float32 `s`; the reference's tie test never fires here. Moving up excludes moving
+    down (the lower midpoint of the new `y` is the old upper one), so the two tests read the same `y`.
+    """
+    half = _arrays.constant(0.5, s)
+    wide = y.to(F64)
+    up = torch.nextafter(y, _arrays.constant(math.inf, y))
+    down = torch.nextafter(y, _arrays.constant(0.0, y))
+    hi = (wide + up.to(F64)).mul_(half)
+    lo = (wide + down.to(F64)).mul_(half)
+    return torch.where(s > hi.mul_(hi), up, torch.where(s < lo.mul_(lo), down, y))
 
 
 HOST_MAX = 16  # at most this many CPU elements: every function on Python floats (a dozen tensor operations cost more)
