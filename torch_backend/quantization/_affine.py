@@ -105,12 +105,14 @@ def rounded_codes(x, s, z, qmin, qmax, mode, key, *, want_mask=False):
     else:
         t = _rounding.round_by(t, mode, key)
     t.add_(0.0)
-    c = t if not want_mask else t.clone()
+    # With the mask, the clipped codes are a new tensor written by the first clip (no copy of `t` first).
     if z.ndim == 0 and z.device.type == "cpu":  # per tensor on CPU: Python bounds, read without a device sync
         zero = int(z)
-        c.clamp_(float(qmin - zero), float(qmax - zero))
+        lo, hi = float(qmin - zero), float(qmax - zero)
+        c = t.clamp(lo, hi) if want_mask else t.clamp_(lo, hi)
     else:  # clamp_min_ / clamp_max_: torch's CPU clamp with tensor bounds is several times slower
-        c.clamp_min_((qmin - z).to(torch.float32)).clamp_max_((qmax - z).to(torch.float32))
+        lo, hi = (qmin - z).to(torch.float32), (qmax - z).to(torch.float32)
+        c = (t.clamp_min(lo) if want_mask else t.clamp_min_(lo)).clamp_max_(hi)
     if not want_mask:
         return c, None
     return c, torch.eq(t.view(torch.int32), c.view(torch.int32))  # +-Inf is never kept
