@@ -401,3 +401,37 @@ def test_bit_streams_as_python_integers_and_as_tensors_give_the_references_bits(
         "from_bitmask": [Case((np.uint8([0b11001101]), np.float32([1.0, 2.0]), (3,)))],
     }
     _both_routes(name, python_max, monkeypatch, [module], several.get(name, ()))
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (1, 1)])
+def test_one_element_checks_read_the_element_with_the_same_errors(shape):
+    """`finite`, `positive` and `within` read a lone CPU element with `item` instead of reducing: the same
+    verdicts and the same messages as the reduction route (the element padded with a valid one, checked first)."""
+    import math
+
+    from torch_backend import _arrays
+
+    def verdict(check, value, pad, dtype):
+        one = torch.tensor(value, dtype=dtype).reshape(shape)
+        two = torch.tensor([value, pad], dtype=dtype)
+        out = []
+        for x in (one, two):
+            try:
+                check(x)
+                out.append("ok")
+            except ValueError as exc:
+                out.append(str(exc).replace("[0]", "").replace("index 0", ""))
+        assert out[0] == out[1], (value, out)
+        return out[0]
+
+    finite = lambda x: _arrays.finite("scale", x)  # noqa: E731
+    positive = lambda x: _arrays.positive("scale", x)  # noqa: E731
+    within = lambda x: _arrays.within("zero_point", x, -128, 127)  # noqa: E731
+    for value in (1.5, 0.0, -0.0, -2.0, math.inf, -math.inf, math.nan, 2.0**-149):
+        for dtype in (torch.float32, torch.float64, torch.float16):
+            verdict(finite, value, 1.0, dtype)
+            verdict(positive, value, 1.0, dtype)
+    for value in (-129, -128, 0, 127, 128):
+        assert (verdict(within, value, 0, torch.int32) == "ok") == (-128 <= value <= 127)
+    assert verdict(finite, 1.0, 1.0, torch.float32) == verdict(positive, 1.0, 1.0, torch.float32) == "ok"
+    assert verdict(positive, 0.0, 1.0, torch.float32) != "ok" and verdict(finite, math.nan, 1.0, torch.float32) != "ok"

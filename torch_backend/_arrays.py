@@ -47,9 +47,11 @@ def finite(name, x) -> torch.Tensor:
     whose minimum and maximum are both finite exactly when every element is; only then is `x` scanned
     elementwise, for the index of the first bad element.
     """
-    d = x.detach()
-    if not d.numel() or not d.dtype.is_floating_point:  # nothing to scan: no element, or integers
+    if not x.numel() or not x.dtype.is_floating_point:  # nothing to scan: no element, or integers
         return x
+    if _one_on_cpu(x) and math.isfinite(x.item()):  # one CPU element (a scale): read it, no reduction
+        return x
+    d = x.detach()
     if d.dtype in _FLOATS:
         if math.isfinite(d.sum().item()):
             return x
@@ -61,6 +63,11 @@ def finite(name, x) -> torch.Tensor:
         i = int(bad.reshape(-1).nonzero()[0])
         raise validate.not_finite(name, i, d.reshape(-1)[i].item())
     return x
+
+
+def _one_on_cpu(x) -> bool:
+    """One element of a plain CPU tensor of a real dtype: the checks read it (`item`, exact) instead of reducing."""
+    return x.numel() == 1 and type(x) in _PLAIN and x.device.type == "cpu" and not x.dtype.is_complex
 
 
 def not_nan(name, x) -> torch.Tensor:
@@ -79,9 +86,9 @@ def positive(name, x) -> torch.Tensor:
     """`x` unless an element is not `> 0` (NaN included); one reduction and one host read when all is well."""
     if not x.numel():
         return x
-    if (
-        x.dtype in _REDUCIBLE and x.numel() and x.detach().min().item() > 0
-    ):  # a NaN minimum compares False: scanned below
+    if _one_on_cpu(x) and x.item() > 0:  # a NaN compares False: scanned below
+        return x
+    if x.dtype in _REDUCIBLE and x.detach().min().item() > 0:  # a NaN minimum compares False: scanned below
         return x
     bad = ~(x.detach() > 0)
     if bool(bad.any()):
@@ -93,6 +100,8 @@ def positive(name, x) -> torch.Tensor:
 def within(name, x, lo, hi) -> torch.Tensor:
     """`x` unless an element lies outside `[lo, hi]` (a NaN does not); one reduction and one read when all is well."""
     if not x.numel():
+        return x
+    if _one_on_cpu(x) and lo <= x.item() <= hi:
         return x
     if x.dtype in _REDUCIBLE:
         small, large = torch.aminmax(x.detach())
