@@ -13,6 +13,8 @@ of its threshold.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -263,3 +265,231 @@ def test_lsq_level_overflow_boundary_matches_the_reference(bits, signed):
                 assert ref[1] == got[1]
             else:
                 _same(ref[1], got[1])
+
+
+# ---- bit-pattern selections, per-channel layouts and lookups (`torch_backend.quantization._fast` and users) -----
+
+
+def _nasty(n, seed, scale=1.0):
+    """Float32 values with both zeros, subnormals, +-1 and their neighbours, the float32 extremes and spread."""
+    pool = F32(
+        [0.0, -0.0, 1e-45, -1e-45, 1.2e-38, -5.9e-39, 1.0, -1.0, 0.5, -0.5, 1.5, -2.5, 3.4028235e38, -3.4028235e38]
+    )
+    with np.errstate(over="ignore"):
+        pool = np.concatenate([pool, np.nextafter(pool, F32(np.inf)), np.nextafter(pool, F32(-np.inf))]).astype(F32)
+    return _around(pool[np.isfinite(pool)] * F32(scale), n, seed)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("select_min", [None, 0, 1 << 40])
+def test_select_is_where_bit_for_bit(dtype, select_min, monkeypatch):
+    from torch_backend.quantization import _fast
+
+    if select_min is not None:
+        monkeypatch.setattr(_fast, "SELECT_MIN", select_min)
+    n = (1 << 14) + 7
+    rng = np.random.default_rng(1)
+    a = torch.from_numpy(_nasty(n, 2)).to(dtype)
+    b = torch.from_numpy(_nasty(n, 3)).to(dtype)
+    a[::97] = torch.nan
+    b[::89] = -torch.inf
+    mask = torch.from_numpy(rng.random(n) < 0.5)
+    for x, y in [(a, b), (a, 0.0), (-0.0, b), (a, torch.tensor(-0.0, dtype=dtype))]:
+        got = _fast.select(mask, x, y)
+        x_, y_ = (t if isinstance(t, torch.Tensor) else torch.tensor(t, dtype=dtype) for t in (x, y))
+        assert _bits(got) == _bits(torch.where(mask, x_, y_))
+
+
+def _lsq_inputs(shape, axis, seed, plus):
+    """x on the levels, their midpoints and neighbours, signed zeros, and values whose x - offset overflows."""
+    rng = np.random.default_rng(seed)
+    c = shape[axis]
+    scale = F32(rng.choice(F32([0.25, 0.5, 3.0, 1e-3, 2.0**-20]), size=c))
+    offset = F32(rng.choice(F32([0.0, -0.0, 0.375, -1.5, 3e38]), size=c)) if plus else None
+    levels = np.arange(-9, 9, dtype=F32)
+    x = _around(np.concatenate([levels * 0.25, levels * 0.5, levels * 3.0]), math.prod(shape), seed).reshape(shape)
+    x.reshape(-1)[::1009] = F32(-3e38)  # x - 3e38 overflows to -inf: clipped
+    return x, scale, offset
+
+
+@pytest.mark.parametrize("flat_min", [None, 0, 1 << 40])
+@pytest.mark.parametrize(("shape", "axis"), [((2048, 3, 5), 1), ((1024, 6, 4), -2), ((4096, 7), 1), ((3, 2048, 3), 0)])
+@pytest.mark.parametrize(("bits", "signed"), [(3, True), (4, False)])
+def test_lsq_per_channel_layouts_match_the_reference(flat_min, shape, axis, bits, signed, monkeypatch):
+    from torch_backend.quantization import _fast
+
+    if flat_min is not None:
+        monkeypatch.setattr(_fast, "FLAT_MIN", flat_min)
+    opts = {"bits": bits, "signed": signed, "axis": axis}
+    for plus in (False, True):
+        x, s, b = _lsq_inputs(shape, axis, seed=bits + len(shape), plus=plus)
+        g = _nasty(x.size, 9).reshape(x.shape)
+        tx, ts, tg = torch.from_numpy(x), torch.from_numpy(s), torch.from_numpy(g)
+        if plus:
+            tb = torch.from_numpy(b)
+            _same(R.lsq_plus_quantize(x, s, b, **opts), T.lsq_plus_quantize(tx, ts, tb, **opts))
+            _same(R.lsq_plus_quantize_vjp(g, x, s, b, **opts), T.lsq_plus_quantize_vjp(tg, tx, ts, tb, **opts))
+        else:
+            _same(R.lsq_quantize(x, s, **opts), T.lsq_quantize(tx, ts, **opts))
+            _same(R.lsq_quantize_vjp(g, x, s, **opts), T.lsq_quantize_vjp(tg, tx, ts, **opts))
+
+
+@pytest.mark.parametrize("select_min", [None, 0, 1 << 40])
+def test_lsq_per_tensor_vjp_and_autograd_match_the_reference(select_min, monkeypatch):
+    from torch_backend.quantization import _fast
+
+    if select_min is not None:
+        monkeypatch.setattr(_fast, "SELECT_MIN", select_min)
+    x, _, _ = _lsq_inputs((1 << 15,), 0, seed=4, plus=False)
+    g = _nasty(x.size, 5)
+    g[::3] = F32(-0.0)
+    s, b = F32(0.5), F32(-0.25)
+    opts = {"bits": 4, "signed": True}
+    _same(
+        R.lsq_quantize_vjp(g, x, s, **opts), T.lsq_quantize_vjp(*map(torch.from_numpy, (g, x, np.asarray(s))), **opts)
+    )
+    want = R.lsq_plus_quantize_vjp(g, x, s, b, **opts)
+    _same(want, T.lsq_plus_quantize_vjp(*map(torch.from_numpy, (g, x, np.asarray(s), np.asarray(b))), **opts))
+    tx, ts, tb = (torch.from_numpy(np.asarray(v)).requires_grad_(True) for v in (x, s, b))
+    y = T.lsq_plus_quantize(tx, ts, tb, **opts)
+    _same(R.lsq_plus_quantize(x, s, b, **opts), y)
+    _same(want, torch.autograd.grad(y, (tx, ts, tb), torch.from_numpy(g)))
+
+
+@pytest.mark.parametrize("take_min", [None, 0, 1 << 40])
+@pytest.mark.parametrize("binned", [True, False])
+def test_codebook_decode_vjp_binned_and_sorted_sums_agree(binned, take_min, monkeypatch):
+    if take_min is not None:
+        monkeypatch.setattr(codebook_module, "TAKE_MIN", take_min)
+    if not binned:
+        monkeypatch.setattr(codebook_module, "grouped_sums_f32", lambda *a: None)
+    rng = np.random.default_rng(7)
+    n = (1 << 15) + 11
+    c = F32([-1.0, 0.0, 0.5, 2.0])
+    indices = rng.choice(np.uint8([0, 1, 3]), size=(n // 11, 11)).astype(np.uint8)
+    g = _nasty(indices.size, 8).reshape(indices.shape)
+    g[indices == 3] = F32(3.4028235e38)  # the entry's sum is beyond float32: +inf
+    _same(R.codebook_decode_vjp(g, indices, c), T.codebook_decode_vjp(*map(torch.from_numpy, (g, indices, c))))
+    _same(R.codebook_decode(indices, c), T.codebook_decode(torch.from_numpy(indices), torch.from_numpy(c)))
+    # non-finite cotangents through autograd: IEEE's infinities and NaN, as the sorted route gives them
+    t = torch.from_numpy(c).requires_grad_(True)
+    tg = torch.from_numpy(g).clone()
+    tg[0, 0], tg[1, 1] = torch.inf, -torch.inf
+    (got,) = torch.autograd.grad(T.codebook_decode(torch.from_numpy(indices), t), t, tg)
+    monkeypatch.setattr(codebook_module, "grouped_sums_f32", lambda *a: None)
+    (want,) = torch.autograd.grad(T.codebook_decode(torch.from_numpy(indices), t), t, tg)
+    assert _bits(got) == _bits(want)
+
+
+@pytest.mark.parametrize("segment", [1 << 14, 1 << 15])
+def test_grouped_sums_flushed_in_segments_give_the_exact_sums(segment, monkeypatch):
+    """`grouped_sums_f32` flushes its bins into digits every `SEGMENT` elements (here every chunk, or every other
+    one): each group's sum is still the exact sum rounded once, the reference's entry sums."""
+    from torch_backend.core import _exact
+
+    monkeypatch.setattr(_exact, "SEGMENT", segment)
+    rng = np.random.default_rng(3)
+    n = 5 * (1 << 14) + 7
+    groups = rng.integers(0, 6, n).astype(np.uint8)
+    g = _nasty(n, 4)
+    want = R.codebook_decode_vjp(g, groups, F32([0, 1, 2, 3, 4, 5]))
+    got = _exact.grouped_sums_f32(torch.from_numpy(g), torch.from_numpy(groups), 6).to(torch.float32)
+    assert _bits(got) == _bits(want)
+
+
+@pytest.mark.parametrize("axis", [None, 0, -1])
+def test_minmax_observers_one_pass_checks_match_the_reference(axis):
+    x = _nasty(3 * 4096, 10, scale=1.0).reshape(3, 4096)
+    x[:, 0] = F32(3.4028235e38)  # sums overflow: the minima and maxima still prove x finite
+    x[:, 1] = F32(-3.4028235e38)
+    state = (F32([0.5, -0.0, 1.0])[: 1 if axis is None else x.shape[axis]].reshape(() if axis is None else -1),) * 2
+    if axis == -1:
+        state = (np.zeros(4096, F32), np.zeros(4096, F32))
+    for fn in ("minmax_observer", "ema_minmax_observer"):
+        kwargs = {"axis": axis}
+        _same(getattr(R, fn)(x, **kwargs), getattr(T, fn)(torch.from_numpy(x), **kwargs))
+        if fn == "ema_minmax_observer":
+            want = getattr(R, fn)(x, state, averaging_constant=0.25, **kwargs)
+            got = getattr(T, fn)(
+                torch.from_numpy(x), tuple(map(torch.from_numpy, state)), averaging_constant=0.25, **kwargs
+            )
+            _same(want, got)
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[2, 77] = F32(bad)
+        for fn in ("minmax_observer", "ema_minmax_observer"):
+            for ax in (axis, 5):  # an invalid axis too: the finiteness error comes first
+                assert _outcome(getattr(R, fn), y, axis=ax) == _outcome(getattr(T, fn), torch.from_numpy(y), axis=ax)
+    empty = np.zeros((0, 3), F32)
+    for ax in (None, 1, 5):
+        assert _outcome(R.ema_minmax_observer, empty, axis=ax) == _outcome(
+            T.ema_minmax_observer, torch.from_numpy(empty), axis=ax
+        )
+
+
+@pytest.mark.parametrize("t", [0.0, -0.0, 0.05, 0.5, 1.0])
+def test_ttq_bit_pattern_regions_match_the_reference(t):
+    w = _nasty((1 << 14) + 9, 11)
+    w[5] = F32(0.75)  # max|w| stays finite; exact +-delta values below
+    amax = float(np.max(np.abs(w)))
+    delta = F32(np.float64(t) * np.float64(amax))
+    above = np.nextafter(delta, F32(np.inf)) if delta < F32(3.4028235e38) else delta
+    w[:4] = [delta, -delta, above, -above]
+    wp, wn = F32(2.0), F32(0.375)
+    g = _nasty(w.size, 12)
+    args = tuple(map(torch.from_numpy, (w, np.asarray(wp), np.asarray(wn))))
+    _same(R.ttq_quantize(w, wp, wn, t=t), T.ttq_quantize(*args, t=t))
+    want = R.ttq_quantize_vjp(g, w, wp, wn, t=t)
+    _same(want, T.ttq_quantize_vjp(torch.from_numpy(g), *args, t=t))
+    leaves = tuple(a.clone().requires_grad_(True) for a in args)
+    y = T.ttq_quantize(*leaves, t=t)
+    _same(R.ttq_quantize(w, wp, wn, t=t), y)
+    _same(want, torch.autograd.grad(y, leaves, torch.from_numpy(g)))
+    bad = w.copy()
+    bad[7] = F32(np.nan)
+    assert _outcome(R.ttq_quantize, bad, wp, wn, t=t) == _outcome(T.ttq_quantize, torch.from_numpy(bad), *args[1:], t=t)
+
+
+def test_percentile_amax_per_channel_sorts_bit_patterns():
+    x = _nasty(64 * 35, 13).reshape(64, 35)
+    x[0] = F32(-0.0)
+    x[1, ::2] = F32(0.0)
+    x[2] = F32(1e-45)
+    for p in (0.0, 33.3, 77.94117647058823, 100.0):
+        for axis in (0, 1):
+            _same(R.percentile_amax(x, p, axis=axis), T.percentile_amax(torch.from_numpy(x), p, axis=axis))
+
+
+@pytest.mark.parametrize("words_min", [None, 1, 1 << 40])
+@pytest.mark.parametrize("order", ["low_first", "high_first"])
+def test_unpack_nibbles_words_match_the_reference(order, words_min, monkeypatch):
+    from torch_backend.codecs import nibbles
+
+    if words_min is not None:
+        monkeypatch.setattr(nibbles, "WORDS_MIN", words_min)
+    every = np.arange(256, dtype=np.uint8)
+    for packed in (every, np.tile(every, (64, 3)), np.tile(every, (5, 7, 2)).transpose(2, 0, 1), every[:0]):
+        _same(R.unpack_nibbles(packed, order=order), T.unpack_nibbles(torch.from_numpy(packed), order=order))
+        if packed.size:  # the word route itself, beside the `stack` route that big-endian hosts take
+            low, high = torch.from_numpy(packed) & 0xF, torch.from_numpy(packed) >> 4
+            pair = [low, high] if order == "low_first" else [high, low]
+            want = torch.stack(pair, dim=-1).reshape(*packed.shape[:-1], 2 * packed.shape[-1])
+            assert torch.equal(nibbles._unpack_words(torch.from_numpy(packed), order), want)
+
+
+@pytest.mark.parametrize("select_min", [None, 0, 1 << 40])
+@pytest.mark.parametrize("ste", ["clipped", "identity"])
+def test_straight_through_bit_masks_match_the_reference(select_min, ste, monkeypatch):
+    from torch_backend.quantization import _fast
+
+    if select_min is not None:
+        monkeypatch.setattr(_fast, "SELECT_MIN", select_min)
+    x = _nasty((1 << 14) + 3, 14)
+    g = _nasty(x.size, 15)
+    g[::5] = F32(-0.0)
+    tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+    _same(R.binarize_vjp(g, x, ste=ste), T.binarize_vjp(tg, tx, ste=ste))
+    _same(R.binary_connect_vjp(g, x, ste=ste), T.binary_connect_vjp(tg, tx, ste=ste))
+    leaf = tx.clone().requires_grad_(True)
+    (got,) = torch.autograd.grad(T.binarize(leaf, ste=ste), leaf, tg)
+    _same(R.binarize_vjp(g, x, ste=ste), got)

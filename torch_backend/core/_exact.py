@@ -797,6 +797,34 @@ def accumulate(rows):
     return digits, layout["base"], largest
 
 
+def grouped_sums_f32(g, groups, count):
+    """The exact sum of a 1-D float32 `g` over each group id (`groups`: integers in `[0, count)`, shaped like `g`),
+    each rounded once to float64 (`+0.0` for an empty or zero group), or None when a value is not finite (the
+    caller then takes a route that gives IEEE's infinities and NaNs).
+
+    `accumulate`'s own steps with group `j`'s values added into row `j` of the bins (the offset of each value's
+    bins is its group's): int64 sums of exact integers (`_add_f32`), flushed into digits every `SEGMENT`
+    elements, so every row holds its group's exact sum whatever the order of the elements; one `round_limbs`
+    rounds each row once, as `sum_unchecked` does. No sort and no gather of the members.
+    """
+    layout = _F32
+    width = layout["index"]
+    chunk = 1 << (24 if g.is_cuda else 14)  # `accumulate`'s chunk: below torch's parallel grain
+    bins = torch.zeros(count * width, dtype=torch.int64, device=g.device)
+    digits = _zeros_digits(layout, count, g.device)
+    largest = torch.zeros((), dtype=g.dtype, device=g.device)
+    offsets = groups.to(torch.int64).mul_(width)
+    for start in range(0, g.numel(), chunk):
+        largest = _add_f32(bins, g[start : start + chunk], offsets[start : start + chunk], largest)
+        if (start + chunk) % SEGMENT == 0:  # flush before a bin could overflow
+            digits += _bin_digits(bins.view(count, width), layout)
+            bins.zero_()
+    if not bool(largest < LIMIT[torch.float32]):
+        return None
+    digits += _bin_digits(bins.view(count, width), layout)
+    return round_limbs(digits, layout["base"], 16)
+
+
 def _add_f32(bins, x, offset, largest):
     """Add float32 values into their bins: `x * 2**(150 - 8 b)` is an integer in (-2**31, 2**31), exactly."""
     bits = x.view(torch.int32)

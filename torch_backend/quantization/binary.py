@@ -14,7 +14,7 @@ from torch_backend import _arrays
 from torch_backend.core._exact import sum_unchecked
 from torch_backend.core.exact import exact_sum
 from torch_backend.core.random import uniform
-from torch_backend.quantization import _slices
+from torch_backend.quantization import _fast, _slices
 
 __all__ = [
     "binarize",
@@ -42,7 +42,7 @@ def binarize_vjp(grad, x, *, ste="clipped"):
     validate.choice("ste", ste, STES)
     x = _arrays.finite_array("x", x)
     grad = _check_grad(grad, x, "x")
-    direct = lambda g: _arrays.backward_of(_Straight, g, (_passes(x.detach(), ste),))[0]  # noqa: E731
+    direct = lambda g: _arrays.backward_of(_Straight, g, (x.detach(),), ste=ste)[0]  # noqa: E731
     return _arrays.vjp(lambda v: binarize(v, ste=ste), (x,), grad, direct=direct)
 
 
@@ -61,7 +61,7 @@ def binary_connect_vjp(grad, w, *, stochastic=False, key=None, ste="identity"):
     stochastic, key, ste = checks.binary_connect(stochastic, key, ste, STES)
     w = _arrays.finite_array("w", w)
     grad = _check_grad(grad, w, "w")
-    direct = lambda g: _arrays.backward_of(_Straight, g, (_passes(w.detach(), ste),))[0]  # noqa: E731
+    direct = lambda g: _arrays.backward_of(_Straight, g, (w.detach(),), ste=ste)[0]  # noqa: E731
     return _arrays.vjp(lambda v: binary_connect(v, stochastic=stochastic, key=key, ste=ste), (w,), grad, direct=direct)
 
 
@@ -93,13 +93,14 @@ class _Straight(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, stochastic, key, ste):
-        ctx.save_for_backward(_passes(x, ste))
+        ctx.save_for_backward(x)
+        ctx.ste = ste
         return _connect(x, stochastic, key)
 
     @staticmethod
     def backward(ctx, grad):
-        (passes,) = ctx.saved_tensors
-        return torch.where(passes, grad, 0.0), None, None, None
+        (x,) = ctx.saved_tensors
+        return _straight(x, grad, ctx.ste), None, None, None
 
 
 class _Xnor(torch.autograd.Function):
@@ -144,6 +145,26 @@ def _passes(x, ste):
     if ste == "identity":
         return torch.ones(x.shape, dtype=torch.bool, device=x.device)
     return torch.abs(x) <= _arrays.constant(1.0, x)
+
+
+def _straight(x, grad, ste):
+    """`where(_passes(x, ste), grad, +0.0)`, the straight-through gradient, with the same bits.
+
+    identity: a copy of `grad`. clipped, on large float32 tensors (`_fast.SELECT_MIN` elements or more): `|x| <= 1`
+    is `bits(|x|) <= bits(1.0) = 0x3F800000` (non-negative float patterns order as their values; x is finite), so
+    `(bits(|x|) - 0x3F800001) >> 31` (no overflow: both in `[0, 2**31)`) is -1 (all bits set) where it holds and 0
+    elsewhere, and ANDing `grad`'s bits with it keeps them or gives +0.0, as `where` does (no comparison, no bool).
+    """
+    if ste == "identity":
+        return grad.clone()
+    if (
+        grad.numel() < _fast.SELECT_MIN
+        or grad.dtype != torch.float32
+        or type(grad) not in (torch.Tensor, torch.nn.Parameter)
+    ):
+        return torch.where(_passes(x, ste), grad, 0.0)
+    keep = torch.bitwise_and(x.detach().view(torch.int32), 0x7FFFFFFF).sub_(0x3F800001).bitwise_right_shift_(31)
+    return torch.bitwise_and(grad.detach().view(torch.int32), keep).view(torch.float32)
 
 
 def _check_grad(grad, x, name):

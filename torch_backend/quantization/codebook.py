@@ -14,7 +14,7 @@ import torch
 from reference.common import shapes, validate
 from reference.quantization.codebook import MAX_ENTRIES
 from torch_backend import _arrays
-from torch_backend.core._exact import sum_unchecked
+from torch_backend.core._exact import grouped_sums_f32, sum_unchecked
 from torch_backend.quantization._codes import count_below, midpoint_keys
 
 __all__ = ["kmeans_codebook", "codebook_assign", "codebook_decode", "codebook_decode_vjp"]
@@ -57,7 +57,7 @@ def codebook_decode(indices, codebook):
     indices, codebook = _check_decode(indices, codebook)
     if torch.is_grad_enabled() and codebook.requires_grad:
         return _Decode.apply(codebook, indices)
-    return torch.take(codebook.detach(), indices.to(torch.int64))  # nothing to record: no `Function.apply`
+    return _take(codebook.detach(), indices)  # nothing to record: no `Function.apply`
 
 
 def codebook_decode_vjp(grad, indices, codebook):
@@ -72,19 +72,30 @@ def codebook_decode_vjp(grad, indices, codebook):
 
 
 class _Decode(torch.autograd.Function):
-    """Forward: codebook[indices] (`take`: a copy, also for 0-d indices). Backward: per entry, the exact sum of
+    """Forward: codebook[indices] (`_take`: a copy, also for 0-d indices). Backward: per entry, the exact sum of
     its weights' gradients."""
 
     @staticmethod
     def forward(ctx, codebook, indices):
         ctx.save_for_backward(indices)
         ctx.entries = codebook.shape[0]
-        return torch.take(codebook, indices.to(torch.int64))
+        return _take(codebook, indices)
 
     @staticmethod
     def backward(ctx, grad):
         (indices,) = ctx.saved_tensors
         return _entry_sums(grad.reshape(-1), indices.reshape(-1), ctx.entries).to(torch.float32), None
+
+
+TAKE_MIN = 1 << 12  # from this many indices `_take` uses `index_select`
+
+
+def _take(codebook, indices):
+    """`codebook[indices]` as a new tensor shaped like `indices` (a copy of the entries' bits): `take` for few
+    indices, else `index_select` with int32 indices (the same copy, about 3x faster on the CPU for many)."""
+    if indices.numel() < TAKE_MIN:
+        return torch.take(codebook, indices.to(torch.int64))
+    return torch.index_select(codebook, 0, indices.reshape(-1).to(torch.int32)).reshape(indices.shape)
 
 
 PAD_MAX = 1 << 12  # at most this many (entry, element) pairs: `_entry_sums` sums masked rows, one row per entry
@@ -94,16 +105,22 @@ def _entry_sums(g, indices, entries):
     """The exact sum of `g` over each entry's uint8 indices (float64, `+0.0` for an entry without any).
 
     Small inputs: one exact sum of `entries` rows, row j holding `g` where the index is j and `+0.0` elsewhere (the
-    zeros change no exact sum, and a zero sum is `+0.0` either way). Otherwise one stable sort of the indices
-    (radix: they are uint8) and one gather put every entry's gradients next to each other, cheaper than a boolean
-    selection per entry; the sums are exact, so the order of the members does not matter.
+    zeros change no exact sum, and a zero sum is `+0.0` either way). Float32 `g` otherwise: the exact sums' own
+    integer bins, one set per entry (`grouped_sums_f32`), with no reordering. Else (float64 `g`, or a value not
+    finite) one stable sort of the indices (radix: they are uint8) and one gather put every entry's gradients
+    next to each other, cheaper than a boolean selection per entry; the sums are exact, so the order of the
+    members does not matter.
     """
     if entries * g.numel() <= PAD_MAX:
         j = torch.arange(entries, dtype=torch.uint8, device=g.device)[:, None]
         return sum_unchecked(torch.where(indices == j, g, _arrays.constant(0.0, g)), 1)
+    if g.dtype == torch.float32:
+        sums = grouped_sums_f32(g, indices, entries)
+        if sums is not None:
+            return sums
     order = torch.sort(indices, stable=True).indices
     counts = torch.bincount(indices, minlength=entries).tolist()
-    return torch.stack([sum_unchecked(part) for part in torch.split(g[order], counts)])
+    return torch.stack([sum_unchecked(part) for part in torch.split(torch.index_select(g, 0, order), counts)])
 
 
 def _check_codebook(codebook, sorted_):

@@ -17,6 +17,7 @@ from reference.quantization.lsq import lsq_grad_scale
 from torch_backend import _arrays
 from torch_backend.core._exact import sum_unchecked
 from torch_backend.core.exact import exact_sum
+from torch_backend.quantization import _fast
 
 __all__ = [
     "lsq_grad_scale",
@@ -110,16 +111,24 @@ class _Lsq(torch.autograd.Function):
     def backward(ctx, grad):
         x, scale, offset = ctx.saved_tensors
         qn, qp, k = ctx.qn, ctx.qp, ctx.k
-        s, b = _view(scale, x, k), None if offset is None else _view(offset, x, k)
-        v = _scaled_input(x, s, b)
-        inside = (v >= -qn) & (v <= qp)
-        grad_x = torch.where(inside, grad, 0.0)
-        g64 = grad.to(torch.float64)
+        xv, s, b = _layout(x, scale, offset, k)
+        g = grad.reshape(xv.shape)
+        v = _scaled_input(xv, s, b)
+        # c = clip(v, -Qn, Qp) is v itself exactly when -Qn <= v <= Qp (v is never NaN: x, beta finite, s > 0
+        # finite; an overflow to +-inf clips to -Qn or Qp), so one comparison gives the pass region.
+        c = v.clamp(-qn, qp)
+        inside = c == v
+        grad_x = _arrays.where_kept(inside, g).reshape(x.shape)
         gs = scalars.inverse_sqrt_float32(shapes.count_per_slice(tuple(x.shape), k) * qp)
-        inner = torch.round(v).to(torch.float64) - v.to(torch.float64)
-        d = torch.where(inside, inner, torch.where(v < -qn, float(-qn), float(qp)))
-        grad_scale = _scaled_sum(g64 * d, gs, k)
-        grad_offset = None if offset is None else _scaled_sum(torch.where(inside, 0.0, g64), gs, k)
+        # The reference's step factor, in float32: inside, rne(v) - v is exact in float32 (|v| < 1/2 gives -v, or
+        # +0 from x - x; else both are multiples of ulp(v) >= 2**-24 and the difference is at most 1/2), so it is
+        # the reference's float64 difference, signed zeros included; outside, the clipped code c is -Qn or Qp.
+        # Each float64 product g d is the reference's (both factors are the same values).
+        d = _fast.select(inside, torch.round(c).sub_(c), c)
+        grad_scale = _scaled_sum(g.to(torch.float64).mul_(d.to(torch.float64)).reshape(x.shape), gs, k)
+        grad_offset = None
+        if offset is not None:  # the float32 terms g outside the region have the reference's float64 values
+            grad_offset = _scaled_sum(_arrays.where_kept(~inside, g).reshape(x.shape), gs, k)
         return grad_x, grad_scale, grad_offset, None, None, None
 
 
@@ -187,9 +196,11 @@ def _check_levels(s, b, qn, qp):
         )
 
 
-def _view(p, x, k):
-    """A per-tensor (0-d) or per-channel ((C,)) parameter, shaped to broadcast against x."""
-    return p if k is None else p.reshape(shapes.per_axis(x.ndim, k))
+def _layout(x, scale, offset, k):
+    """x, the step and the offset (or None) laid out to broadcast fast (`_fast.channels`)."""
+    if offset is None:
+        return (*_fast.channels(x, k, scale), None)
+    return _fast.channels(x, k, scale, offset)
 
 
 def _scaled_input(x, s, b):
@@ -200,9 +211,9 @@ def _quantize(x, scale, offset, qn, qp, k):
     """rne(clip(v, -Qn, Qp)) * s (+ beta), v = (x (- beta)) / s, in place on the buffer of v; each step rounds
     as the reference's. The clipped, rounded code gets + 0.0: a -0.0 code becomes the reference's +0.0, no
     other value changes."""
-    s, b = _view(scale, x, k), None if offset is None else _view(offset, x, k)
-    y = _scaled_input(x, s, b).clamp_(-qn, qp).round_().add_(_arrays.constant(0.0, x)).mul_(s)
-    return y if b is None else y.add_(b)
+    xv, s, b = _layout(x, scale, offset, k)
+    y = _scaled_input(xv, s, b).clamp_(-qn, qp).round_().add_(_arrays.constant(0.0, x)).mul_(s)
+    return (y if b is None else y.add_(b)).reshape(x.shape)
 
 
 def _scaled_sum(terms, gs, k):

@@ -19,8 +19,7 @@ TINY = 2.0**-126
 
 def minmax_observer(x, state=None, *, axis=None):
     """Running minimum and maximum with explicit state; see `reference.quantization.observers.minmax_observer`."""
-    x = _arrays.finite_array("x", x)
-    lo, hi = _batch_minmax(x.detach(), axis)
+    lo, hi = _finite_minmax(x, axis)
     if state is None:
         return lo, hi
     old_lo, old_hi = _check_state(state, lo, axis)
@@ -30,8 +29,7 @@ def minmax_observer(x, state=None, *, axis=None):
 def ema_minmax_observer(x, state=None, *, averaging_constant=0.01, axis=None):
     """Moving-average min-max in torch.ao's float32 arithmetic; see `reference.quantization.observers`."""
     c = validate.real("averaging_constant", averaging_constant, lo=0.0, hi=1.0, lo_open=True)
-    x = _arrays.finite_array("x", x)
-    lo, hi = _batch_minmax(x.detach(), axis)
+    lo, hi = _finite_minmax(x, axis)
     if state is None:
         return lo, hi
     old_lo, old_hi = _check_state(state, lo, axis, ordered=False)
@@ -44,7 +42,8 @@ def percentile_amax(x, percentile=99.99, *, axis=None):
 
     Per tensor only the two order statistics the interpolation reads are found (`_order_statistics`: no sort
     of a large |x|), and the interpolation runs on Python floats (IEEE float64, the same operations, one at a
-    time, as the reference's). Per channel each row is sorted and only the two columns read go to float64."""
+    time, as the reference's). Per channel each row is sorted (as int32 bit patterns) and only the two columns read
+    go to float64."""
     p = validate.real("percentile", percentile, lo=0.0, hi=100.0)
     x = _arrays.finite_array("x", x)
     rows = _rows(x.detach(), axis)
@@ -57,7 +56,10 @@ def percentile_amax(x, percentile=99.99, *, axis=None):
         d = b - a
         r = a + d * g if g < 0.5 else b - d * (1.0 - g)
         return torch.tensor(r, dtype=torch.float32, device=x.device)  # rounded once, to nearest
-    v = torch.sort(torch.abs(rows), dim=1).values  # values only: the order of ties does not matter
+    # values only: the order of ties does not matter. |x| is finite and never -0.0, so its bit patterns (int32)
+    # order as its values, and equal values have equal patterns: sorting the patterns (about 2x faster than
+    # sorting floats on the CPU) gives the sorted values' bits
+    v = torch.sort(torch.abs(rows).view(torch.int32), dim=1).values.view(torch.float32)
     a, b = v[:, i].to(torch.float64), v[:, min(i + 1, n - 1)].to(torch.float64)
     d = b - a
     r = a + d * _arrays.scalar(g, d) if g < 0.5 else b - d * _arrays.scalar(1.0 - g, d)
@@ -125,6 +127,26 @@ def _rows(x, axis):
 
 def _shape(v, axis):
     return v.reshape(()) if axis is None else v
+
+
+def _finite_minmax(x, axis):
+    """`_batch_minmax(_arrays.finite_array("x", x).detach(), axis)`, the checks in that order, without the
+    finiteness pass when all is well: the minima and maxima are finite exactly when every element is (`amin` and
+    `amax` carry a NaN, and an infinity is an extreme), and `v - v` is `+0.0` for a finite `v`, NaN otherwise, so
+    one sum of those differences settles it (it cannot overflow). An empty `x` or an invalid axis, or a value not
+    finite, take the checks first, as before."""
+    x = _arrays.array("x", x)
+    d = x.detach()
+    try:
+        usable = d.numel() > 0 and (axis is None or validate.axis("axis", axis, d.ndim) is not None)
+    except (TypeError, ValueError):  # the error comes below, after the finiteness check
+        usable = False
+    if usable:
+        lo, hi = _batch_minmax(d, axis)
+        if math.isfinite(((lo - lo) + (hi - hi)).sum().item()):
+            return lo, hi
+    _arrays.finite("x", x)
+    return _batch_minmax(d, axis)
 
 
 def _batch_minmax(x, axis):

@@ -6,6 +6,8 @@ gradients are private `torch.autograd.Function`s.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from reference.common import validate
@@ -13,7 +15,7 @@ from reference.quantization.ternary import TWN_FACTOR
 from torch_backend import _arrays
 from torch_backend.core._exact import sum_unchecked
 from torch_backend.core.exact import exact_sum
-from torch_backend.quantization import _slices
+from torch_backend.quantization import _fast, _slices
 
 __all__ = ["twn_params", "twn_ternarize", "twn_ternarize_vjp", "ttq_quantize", "ttq_quantize_vjp"]
 
@@ -44,7 +46,9 @@ def twn_ternarize_vjp(grad, w, *, axis=None):
 def ttq_quantize(w, wp, wn, *, t=0.05):
     """Trained Ternary Quantization; see `reference.quantization.ternary.ttq_quantize`."""
     w, wp, wn, delta = _check_ttq(w, wp, wn, t)
-    return _Ttq.apply(w, wp, wn, delta)
+    if torch.is_grad_enabled() and (w.requires_grad or wp.requires_grad or wn.requires_grad):
+        return _Ttq.apply(w, wp, wn, delta)
+    return _ttq_forward(w.detach(), wp.detach(), wn.detach(), delta)  # nothing to record: no `Function.apply`
 
 
 def ttq_quantize_vjp(grad, w, wp, wn, *, t=0.05):
@@ -55,8 +59,7 @@ def ttq_quantize_vjp(grad, w, wp, wn, *, t=0.05):
     _arrays.same_device("grad", grad, "w", w)
 
     def direct(g):
-        wd = w.detach()
-        saved = (wd > delta, wd < -delta, wp.detach(), wn.detach())
+        saved = (_ttq_regions(w.detach(), delta), wp.detach(), wn.detach())
         return tuple(_arrays.backward_of(_Ttq, g, saved)[:3])
 
     return _arrays.vjp(lambda *a: ttq_quantize(*a, t=t), (w, wp, wn), grad, wrt=(0, 1, 2), direct=direct)
@@ -80,24 +83,53 @@ class _Twn(torch.autograd.Function):
 class _Ttq(torch.autograd.Function):
     """Forward: wp above delta, -wn below -delta, +0 between. Backward: the paper's Eq. 8 and the scale sums.
 
+    Both read the region code of each weight (`_ttq_regions`) and look its values up in 4-entry tables
+    (`index_select` copies the entries' bits, as `where` would choose them).
     The backward does not reject non-finite cotangents (they propagate, as autograd's own functions do); the
     public `ttq_quantize_vjp` rejects them up front, as the reference does.
     """
 
     @staticmethod
     def forward(ctx, w, wp, wn, delta):
-        pos, neg = w > delta, w < -delta
-        ctx.save_for_backward(pos, neg, wp, wn)
-        zero = torch.zeros((), dtype=torch.float32, device=w.device)
-        return torch.where(pos, wp, torch.where(neg, -wn, zero))
+        region = _ttq_regions(w, delta)
+        ctx.save_for_backward(region, wp, wn)
+        return _ttq_forward(w, wp, wn, delta, region)
 
     @staticmethod
     def backward(ctx, grad):
-        pos, neg, wp, wn = ctx.saved_tensors
-        grad_w = torch.where(pos, wp * grad, torch.where(neg, wn * grad, grad))
-        grad_wp = sum_unchecked(torch.where(pos, grad, 0.0)).to(torch.float32)
-        grad_wn = sum_unchecked(torch.where(neg, -grad, 0.0)).to(torch.float32)
+        region, wp, wn = ctx.saved_tensors
+        # where(pos, wp g, where(neg, wn g, g)) as f g, f in (1, 1, wp, wn): the same products, and 1 g = g exactly
+        one = torch.ones((), dtype=grad.dtype, device=grad.device)
+        grad_w = _lookup(torch.stack([one, one, wp, wn]), region).mul_(grad)
+        grad_wp = sum_unchecked(_fast.select(region == 2, grad, 0.0)).to(torch.float32)
+        grad_wn = sum_unchecked(_fast.select(region == 3, -grad, 0.0)).to(torch.float32)
         return grad_w, grad_wp, grad_wn, None
+
+
+def _ttq_forward(w, wp, wn, delta, region=None):
+    """wp above delta, -wn below -delta, +0.0 between, by `_ttq_regions` and a table lookup."""
+    region = _ttq_regions(w, delta) if region is None else region
+    zero = torch.zeros((), dtype=torch.float32, device=w.device)
+    return _lookup(torch.stack([zero, zero, wp, -wn]), region)
+
+
+def _ttq_regions(w, delta):
+    """int32 codes: 0 or 1 where |w| <= delta, 2 where w > delta, 3 where w < -delta (w finite, delta a 0-d
+    float32 >= 0: `t = -0.0` gives -0.0, read as its `abs`, the same value), from the bit patterns only (no
+    float arithmetic: none on subnormals).
+
+    The bit patterns of non-negative floats order as their values, so `|w| > delta` is `t = clip(bits(|w|) -
+    bits(delta), 0, 1) = 1` (both patterns in `[0, 2**31)`: no overflow); the code is `2 t - (bits(w) >> 31)`, the
+    arithmetic shift giving -1 for a set sign bit: 2 for a kept positive w, 3 for a kept negative one.
+    """
+    bits = w.view(torch.int32)
+    kept = torch.bitwise_and(bits, 0x7FFFFFFF).sub_(torch.abs(delta).view(torch.int32)).clamp_(0, 1)
+    return kept.mul_(2).sub_(bits >> 31)
+
+
+def _lookup(table, region):
+    """`table[region]` shaped like `region` (a copy of the entries' bits)."""
+    return torch.index_select(table, 0, region.reshape(-1)).reshape(region.shape)
 
 
 # ---- private helpers ----------------------------------------------------------------------------------------
@@ -119,12 +151,17 @@ def _twn(w, k):
 
 def _check_ttq(w, wp, wn, t):
     t = validate.fraction("t", t)
-    w = _arrays.finite_array("w", w)
+    w = _arrays.array("w", w)
     if w.numel() == 0:
         raise ValueError(f"w has shape {tuple(w.shape)}: the TTQ threshold t * max|w| needs at least one element")
+    # max|w| = max(|min w|, |max w|) (+0.0 for zeros); the extremes are finite exactly when every element is
+    # (they carry a NaN or an infinity): one pass for both, `_arrays.finite` (its error) only otherwise
+    small, large = torch.aminmax(w.detach())
+    if not math.isfinite(((small - small) + (large - large)).item()):
+        _arrays.finite("w", w)
     wp = _check_scale("wp", wp, w)
     wn = _check_scale("wn", wn, w)
-    amax = torch.abs(w.detach()).max().to(torch.float64)
+    amax = torch.maximum(torch.abs(small), torch.abs(large)).to(torch.float64)
     delta = (_arrays.scalar(t, amax) * amax).to(torch.float32)
     return w, wp, wn, delta
 
