@@ -33,16 +33,14 @@ def group_scores(values, units, count, criterion="l2", reduction="mean", grads=N
     for m, u in enumerate(units):
         _arrays.within(f"units[{m}]", u, 0, count - 1)
     device = values[0].device if values else torch.device("cpu")
-    v = torch.cat([torch.zeros(0, dtype=torch.float64, device=device)] + [x.detach().double() for x in values])
-    u = torch.cat([torch.zeros(0, dtype=torch.int64, device=device)] + [x.detach() for x in units])
+    v = _joined(values, torch.float64, device)
+    u = _joined(units, torch.int64, device)
     if criterion == "l1":
         terms = torch.abs(v)
     elif criterion == "l2":
         terms = v * v
     else:
-        terms = v * torch.cat(
-            [torch.zeros(0, dtype=torch.float64, device=device)] + [g.detach().double() for g in grads]
-        )
+        terms = v * _joined(grads, torch.float64, device)
     s = _unit_sums(terms, u, count)
     if reduction == "mean":
         k = torch.zeros(count, dtype=torch.int64, device=device)
@@ -71,13 +69,49 @@ def group_masks(scores, ratio, min_channels=1):
 
 
 def _unit_sums(v, units, count):
-    """`exact_sum` of each unit's float64 values, laid out as rows padded with `+0.0`; see the reference."""
-    sorted_units, order = torch.sort(units.detach(), stable=True)
+    """`exact_sum` of each unit's float64 values, laid out as rows padded with `+0.0`; see the reference.
+
+    The layout does not change the sums (they are exact, and the padding adds nothing), only their speed. From
+    `SLICES_MIN` entries the units, which lie in `[0, count)` (checked), are sorted in the narrowest integer dtype
+    that holds them (the same values, so the same stable order, several times faster than int64's sort); then up
+    to `SLICES_MAX` units each unit's run of the sorted values goes into its row as one slice, and more units
+    take one scatter to `i + (u * width - start of unit u)`, the place of sorted entry `i` of unit `u`."""
+    large = units.numel() >= SLICES_MIN
+    sorted_units, order = torch.sort(units.detach().to(_narrowest(count)) if large else units.detach(), stable=True)
+    sorted_units = sorted_units.to(torch.int64)
     bounds = torch.searchsorted(sorted_units, torch.arange(count + 1, device=v.device), side="left")
     width = int((bounds[1:] - bounds[:-1]).max()) if count else 0
     rows = torch.zeros((count, width), dtype=torch.float64, device=v.device)
-    rows[sorted_units, torch.arange(units.numel(), device=v.device) - bounds[sorted_units]] = v[order]
+    if not large:
+        rows[sorted_units, torch.arange(units.numel(), device=v.device) - bounds[sorted_units]] = v[order]
+    elif count <= SLICES_MAX:
+        values, b = v.index_select(0, order), bounds.tolist()
+        for u in range(count):
+            rows[u, : b[u + 1] - b[u]] = values[b[u] : b[u + 1]]
+    else:
+        offsets = torch.arange(count, device=v.device) * width - bounds[:-1]
+        place = torch.arange(units.numel(), device=v.device) + offsets.index_select(0, sorted_units)
+        rows.view(-1).index_copy_(0, place, v.index_select(0, order))
     return exact_sum(rows, axis=1)
+
+
+SLICES_MIN = 1 << 14  # from this many entries: the narrow sort, and slices up to SLICES_MAX units, else a scatter
+SLICES_MAX = 64
+
+
+def _joined(arrays, dtype, device):
+    """The 1-D tensors concatenated in `dtype` (detached): one tensor as it is converted, without a copy by `cat`."""
+    if len(arrays) == 1:
+        return arrays[0].detach().to(dtype)
+    return torch.cat([torch.zeros(0, dtype=dtype, device=device)] + [x.detach().to(dtype) for x in arrays])
+
+
+def _narrowest(count):
+    """The narrowest of uint8, int16, int32 and int64 that holds every integer in `[0, count)`."""
+    for dtype in (torch.uint8, torch.int16, torch.int32):
+        if count - 1 <= torch.iinfo(dtype).max:
+            return dtype
+    return torch.int64
 
 
 def _slices(name, arrays, dtypes, like=None):

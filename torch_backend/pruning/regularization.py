@@ -14,6 +14,7 @@ from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend.core.exact import exact_sum
 from torch_backend.core.reduce import lp_norm
+from torch_backend.pruning import _elementwise
 
 __all__ = [
     "l1_penalty",
@@ -50,7 +51,8 @@ def l1_subgradient(w, lam):
     """lam * sign(w) in float32 with sign(0) = 0; see `reference.pruning.regularization.l1_subgradient`."""
     w = _arrays.finite_array("w", w)
     lam = validate.real("lam", lam, lo=0.0)
-    return _signed(w.detach(), _to_float32(lam, w))
+    c = _elementwise.float32_value(lam)
+    return _elementwise.signed(w.detach(), c, _arrays.constant(c, w))
 
 
 def l1_proximal(w, lr, lam):
@@ -58,9 +60,7 @@ def l1_proximal(w, lr, lam):
     w = _arrays.finite_array("w", w)
     lr = validate.real("lr", lr, lo=0.0)
     lam = validate.real("lam", lam, lo=0.0)
-    w = w.detach()
-    tau = _to_float32(lr * lam, w)
-    return torch.where(w > tau, w - tau, torch.where(w < -tau, w + tau, 0.0))
+    return _elementwise.soft_threshold(w.detach(), _elementwise.float32_value(lr * lam))
 
 
 def group_lasso_penalty(w, lam, axis=0):
@@ -114,7 +114,8 @@ class _L1Penalty(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         c = (grad.to(torch.float64) * ctx.lam).to(torch.float32)
-        return (None, *(_signed(x, c) for x in ctx.saved_tensors))
+        value = c.item()
+        return (None, *(_elementwise.signed(x, value, c) for x in ctx.saved_tensors))
 
 
 class _GroupLassoPenalty(torch.autograd.Function):
@@ -171,13 +172,9 @@ def _group_norms(w, axis):
     groups = w.shape[axis]
     rows = torch.movedim(w, axis, 0).reshape(groups, math.prod(w.shape) // max(groups, 1))
     view = shapes.per_axis(w.ndim, axis)
+    if rows.shape[1] == 1:  # one element per group: its norm is |x| (exact_sum of the exact x * x, whose root is |x|)
+        return torch.abs(rows).reshape(groups), view
     return lp_norm(rows, 2, axis=1), view
-
-
-def _signed(w, c):
-    """`c` where `w > 0`, `-c` where `w < 0`, `+0.0` where `w` is zero or the value would be a zero."""
-    out = torch.where(w > 0, c, -c)
-    return torch.where((w == 0) | (out == 0), 0.0, out)
 
 
 def _to_float32(value, like):

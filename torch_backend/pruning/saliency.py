@@ -47,7 +47,8 @@ def movement_scores(scores, w, grad):
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     _arrays.same_device("scores", scores, "w", w)
     _arrays.same_device("grad", grad, "w", w)
-    return scores.detach() - w.detach() * grad.detach()
+    product = w.detach() * grad.detach()
+    return torch.sub(scores.detach(), product, out=product)  # into the fresh product: no third tensor
 
 
 def snip_scores(w, grad):
@@ -106,10 +107,24 @@ def fpgm_scores(w, axis=0):
     axis = validate.axis("axis", axis, w.ndim)
     f = _slices(w.detach(), axis).to(torch.float64)
     diff = f[:, None, :] - f[None, :, :]
-    d = sqrt_to_float32(exact_sum(diff * diff, axis=2))
-    infinite = torch.isinf(d).any(dim=1)
-    total = exact_sum(torch.where(torch.isinf(d), 0.0, d), axis=1).to(torch.float32)
-    return torch.where(infinite, float("inf"), total)
+    if f.shape[1] == 1:  # one element per filter: the distance is |diff| rounded once to float32 (`_distance`)
+        d = torch.abs(diff.reshape(diff.shape[:2])).to(torch.float32)
+    else:
+        d = sqrt_to_float32(exact_sum(diff * diff, axis=2))
+    inf = torch.isinf(d)
+    total = exact_sum(torch.where(inf, 0.0, d), axis=1).to(torch.float32)
+    return torch.where(inf.any(dim=1), float("inf"), total)
+
+
+# `_distance`: for filters of one element, `sqrt_to_float32(exact_sum([x * x]))` with `x = |fl64(a - b)|` is
+# `fl32(x)`. The sum of one term is the term, `s = fl64(x * x) = x**2 (1 + e)` with `|e| <= 2**-53` (x is 0 or at
+# least 2**-149 and below 2**130, so `x * x` is a normal float64), and `sqrt(s)` lies within `x * 2**-54 (1 + 2**-53)`
+# of `x`, which is less than the distance from `x` to any other float64 (at least `2**(E - 53)` for `x` in
+# `[2**E, 2**(E + 1))`). So no float32 rounding boundary (a midpoint of two float32 values, or the overflow
+# threshold `2**128 - 2**103`; all float64 values) lies strictly between `x` and `sqrt(s)` or on `sqrt(s)`; if `x`
+# is itself one, it has at most 25 significant bits, `x * x` is exact, `sqrt(s) = x`, and both roundings break
+# the tie to even. The nearest float32 to `sqrt(s)` (ties to even, overflow to inf: `sqrt_to_float32`) is thus
+# the nearest to `x`, the conversion `x.to(float32)`.
 
 
 def fpgm_mask(w, sparsity, axis=0):

@@ -7,8 +7,8 @@ import torch
 from reference.common import checks, validate
 from torch_backend import _arrays
 from torch_backend.core.select import keep_largest
+from torch_backend.pruning import _elementwise
 from torch_backend.pruning.magnitude import pruned_count
-from torch_backend.pruning.regularization import l1_subgradient
 
 __all__ = ["slimming_penalty_grad", "slimming_masks"]
 
@@ -22,7 +22,12 @@ def slimming_penalty_grad(grads, gammas, lam):
         _arrays.shaped(f"grads[{i}]", g, gamma.shape, f"gammas[{i}]")
         _arrays.same_device(f"grads[{i}]", g, f"gammas[{i}]", gamma)
     lam = validate.real("lam", lam, lo=0.0)
-    return [g.detach() + l1_subgradient(gamma, lam) for g, gamma in zip(grads, gammas, strict=True)]
+    c = _elementwise.float32_value(lam)
+    # `l1_subgradient(gamma, lam) + g`, added in place into the fresh subgradient (IEEE addition commutes)
+    return [
+        _elementwise.signed(gamma.detach(), c, _arrays.constant(c, gamma)).add_(g.detach())
+        for g, gamma in zip(grads, gammas, strict=True)
+    ]
 
 
 def slimming_masks(gammas, ratio, min_channels=1):

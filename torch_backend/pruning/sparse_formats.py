@@ -36,10 +36,34 @@ def to_bitmask(w, mask):
             torch.tensor(list(stream.to_bytes((len(keep) + 7) // 8, "little")), dtype=torch.uint8),
             torch.tensor([v for v, k in zip(values, keep, strict=True) if k], dtype=torch.float32),
         )
-    return _packed(flat), w.detach().reshape(-1)[flat]
+    return _packed(flat), _kept_values(w.detach().reshape(-1), flat)
 
 
 PYTHON_MAX = 64  # up to this many CPU elements, the bitmask codecs work on one Python integer
+RUNS_MIN = 1 << 14  # from this many elements `_kept_values` looks for the runs of 8 that keep anything first
+
+
+def _kept_values(values, flat):
+    """`values[flat]` for the flat float32 values and the flat bool mask: the kept values in order.
+
+    Boolean indexing scans the mask with `nonzero`, which costs about four additions per element on the CPU. From
+    `RUNS_MIN` elements the mask's whole runs of 8 are read as int64 first (8 bools in one word; any order of the
+    bytes, since only "nonzero" is asked), and only the runs that keep something are gathered and indexed: the
+    same values in the same order (runs in increasing order, each in its own order; gathering copies bits), for a
+    scan of an eighth of the mask and of the runs kept. When more than half the runs keep something, that saves
+    little, and the plain indexing follows. The elements past the last whole run (`n % 8`) are indexed apart."""
+    n = flat.numel()
+    body = n - n % 8
+    if n < RUNS_MIN or not flat.is_contiguous() or flat.storage_offset() % 8:
+        return values[flat]
+    runs = flat[:body].view(torch.uint8).view(torch.int64)
+    hit = torch.nonzero(runs).reshape(-1)
+    if 2 * hit.numel() > runs.numel():
+        return values[flat]
+    kept = values[:body].reshape(-1, 8).index_select(0, hit)[flat[:body].reshape(-1, 8).index_select(0, hit)]
+    if body == n:
+        return kept
+    return torch.cat([kept, values[body:][flat[body:]]])
 
 
 # element k of each run of 8 goes to bit k: with the 8 bools of a run read as one little-endian int64 (byte k at

@@ -1,0 +1,310 @@
+"""The torch backend's pruning fast paths, against the reference, bit for bit.
+
+Pinned here: the arithmetic forms of the L1 steps (`sign(w) * c + 0` for `lam * sign(w)`, with `c = inf` as
+`sign(w) * FLT_MAX * 2`; `w - clamp(w, -tau, tau)` for soft thresholding, `tau = 0` apart), the float32 threshold
+of `magnitude_mask_by_threshold`, the in-place products and masks (`movement_scores`, `prune_*_mask`,
+`apply_mask_vjp`), `to_bitmask`'s scan of 8-element runs, `group_scores`' narrow sort with its slice and scatter
+layouts, and the one-element groups and filters of the group lasso and FPGM. Inputs hold both zeros, subnormals,
+the float32 extremes, values one ulp around the thresholds and ties; parameters reach 0, subnormal results and
+values past the float32 range; each size route is forced on both sides of its threshold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import reference as R
+import torch_backend as T
+from torch_backend import _arrays
+from torch_backend.pruning import _elementwise, groups, magnitude, saliency, sparse_formats
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow to inf, by design
+
+F32 = np.float32
+FMAX = float(np.finfo(F32).max)
+TINY = float(np.finfo(F32).smallest_subnormal)
+
+
+def _bits(a) -> bytes:
+    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+    return np.ascontiguousarray(a).view(np.uint8).tobytes() if a.dtype.kind == "f" else a.tobytes()
+
+
+def _same(ref, got):
+    ref, got = (list(ref), list(got)) if isinstance(ref, list | tuple) else ([ref], [got])
+    assert len(ref) == len(got)
+    for r, g in zip(ref, got, strict=True):
+        r = np.asarray(r)
+        assert isinstance(g, torch.Tensor) and g.dtype == torch.from_numpy(r).dtype
+        assert tuple(g.shape) == r.shape
+        assert _bits(g) == _bits(r)
+
+
+def _t(a):
+    return torch.from_numpy(np.array(a, copy=True))
+
+
+def _adversarial(n, seed, around=()):
+    """`n` float32 values: both zeros, subnormals, the extremes, the values `around` and their neighbours one ulp
+    away (of both signs), ties, and a spread over many exponents."""
+    rng = np.random.default_rng(seed)
+    special = [0.0, -0.0, TINY, -TINY, 2 * TINY, 1e-40, -1e-40, 1.1754944e-38, FMAX, -FMAX, 1.0, -1.0, 0.5, 2.0]
+    base = np.float32(special + [a for v in around for a in (v, -v)])
+    pool = np.concatenate([base, np.nextafter(base, F32(np.inf)), np.nextafter(base, F32(-np.inf))])
+    pool = pool[np.isfinite(pool)]
+    spread = (rng.standard_normal(n) * 2.0 ** rng.integers(-140, 120, n)).astype(F32)
+    x = np.where(rng.random(n) < 0.5, rng.choice(pool, n), spread).astype(F32)
+    x[: len(pool)] = pool[:n]
+    return x
+
+
+# ---- the host-side float32 values ------------------------------------------------------------------------------
+
+
+def test_float32_value_and_float32_below_match_numpy():
+    rng = np.random.default_rng(0)
+    edges = [0.0, -0.0, TINY / 2, TINY * 0.75, FMAX, 3.4028235677973366e38, 3.4028235677973362e38, 1e39, 1e300]
+    edges += [float(np.nextafter(np.float64(e), np.inf)) for e in edges] + [2.0**128 - 2.0**103]
+    xs = edges + list(rng.random(500) * 10.0 ** rng.integers(-50, 40, 500))
+    for x in xs:
+        with np.errstate(over="ignore"):
+            want = float(np.float64(x).astype(F32))
+        got = _elementwise.float32_value(x)
+        assert np.float64(got).tobytes() == np.float64(want).tobytes(), x
+        if x >= 0:
+            d = _elementwise.float32_below(x)
+            assert np.float32(d) == d and d <= x
+            assert float(np.nextafter(F32(d), F32(np.inf))) > x or d == FMAX
+
+
+# ---- L1: subgradient, its VJP, slimming, proximal step ---------------------------------------------------------
+
+LAMS = [0.0, -0.0, 1e-46, 1e-45, 3e-39, 0.1, 1.0, 0.75, FMAX, 3.4028235677973362e38, 3.4028235677973366e38, 1e39]
+
+
+@pytest.mark.parametrize("lam", LAMS)
+def test_l1_subgradient_matches_the_reference(lam):
+    w = _adversarial(4099, seed=1)
+    _same(R.l1_subgradient(w, lam), T.l1_subgradient(_t(w), lam))
+
+
+@pytest.mark.parametrize("grad", [1.0, -1.0, 0.0, -0.0, 2.5, -3e38, 1e-40])
+@pytest.mark.parametrize("lam", [0.0, 1.0, 0.1, 1e10, 1e-300])
+@pytest.mark.parametrize("autograd", [False, True])
+def test_l1_penalty_vjp_matches_the_reference(grad, lam, autograd):
+    ws = [_adversarial(1031, seed=2), _adversarial(7, seed=3)]
+    g = np.asarray(F32(grad))
+    want = R.l1_penalty_vjp(g, ws, lam)
+    if autograd:
+        with _arrays.vjps_by_autograd():
+            got = T.l1_penalty_vjp(_t(g), [_t(w) for w in ws], lam)
+    else:
+        got = T.l1_penalty_vjp(_t(g), [_t(w) for w in ws], lam)
+    _same(want, got)
+
+
+def test_l1_penalty_backward_with_a_nan_cotangent_takes_the_where_formula():
+    w = _t(_adversarial(257, seed=4)).requires_grad_(True)
+    (grad,) = torch.autograd.grad(T.l1_penalty(w, 0.5), w, torch.tensor(float("nan")))
+    zero = w.detach() == 0
+    assert bool(torch.isnan(grad[~zero]).all())
+    assert _bits(grad[zero]) == _bits(torch.zeros(int(zero.sum())))
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), 0.0, -0.0, -2.5, TINY, -FMAX])
+def test_signed_equals_the_where_formula(value):
+    w = _t(_adversarial(515, seed=5))
+    c = torch.tensor(value, dtype=torch.float32)
+    old = torch.where(w > 0, c, -c)
+    old = torch.where((w == 0) | (old == 0), 0.0, old)
+    assert _bits(_elementwise.signed(w, value, c)) == _bits(old)
+
+
+@pytest.mark.parametrize("lam", LAMS)
+def test_slimming_penalty_grad_matches_the_reference(lam):
+    gammas = [_adversarial(2053, seed=6), _adversarial(5, seed=7), np.float32([-0.0, 0.0, -0.0, 1.0])]
+    grads = [_adversarial(2053, seed=8), np.float32([-0.0, 0.0, FMAX, -1e-45, 3.0]), np.float32([-0.0] * 4)]
+    _same(R.slimming_penalty_grad(grads, gammas, lam), T.slimming_penalty_grad([_t(g) for g in grads],
+          [_t(g) for g in gammas], lam))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("lr", "lam"),
+    [(0.0, 1.0), (-0.0, 1.0), (1.0, 0.0), (1e-30, 1e-30), (1.0, 1e-45), (1.0, 3e-39), (0.5, 1.0), (1.0, 0.1),
+     (1.0, FMAX), (1e20, 1e20), (1.0, 2.0 ** -126)],
+)  # fmt: skip
+def test_l1_proximal_matches_the_reference(lr, lam):
+    tau = float(np.float64(lr * lam).astype(F32)) if abs(lr * lam) < 1e38 else FMAX
+    w = _adversarial(4099, seed=9, around=[tau, 2 * tau, tau / 2])
+    _same(R.l1_proximal(w, lr, lam), T.l1_proximal(_t(w), lr, lam))
+
+
+# ---- magnitude threshold, movement scores, masks -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "threshold", [0.0, -0.0, TINY, 0.1, 0.5, 1.0 + 2.0**-30, 1.0 - 2.0**-30, 3e-39, FMAX, 3.4028235e38, 3.5e38, 1e300]
+)
+def test_magnitude_mask_by_threshold_matches_the_reference(threshold):
+    near = float(np.float64(threshold).astype(F32)) if threshold < 3.4e38 else FMAX
+    w = _adversarial(4099, seed=10, around=[near])
+    _same(R.magnitude_mask_by_threshold(w, threshold), T.magnitude_mask_by_threshold(_t(w), threshold))
+
+
+def test_movement_scores_matches_the_reference():
+    s, w, g = (_adversarial(4099, seed=k) for k in (11, 12, 13))
+    g[:4], w[:4], s[:4] = [FMAX, -0.0, 0.0, 2.0], [FMAX, 1.0, -1.0, -0.0], [0.0, -0.0, -0.0, -0.0]
+    _same(R.movement_scores(s, w, g), T.movement_scores(_t(s), _t(w), _t(g)))
+    wt = _t(w.reshape(-1, 1).repeat(2, 1)).t()  # a strided product
+    _same(R.movement_scores(s[None].repeat(2, 0), wt.numpy(), g[None].repeat(2, 0)),
+          T.movement_scores(_t(s[None].repeat(2, 0)), wt, _t(g[None].repeat(2, 0))))  # fmt: skip
+
+
+@pytest.mark.parametrize("n", [33, 1 << 15])  # the small route and radix select (RADIX_MIN = 2**14)
+@pytest.mark.parametrize("fraction", [0.0, 0.25, 0.5])
+def test_prune_masks_match_the_reference(n, fraction):
+    rng = np.random.default_rng(n)
+    w = np.float32(rng.choice([0.0, -0.0, 1.0, -1.0, 2.0, TINY, -3.0], n))
+    mask = rng.random(n) < 0.8
+    _same(R.prune_remaining_mask(w, mask, fraction), T.prune_remaining_mask(_t(w), _t(mask), fraction))
+    _same(R.prune_total_mask(w, mask, fraction), T.prune_total_mask(_t(w), _t(mask), fraction))
+
+
+@pytest.mark.parametrize("n", [100, 1 << 15])  # `where_kept` below WHERE_KEPT_MIN, the in-place AND above
+@pytest.mark.parametrize("autograd", [False, True])
+def test_apply_mask_vjp_matches_the_reference(n, autograd):
+    rng = np.random.default_rng(n)
+    grad, w = _adversarial(n, seed=14), _adversarial(n, seed=15)
+    grad[:4] = [np.nan, np.inf, -0.0, -np.inf]
+    mask = rng.random(n) < 0.7
+    mask[:2] = True
+    want = R.apply_mask_vjp(grad, w, mask)
+    if autograd:
+        with _arrays.vjps_by_autograd():
+            got = T.apply_mask_vjp(_t(grad), _t(w), _t(mask))
+    else:
+        got = T.apply_mask_vjp(_t(grad), _t(w), _t(mask))
+    _same(want, got)
+    assert _bits(magnitude._kept(_t(mask), _t(grad))) == _bits(torch.where(_t(mask), _t(grad), 0.0))
+
+
+# ---- to_bitmask ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [40, 1000, (1 << 15) + 5, 1 << 15])
+@pytest.mark.parametrize("density", [0.0, 0.02, 0.3, 0.9])
+def test_to_bitmask_matches_the_reference(n, density):
+    rng = np.random.default_rng(int(n * density * 100) + n)
+    w = _adversarial(n, seed=16)
+    mask = rng.random(n) < density
+    _same(R.to_bitmask(w, mask), T.to_bitmask(_t(w), _t(mask)))
+
+
+def test_to_bitmask_runs_route_forced_both_ways_and_on_odd_layouts(monkeypatch):
+    rng = np.random.default_rng(17)
+    w = _adversarial(4 * 1003, seed=18).reshape(4, 1003)
+    mask = rng.random(w.shape) < 0.05
+    for runs_min in (0, 1 << 40):
+        monkeypatch.setattr(sparse_formats, "RUNS_MIN", runs_min)
+        _same(R.to_bitmask(w, mask), T.to_bitmask(_t(w), _t(mask)))
+        mt = _t(mask.T.copy()).t()  # not contiguous
+        _same(R.to_bitmask(w, mask), T.to_bitmask(_t(w), mt))
+        big = _t(np.concatenate([[True], mask.reshape(-1)]))[1:].reshape(w.shape)  # storage offset 1
+        _same(R.to_bitmask(w, mask), T.to_bitmask(_t(w), big))
+    values, flat = _t(w.reshape(-1)), _t(mask.reshape(-1))
+    monkeypatch.setattr(sparse_formats, "RUNS_MIN", 0)
+    assert _bits(sparse_formats._kept_values(values, flat)) == _bits(values[flat])
+
+
+# ---- group scores ------------------------------------------------------------------------------------------------
+
+
+def _group_inputs(n_slices, n, count, seed):
+    rng = np.random.default_rng(seed)
+    values = [_adversarial(n, seed=seed + m) for m in range(n_slices)]
+    # even units only: the odd ones own nothing
+    units = [rng.integers(0, max(count // 2, 1), n).astype(np.int64) * 2 % max(count, 1) for _ in range(n_slices)]
+    grads = [_adversarial(n, seed=seed + 50 + m) for m in range(n_slices)]
+    return values, units, grads
+
+
+@pytest.mark.parametrize("criterion", ["l1", "l2", "taylor"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize(("slices_min", "slices_max"), [(1 << 40, 64), (0, 1 << 40), (0, 0)])
+@pytest.mark.parametrize(("n_slices", "count"), [(1, 4), (2, 300), (1, 70000), (3, 1)])
+def test_group_scores_routes_match_the_reference(criterion, reduction, slices_min, slices_max, n_slices, count,
+                                                 monkeypatch):  # fmt: skip
+    monkeypatch.setattr(groups, "SLICES_MIN", slices_min)
+    monkeypatch.setattr(groups, "SLICES_MAX", slices_max)
+    values, units, grads = _group_inputs(n_slices, 3001, count, seed=count)
+    g = grads if criterion == "taylor" else None
+    want = R.group_scores(values, units, count, criterion, reduction, g)
+    got = T.group_scores([_t(v) for v in values], [_t(u) for u in units], count, criterion, reduction,
+                         None if g is None else [_t(x) for x in g])  # fmt: skip
+    _same(want, got)
+
+
+def test_group_scores_at_the_default_thresholds_and_the_narrow_dtypes():
+    assert [groups._narrowest(c) for c in (0, 1, 256, 257, 32768, 32769, 2**31, 2**31 + 1)] == [
+        torch.uint8, torch.uint8, torch.uint8, torch.int16, torch.int16, torch.int32, torch.int32, torch.int64
+    ]  # fmt: skip
+    for count in (3, 256, 257):
+        values, units, grads = _group_inputs(1, groups.SLICES_MIN + 17, count, seed=count + 1)
+        units[0][-1] = count - 1
+        _same(R.group_scores(values, units, count, "taylor", "sum", grads),
+              T.group_scores([_t(v) for v in values], [_t(u) for u in units], count, "taylor", "sum",
+                             [_t(x) for x in grads]))  # fmt: skip
+
+
+# ---- one-element groups and filters ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape_axis", [((2053,), -1), ((2053, 1), 0), ((1, 1, 7), 2), ((6, 5), 0)])
+def test_group_lasso_with_one_element_groups_matches_the_reference(shape_axis):
+    shape, axis = shape_axis
+    w = _adversarial(int(np.prod(shape)), seed=19).reshape(shape)
+    g = np.asarray(F32(0.5))
+    for lam in (0.0, 0.3, 1e-40):
+        _same(R.group_lasso_penalty(w, lam, axis=axis), T.group_lasso_penalty(_t(w), lam, axis=axis))
+        _same(R.group_lasso_penalty_vjp(g, w, lam, axis=axis), T.group_lasso_penalty_vjp(_t(g), _t(w), lam, axis=axis))
+        _same(R.group_lasso_proximal(w, 1.0, lam, axis=axis), T.group_lasso_proximal(_t(w), 1.0, lam, axis=axis))
+
+
+def test_fpgm_with_one_element_filters_rounds_the_distance_like_the_reference():
+    rng = np.random.default_rng(20)
+    edges = [FMAX, -FMAX, -(2.0**103), -(2.0**102), 1.0, -(2.0**-24), -(2.0**-24 + 2.0**-47), 2.0**-24, 0.0, -0.0,
+             TINY, -TINY, 3 * TINY, 1e-38, -1e-38, 2.0**127, -(2.0**127), 1.5, 3.0]  # fmt: skip
+    w = np.float32(edges + list((rng.standard_normal(300) * 2.0 ** rng.integers(-149, 126, 300)).astype(F32)))
+    w = np.concatenate([w, np.nextafter(w[2:42], F32(np.inf))])
+    _same(R.fpgm_scores(w, axis=-1), T.fpgm_scores(_t(w), axis=-1))
+    _same(R.fpgm_scores(w[:, None], axis=0), T.fpgm_scores(_t(w[:, None]), axis=0))
+    _same(R.fpgm_mask(w, 0.4, axis=-1), T.fpgm_mask(_t(w), 0.4, axis=-1))
+    mid = np.float32([1.0, -(2.0**-24), -(2.0**-24 + 2.0**-47), FMAX, -(2.0**103), -(2.0**102)])
+    _same(R.fpgm_scores(mid, axis=0), T.fpgm_scores(_t(mid), axis=0))
+    two = _adversarial(2 * 64, seed=21).reshape(64, 2)  # two elements per filter: the general route
+    two[np.abs(two) > 1e30] = F32(1.0)
+    _same(R.fpgm_scores(two, axis=0), T.fpgm_scores(_t(two), axis=0))
+
+
+def test_fpgm_distance_identity_on_many_float64_differences():
+    """`sqrt_to_float32(fl64(x * x)) == fl32(x)` for float64 `x = |a - b|` of float32 values, float32 midpoints
+    (exact and one float64 ulp away) included."""
+    from torch_backend._reduce import sqrt_to_float32
+
+    rng = np.random.default_rng(22)
+    a = (rng.standard_normal(20000) * 2.0 ** rng.integers(-149, 126, 20000)).astype(F32).astype(np.float64)
+    b = (rng.standard_normal(20000) * 2.0 ** rng.integers(-149, 126, 20000)).astype(F32).astype(np.float64)
+    f = np.float32(rng.standard_normal(2000) * 2.0 ** rng.integers(-126, 127, 2000)).astype(np.float64)
+    mids = (f + np.nextafter(f.astype(F32), F32(np.inf)).astype(np.float64)) / 2
+    x = np.abs(np.concatenate([a - b, mids, np.nextafter(mids, 0), np.nextafter(mids, np.inf), [2.0**128 - 2.0**103]]))
+    x = torch.from_numpy(x)
+    assert _bits(sqrt_to_float32(x * x)) == _bits(x.to(torch.float32))
+
+
+def test_fpgm_mask_default_route_is_unchanged_for_wider_filters():
+    w = _adversarial(24 * 9, seed=23).reshape(24, 9)
+    w[np.abs(w) > 1e30] = F32(2.0)
+    _same(R.fpgm_mask(w, 0.5), T.fpgm_mask(_t(w), 0.5))
+    assert saliency.fpgm_scores is T.fpgm_scores
