@@ -7,7 +7,9 @@ fake quantization of the weight (min-max scales), and per-tensor asymmetric uint
 layer's input (min-max of the batch). Straight-through gradients; everything goes through `torch_backend`
 (`torch_backend.kernels` where it has a fused path).
 The step runs inside `kernels.deferred_checks()` (its input checks read from the device once, at the end); a
-second row times the same step with every call reading its checks at once. The float step and the two
+second row times the same step with every call reading its checks at once, and a third the same step composed
+of torch's own (not exact) operations: `topk` 2:4 masks and `torch.fake_quantize_per_*_affine`, the floor that
+eager torch gives for this work. The float step and the two
 quantized ones take turns, rep by rep, so a change of the machine's load weighs on all of them alike.
 On CPU the model is narrower and the images smaller (`Config.size`); a full CPU run also times batch 32.
 """
@@ -41,13 +43,42 @@ def quantize_activation(x):
     return kernels.fake_quantize(x, s, z, qmin=0, qmax=255)
 
 
+def native_weight(w):
+    """The peer's composition of the same step (not exact, and not pqref's semantics): a 2:4 mask by `topk` (ties
+    unspecified), `where`, and `torch.fake_quantize_per_channel_affine` with scales `max|w| / 127` (which
+    multiplies by `1 / scale`). The floor that torch's own eager operations give, for comparison."""
+    w2 = w.reshape(w.shape[0], -1)
+    if w2.shape[1] % 4 == 0:
+        g = w2.detach().abs().reshape(-1, 4)
+        mask = torch.zeros_like(g, dtype=torch.bool).scatter_(1, g.topk(2, dim=1).indices, True)
+        w2 = torch.where(mask.reshape(w2.shape), w2, 0.0)
+    scale = (w2.detach().abs().amax(dim=1) / 127).clamp_min(torch.finfo(torch.float32).eps)
+    zero = torch.zeros(w2.shape[0], dtype=torch.int32, device=w.device)
+    return torch.fake_quantize_per_channel_affine(w2, scale, zero, 0, -127, 127).reshape(w.shape)
+
+
+def native_activation(x):
+    """The peer's per-tensor uint8 fake quantization (not exact): min-max qparams on the host (one read of
+    `aminmax`), then `torch.fake_quantize_per_tensor_affine`."""
+    lo, hi = (v.item() for v in torch.aminmax(x.detach()))
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = max((hi - lo) / 255, torch.finfo(torch.float32).eps)
+    zero = int(min(255, max(0, round(-lo / scale))))
+    return torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 255)
+
+
+# `quantized` of a layer: False (float), True (pqref) or "native" (the peer's operations)
+QUANTIZERS = {True: (quantize_activation, quantize_weight), "native": (native_activation, native_weight)}
+
+
 class Conv(nn.Conv2d):
     quantized = False
 
     def forward(self, x):
         if not self.quantized:
             return super().forward(x)
-        return self._conv_forward(quantize_activation(x), quantize_weight(self.weight), self.bias)
+        qa, qw = QUANTIZERS[self.quantized]
+        return self._conv_forward(qa(x), qw(self.weight), self.bias)
 
 
 class Linear(nn.Linear):
@@ -56,7 +87,8 @@ class Linear(nn.Linear):
     def forward(self, x):
         if not self.quantized:
             return super().forward(x)
-        return F.linear(quantize_activation(x), quantize_weight(self.weight), self.bias)
+        qa, qw = QUANTIZERS[self.quantized]
+        return F.linear(qa(x), qw(self.weight), self.bias)
 
 
 class Block(nn.Module):
@@ -97,7 +129,8 @@ class ResNet18(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def set_quantized(model, on: bool):
+def set_quantized(model, on):
+    """Every conv and linear layer float (`False`), pqref's W8A8 + 2:4 (`True`) or the peer's (`"native"`)."""
     for module in model.modules():
         if isinstance(module, Conv | Linear):
             module.quantized = on
@@ -150,8 +183,12 @@ def _run(cfg: Config, batch: int) -> list[Row]:
     if cfg.cuda:
         torch.backends.cudnn.benchmark = True
     reps = cfg.size(10, 7, 3, 1)
-    float_ms, quant_ms, checked_ms = _interleaved(
-        model, [(False, step), (True, deferred_step), (True, step)], cfg, reps, warmup=cfg.size(3, 1, 1, 0)
+    float_ms, quant_ms, checked_ms, native_ms = _interleaved(
+        model,
+        [(False, step), (True, deferred_step), (True, step), ("native", step)],
+        cfg,
+        reps,
+        warmup=cfg.size(3, 1, 1, 0),
     )
     params = sum(p.numel() for p in model.parameters())
     case = f"ResNet-18 width {width}, {params / 1e6:.3g}M params, batch {batch}, {image}x{image}"
@@ -177,5 +214,16 @@ def _run(cfg: Config, batch: int) -> list[Row]:
             checked_ms / float_ms,
             path=_dispatch.path(x),
             note="every call reads its checks from the device at once (about five reads per layer)",
+        ),
+        Row(
+            "training step",
+            case,
+            "W8A8 + 2:4, torch's native ops (not exact)",
+            native_ms,
+            "float32 step",
+            float_ms,
+            native_ms / float_ms,
+            path="eager",
+            note="the floor of torch's own eager operations: topk 2:4 masks, fake_quantize_per_channel/per_tensor_affine",
         ),
     ]
