@@ -178,3 +178,20 @@ def test_the_float32_square_root_steps_at_once_give_the_references_bits():
     x = np.concatenate([words, squares, np.nextafter(squares, np.float32(0)), np.nextafter(squares, np.inf), edges])
     x = x.astype(np.float32)
     assert np.array_equal(_bits(rt.cr_sqrt(x)), _bits(tt.cr_sqrt(torch.from_numpy(x)).numpy()))
+
+
+@pytest.mark.parametrize("floor", [0.0, 2.0**-900, 2.0**-160])
+def test_tiny_nonnegative_approximations_raised_to_the_floor_change_nothing(floor, monkeypatch):
+    """exp, pow and sigmoid raise their float64 approximations to `FLOOR` before the certificate (no arithmetic
+    on float64 subnormals): below it the float32 result is +0.0 and certified either way. The reference's bits
+    with the floor off, at its value and just under float32's smallest subnormal, on inputs whose results span
+    float64's subnormals, the floor and float32's subnormal range."""
+    monkeypatch.setattr(tt, "FLOOR", floor)
+    monkeypatch.setattr(tt, "HOST_MAX", 0)  # the tensor route even for few elements
+    x = np.concatenate([-np.geomspace(1e-3, 3.4e38, 300), np.linspace(-760.0, -80.0, 700)]).astype(np.float32)
+    assert np.array_equal(_bits(rt.cr_exp(x)), _bits(tt.cr_exp(torch.from_numpy(x)).numpy()))
+    assert np.array_equal(_bits(rt.cr_sigmoid(x)), _bits(tt.cr_sigmoid(torch.from_numpy(x)).numpy()))
+    base = np.concatenate([np.geomspace(1e-45, 1.0, 500), [0.0]]).astype(np.float32)
+    for y in (np.float32(0.5), np.float32(3.0), np.float32(30.0), np.float32(-0.5)):
+        want = rt.cr_pow(base, np.asarray(y))
+        assert np.array_equal(_bits(want), _bits(tt.cr_pow(torch.from_numpy(base), torch.tensor(y)).numpy()))
