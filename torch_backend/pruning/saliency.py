@@ -56,7 +56,7 @@ def snip_scores(w, grad):
     w = _arrays.finite_array("w", w)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
-    return torch.abs(w.detach() * grad.detach())
+    return torch.mul(w.detach(), grad.detach()).abs_()  # in place on the fresh product
 
 
 def taylor_scores(w, grad, axis=0):
