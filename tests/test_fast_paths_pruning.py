@@ -18,7 +18,7 @@ import torch
 import reference as R
 import torch_backend as T
 from torch_backend import _arrays
-from torch_backend.pruning import _elementwise, groups, magnitude, saliency, sparse_formats
+from torch_backend.pruning import _elementwise, groups, saliency, sparse_formats
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow to inf, by design
 
@@ -187,7 +187,7 @@ def test_apply_mask_vjp_matches_the_reference(n, autograd):
     else:
         got = T.apply_mask_vjp(_t(grad), _t(w), _t(mask))
     _same(want, got)
-    assert _bits(magnitude._kept(_t(mask), _t(grad))) == _bits(torch.where(_t(mask), _t(grad), 0.0))
+    assert _bits(_arrays.where_kept(_t(mask), _t(grad))) == _bits(torch.where(_t(mask), _t(grad), 0.0))
 
 
 # ---- to_bitmask ------------------------------------------------------------------------------------------------

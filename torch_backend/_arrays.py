@@ -211,8 +211,8 @@ def where_kept(mask, x) -> torch.Tensor:
     """
     if type(x) not in _PLAIN or x.dtype != torch.float32 or x.numel() < WHERE_KEPT_MIN:  # a DTensor: `where`
         return torch.where(mask, x, 0.0)
-    keep = mask.to(torch.int32).neg_()  # -1: all 32 bits set
-    return torch.bitwise_and(x.detach().view(torch.int32), keep).view(torch.float32)
+    keep = mask.to(torch.int32).neg_()  # -1: all 32 bits set; ANDed in place: one fresh tensor in all
+    return keep.bitwise_and_(x.detach().view(torch.int32)).view(torch.float32)
 
 
 def scalar(value, like: torch.Tensor, dtype=None) -> torch.Tensor:
