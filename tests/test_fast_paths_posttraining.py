@@ -189,3 +189,100 @@ def test_adaround_per_group_scales_match_the_reference(groups):
         kw = {"step": 3, "qmin": -8, "qmax": 7, "beta": beta}
         got = T.adaround_step(*t(w, h, v, m, s, scale, zero), **kw)
         _same(tuple(got), tuple(R.adaround_step(w, h, v, m, s, scale, zero, **kw)))
+
+
+def _adaround_v(n, seed, spread):
+    """`n` float32 rounding variables around the clip's interval: its ends and their neighbours exactly, signed
+    zeros, subnormals, and a `spread`-wide cloud (wide: few pass the clip, the subset route; narrow: the full one)."""
+    from torch_backend.posttraining import adaround
+
+    rng = np.random.default_rng(seed)
+    v = (rng.standard_normal(n) * spread).astype(np.float32)
+    specials = [0.0, -0.0, 1e-45, -1e-45, 3.4e38, -3.4e38]
+    for zeta, gamma in ((1.1, -0.1), (1.5, -0.5)):
+        c, g = np.float32(zeta - gamma), np.float32(gamma)
+        lo, hi = adaround._interval(float(c), float(g))
+        for x in (lo, hi):
+            specials += [x, float(np.nextafter(np.float32(x), np.float32(np.inf))),
+                         float(np.nextafter(np.float32(x), np.float32(-np.inf)))]  # fmt: skip
+    v[: len(specials)] = specials
+    return v
+
+
+@pytest.mark.parametrize("subset_max", [-1.0, 0.5, 2.0])
+@pytest.mark.parametrize("spread", [1.0, 300.0])
+def test_adaround_clip_interval_routes_match_the_reference(subset_max, spread, monkeypatch):
+    """The sigmoid computed only inside the clip's interval (`adaround._interval`, found by bisection) gives the
+    reference's bits, at the interval's ends and just outside, for every VJP and the step; forced both ways."""
+    import reference as R
+    import torch_backend as T
+    from torch_backend.posttraining import adaround
+
+    monkeypatch.setattr(adaround, "SUBSET_MIN", 1024)
+    monkeypatch.setattr(adaround, "SUBSET_MAX", subset_max)
+    monkeypatch.setattr(adaround, "SAMPLE_STEP", 7)
+    n = 1 << 12
+    v = _adaround_v(n, 7, spread).reshape(64, 64)
+    rng = np.random.default_rng(3)
+    grad = rng.standard_normal(v.shape).astype(np.float32)
+    grad[0, :4] = [0.0, -0.0, 1e-45, -3.0]
+    for kw in ({}, {"zeta": 1.5, "gamma": -0.5}):
+        _same(T.rectified_sigmoid(*_torch(v), **kw), R.rectified_sigmoid(v, **kw))
+        _same(T.rectified_sigmoid_vjp(*_torch(grad, v), **kw), R.rectified_sigmoid_vjp(grad, v, **kw))
+        for g0 in (np.float32(1.0), np.float32(-2.5), np.float32(0.0)):
+            for beta in (1.0, 2.5):
+                want = R.adaround_regularizer_vjp(g0, v, beta=beta, **kw)
+                _same(T.adaround_regularizer_vjp(torch.tensor(g0), torch.from_numpy(v), beta=beta, **kw), want)
+    out_f, d, groups = 64, 64, 4
+    scale = rng.choice(np.float32([0.5, 0.25, 0.1, 3.0]), (out_f, groups)).astype(np.float32)
+    w = (rng.integers(-12, 12, (out_f, d)) * np.repeat(scale, d // groups, axis=1)).astype(np.float32)
+    zero = rng.integers(-3, 4, (out_f, groups)).astype(np.int32)
+    m = (rng.standard_normal((out_f, d)) * 1e-3).astype(np.float32)
+    s = np.abs(rng.standard_normal((out_f, d)) * 1e-4).astype(np.float32)
+    h = rng.standard_normal((d, d))
+    h = (h @ h.T).astype(np.float64)
+    for beta in (None, 4.0):
+        kw = {"step": 3, "qmin": -8, "qmax": 7, "beta": beta, "lam": 0.5}
+        got = T.adaround_step(*_torch(w, h, v, m, s, scale, zero), **kw)
+        _same(tuple(got), tuple(R.adaround_step(w, h, v, m, s, scale, zero, **kw)))
+
+
+def test_adaround_clip_interval_is_exact():
+    """The interval's ends pass the clip and their outer neighbours do not (the bisection's claim, checked
+    directly by the reference)."""
+    import reference as R
+    from torch_backend.posttraining import adaround
+
+    for zeta, gamma in ((1.1, -0.1), (1.5, -0.5), (100.0, -100.0), (1.0000001, -1e-6)):
+        c, g = np.float32(zeta - gamma), np.float32(gamma)
+        lo, hi = adaround._interval(float(c), float(g))
+        lo, hi = np.float32(lo), np.float32(hi)
+        inside = np.float32([lo, hi])
+        outside = np.float32([np.nextafter(lo, np.float32(-np.inf)), np.nextafter(hi, np.float32(np.inf))])
+        ones = np.ones(2, np.float32)
+        assert np.all(R.rectified_sigmoid_vjp(ones, inside, zeta=zeta, gamma=gamma) != 0)
+        assert np.all(R.rectified_sigmoid_vjp(ones, outside, zeta=zeta, gamma=gamma) == 0)
+        assert list(R.rectified_sigmoid(outside, zeta=zeta, gamma=gamma)) == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("quantize_min", [0, 1 << 30])
+@pytest.mark.parametrize(("qmin", "qmax"), [(-8, 7), (0, 255), (-(2**15), 2**16 - 1), (0, 0), (-(2**15), -(2**15))])
+@pytest.mark.parametrize("groups", [1, 2, 64])
+def test_adaround_quantize_float32_route_matches_the_reference(quantize_min, qmin, qmax, groups, monkeypatch):
+    """`adaround_quantize` in float32 over groups (floor clamped first) against the float64 reference, with
+    huge, tiny, zero and signed-zero weights, subnormal scales (`w / s` overflowing to inf) and v = +-0."""
+    import reference as R
+    import torch_backend as T
+    from torch_backend.posttraining import adaround
+
+    monkeypatch.setattr(adaround, "QUANTIZE_MIN", quantize_min)
+    rng = np.random.default_rng(groups)
+    rows = np.float32([1e-30, 1, 1e30, 3.4e38, 1e-45, 0, 1, -0.0])
+    w = ((rng.random((8, 64 * groups)) * 2 - 1) * rows[:, None]).astype(np.float32)
+    srows = np.float32([1, 1e-40, 1, 1e-3, 1, 1, 1e-38, 1])
+    scale = (rng.random((8, groups)) * srows[:, None] + np.float32(1e-45)).astype(np.float32)
+    zero = rng.integers(qmin, qmax + 1, (8, groups)).astype(np.int32)
+    v = rng.standard_normal(w.shape).astype(np.float32)
+    v[0, :3] = [-0.0, 0.0, -1e-45]
+    kw = {"qmin": qmin, "qmax": qmax}
+    _same(T.adaround_quantize(*_torch(w, v, scale, zero), **kw), R.adaround_quantize(w, v, scale, zero, **kw))

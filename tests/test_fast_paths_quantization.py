@@ -493,3 +493,25 @@ def test_straight_through_bit_masks_match_the_reference(select_min, ste, monkeyp
     leaf = tx.clone().requires_grad_(True)
     (got,) = torch.autograd.grad(T.binarize(leaf, ste=ste), leaf, tg)
     _same(R.binarize_vjp(g, x, ste=ste), got)
+
+
+@pytest.mark.parametrize("bytes_min", [0, 1 << 30])
+@pytest.mark.parametrize("bits", list(range(1, 17)))
+def test_pack_bits_byte_columns_match_the_reference(bytes_min, bits, monkeypatch):
+    """`pack_bits` by byte columns over whole periods of lcm(bits, 8) bits, for every width, counts that end
+    mid-period and mid-byte, every code value (0 and 2**bits - 1 included), and its error for a code too large."""
+    from torch_backend.quantization import packing
+
+    monkeypatch.setattr(packing, "BYTES_MIN", bytes_min)
+    rng = np.random.default_rng(bits)
+    dtype = np.uint8 if bits <= 8 else np.uint16
+    for n in (65, 1000, 1001, 1003, 4099):
+        codes = rng.integers(0, 2**bits, n).astype(dtype)
+        codes[:2] = [0, 2**bits - 1]
+        _same(R.pack_bits(codes, bits), T.pack_bits(torch.from_numpy(codes), bits))
+        packed = R.pack_bits(codes, bits)
+        _same(R.unpack_bits(packed, bits, n), T.unpack_bits(T.pack_bits(torch.from_numpy(codes), bits), bits, n))
+    if bits not in (8, 16):
+        codes = rng.integers(0, 2**bits, 3000).astype(dtype)
+        codes[1234] = 2**bits
+        assert _outcome(T.pack_bits, torch.from_numpy(codes), bits) == _outcome(R.pack_bits, codes, bits)

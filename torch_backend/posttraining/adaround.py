@@ -6,7 +6,9 @@ of the reconstruction loss is the certified float32 product of `torch_backend.po
 
 from __future__ import annotations
 
+import functools
 import math
+import struct
 
 import torch
 
@@ -30,7 +32,10 @@ def rectified_sigmoid(v, *, zeta=ZETA, gamma=GAMMA):
     """`clip(fl32(fl32(cr_sigmoid(v) * (zeta - gamma)) + gamma), 0, 1)`; see the reference."""
     v = _arrays.finite_array("v", v).detach()
     c, g = _stretch(zeta, gamma, v)
-    return _h(cr_sigmoid(v), c, g)
+    keep = _passing(v, c, g)
+    if keep is None:
+        return _h(cr_sigmoid(v), c, g)
+    return _Stretched(v, c, g, keep).full_h(v)
 
 
 def rectified_sigmoid_vjp(grad, v, *, zeta=ZETA, gamma=GAMMA):
@@ -39,7 +44,7 @@ def rectified_sigmoid_vjp(grad, v, *, zeta=ZETA, gamma=GAMMA):
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), v.shape, "v").detach()
     _arrays.same_device("grad", grad, "v", v)
     c, g = _stretch(zeta, gamma, v)
-    return _sigmoid_vjp(grad, _Stretched(cr_sigmoid(v), c, g))
+    return _sigmoid_vjp(grad, _Stretched(v, c, g))
 
 
 def adaround_regularizer(v, *, beta, zeta=ZETA, gamma=GAMMA):
@@ -61,7 +66,7 @@ def adaround_regularizer_vjp(grad, v, *, beta, zeta=ZETA, gamma=GAMMA):
     _arrays.same_device("grad", grad, "v", v)
     beta = validate.real("beta", beta, lo=1.0, hi=1000.0)
     c, g = _stretch(zeta, gamma, v)
-    return _regularizer_vjp(grad, _Stretched(cr_sigmoid(v), c, g), beta)
+    return _regularizer_vjp(grad, _Stretched(v, c, g), beta)
 
 
 def adaround_init(w, scale, *, zeta=ZETA, gamma=GAMMA):
@@ -95,8 +100,8 @@ def adaround_step(w, h, v, m, s, scale, zero_point, *, step, qmin, qmax, beta=No
 
     lo, hi = _f32(qmin, w), _f32(qmax, w)
     floor = torch.floor(w / s_g)
-    st = _Stretched(cr_sigmoid(v), c, g)
-    pre = (floor + st.h) + z
+    st = _Stretched(v, c, g)
+    pre = (floor + (st.h if st.keep is None else st.full_h(v))) + z
     passes = (pre >= lo) & (pre <= hi)
     soft = (torch.clamp(pre, lo, hi) - z) * s_g
     grad_w = matmul32(soft.to(F64) - w.to(F64), h)
@@ -117,13 +122,28 @@ def adaround_step(w, h, v, m, s, scale, zero_point, *, step, qmin, qmax, beta=No
 
 def adaround_quantize(w, v, scale, zero_point, *, qmin, qmax):
     """`clip(floor(w / s) + [v >= 0] + z, qmin, qmax)`; see the reference."""
-    w, s_g = _weight_and_scale(w, scale)
-    s_g = _per_weight(s_g, w.shape[1])
+    w, s = _weight_and_scale(w, scale)
     v = _state("v", v, w)
     qmin, qmax = validate.qrange(qmin, qmax)
-    z = _zero_point(zero_point, scale, qmin, qmax, w)
-    q = torch.floor(w / s_g).to(F64) + (v >= 0).to(F64) + z.to(F64)
-    return torch.clamp(q, qmin, qmax).to(torch.int32)
+    z = _zero_point_groups(zero_point, scale, qmin, qmax, w)
+    if w.numel() < QUANTIZE_MIN:
+        s_g = _per_weight(s, w.shape[1])
+        q = torch.floor(w / s_g).to(F64) + (v >= 0).to(F64) + _per_weight(z, w.shape[1]).to(F64)
+        return torch.clamp(q, qmin, qmax).to(torch.int32)
+    # float32 throughout, exact: `f = floor(w / s)` (an integer or inf: `w` finite, `s > 0`) clamped first to
+    # [qmin - qmax - 1, qmax - qmin] leaves `clip(f + b + z, qmin, qmax)` unchanged (`b` in {0, 1}, `z` in [qmin,
+    # qmax]: below, `f + b + z <= qmin` either way; above, `>= qmax`; the reference's float64 sum of a huge `f`
+    # rounds monotonically past the same bound), and then every sum is an integer of magnitude below 2**18, exact
+    # in float32 (qrange: -2**15 <= qmin <= qmax < 2**16); the int32 conversion of the clipped integer is exact.
+    out_f, d = w.shape
+    n = z.shape[1]
+    w3, v3 = w.reshape(out_f, n, d // n), v.reshape(out_f, n, d // n)
+    q = (w3 / s[:, :, None]).floor_().clamp_(qmin - qmax - 1, qmax - qmin)
+    q = q.add_(z[:, :, None]).add_(v3 >= 0).clamp_(qmin, qmax)
+    return q.to(torch.int32).reshape(out_f, d)
+
+
+QUANTIZE_MIN = 1 << 12  # from this many weights, `adaround_quantize` runs in float32 over groups (exact; above)
 
 
 # ---- pieces -------------------------------------------------------------------------------------------------------
@@ -142,23 +162,108 @@ def _h(sig, c, g):
 class _Stretched:
     """What the gradients read of `sig = cr_sigmoid(v)`, computed once per call (AdaRound's step uses them twice):
     `h = clip(sig * c + g, 0, 1)`, where the clip passes (`pre == h`: `pre` is finite, `sig` lies in [0, 1]), and
-    the derivative `sig (1 - sig) c`."""
+    the derivative `sig (1 - sig) c`.
 
-    def __init__(self, sig, c, g):
+    `keep` None: every element (`h`, `passes`, `d` shaped like `v`). Otherwise `keep` is the mask of the elements
+    where the clip passes (`_passing`) and `h`, `d` hold their values alone, in row-major order (`v[keep]`); every
+    other element has `h` 0 or 1 (`full_h`) and a gradient of +0, whatever its sigmoid, which is not computed.
+    """
+
+    def __init__(self, v, c, g, keep=False):
+        self.keep = _passing(v, c, g) if keep is False else keep  # False: not decided yet
+        self.hi = None if self.keep is None else _arrays.constant(_interval(float(c), float(g))[1], v, F32)
+        sig = cr_sigmoid(v if self.keep is None else v[self.keep])
         pre = sig * c + g
         self.h = torch.clamp(pre, _f32(0, sig), _f32(1, sig))
-        self.passes = pre == self.h  # (pre >= 0) & (pre <= 1); -0.0 == +0.0
+        self.passes = pre == self.h if self.keep is None else None  # (pre >= 0) & (pre <= 1); -0.0 == +0.0
         self.d = sig * (_f32(1, sig) - sig) * c
+
+    def full_h(self, v):
+        """`h` shaped like `v` (the subset route): `clip(pre, 0, 1)` is the bound +0.0 below the kept interval
+        (`pre < 0`), 1.0 above it (`pre > 1`), the kept values inside."""
+        return (v > self.hi).to(F32).masked_scatter_(self.keep, self.h)
 
 
 def _sigmoid_vjp(grad, st):
-    return torch.where(st.passes, grad * st.d, _f32(0, grad))
+    if st.keep is None:
+        return torch.where(st.passes, grad * st.d, _f32(0, grad))
+    return _scattered(grad[st.keep] if grad.ndim else grad, st)
+
+
+def _scattered(grad, st):
+    """The subset route's VJP: `grad * d` at the kept elements (`grad` holds their values, or is 0-d), +0
+    elsewhere: `where(passes, grad * d, +0)` with `passes` exactly `keep`."""
+    return torch.zeros(st.keep.shape, dtype=F32, device=st.keep.device).masked_scatter_(st.keep, grad * st.d)
 
 
 def _regularizer_vjp(grad, st, beta):
     u = _f32(2, st.h) * st.h - _f32(1, st.h)
     dh = _f32(-2 * beta, u) * cr_pow(u.abs(), _f32(beta - 1, u)) * torch.sign(u)
-    return _sigmoid_vjp(grad * dh, st)
+    return _sigmoid_vjp(grad * dh, st) if st.keep is None else _scattered(grad * dh, st)
+
+
+SUBSET_MIN = 1 << 14  # from this many elements, the sigmoid may be computed only where the clip passes...
+SUBSET_MAX = 0.5  # ...when at most this fraction of a sample (every `SAMPLE_STEP`-th element) lies there
+SAMPLE_STEP = 61
+
+
+def _passing(v, c, g):
+    """None (compute everything), or the mask of the elements of `v` where the clip passes, `lo <= v <= hi` for
+    the interval of `_interval`: when `v` is large and a sample says that few pass (a heuristic: the route
+    changes the time, never a bit)."""
+    if v.numel() < SUBSET_MIN:
+        return None
+    interval = _interval(float(c), float(g))
+    if interval is None:
+        return None
+    lo, hi = (_arrays.constant(x, v, F32) for x in interval)
+    sample = v.reshape(-1)[::SAMPLE_STEP]
+    if int(torch.count_nonzero(torch.clamp(sample, lo, hi) == sample)) > SUBSET_MAX * sample.numel():
+        return None
+    return torch.clamp(v, lo, hi) == v  # lo <= v <= hi: v is finite (no NaN)
+
+
+_TOP = 0x7F7FFFFF  # the bit pattern of the largest finite float32
+
+
+def _float32(k):
+    """The finite float32 of rank `k` in `[-_TOP, _TOP]`, numerically ordered: the pattern `k` for `k >= 0`, the
+    negated pattern `-k` below (-0.0 skipped: it behaves as +0.0)."""
+    x = struct.unpack("<f", struct.pack("<i", abs(k)))[0]
+    return -x if k < 0 else x
+
+
+@functools.lru_cache(maxsize=64)
+def _interval(c, g):
+    """`(lo, hi)`: the finite float32 `v` where the clip passes, `0 <= pre(v) = fl32(fl32(cr_sigmoid(v) c) + g) <=
+    1`, are exactly `lo <= v <= hi` (for the float32 `c > 0`, `g < 0` of `_stretch`).
+
+    `pre` is nondecreasing in `v`: `cr_sigmoid` is the correctly rounded value of an increasing function, and
+    multiplying by `c > 0` and adding `g`, each rounded once, keep the order. So `pre >= 0` holds on an upper set
+    and `pre <= 1` on a lower set of the floats, found by bisection over their ranks, computing `pre` by the same
+    float32 operations as `_Stretched` (`cr_sigmoid` is correctly rounded: the same value on any route). `pre`
+    runs from `g < 0` (at the lowest float, `cr_sigmoid` 0) to `fl32(c + g) > 1`, so neither set is empty, and an
+    empty interval (a jump from below 0 to above 1 between neighbouring floats, impossible for these stretches)
+    gives None: then the full route runs.
+    """
+    ct, gt = torch.tensor(c, dtype=F32), torch.tensor(g, dtype=F32)
+
+    def pre(k):
+        return float(cr_sigmoid(torch.tensor([_float32(k)], dtype=F32)) * ct + gt)
+
+    a, b = -_TOP, _TOP + 1  # the smallest rank with pre >= 0 (_TOP + 1: none)
+    while a < b:
+        mid = (a + b) // 2
+        a, b = (a, mid) if pre(mid) >= 0 else (mid + 1, b)
+    lo = a
+    a, b = -_TOP - 1, _TOP  # the largest rank with pre <= 1 (-_TOP - 1: none)
+    while a < b:
+        mid = (a + b + 1) // 2
+        a, b = (mid, b) if pre(mid) <= 1 else (a, mid - 1)
+    hi = a
+    if lo > hi or lo > _TOP or hi < -_TOP:
+        return None
+    return _float32(lo), _float32(hi)
 
 
 # ---- checks -------------------------------------------------------------------------------------------------------
@@ -185,11 +290,16 @@ def _per_weight(t, d):
 
 
 def _zero_point(zero_point, scale, qmin, qmax, like):
+    return _per_weight(_zero_point_groups(zero_point, scale, qmin, qmax, like), like.shape[1])
+
+
+def _zero_point_groups(zero_point, scale, qmin, qmax, like):
+    """The checked zero points as float32 `(out_features, n_groups)` (exact: integers below 2**16)."""
     z = _arrays.array("zero_point", zero_point, ("int32",))
     _arrays.shaped("zero_point", z, tuple(scale.shape), "scale")
     _arrays.within("zero_point", z, qmin, qmax)
     _arrays.same_device("zero_point", z, "w", like)
-    return _per_weight(z.detach(), like.shape[1]).to(F32)
+    return z.detach().to(F32)
 
 
 def _state(name, x, like):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from reference.common import validate
@@ -25,9 +27,49 @@ def pack_bits(codes, bits):
     codes = codes.to(torch.int64)  # torch has few uint16 ops
     flat = _arrays.within("codes", codes, 0, 2**bits - 1).reshape(-1)
     n_bytes = (flat.numel() * bits + 7) // 8
+    if flat.numel() >= BYTES_MIN:
+        return _pack_by_bytes(flat, bits, n_bytes)
     stream = ((flat[:, None] >> _positions(bits, flat)) & 1).reshape(-1)
     stream = torch.nn.functional.pad(stream, (0, 8 * n_bytes - stream.numel()))
     return (stream.reshape(n_bytes, 8) << _positions(8, flat)).sum(dim=1).to(torch.uint8)
+
+
+BYTES_MIN = 4096  # from this many codes, `pack_bits` writes whole bytes (`_pack_by_bytes`), not one bit per element
+
+
+def _pack_by_bytes(flat, bits, n_bytes):
+    """The bytes of `pack_bits` for the validated codes `flat` (int64, each in `[0, 2**bits)`), one byte column at
+    a time instead of one element per stream bit.
+
+    The stream repeats its layout every `per` codes (`per * bits` = lcm(bits, 8) bits, `width` bytes): code `l` of a
+    period holds stream bits `[bits l, bits l + bits)` of it, so byte `k` is the OR of `(code_l << (bits l - 8 k))`
+    (a right shift for a negative amount) over the codes overlapping bits `[8 k, 8 k + 8)`, masked to its low 8 bits:
+    the stream's bits there, each from the one code that owns it (disjoint bit ranges, so OR is the sum the reference
+    takes). The codes are padded with zeros to whole periods (zero bits, as the reference's padding) and the bytes
+    past `n_bytes` dropped; every value fits int32 (`< 2**16` shifted by at most 7). Integers only: exact.
+    """
+    g = math.gcd(bits, 8)
+    per, width = 8 // g, bits // g
+    n = flat.numel()
+    rows = -(-n // per)
+    padded = torch.zeros(rows * per, dtype=torch.int32, device=flat.device)
+    padded[:n] = flat
+    cols = padded.reshape(rows, per).T.contiguous()  # one contiguous row per code of a period
+    out = torch.empty(width, rows, dtype=torch.int32, device=flat.device)
+    for k in range(width):
+        acc = out[k]
+        first = True
+        for l in range(per):
+            shift = bits * l - 8 * k
+            if shift >= 8 or shift + bits <= 0:
+                continue  # code l holds none of byte k's bits
+            term = cols[l] << shift if shift >= 0 else cols[l] >> -shift
+            if first:
+                acc.copy_(term)
+                first = False
+            else:
+                acc.bitwise_or_(term)
+    return out.bitwise_and_(0xFF).T.reshape(-1)[:n_bytes].to(torch.uint8)
 
 
 def unpack_bits(packed, bits, count):
