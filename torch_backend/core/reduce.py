@@ -53,7 +53,7 @@ def lp_norm(x, p=2, axis=None):
     """The L1 or L2 norm in float32 from the exact sum rounded to float64; see `reference.core.reduce.lp_norm`."""
     x = _arrays.finite_array("x", x)
     validate.choice("p", p, (1, 2))
+    if p == 1:  # |x| in float32 (exact): the exact sum of the same values as the reference's float64 |x|
+        return exact_sum(torch.abs(x.detach()), axis).to(torch.float32)
     a = x.detach().to(torch.float64)
-    if p == 1:
-        return exact_sum(torch.abs(a), axis).to(torch.float32)
     return _reduce.sqrt_to_float32(exact_sum(a * a, axis))
