@@ -145,8 +145,9 @@ def _few(x, valid, approx, exact):
 def _settle(approx, exact, points, nonneg=False):
     """`fl32` of the exact values: certified on the device where possible; the rest by `exact` on the host, from
     the rows of `points` (a tensor with one row per flat element, or a function of the uncertified flat indices
-    giving their rows) at the uncertified positions. `nonneg`: every `approx` is `>= +0.0` (see `_certified`)."""
-    value, ok = _certified(approx.clamp(min=FLOOR) if nonneg else approx)
+    giving their rows) at the uncertified positions. `nonneg`: every `approx` is `>= +0.0`, and `approx` (a fresh
+    tensor of the caller's) is raised to `FLOOR` in place (see `_certified`)."""
+    value, ok = _certified(approx.clamp_(min=FLOOR) if nonneg else approx)  # approx: a fresh tensor, ours
     if bool(ok.all()):
         return value
     bad = (~ok).reshape(-1).nonzero().reshape(-1)
