@@ -100,3 +100,24 @@ def test_the_exact_path_gives_the_certified_bits(monkeypatch):
     got_tb = T.hadamard_transform(torch.from_numpy(x), key=(2, 9), inverse=True).numpy()
     assert np.array_equal(got_ref.view(np.uint32), want.view(np.uint32))
     assert np.array_equal(got_tb.view(np.uint32), want.view(np.uint32))
+
+
+def test_the_certificate_without_the_subnormal_floor_is_never_looser_than_the_references():
+    """`_certified` bounds by `2 max(A, 2**-999)` instead of the reference's `fl(A + TINY)`: wherever it
+    certifies, the reference certifies the same float32, on values near float32 midpoints, tiny, subnormal and
+    huge ones, and zero magnitudes."""
+    rng = np.random.default_rng(5)
+    f32 = rng.standard_normal(20000).astype(np.float32) * np.exp2(rng.integers(-140, 120, 20000)).astype(np.float32)
+    mid = (f32.astype(np.float64) + np.nextafter(f32, np.float32(np.inf)).astype(np.float64)) / 2
+    approx = np.concatenate([mid * (1 + rng.uniform(-1e-12, 1e-12, mid.size)), f32.astype(np.float64),
+                             rng.standard_normal(2000) * 2.0**-1060, [0.0, -0.0, 2.0**-1074, 3.5e38]])  # fmt: skip
+    approx = approx.reshape(-1, 1)
+    for n, spread in ((2, 0.0), (64, 1.0), (4096, 1e3)):
+        magnitude = np.abs(approx) * spread
+        root = np.sqrt(np.float64(n))
+        want_value, want_ok = ref_rotation._certified(approx, magnitude, n, root)
+        value, ok = tb_rotation._certified(torch.from_numpy(approx), torch.from_numpy(magnitude), n, torch.tensor(root))
+        ok = ok.numpy()
+        assert not (ok & ~want_ok).any()
+        assert np.array_equal(value.numpy()[ok].view(np.uint32), want_value[ok].view(np.uint32))
+        assert ok.mean() > 0.3
