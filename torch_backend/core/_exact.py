@@ -692,7 +692,8 @@ def proven_sums(rows):
             high2, low2, bound2, _ = _cut(low, low.abs().amax(1))
             s, e = two_sum(s_high[open_], high2)  # s + e = H1 + H2, exactly
             q, f = two_sum(e, low2)  # s + q + f = H1 + H2 + the computed sum of the last low parts, exactly
-            bound = (bound2 + f.abs()) * _arrays.constant(1.0 + 2.0**-50, low)  # covers the rounding of the bound itself
+            # the factor covers the rounding of the bound itself
+            bound = (bound2 + f.abs()) * _arrays.constant(1.0 + 2.0**-50, low)
             v2, proven2 = certify(s, q, bound)
             v[open_] = v2
             proven[open_] = proven2 & (top[open_] <= SUM_SAFE)
@@ -714,8 +715,6 @@ def _cut(t, top):
     s_low = part.sum(1)
     bound = part.abs_().sum(1).mul_(_arrays.constant((k + 2) * 2.0**-52, top))  # (K + 2) u sum|low|
     return s_high, s_low, bound, sigma
-
-
 
 
 SMALL_STATES = 1 << 8  # at most this many CPU states are rounded or combined with Python integers
