@@ -308,3 +308,137 @@ def test_fpgm_mask_default_route_is_unchanged_for_wider_filters():
     w[np.abs(w) > 1e30] = F32(2.0)
     _same(R.fpgm_mask(w, 0.5), T.fpgm_mask(_t(w), 0.5))
     assert saliency.fpgm_scores is T.fpgm_scores
+
+
+# ---- FPGM: each pair of filters once ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pairs_min", [0, 1 << 40])  # each pair once (`_symmetric`), and all pairs at once
+@pytest.mark.parametrize("shape_axis", [((7, 5), 0), ((6, 1), 0), ((1, 9), 0), ((5, 3, 4), -1), ((4, 0), 0),
+                                        ((0, 3), 0), ((9,), 0), ((3, 2, 2), 1)])  # fmt: skip
+def test_fpgm_pairs_route_forced_both_ways(pairs_min, shape_axis, monkeypatch):
+    monkeypatch.setattr(saliency, "_PAIRS_MIN", pairs_min)
+    shape, axis = shape_axis
+    n = int(np.prod(shape))
+    w = _adversarial(n, seed=40 + n).reshape(shape)  # zeros of both signs, subnormals, ±FLT_MAX: infinite distances
+    _same(R.fpgm_scores(w, axis=axis), T.fpgm_scores(_t(w), axis=axis))
+    if n:
+        _same(R.fpgm_mask(w, 0.4, axis=axis), T.fpgm_mask(_t(w), 0.4, axis=axis))
+    tame = w.copy()
+    tame[np.abs(tame) > 1e30] = F32(-3.0)  # finite distances; ties between equal filters
+    if shape[0] > 2:
+        tame[1] = tame[0]
+        tame[2] = -tame[0]
+    _same(R.fpgm_scores(tame, axis=axis), T.fpgm_scores(_t(tame), axis=axis))
+
+
+def test_fpgm_pairs_are_symmetric_and_the_diagonal_is_positive_zero():
+    w = _adversarial(6 * 33, seed=44).reshape(6, 33)
+    w[0] = -0.0
+    w[1] = 0.0  # `+0.0 - -0.0` and `-0.0 - +0.0`: zero differences of both signs
+    f = _t(w).to(torch.float64)
+    d = saliency._distances(f)
+    assert _bits(d) == _bits(d.t())
+    assert _bits(torch.diagonal(d)) == _bits(torch.zeros(6))
+    full = f[:, None, :] - f[None, :, :]
+    for i in range(6):
+        for j in range(6):
+            assert _bits(full[i, j] * full[i, j]) == _bits(full[j, i] * full[j, i])
+
+
+def test_fpgm_default_pairs_threshold_on_a_large_layer():
+    w = _adversarial(4 * 3000, seed=45).reshape(4, 3000)  # past _PAIRS_MIN: each pair once
+    assert w.size > saliency._PAIRS_MIN
+    _same(R.fpgm_scores(w), T.fpgm_scores(_t(w)))
+    _same(R.fpgm_scores(w, axis=1)[:50], T.fpgm_scores(_t(w), axis=1)[:50])
+
+
+# ---- the sampled finiteness check --------------------------------------------------------------------------------
+
+
+def _error(fn, *args):
+    try:
+        fn(*args)
+    except (TypeError, ValueError) as e:
+        return type(e), str(e)
+    return None
+
+
+@pytest.mark.parametrize("sample_min", [0, 1 << 40])  # the sampled route, and the sum first
+@pytest.mark.parametrize("sample", [1, 1024, 1 << 20])
+def test_sampled_finite_check_gives_the_same_result_and_error(sample_min, sample, monkeypatch):
+    """`_arrays.finite` looks at the first `SAMPLE` elements of a large CPU tensor and, when they are huge, takes
+    `aminmax` without the sum: the same tensor back, and the same error (naming the first bad element) as with
+    the sum first, for huge and tame values, parameters, strided tensors, float64 and non-tensors."""
+
+    def plain(fn, *args):  # the route without the sample
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(_arrays, "SAMPLE_MIN", 1 << 40)
+            return _error(fn, *args)
+
+    monkeypatch.setattr(_arrays, "SAMPLE_MIN", sample_min)
+    monkeypatch.setattr(_arrays, "SAMPLE", sample)
+    n = 5000
+    huge = _adversarial(n, seed=46)
+    huge[:3] = [FMAX, -FMAX, FMAX]  # the first elements are huge: the sampled route goes to aminmax first
+    tame = np.float32(np.random.default_rng(47).standard_normal(n))
+    for base in (huge, tame):
+        x = _t(base)
+        assert _arrays.finite("w", x) is x
+        assert _arrays.finite_array("w", x) is x
+        p = torch.nn.Parameter(_t(base))
+        assert _arrays.finite("w", p) is p
+        for bad, at in [(np.nan, 0), (np.inf, 1), (-np.inf, 2), (np.nan, n - 1), (-np.inf, 3000), (np.inf, n - 1)]:
+            b = base.copy()
+            b[at] = bad
+            b[at + 1 if at + 1 < n else 0] = np.nan  # a second bad value: the first is named
+            want = plain(_arrays.finite, "w", _t(b))
+            assert want is not None
+            assert _error(_arrays.finite, "w", _t(b)) == want
+            assert _error(_arrays.finite_array, "w", _t(b)) == want
+            strided = _t(np.stack([b, b], 1)).t()[0]  # not contiguous
+            assert _error(_arrays.finite, "w", strided) == want
+    x64 = _t(huge.astype(np.float64))
+    assert _error(_arrays.finite_array, "w", x64) == plain(_arrays.finite_array, "w", x64)
+    assert _arrays.finite("w", x64) is x64
+    assert _error(_arrays.finite_array, "w", [1.0]) == plain(_arrays.finite_array, "w", [1.0])
+
+
+@pytest.mark.parametrize("sample_min", [0, 1 << 40])
+def test_checked_entries_match_the_reference_with_huge_and_bad_inputs(sample_min, monkeypatch):
+    monkeypatch.setattr(_arrays, "SAMPLE_MIN", sample_min)
+    n = 4099
+    s, w, g = (_adversarial(n, seed=k) for k in (48, 49, 50))
+    s[:2], w[:2], g[:2] = [FMAX, -FMAX], [FMAX, -FMAX], [-FMAX, FMAX]  # huge first elements; products overflow
+    mask = np.random.default_rng(51).random(n) < 0.3
+    cases = [
+        (R.movement_scores, T.movement_scores, (s, w, g)),
+        (R.snip_scores, T.snip_scores, (w, g)),
+        (R.lottery_rewind, T.lottery_rewind, (w, mask)),
+        (R.to_bitmask, T.to_bitmask, (w, mask)),
+        (R.fpgm_scores, T.fpgm_scores, (w.reshape(1, n),)),
+    ]
+    for ref, fn, args in cases:
+        _same(ref(*args), fn(*(_t(a) for a in args)))
+        for k, a in enumerate(args):
+            if a.dtype != F32:
+                continue
+            for bad, at in [(np.nan, n - 1), (-np.inf, 7), (np.inf, 0)]:
+                b = [x.copy() for x in args]
+                b[k].reshape(-1)[at] = bad
+                if k + 1 < len(b) and b[k + 1].dtype == F32:
+                    b[k + 1].reshape(-1)[0] = np.nan  # a later argument is bad too: the earlier one is named
+                assert _error(fn, *(_t(x) for x in b)) == _error(ref, *b)
+        if len(args) > 1:  # a shape mismatch after a bad first argument: the finiteness error comes first
+            b = [x.copy() for x in args]
+            b[0].reshape(-1)[5] = np.inf
+            b[1] = b[1][:-1]
+            assert _error(fn, *(_t(x) for x in b)) == _error(ref, *b)
+
+
+def test_to_bitmask_packed_shift_in_place_matches_packbits():
+    rng = np.random.default_rng(52)
+    for n in (8, 64, 8 * 1001):
+        mask = rng.random(n) < 0.5
+        mask[:8] = True
+        assert sparse_formats._packed(_t(mask)).numpy().tobytes() == np.packbits(mask, bitorder="little").tobytes()

@@ -43,7 +43,8 @@ def finite(name, x) -> torch.Tensor:
 
     One reduction and one host read when all is well: the sum of finite values is finite unless it overflows,
     and any NaN or Inf makes it NaN or Inf, so a finite sum proves every element finite (the order of the
-    additions does not matter here). A non-finite sum (an overflow, or a NaN or Inf) is followed by `aminmax`,
+    additions does not matter here); a large CPU tensor whose first elements say the sum may overflow skips it
+    (`_sum_may_overflow`). A non-finite sum (an overflow, or a NaN or Inf) is followed by `aminmax`,
     whose minimum and maximum are both finite exactly when every element is; only then is `x` scanned
     elementwise, for the index of the first bad element.
     """
@@ -53,7 +54,7 @@ def finite(name, x) -> torch.Tensor:
         return x
     d = x.detach()
     if d.dtype in _FLOATS:
-        if math.isfinite(d.sum().item()):
+        if not _sum_may_overflow(d) and math.isfinite(d.sum().item()):
             return x
         small, large = torch.aminmax(d)  # the sum overflowed, or x is not finite: min and max carry NaN and Inf
         if math.isfinite(small.item()) and math.isfinite(large.item()):
@@ -63,6 +64,23 @@ def finite(name, x) -> torch.Tensor:
         i = int(bad.reshape(-1).nonzero()[0])
         raise validate.not_finite(name, i, d.reshape(-1)[i].item())
     return x
+
+
+SAMPLE_MIN = 1 << 16  # from this many CPU elements `finite` looks at the first `SAMPLE` before it reduces
+SAMPLE = 1024
+
+
+def _sum_may_overflow(d) -> bool:
+    """Whether the first `SAMPLE` elements of a large contiguous CPU tensor are so large that the sum of all may
+    overflow (`n max|sample| >= max / 2`), or hold a NaN: then `finite` takes `aminmax` alone, rather than a sum
+    that would overflow first and `aminmax` after it (weights near the float range: each pass costs as much as
+    the sum). Either route only decides whether every element is finite; a bad element is found and named by
+    the same elementwise scan."""
+    n = d.numel()
+    if n < SAMPLE_MIN or d.device.type != "cpu" or not d.is_contiguous():
+        return False
+    small, large = torch.aminmax(d.reshape(-1)[:SAMPLE])
+    return not max(-small.item(), large.item()) * n < torch.finfo(d.dtype).max / 2  # a NaN: True
 
 
 def _one_on_cpu(x) -> bool:

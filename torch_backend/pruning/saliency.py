@@ -106,15 +106,45 @@ def fpgm_scores(w, axis=0):
         raise ValueError("w must have at least one dimension for per-slice scores, got a 0-d array")
     axis = validate.axis("axis", axis, w.ndim)
     f = _slices(w.detach(), axis).to(torch.float64)
-    diff = f[:, None, :] - f[None, :, :]
-    if f.shape[1] == 1:  # one element per filter: the distance is |diff| rounded once to float32 (`_distance`)
-        d = torch.abs(diff.reshape(diff.shape[:2])).to(torch.float32)
-    else:
-        d = sqrt_to_float32(exact_sum(diff * diff, axis=2))
+    d = _distances(f)
     inf = torch.isinf(d)
     total = exact_sum(torch.where(inf, 0.0, d), axis=1).to(torch.float32)
     return torch.where(inf.any(dim=1), float("inf"), total)
 
+
+def _distances(f):
+    """The float32 distances `d_ij` of the reference between the rows of the float64 `(C, D)` filters `f`.
+
+    Each pair once (`_symmetric`): `d_ij` for `i < j` only, mirrored, and `+0.0` on the diagonal."""
+    c = f.shape[0]
+    if c <= 1 or f.numel() <= _PAIRS_MIN:  # all pairs at once: cheaper than the index arithmetic when small
+        diff = f[:, None, :] - f[None, :, :]
+        if f.shape[1] == 1:  # one element per filter: the distance is |diff| rounded once to float32 (`_distance`)
+            return torch.abs(diff.reshape(diff.shape[:2])).to(torch.float32)
+        diff.mul_(diff)  # in place: the square of each difference, as `diff * diff`
+        return sqrt_to_float32(exact_sum(diff, axis=2))
+    i, j = torch.triu_indices(c, c, 1, device=f.device).unbind(0)
+    diff = torch.index_select(f, 0, i).sub_(torch.index_select(f, 0, j))
+    if f.shape[1] == 1:  # as above (`_distance`)
+        upper = torch.abs(diff.reshape(-1)).to(torch.float32)
+    else:
+        upper = sqrt_to_float32(exact_sum(diff.mul_(diff), axis=1))
+    d = torch.zeros((c, c), dtype=torch.float32, device=f.device)
+    d[i, j] = upper
+    d[j, i] = upper
+    return d
+
+
+_PAIRS_MIN = 1 << 12  # filters of more elements in all compute each pair once (`_distances`)
+
+# `_symmetric`: `d_ij = d_ji` bit for bit, and `d_ii = +0.0`, for finite filters. Round to nearest (ties to even)
+# is symmetric about zero, so `fl64(f_j - f_i) = fl64(-(f_i - f_j)) = -fl64(f_i - f_j)` for every element whose
+# difference is nonzero; an exact zero difference is `+0.0` both ways (`x - x = +0.0` for finite `x`, and
+# `a - b = 0` only when `a = b`). Squares of opposite values are the same bits (`(-x) * (-x)` rounds `x * x`),
+# so both rows of squares are equal and so are their exact sums and square roots. On the diagonal every
+# difference is `+0.0` (finite `f`), every square `+0.0`, the exact sum of zeros `+0.0` and its root `+0.0`
+# (with one element per filter, `|+0.0|` rounded: `+0.0`). The reference also writes `diff * diff`; `diff.mul_`
+# is the same IEEE product into `diff`'s own memory.
 
 # `_distance`: for filters of one element, `sqrt_to_float32(exact_sum([x * x]))` with `x = |fl64(a - b)|` is
 # `fl32(x)`. The sum of one term is the term, `s = fl64(x * x) = x**2 (1 + e)` with `|e| <= 2**-53` (x is 0 or at

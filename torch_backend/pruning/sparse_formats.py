@@ -83,7 +83,7 @@ def _packed(flat):
     runs = flat.view(torch.uint8).view(-1, 8)
     if not _LITTLE:  # a big-endian int64 would hold byte k at bit 56 - 8k: shift each byte into place and add
         return (runs << torch.arange(8, dtype=torch.uint8, device=flat.device)).sum(1, dtype=torch.uint8)
-    return ((runs.view(torch.int64).reshape(-1) * _SPREAD) >> 56).to(torch.uint8)
+    return (runs.view(torch.int64).reshape(-1) * _SPREAD).bitwise_right_shift_(56).to(torch.uint8)  # shift in place
 
 
 _LITTLE = sys.byteorder == "little"
