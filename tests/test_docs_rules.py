@@ -186,3 +186,18 @@ def test_pictures_render_as_svg():
     for name in ("lsq_quantize", "nm_mask", "nf4_quantize", "pack_bits", "tree_sum", "agp_sparsity"):
         svg = pictures.render(pictures.picture(REGISTRY[name]))
         assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>") and "nan" not in svg.split(">", 1)[0]
+
+
+def test_no_control_characters_in_pages_and_docstrings():
+    """No tab or other control character in the site's Markdown and in the docstrings it renders: a Python string
+    escape (`"\\tilde"` written without a raw string) turns LaTeX into a tab and `ilde`, which no build fails on."""
+    root = Path(__file__).resolve().parent.parent
+    bad = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")  # a tab included
+    pages = [p for p in (root / "docs").rglob("*.md")] + [root / "README.md", root / "ARCHITECTURE.md"]
+    found = [f"{p.relative_to(root)}:{i}" for p in pages for i, line in enumerate(p.read_text().splitlines(), 1)
+             if bad.search(line)]  # fmt: skip
+    for entry in REGISTRY.values():
+        for fn in (entry.reference(),):
+            if bad.search(inspect.getdoc(fn) or ""):
+                found.append(f"docstring of {entry.name}")
+    assert not found, found
