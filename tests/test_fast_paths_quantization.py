@@ -515,3 +515,139 @@ def test_pack_bits_byte_columns_match_the_reference(bytes_min, bits, monkeypatch
         codes = rng.integers(0, 2**bits, 3000).astype(dtype)
         codes[1234] = 2**bits
         assert _outcome(T.pack_bits, torch.from_numpy(codes), bits) == _outcome(R.pack_bits, codes, bits)
+
+
+def _unit_edges(n, seed):
+    """float32 values at every edge of `0 <= x <= 1` and of its int32 bit-pattern form: both zeros, the
+    smallest subnormals either side, 1 and its neighbours, the pattern INT_MIN + 0x3F800000 / 2 (the one whose
+    `|i - H|` wraps), patterns just past it, and huge and random values."""
+    rng = np.random.default_rng(seed)
+    special = np.array([0x80000000, 0x00000000, 0x80000001, 0x00000001, 0x3F800000, 0x3F800001, 0x3F7FFFFF,
+                        0x9FC00000, 0x9FC00001, 0x9FBFFFFF, 0x1FC00000, 0xBF800000, 0x7F7FFFFF, 0xFF7FFFFF,
+                        0x807FFFFF, 0x007FFFFF, 0x40000000, 0xC0000000], dtype=np.uint32).view(F32)  # fmt: skip
+    x = rng.choice(special, size=n).astype(F32)
+    spread = (rng.standard_normal(n) * 0.75 + 0.5).astype(F32)
+    return np.where(rng.random(n) < 0.3, spread, x).astype(F32)
+
+
+@pytest.mark.parametrize("passed_min", [None, 0, 1 << 40])
+@pytest.mark.parametrize("block", [None, 7])
+def test_dorefa_activation_vjp_bit_masks_match_the_reference(passed_min, block, monkeypatch):
+    """`dorefa_activation_vjp`'s int32 form of `where(0 <= x <= 1, g, +0.0)`, by blocks (one block, or blocks of
+    7 with a short last one) and forced both ways, and the autograd route, against the reference."""
+    from torch_backend.quantization import _fast, dorefa
+
+    if passed_min is not None:
+        monkeypatch.setattr(dorefa, "PASSED_MIN", passed_min)
+    if block is not None:
+        monkeypatch.setattr(_fast, "BLOCK", block)
+    x = _unit_edges(3 * ((1 << 13) + 7) if block is None else 3 * 41, 21).reshape(-1, 3)
+    g = _nasty(x.size, 22).reshape(x.shape)
+    g[::4] = F32(-0.0)
+    tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+    _same(R.dorefa_activation_vjp(g, x, 3), T.dorefa_activation_vjp(tg, tx, 3))
+    _same(R.dorefa_activation_vjp(g, x, 3), T.dorefa_activation_vjp(tg, tx.t().contiguous().t(), 3))
+    leaf = tx.clone().requires_grad_(True)
+    (got,) = torch.autograd.grad(T.dorefa_activation(leaf, 3), leaf, tg)
+    _same(R.dorefa_activation_vjp(g, x, 3), got)
+    assert _bits(tx) == _bits(x)
+
+
+@pytest.mark.parametrize("blocked_min", [None, 0, 1 << 40])
+@pytest.mark.parametrize("case", ["ties at both signs", "saturated", "subnormal", "one max"])
+def test_dorefa_weight_vjp_blocks_match_the_reference(blocked_min, case, monkeypatch):
+    """`dorefa_weight_vjp`'s blocked backward (products and tie count, then the per-element formula, in blocks of
+    `_fast.BLOCK // 2` with a short last block) forced both ways, direct and by autograd, against the reference:
+    ties of |t| = m of both signs, t = +-1 (factor 1 - t t = 0: signed zeros), subnormal weights, one maximum."""
+    from torch_backend.quantization import _fast, dorefa
+
+    if blocked_min is not None:
+        monkeypatch.setattr(dorefa, "BLOCKED_MIN", blocked_min)
+    monkeypatch.setattr(_fast, "BLOCK", 10 if blocked_min == 0 else _fast.BLOCK)
+    n = (1 << 14) + 5 if blocked_min is None else 3 * 37
+    rng = np.random.default_rng(len(case))
+    w = _nasty(n, 31, scale=0.25)
+    if case == "ties at both signs":
+        w[rng.random(n) < 0.1] = F32(1.5)
+        w[rng.random(n) < 0.1] = F32(-1.5)
+        w = np.clip(w, F32(-1.5), F32(1.5)).astype(F32)
+    elif case == "saturated":
+        w[rng.random(n) < 0.3] = F32(30.0)
+        w[rng.random(n) < 0.3] = F32(-30.0)
+    elif case == "subnormal":
+        w = rng.choice(F32([1e-45, -1e-45, 0.0, -0.0, 3e-45, -3e-45]), size=n).astype(F32)
+    else:
+        w = np.clip(w, F32(-1.0), F32(1.0)).astype(F32)
+        w[n // 2] = F32(2.0)
+    g = _nasty(n, 32)
+    g[::7] = F32(-0.0)
+    w, g = w.reshape(-1, 1), g.reshape(-1, 1)
+    tw, tg = torch.from_numpy(w), torch.from_numpy(g)
+    for bits in (2, 5):
+        want = R.dorefa_weight_vjp(g, w, bits)
+        _same(want, T.dorefa_weight_vjp(tg, tw, bits))
+        leaf = tw.clone().requires_grad_(True)
+        (got,) = torch.autograd.grad(T.dorefa_weight(leaf, bits), leaf, tg)
+        _same(want, got)
+    assert _bits(tw) == _bits(w) and _bits(tg) == _bits(g)
+
+
+@pytest.mark.parametrize("blocked_min", [None, 0, 1 << 40])
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize("scale", [0.5, 1e-38])
+def test_lsq_blocked_backward_matches_the_reference(blocked_min, signed, scale, monkeypatch):
+    """The per-tensor LSQ/LSQ+ backward in blocks (bit-pattern pass mask, step factor by bits) forced both ways,
+    with blocks of 5 and a short last one, signed (Qn > 0) and unsigned (Qn = 0: negative v clips to a zero of
+    either sign), -0.0 inputs and gradients, codes at and next to -Qn and Qp, and v overflowing to +-inf (a
+    subnormal-sized step), direct and by autograd, against the reference."""
+    from torch_backend.quantization import _fast, lsq
+
+    if blocked_min is not None:
+        monkeypatch.setattr(lsq, "BLOCKED_MIN", blocked_min)
+    if blocked_min == 0:
+        monkeypatch.setattr(_fast, "BLOCK", 10)
+    n = (1 << 14) + 9 if blocked_min is None else 203
+    opts = {"bits": 3, "signed": signed}
+    qn, qp = (4, 3) if signed else (0, 7)
+    s, b = F32(scale), F32(-0.25 * scale)
+    levels = F32([-qn - 0.5, -qn, -qn + 0.5, 0.0, 0.5, 1.5, qp - 0.5, qp, qp + 0.5]) * s
+    x = _around(levels, n, seed=7)
+    x[::11] = F32(-0.0)
+    x[5::13] = F32(3e38)
+    x[6::13] = F32(-3e38)
+    g = _nasty(n, 8)
+    g[::3] = F32(-0.0)
+    tg, tx, ts, tb = map(torch.from_numpy, (g, x, np.asarray(s), np.asarray(b)))
+    _same(R.lsq_quantize_vjp(g, x, s, **opts), T.lsq_quantize_vjp(tg, tx, ts, **opts))
+    want = R.lsq_plus_quantize_vjp(g, x, s, b, **opts)
+    _same(want, T.lsq_plus_quantize_vjp(tg, tx, ts, tb, **opts))
+    lx, ls, lb = (t.clone().requires_grad_(True) for t in (tx, ts, tb))
+    _same(want, torch.autograd.grad(T.lsq_plus_quantize(lx, ls, lb, **opts), (lx, ls, lb), tg))
+    assert _bits(tx) == _bits(x) and _bits(tg) == _bits(g)
+
+
+@pytest.mark.parametrize("chunked_min", [None, 0, 1 << 40])
+@pytest.mark.parametrize("fmt", ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp4_e2m1", "mxint8"])
+def test_mx_quantize_chunks_match_the_reference(chunked_min, fmt, monkeypatch):
+    """`mx_quantize` (and `mx_fake_quantize`) chunk by chunk of whole MX blocks, forced both ways, with chunks
+    that are not a multiple of the block size (rounded down to whole blocks) and a short last chunk, blocks along
+    the last axis (chunked) and along the first (not), NaN and Inf blocks, every scale rule and rounding."""
+    from torch_backend.quantization import mx
+
+    if chunked_min is not None:
+        monkeypatch.setattr(mx, "CHUNKED_MIN", chunked_min)
+    if chunked_min == 0:
+        monkeypatch.setattr(mx, "CHUNK", 100)  # 96 elements (3 blocks of 32: not 100), or one block of 64
+    rows = 24 if chunked_min is not None else 1032  # 132096 elements: chunks of 65536, a short last one
+    x = _nasty(rows * 128, 41, scale=3.0).reshape(rows, 128)
+    x[3, 5] = F32(np.nan)
+    x[7, 40] = F32(np.inf)
+    x[9, 64:96] = F32(0.0)
+    tx = torch.from_numpy(x)
+    for axis, bs in ((-1, 32), (-1, 64), (0, 8)):
+        for rule in ("floor", "ceil", "even"):
+            for rounding in ("half_even", "half_away"):
+                opts = {"axis": axis, "block_size": bs, "scale_rule": rule, "rounding": rounding, "nonfinite": "nan"}
+                _same(R.mx_quantize(x, fmt, **opts), T.mx_quantize(tx, fmt, **opts))
+        _same(R.mx_fake_quantize(x, fmt, **opts), T.mx_fake_quantize(tx, fmt, **opts))
+    assert _bits(tx) == _bits(x)

@@ -58,3 +58,13 @@ def channels(x, k, *params):
         return (x.reshape(-1, c * inner), *(p.reshape(c, 1).expand(c, inner).reshape(c * inner) for p in params))
     view = shapes.per_axis(x.ndim, k)
     return (x, *(p.reshape(view) for p in params))
+
+
+BLOCK = 1 << 17  # elements per block of `blocks`: a few float32 operands of this size stay in a core's cache
+
+
+def blocks(n, size=None):
+    """Slices `[s, s + size)` covering `range(n)` in order (`size` defaults to `BLOCK`): elementwise steps run
+    block by block give each element the same operations, so the same bits, while their operands stay in cache."""
+    size = size or BLOCK
+    return [slice(s, min(s + size, n)) for s in range(0, n, size)]

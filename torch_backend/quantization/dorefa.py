@@ -13,6 +13,7 @@ from reference.common import validate
 from torch_backend import _arrays
 from torch_backend.core._exact import sum_unchecked
 from torch_backend.core.exact import exact_sum
+from torch_backend.quantization import _fast
 
 __all__ = ["dorefa_weight", "dorefa_weight_vjp", "dorefa_activation", "dorefa_activation_vjp"]
 
@@ -58,7 +59,7 @@ def dorefa_activation_vjp(grad, x, bits):
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
     xd = x.detach()
-    direct = lambda g: _arrays.backward_of(_DorefaActivation, g, ((xd >= 0) & (xd <= 1),))[0]  # noqa: E731
+    direct = lambda g: _arrays.backward_of(_DorefaActivation, g, (xd,))[0]  # noqa: E731
     return _arrays.vjp(lambda v: dorefa_activation(v, bits), (x,), grad, direct=direct)
 
 
@@ -83,6 +84,8 @@ class _DorefaWeight(torch.autograd.Function):
         m = torch.abs(t).max()
         if not bool(m > 0):
             return torch.zeros_like(grad), None
+        if t.numel() >= BLOCKED_MIN and t.device.type == "cpu" and type(grad) in _PLAIN and type(t) in _PLAIN:
+            return _weight_grad_blocked(grad, t, m), None
         g64, t64, m64 = grad.to(torch.float64), t.to(torch.float64), m.to(torch.float64)
         d = -sum_unchecked(g64 * t64) / (m64 * m64)
         at_max = torch.abs(t) == m
@@ -93,7 +96,10 @@ class _DorefaWeight(torch.autograd.Function):
 
 
 class _DorefaActivation(torch.autograd.Function):
-    """Forward: rne(n * clip(x, 0, 1)) / n. Backward: pass where 0 <= x <= 1."""
+    """Forward: rne(n * clip(x, 0, 1)) / n. Backward: pass where 0 <= x <= 1.
+
+    The forward saves the mask; the direct VJP (`dorefa_activation_vjp`) hands the backward `x` itself (float32),
+    whose mask `_passed` builds by bit patterns without a boolean tensor."""
 
     @staticmethod
     def forward(ctx, x, bits):
@@ -102,8 +108,97 @@ class _DorefaActivation(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (passes,) = ctx.saved_tensors
-        return torch.where(passes, grad, 0.0), None
+        (saved,) = ctx.saved_tensors
+        if saved.dtype == torch.bool:
+            return _arrays.where_kept(saved, grad), None
+        return _passed(saved, grad), None
+
+
+BLOCKED_MIN = 1 << 14  # from this many CPU elements `_DorefaWeight.backward` runs in cache-sized blocks
+
+
+def _weight_grad_blocked(grad, t, m):
+    """`_DorefaWeight.backward`'s formula for `m > 0`, block by block (`_fast.blocks`), with the same bits.
+
+    Pass 1 writes the exact float64 products g t (float32 values convert exactly; their product has at most 48
+    significant bits and lies within float64's normal range) into one buffer, whose `sum_unchecked` is the one
+    the formula takes, and counts the ties `|t| = m` (K, an exact int64 count, as `at_max.sum()`). Pass 2 gives
+    each element the formula's float64 steps in its order: `direct = g / m`; at the ties
+    `direct + where(t > 0, share, -share)`, elsewhere `direct`; times `1 - t t`; one rounding to float32. Two
+    rewrites, both exact:
+
+    - `where(t > 0, share, -share)` is `sign(t) * share` at the ties: there |t| = m > 0, so sign(t) = +-1, and
+      multiplying by +-1 is exact; share = d / K is finite and not NaN (|sum| <= n 2**128, m m >= 2**-298, so
+      d is finite in float64), so its sign flips as `-share` flips it. Elsewhere the value is not selected.
+    - `1 - u` is `(-u) + 1`: IEEE subtraction is the addition of the negation (an exact zero is +0.0 both ways).
+    `dt + inner` is computed as `inner + dt` (IEEE addition commutes; neither is NaN: g / m is finite, g being
+    finite and m >= 2**-149).
+    """
+    one = _arrays.constant(1.0, t, torch.float64)
+    m64 = m.to(torch.float64)
+    g, ts = grad.reshape(-1), t.reshape(-1)
+    m_bits = m.view(torch.int32)
+    n = ts.numel()
+    products = torch.empty(n, dtype=torch.float64, device=t.device)
+    count = torch.zeros((), dtype=torch.int64, device=t.device)
+    ties = torch.empty(n, dtype=torch.bool, device=t.device)
+    for s in _fast.blocks(n, _fast.BLOCK // 2):
+        torch.mul(g[s].to(torch.float64), ts[s].to(torch.float64), out=products[s])
+        # |t| = m compared as bit patterns: non-negative floats (no NaN: t is tanh of finite values) order as ints
+        torch.eq(ts[s].view(torch.int32).bitwise_and(0x7FFFFFFF), m_bits, out=ties[s])
+        count += ties[s].sum()
+    d = -sum_unchecked(products) / (m64 * m64)
+    del products
+    share = d / count.to(torch.float64)
+    out = torch.empty(n, dtype=torch.float32, device=t.device)
+    for s in _fast.blocks(n, _fast.BLOCK // 2):
+        t64 = ts[s].to(torch.float64)
+        dt = g[s].to(torch.float64).div_(m64)
+        inner = torch.sign(t64).mul_(share).add_(dt)
+        dt = torch.where(ties[s], inner, dt)
+        factor = t64.mul_(t64).neg_().add_(one)
+        out[s] = dt.mul_(factor)
+    return out.reshape(t.shape)
+
+
+PASSED_MIN = 1 << 14  # from this many elements `_passed` works on bit patterns, in cache-sized blocks
+
+
+def _passed(x, g):
+    """`where(0 <= x <= 1, g, +0.0)` for finite float32 `x` and `g` of one shape, with the same bits.
+
+    Large inputs (`PASSED_MIN` elements or more, plain tensors) work on int32 bit patterns, in blocks of
+    `_fast.BLOCK` elements so that the six passes over a block run in cache (one fresh tensor: the result):
+
+    - z = x + (+0.0) is x except that -0.0 becomes +0.0 (exact: adding +0.0 to a finite nonzero value or +0.0
+      changes nothing, and -0.0 + +0.0 = +0.0 in round-to-nearest); -0.0 passes (0 <= -0.0), and so does +0.0.
+    - For finite float32 z, 0 <= z <= 1 exactly when its bit pattern i (signed int32) lies in [0, K],
+      K = 0x3F800000 (the bits of 1.0): non-negative floats order as their patterns, negative nonzero ones have
+      the sign bit set (i < 0), and no -0.0 is left.
+    - With H = K / 2 (K is even), i in [0, K] exactly when |i - H| <= H: `i - H` wraps (int32) only for
+      i < INT_MIN + H, to at least INT_MAX - H + 1 > H (excluded, as those i < 0 must be); the one value whose
+      `abs` wraps, i - H = INT_MIN (i = INT_MIN + H < 0), stays INT_MIN, and INT_MIN - (H + 1) wraps to
+      INT_MAX - H > 0 (excluded). Every other i < 0 gives |i - H| >= H + 1, every i > K gives i - H > H
+      (no wrap: i <= 0x7F7FFFFF). So `a = |i - H| - (H + 1)` is negative exactly when the element passes,
+      and `a >> 31` (arithmetic) is -1 (all 32 bits) there and 0 elsewhere.
+    - ANDing that with g's bits gives g's bits (its -0.0 too) where x passes and +0.0 elsewhere: `where`'s.
+
+    Smaller inputs, and other tensor types, take torch's `where` on the boolean mask.
+    """
+    if x.numel() < PASSED_MIN or type(x) not in _PLAIN or type(g) not in _PLAIN:
+        return torch.where((x >= 0) & (x <= 1), g, 0.0)
+    xs, gs = x.reshape(-1), g.reshape(-1).view(torch.int32)
+    out = torch.empty(xs.shape, dtype=torch.float32, device=x.device)
+    bits = out.view(torch.int32)
+    zero = _arrays.constant(0.0, x)
+    for s in _fast.blocks(xs.numel()):
+        torch.add(xs[s], zero, out=out[s])
+        bits[s].sub_(_HALF).abs_().sub_(_HALF + 1).bitwise_right_shift_(31).bitwise_and_(gs[s])
+    return out.reshape(x.shape)
+
+
+_HALF = 0x3F800000 // 2  # half the bit pattern of 1.0f
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def _check_bits(bits):

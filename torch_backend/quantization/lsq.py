@@ -111,6 +111,8 @@ class _Lsq(torch.autograd.Function):
     def backward(ctx, grad):
         x, scale, offset = ctx.saved_tensors
         qn, qp, k = ctx.qn, ctx.qp, ctx.k
+        if k is None and x.numel() >= BLOCKED_MIN and x.device.type == "cpu" and type(grad) in _PLAIN:
+            return (*_backward_blocked(grad, x, scale, offset, qn, qp), None, None, None)
         xv, s, b = _layout(x, scale, offset, k)
         g = grad.reshape(xv.shape)
         v = _scaled_input(xv, s, b)
@@ -130,6 +132,45 @@ class _Lsq(torch.autograd.Function):
         if offset is not None:  # the float32 terms g outside the region have the reference's float64 values
             grad_offset = _scaled_sum(_arrays.where_kept(~inside, g).reshape(x.shape), gs, k)
         return grad_x, grad_scale, grad_offset, None, None, None
+
+
+BLOCKED_MIN = 1 << 14  # from this many CPU elements a per-tensor backward runs in cache-sized blocks
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
+def _backward_blocked(grad, x, scale, offset, qn, qp):
+    """`_Lsq.backward` per tensor (0-d step and offset), block by block (`_fast.blocks`), with the same bits: each
+    element gets the same operations in the same order (v, its clip, the pass region, the step factor d and the
+    float64 product g d), only while a block's temporaries are in cache; the masks are ANDed into the gradient's
+    bit patterns as `where_kept` does (`_arrays.where_kept`'s docstring): g's bits where kept, +0.0 elsewhere.
+    The products and the terms outside the region are written to whole buffers, then summed exactly as before."""
+    xs, gs32 = x.reshape(-1), grad.reshape(-1)
+    bits = gs32.view(torch.int32)
+    n = xs.numel()
+    grad_x = torch.empty(n, dtype=torch.float32, device=x.device)
+    terms = torch.empty(n, dtype=torch.float64, device=x.device)
+    outside = None if offset is None else torch.empty(n, dtype=torch.float32, device=x.device)
+    for part in _fast.blocks(n, _fast.BLOCK // 2):
+        v = _scaled_input(xs[part], scale, offset)
+        c = v.clamp(-qn, qp)
+        ci, keep = c.view(torch.int32), v.view(torch.int32)
+        # `inside` (c == v, neither NaN) as a mask of all ones or zeros, in v's buffer. c == v exactly when their
+        # bits agree but for the sign bit: equal values have equal bits, or are +0.0 and -0.0; and c = -v != 0 is
+        # impossible (clipping to [-Qn, Qp], which holds 0, keeps v's sign or gives a zero: with Qn = 0 a
+        # negative v clips to +-0.0). So e = (c ^ v) & 0x7FFFFFFF is in [0, 2**31), zero exactly inside, and
+        # (e - 1) >> 31 (arithmetic) is -1 inside and 0 outside.
+        keep.bitwise_xor_(ci).bitwise_and_(0x7FFFFFFF).sub_(1).bitwise_right_shift_(31)
+        torch.bitwise_and(keep, bits[part], out=grad_x[part].view(torch.int32))
+        # d = where(inside, rne(c) - c, c) by bits, as `_fast.select`: c ^ ((r ^ c) & keep)
+        d = torch.round(c).sub_(c)
+        d.view(torch.int32).bitwise_xor_(ci).bitwise_and_(keep).bitwise_xor_(ci)
+        torch.mul(gs32[part].to(torch.float64), d.to(torch.float64), out=terms[part])
+        if outside is not None:
+            torch.bitwise_and(keep.bitwise_not_(), bits[part], out=outside[part].view(torch.int32))
+    gs = scalars.inverse_sqrt_float32(n * qp)
+    grad_scale = _scaled_sum(terms.reshape(x.shape), gs, None)
+    grad_offset = None if outside is None else _scaled_sum(outside.reshape(x.shape), gs, None)
+    return grad_x.reshape(x.shape), grad_scale, grad_offset
 
 
 def _check(x, scale, offset, bits, signed, axis, *, plus):

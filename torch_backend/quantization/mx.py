@@ -93,7 +93,28 @@ def _check_quantize(x, fmt, block_size, scale_rule, axis, rounding, nonfinite):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+CHUNK = 1 << 16  # elements of x encoded together by `_quantize` (rounded down to whole MX blocks)
+CHUNKED_MIN = 1 << 17  # from this many CPU elements `_quantize` encodes chunk by chunk
+
+
 def _quantize(x, elem, rule, bs, k, mode, nonfinite):
+    """`(scales, codes)` of `x`'s MX blocks along axis `k` (`_quantize_whole`).
+
+    Large contiguous CPU tensors blocked along their last axis are encoded a chunk of whole MX blocks at a time
+    (the flat tensor cut every `CHUNK` elements rounded down to a multiple of `bs`; the last axis is a multiple
+    of `bs`, so every MX block lies in one chunk), so that the dozens of int64 temporaries of a chunk stay in
+    cache. Each block's scale and codes depend only on its own elements (no rounding mode of MX draws random
+    bits), so the concatenated chunks are the whole tensor's, bit for bit."""
+    n = x.numel()
+    if n < CHUNKED_MIN or x.device.type != "cpu" or k != x.ndim - 1 or not x.is_contiguous():
+        return _quantize_whole(x, elem, rule, bs, k, mode, nonfinite)
+    flat, step = x.reshape(-1), max(1, CHUNK // bs) * bs
+    parts = [_quantize_whole(flat[i : i + step], elem, rule, bs, 0, mode, nonfinite) for i in range(0, n, step)]
+    scales = torch.cat([p[0] for p in parts]).reshape(x.shape[:-1] + (x.shape[-1] // bs,))
+    return scales, torch.cat([p[1] for p in parts]).reshape(x.shape)
+
+
+def _quantize_whole(x, elem, rule, bs, k, mode, nonfinite):
     bad = ~torch.isfinite(x) if nonfinite == "nan" else None
     clean = x if bad is None else torch.where(bad, 0.0, x)
     moved = torch.movedim(clean, k, -1)
