@@ -286,3 +286,120 @@ def test_adaround_quantize_float32_route_matches_the_reference(quantize_min, qmi
     v[0, :3] = [-0.0, 0.0, -1e-45]
     kw = {"qmin": qmin, "qmax": qmax}
     _same(T.adaround_quantize(*_torch(w, v, scale, zero), **kw), R.adaround_quantize(w, v, scale, zero, **kw))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1e-46, 2.0**-150, 2.0**-149, 0.5, 1.0])
+def test_awq_scales_zero_exponent_is_all_ones(alpha):
+    """`awq_scales` returns ones without powers exactly when fl32(alpha) = 0 (alpha = 0, 1e-46, 2**-150: a tie
+    rounded to the even 0), and takes the powers otherwise (2**-149, the smallest subnormal, is not 0); zeros,
+    -0.0, subnormals and large activation scales, against the reference."""
+    import reference.posttraining as RP
+    import torch_backend.posttraining as TP
+
+    rng = np.random.default_rng(3)
+    s = rng.choice(np.float32([0.0, -0.0, 1e-45, 3e-39, 1e-4, 0.5, 1.0, 7.0, 3e38]), size=(1 << 14) + 3)
+    s = np.where(rng.random(s.size) < 0.3, rng.random(s.size).astype(np.float32) * 100, s).astype(np.float32)
+    for x in (s, np.float32([0.0]), np.float32([-0.0, 2.0])):
+        _same(TP.awq_scales(torch.from_numpy(x), alpha), RP.awq_scales(x, alpha))
+    bad = s.copy()
+    bad[5] = np.float32(-1.0)
+    for a in (alpha, 2.0):
+        with pytest.raises(ValueError) as want:
+            RP.awq_scales(bad, a)
+        with pytest.raises(ValueError) as got:
+            TP.awq_scales(torch.from_numpy(bad), a)
+        assert str(got.value) == str(want.value)
+
+
+@pytest.mark.parametrize("words_min", [None, 0, 1 << 40])
+@pytest.mark.parametrize("bits", list(range(1, 9)))
+def test_pack_quantized_words_match_the_reference(words_min, bits, monkeypatch):
+    """`pack_quantized` by whole words (periods of lcm(bits, 32) bits) forced both ways, along both dims, for
+    lengths that end mid-period and mid-word, every code (the extremes included), and its error past the range."""
+    from torch_backend.codecs import compressed_tensors
+
+    if words_min is not None:
+        monkeypatch.setattr(compressed_tensors, "WORDS_MIN", words_min)
+    rng = np.random.default_rng(bits)
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    for shape in ((1, 2), (3, 33), (37, 5), (1000, 7), (129, 70)):
+        q = rng.integers(lo, hi + 1, shape).astype(np.int8)
+        q.reshape(-1)[:2] = [lo, hi]
+        for dim in (0, 1):
+            got = TC.pack_quantized(torch.from_numpy(q), bits=bits, packed_dim=dim)
+            _same(got, RC.pack_quantized(q, bits=bits, packed_dim=dim))
+            back = TC.unpack_quantized(got, bits=bits, shape=shape, packed_dim=dim)
+            _same(back, q)
+    q = rng.integers(lo, hi + 1, (300, 20)).astype(np.int8)
+    q[123, 4] = hi + 1 if bits < 8 else lo  # past the range (8 bits: every int8 is valid)
+    outcomes = []
+    for fn, arg in ((RC.pack_quantized, q), (TC.pack_quantized, torch.from_numpy(q))):
+        try:
+            outcomes.append(("ok", _bits(fn(arg, bits=bits, packed_dim=0))))
+        except ValueError as exc:
+            outcomes.append(("error", str(exc)))
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("live_min", [None, 0, 1 << 40])
+@pytest.mark.parametrize("mix", ["saturated", "mixed", "live"])
+def test_adaround_regularizer_skips_saturated_terms(live_min, mix, monkeypatch):
+    """`adaround_regularizer` takes powers only where u = |2h - 1| != 1 (forced both ways): all saturated (the sum
+    of nothing: +0.0), mixed (h = 0, h = 1, h just inside, and h so small that 2h - 1 rounds to -1), all live;
+    several exponents, against the reference."""
+    import reference.posttraining as RP
+    import torch_backend.posttraining as TP
+    from torch_backend.posttraining import adaround
+
+    if live_min is not None:
+        monkeypatch.setattr(adaround, "LIVE_MIN", live_min)
+    rng = np.random.default_rng(len(mix))
+    n = (1 << 14) + 11
+    if mix == "saturated":
+        v = rng.choice(np.float32([-30.0, -4.5, -0.0, 30.0, 8.0]), size=n)
+        v[v == 0] = np.float32(-50.0)
+    elif mix == "mixed":
+        edges = np.float32([-2.3978953, -2.3978951, -2.3978949, 2.3978953, 2.3978951, 2.397895, 0.0, -0.0, -5, 5])
+        v = np.where(rng.random(n) < 0.5, rng.choice(edges, size=n), rng.standard_normal(n) * 3).astype(np.float32)
+    else:
+        v = (rng.standard_normal(n) * 0.5).astype(np.float32)
+    v = v.astype(np.float32).reshape(-1, 1)
+    for beta in (1.0, 2.0, 20.0, 999.0):
+        _same(TP.adaround_regularizer(torch.from_numpy(v), beta=beta), RP.adaround_regularizer(v, beta=beta))
+
+
+@pytest.mark.parametrize("memo", [True, False])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"sparsity": 0.5, "blocksize": 8},
+        {"sparsity": 0.7, "blocksize": 1, "bits": 4, "group_size": 1, "symmetric": True},
+        {"sparsity": 0.3, "blocksize": 5, "bits": 3, "group_size": 6},
+        {"n": 2, "m": 4, "bits": 4, "group_size": 12},
+        {"n": 1, "m": 3},
+    ],
+)
+def test_sparsegpt_column_memo_matches_the_reference(kw, memo, monkeypatch):
+    """The columns `_Columns.current` returns again as leading columns of its last result (`memo`), or always
+    recomputed, for block sizes and group sizes that do and do not line up, N:M and quantized, against the
+    reference; GPTQ (which asks for the group's columns, then the column) too."""
+    import reference.posttraining as RP
+    import torch_backend.posttraining as TP
+    from torch_backend.posttraining import obs
+
+    if not memo:
+        monkeypatch.setattr(obs._Columns, "current", lambda self, k, stop: self._current(k, min(stop, self.u.shape[1])))
+    rng = np.random.default_rng(11)
+    w = (rng.standard_normal((40, 24)) * rng.choice([1e-3, 1.0, 30.0], size=(40, 1))).astype(np.float32)
+    w[:, 7] = 0.0
+    x = rng.standard_normal((64, 24)).astype(np.float32)
+    x[:, 5] = 0.0  # a dead input: its column is zeroed
+    h = RP.gptq_hessian(x)
+    tw, th = torch.from_numpy(w), torch.from_numpy(h)
+
+    def bits(result):
+        return [None if v is None else _bits(v) for v in result]
+
+    assert bits(TP.sparsegpt(tw, th, percdamp=0.1, **kw)) == bits(RP.sparsegpt(w, h, percdamp=0.1, **kw))
+    gw = {"bits": 3, "group_size": 6, "block_size": 5}
+    assert bits(TP.gptq(tw, th, **gw)) == bits(RP.gptq(w, h, **gw))

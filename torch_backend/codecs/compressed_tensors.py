@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from reference.common import checks, validate
@@ -18,6 +20,9 @@ def pack_quantized(q, *, bits, packed_dim):
     if q.ndim != 2:
         raise ValueError(f"q must be 2-D, got shape {tuple(q.shape)}")
     _arrays.within("q", q, -(2 ** (b - 1)), 2 ** (b - 1) - 1)
+    if q.numel() >= WORDS_MIN:
+        words = _pack_by_words(q.T if dim == 1 else q, b)
+        return words.T.contiguous() if dim == 1 else words
     u = q.to(torch.int64) + 2 ** (b - 1)
     rows = u if dim == 1 else u.T
     words = _pack_rows(rows, b)
@@ -45,6 +50,44 @@ def unpack_quantized(packed, *, bits, shape, packed_dim):
     u = (stream[:, : n * b].reshape(rows_n, n, b) << bit[:b]).sum(dim=2)
     q = (u - 2 ** (b - 1)).to(torch.int8)
     return q if dim == 1 else q.T.contiguous()
+
+
+WORDS_MIN = 4096  # from this many codes `pack_quantized` writes whole words (`_pack_by_words`), not stream bits
+
+
+def _pack_by_words(q, b):
+    """The words of `pack_quantized` for validated codes `q` `(n, C)`, each column one packed row (its codes along
+    axis 0): `(ceil(n b / 32), C)` int32, one word row at a time instead of one element per stream bit.
+
+    Each column's stream repeats its layout every `per` codes (`per * b` = lcm(b, 32) bits, `width` words): code
+    `l` of a period (unsigned: q + 2**(b - 1), in [0, 2**b)) holds stream bits `[b l, b l + b)` of it, so word `k`
+    is the OR of `code_l << (b l - 32 k)` (a right shift, i.e. floor division, for a negative amount) over the
+    codes overlapping bits `[32 k, 32 k + 32)`, masked to its low 32 bits: the stream's bits there, each from the
+    one code that owns it (disjoint ranges: the OR is the reference's sum). The codes are padded with zero codes
+    to whole periods (zero bits, as the reference's padding) and the words past `ceil(n b / 32)` dropped. A word
+    w in [0, 2**32) becomes the int32 of the same bits as `w - 2**32 [w >= 2**31]`, `w - ((w >> 31) << 32)`.
+    Integers only (int64 throughout): exact.
+    """
+    n, c = q.shape
+    g = math.gcd(b, 32)
+    per, width = 32 // g, b // g
+    blocks = -(-n // per)
+    padded = torch.zeros(blocks * per, c, dtype=torch.int64, device=q.device)
+    padded[:n] = q
+    padded[:n] += 2 ** (b - 1)
+    codes = padded.view(blocks, per, c)
+    out = torch.empty(blocks, width, c, dtype=torch.int64, device=q.device)
+    for k in range(width):
+        acc = None
+        for lane in range(per):
+            shift = b * lane - 32 * k
+            if shift >= 32 or shift + b <= 0:  # no bit of this code in word k
+                continue
+            part = codes[:, lane] << shift if shift >= 0 else codes[:, lane] >> -shift
+            acc = part if acc is None else acc.bitwise_or_(part)
+        out[:, k] = acc.bitwise_and_(0xFFFFFFFF)
+    words = out.view(blocks * width, c)[: -(-n * b // 32)]
+    return (words - ((words >> 31) << 32)).to(torch.int32)
 
 
 def _pack_rows(u, b):

@@ -53,8 +53,16 @@ def adaround_regularizer(v, *, beta, zeta=ZETA, gamma=GAMMA):
     beta = validate.real("beta", beta, lo=1.0, hi=1000.0)
     c, g = _stretch(zeta, gamma, v)
     u = (_f32(2, v) * _h(cr_sigmoid(v), c, g) - _f32(1, v)).abs()
+    if u.numel() >= LIVE_MIN and u.device.type == "cpu":  # the selection reads its count from the device
+        # cr_pow(1, beta) = 1 exactly (1**y = 1), so every element with u = 1 (h = 0 or 1: a rounded weight, as
+        # AdaRound drives them) has the term 1 - 1 = +0.0; the exact sum, rounded once, is the same without those
+        # zeros (an exact sum of nothing, or of zeros, is +0.0 either way). Only the others take the powers.
+        u = u[u != _f32(1, v)]
     terms = _f32(1, v) - cr_pow(u, _f32(beta, v))
     return exact_sum(terms).to(F32)
+
+
+LIVE_MIN = 1 << 14  # from this many elements `adaround_regularizer` takes powers of the elements with u != 1 only
 
 
 def adaround_regularizer_vjp(grad, v, *, beta, zeta=ZETA, gamma=GAMMA):

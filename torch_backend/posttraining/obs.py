@@ -196,6 +196,7 @@ class _Columns:
         self.err = torch.zeros((w0.shape[1], w0.shape[0]), dtype=F64, device=w0.device)
         self.err_abs = torch.zeros_like(self.err)
         self.start = self.end = -1
+        self.memo = None  # (k, stop, fl32 of columns [k, stop)) until the next `done`
 
     def _refresh(self, k):
         b = (k // self.block) * self.block
@@ -210,8 +211,19 @@ class _Columns:
         self.start, self.end = b, end
 
     def current(self, k, stop):
-        """fl32 of the exact values of columns [k, stop) after the updates of columns [0, k)."""
+        """fl32 of the exact values of columns [k, stop) after the updates of columns [0, k).
+
+        Every column's value is the correctly rounded exact value (certified, or settled exactly), whatever
+        columns it is computed with, and none changes before the next `done`: columns [k, stop) asked for again
+        (the scores, the quantization parameters and the column itself read the same columns) are the leading
+        columns of the last result for k, returned as a view of it (no caller writes into them)."""
         stop = min(stop, self.u.shape[1])
+        if self.memo is not None and self.memo[0] == k and self.memo[1] >= stop:
+            return self.memo[2][:, : stop - k]
+        self.memo = (k, stop, self._current(k, stop))
+        return self.memo[2]
+
+    def _current(self, k, stop):
         self._refresh(k)
         parts = []
         inside = min(stop, self.end)
@@ -241,6 +253,7 @@ class _Columns:
 
     def done(self, k, wk, qk):
         """Column k is final: e_k = fl64(fl64(w_k - q_k) / U_kk), added to the block's later columns."""
+        self.memo = None
         e = (wk.to(F64) - qk.to(F64)) / self.u[k, k]
         self.err[k] = e
         self.err_abs[k] = e.abs()

@@ -6,6 +6,8 @@ bounds; only comparisons they cannot decide are done exactly on the host (the re
 
 from __future__ import annotations
 
+import struct
+
 import torch
 
 from reference.common import validate
@@ -38,6 +40,10 @@ def awq_scales(act_scale, alpha):
     """`max(cr_pow(s_x, alpha), 1e-4)` normalized by `cr_sqrt(max * min)`; see the reference."""
     s_x = _act_scale(act_scale)
     alpha = validate.real("alpha", alpha, lo=0.0, hi=1.0)
+    if struct.unpack("<f", struct.pack("<f", alpha))[0] == 0.0:
+        # fl32(alpha) = 0 (alpha <= 2**-150): cr_pow(x, 0) = 1 for every x >= 0 (0**0 too), so t = max(1, fl32(1e-4))
+        # = 1 everywhere, max t * min t = 1, cr_sqrt(1) = 1, and t / 1 = 1: all ones, without the powers
+        return torch.ones(s_x.shape, dtype=F32, device=s_x.device)
     return _scales(s_x.detach(), _f32(alpha, s_x))
 
 
