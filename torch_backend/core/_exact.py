@@ -358,19 +358,26 @@ def integer_products(a, b):
     count = batch * m * n * k
     if a.device.type != "cpu" or count > SMALL_INTEGER and (batch * m * n > FEW_OUTPUTS or count > FEW_INTEGER):
         return None
-    left = [[[_ratio(v) for v in row] for row in mat] for mat in a.tolist()]
-    right = [[[_ratio(v) for v in col] for col in zip(*mat, strict=True)] for mat in b.tolist()]
+    an, ae = (t.tolist() for t in _ratios(a))
+    bn, be = (t.tolist() for t in _ratios(b.transpose(1, 2)))
     top = 2 * UNIT
-    out = [[[rounded(sum((x * y) << (top - i - j) for (x, i), (y, j) in zip(row, col, strict=True)), top)
-             for col in cols] for row in rows]
-           for rows, cols in zip(left, right, strict=True)]  # fmt: skip
+    out = [[[rounded(sum((x * y) << (top - i - j) for x, i, y, j in zip(xs, es, ys, fs, strict=True)), top)
+             for ys, fs in zip(bn_b, be_b, strict=True)] for xs, es in zip(an_b, ae_b, strict=True)]
+           for an_b, ae_b, bn_b, be_b in zip(an, ae, bn, be, strict=True)]  # fmt: skip
     return torch.tensor(out, dtype=torch.float64).reshape(batch, m, n)
 
 
-def _ratio(v: float) -> tuple[int, int]:
-    """A Python float as `(n, e)` with `v = n / 2**e` exactly (`as_integer_ratio`'s denominator is `2**e`)."""
-    numerator, denominator = v.as_integer_ratio()
-    return numerator, denominator.bit_length() - 1
+def _ratios(x):
+    """`(n, e)` int64 tensors with `x = n / 2**e` exactly for finite float64 `x`, from its bit pattern: the
+    significand `n` (the implicit bit set for a normal number, the sign applied) and `e = 1075 - max(field, 1)`
+    for the biased exponent `field` (so `e` in `[-971, 1074]`; for every pair of factors `2 UNIT - e1 - e2 >= 0`).
+    Integers throughout, and Python's integers then hold the lists as plain ints: no tuples per element, which
+    would be tracked by the garbage collector (its collections over a large heap dominated the time)."""
+    bits = x.contiguous().view(torch.int64)
+    field = (bits >> 52) & 0x7FF
+    frac = bits & ((1 << 52) - 1)
+    significand = torch.where(field > 0, frac | (1 << 52), frac)
+    return torch.where(bits < 0, -significand, significand), 1075 - field.clamp(min=1)
 
 
 def units(v: float) -> int:
