@@ -181,13 +181,15 @@ def test_the_certificate_without_nextafter_is_never_looser_than_the_references()
     rng = np.random.default_rng(11)
     f32 = rng.standard_normal(20000).astype(np.float32) * np.exp2(rng.integers(-140, 120, 20000)).astype(np.float32)
     mid = (f32.astype(np.float64) + np.nextafter(f32, np.float32(np.inf)).astype(np.float64)) / 2
-    approx = np.concatenate([
-        mid + mid * rng.uniform(-1e-12, 1e-12, mid.size),  # near a midpoint: often uncertified
-        f32.astype(np.float64) * (1 + rng.uniform(-1e-9, 1e-9, f32.size)),
-        rng.standard_normal(2000) * 2.0**-1060,  # float64 subnormals
-        rng.standard_normal(2000) * 1e300,
-        [0.0, -0.0, 2.0**-1074, 3.5e38, -3.5e38],
-    ])
+    approx = np.concatenate(
+        [
+            mid + mid * rng.uniform(-1e-12, 1e-12, mid.size),  # near a midpoint: often uncertified
+            f32.astype(np.float64) * (1 + rng.uniform(-1e-9, 1e-9, f32.size)),
+            rng.standard_normal(2000) * 2.0**-1060,  # float64 subnormals
+            rng.standard_normal(2000) * 1e300,
+            [0.0, -0.0, 2.0**-1074, 3.5e38, -3.5e38],
+        ]
+    )
     for terms in (1, 16, 5000):
         for spread in (0.0, 1.0, 1e6):
             magnitude = np.abs(approx) * spread
