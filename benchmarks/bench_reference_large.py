@@ -7,9 +7,10 @@ of the same shape, is repeated along one axis (0, else the last) until it holds 
 second matrix operand) stay as drawn. The first tiling that the reference accepts and answers without an
 error is timed. Entries whose sizes are fixed by their definition (a square Hessian, a 256-element GGUF block
 with its own scales, a key) or whose inputs only fit as drawn are listed as skipped, with the reason. Each
-timed pair is also compared bit for bit in the run (the note says `bit-identical: True`). One call of either
-implementation that takes longer than `CAP_S` seconds ends the entry after that call (one sample); where a
-call of either grows past `CAP_S / 16` on the way up (4x at a time from 1024 elements), the entry stays at
+timed pair is also compared bit for bit in the run (the note says `bit-identical: True`), and timed in turns
+(a call of each, then again; the median of each, over at least 3 calls, up to 15 for fast ones). One call of
+either implementation that takes longer than `CAP_S` seconds ends the entry after that call (one sample); where
+a call of either grows past `CAP_S / 16` on the way up (4x at a time from 1024 elements), the entry stays at
 that size (its note gives the element count, of all its arrays together). The suite caps the process's
 address space at 6 GiB more than it had (an entry that needs more is skipped).
 """
@@ -104,8 +105,7 @@ def _entry_row(entry, target, reps) -> Row:
                 same = "True"
             except Mismatch as exc:
                 same = f"False ({str(exc)[:80]})"
-            ref_ms = _time(ref_fn, ref_case, reps, first_ref)
-            torch_ms = _time(torch_fn, torch_case, reps, first_torch)
+            ref_ms, torch_ms = _times((ref_fn, ref_case, first_ref), (torch_fn, torch_case, first_torch), reps)
             n = _size(big)
             return Row(
                 suite,
@@ -169,16 +169,25 @@ def _memory_cap(gib):
         resource.setrlimit(resource.RLIMIT_AS, old)
 
 
-def _time(fn, case, reps, first_s) -> float:
-    """Median ms over `reps` calls; a first call slower than `CAP_S` is the only sample."""
-    if first_s > CAP_S:
-        return first_s * 1e3
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        outcome(fn, case)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+def _times(ref, torch_call, reps) -> tuple[float, float]:
+    """Median ms of each implementation over calls made in turns (reference, torch, reference, ...), so that a
+    change in the machine's speed during the entry weighs on both alike: `reps` calls each, more (up to
+    `MAX_REPS`) for fast calls, about `SAMPLE_S` seconds of each; a first call slower than `CAP_S` is its only
+    sample."""
+    firsts = (ref[2], torch_call[2])
+    n = reps if reps == 1 else max(reps, min(MAX_REPS, math.ceil(SAMPLE_S / max(max(firsts), 1e-6))))
+    times = ([], [])
+    for _ in range(n):
+        for k, (fn, case, first_s) in enumerate((ref, torch_call)):
+            if first_s > CAP_S:
+                continue
+            t0 = time.perf_counter()
+            outcome(fn, case)
+            times[k].append((time.perf_counter() - t0) * 1e3)
+    return tuple(statistics.median(t) if t else f * 1e3 for t, f in zip(times, firsts, strict=True))
+
+
+SAMPLE_S, MAX_REPS = 0.15, 15  # fast calls: up to 15 calls each, about 0.15 s of the slower one
 
 
 def _arrays(values):
