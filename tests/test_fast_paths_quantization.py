@@ -651,3 +651,27 @@ def test_mx_quantize_chunks_match_the_reference(chunked_min, fmt, monkeypatch):
                 _same(R.mx_quantize(x, fmt, **opts), T.mx_quantize(tx, fmt, **opts))
         _same(R.mx_fake_quantize(x, fmt, **opts), T.mx_fake_quantize(tx, fmt, **opts))
     assert _bits(tx) == _bits(x)
+
+
+@pytest.mark.parametrize("tanh_min", [None, 0, 1 << 40])
+def test_dorefa_tanh_blocks_match_the_reference(tanh_min, monkeypatch):
+    """`_tanh32` block by block (blocks of 9 with a short last one, or of `_fast.BLOCK // 2`) forced both ways:
+    `dorefa_weight` and its VJP against the reference, on zeros of both signs, subnormals, values whose tanh rounds
+    to +-1 in float32, and a spread; a non-contiguous input too."""
+    from torch_backend.quantization import _fast, dorefa
+
+    if tanh_min is not None:
+        monkeypatch.setattr(dorefa, "TANH_BLOCKED_MIN", tanh_min)
+    if tanh_min == 0:
+        monkeypatch.setattr(_fast, "BLOCK", 18)
+    n = 3 * ((1 << 16) // 3 + 1) if tanh_min is None else 3 * 41  # default: just past TANH_BLOCKED_MIN
+    w = _nasty(n, 51, scale=2.0)
+    w[:8] = F32([0.0, -0.0, 1e-45, -1e-45, 9.1, -9.1, 30.0, -3e38])
+    w = w.reshape(-1, 3)
+    g = _nasty(n, 52).reshape(w.shape)
+    tw, tg = torch.from_numpy(w), torch.from_numpy(g)
+    for bits in (1, 2, 7):
+        _same(R.dorefa_weight(w, bits), T.dorefa_weight(tw, bits))
+        _same(R.dorefa_weight(w, bits), T.dorefa_weight(tw.t().contiguous().t(), bits))
+        _same(R.dorefa_weight_vjp(g, w, bits), T.dorefa_weight_vjp(tg, tw, bits))
+    assert _bits(tw) == _bits(w)

@@ -206,8 +206,22 @@ def _check_bits(bits):
 
 
 def _tanh32(w):
-    """float64 tanh rounded once to float32: the float32 nearest tanh(w) (see the reference)."""
-    return torch.tanh(w.to(torch.float64)).to(torch.float32)
+    """float64 tanh rounded once to float32: the float32 nearest tanh(w) (see the reference).
+
+    Large CPU tensors (`TANH_BLOCKED_MIN` elements) go block by block (`_fast.blocks`), each block's float64
+    temporaries in cache: every element's float32 result is the nearest to its exact tanh whichever float64 tanh
+    computed it (the reference's bound holds for the vectorized loop and its scalar tail alike), so the blocks
+    give the same bits."""
+    if w.numel() < TANH_BLOCKED_MIN or w.device.type != "cpu":
+        return torch.tanh(w.to(torch.float64)).to(torch.float32)
+    flat = w.reshape(-1)
+    out = torch.empty(flat.shape, dtype=torch.float32)
+    for s in _fast.blocks(flat.numel(), _fast.BLOCK // 2):
+        out[s] = torch.tanh(flat[s].to(torch.float64))
+    return out.reshape(w.shape)
+
+
+TANH_BLOCKED_MIN = 1 << 16  # from this many CPU elements `_tanh32` works block by block
 
 
 def _weight(w, bits):
