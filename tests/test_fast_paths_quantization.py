@@ -675,3 +675,48 @@ def test_dorefa_tanh_blocks_match_the_reference(tanh_min, monkeypatch):
         _same(R.dorefa_weight(w, bits), T.dorefa_weight(tw.t().contiguous().t(), bits))
         _same(R.dorefa_weight_vjp(g, w, bits), T.dorefa_weight_vjp(tg, tw, bits))
     assert _bits(tw) == _bits(w)
+
+
+@pytest.mark.parametrize("chunked_min", [None, 0, 1 << 40])
+@pytest.mark.parametrize("fmt", ["float8_e4m3fn", "float8_e5m2", "float6_e2m3fn", "float4_e2m1fn", "float8_e8m0fnu"])
+def test_float_encode_chunks_match_the_reference(chunked_min, fmt, monkeypatch):
+    """`_floats.encode` chunk by chunk (chunks of 7 with a short last one, or of `CHUNK`) forced both ways: codes,
+    values and the straight-through gradient, saturating or not, nearest and stochastic (one key: the random
+    words drawn for the whole shape, then cut), on NaN, +-Inf, both zeros, subnormals and overflowing values, and
+    the NVFP4 codec (which encodes through it), against the reference."""
+    from torch_backend.quantization import _floats
+
+    if chunked_min is not None:
+        monkeypatch.setattr(_floats, "CHUNKED_MIN", chunked_min)
+    if chunked_min == 0:
+        monkeypatch.setattr(_floats, "CHUNK", 7)
+    n = (1 << 16) + 16 if chunked_min is None else 16 * 13
+    x = _nasty(n, 61, scale=40.0)
+    x[:8] = F32([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, 3e38, -3e38])
+    x = x.reshape(-1, 16)
+    g = _nasty(n, 62).reshape(x.shape)
+    tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+    for saturate in (True, False):
+        for opts in ({"rounding": "half_even"}, {"rounding": "stochastic", "key": R.make_key(9)}):
+            kw = {"saturate": saturate, **opts}
+            assert _result(T.float_encode, tx, fmt, **kw) == _result(R.float_encode, x, fmt, **kw)
+            assert _result(T.float_quantize, tx, fmt, **kw) == _result(R.float_quantize, x, fmt, **kw)
+            got = _result(T.float_quantize_vjp, tg, tx, fmt, **kw)
+            assert got == _result(R.float_quantize_vjp, g, x, fmt, **kw)
+    finite = np.nan_to_num(x, nan=1.0, posinf=2.0, neginf=-2.0)
+    for direction in ("encode", "decode"):
+        scale = R.nvfp4_global_scale(finite, direction=direction)
+        want = R.nvfp4_quantize(finite, scale, direction=direction)
+        _same(
+            want, T.nvfp4_quantize(torch.from_numpy(finite), torch.from_numpy(np.asarray(scale)), direction=direction)
+        )
+    assert _bits(tx) == _bits(x)
+
+
+def _result(fn, *args, **kwargs):
+    """`_outcome` with an output as its dtype and bits (comparable across the two backends)."""
+    kind, out = _outcome(fn, *args, **kwargs)
+    if kind == "error":
+        return kind, out
+    dtype = out.dtype if isinstance(out, np.ndarray) else torch.empty(0, dtype=out.dtype).numpy().dtype
+    return kind, str(dtype), tuple(out.shape), _bits(out)

@@ -71,11 +71,33 @@ def encode_e8m0(sig, exp, mode, rbits):
 
 
 def encode(x, form, saturate, mode, key, shift=None):
-    """Codes (uint8) of `x / 2**shift` and the straight-through pass mask; see the reference's `encode`."""
+    """Codes (uint8) of `x / 2**shift` and the straight-through pass mask; see the reference's `encode`.
+
+    Each element's code and pass flag depend on that element alone (and its random word, drawn for the whole
+    shape first), so large CPU tensors without a shift are encoded a chunk of `CHUNK` elements at a time (in
+    flat order), their int64 temporaries in cache: the same bits."""
+    rbits = random_bits(key, tuple(x.shape), x.device) if mode == "stochastic" else None
+    n = x.numel()
+    if shift is not None or n < CHUNKED_MIN or x.device.type != "cpu":
+        return _encode(x, form, saturate, mode, rbits, shift)
+    flat, words = x.reshape(-1), None if rbits is None else rbits.reshape(-1)
+    code = torch.empty(n, dtype=torch.uint8)
+    passes = torch.empty(n, dtype=torch.bool)
+    for s in range(0, n, CHUNK):
+        part = slice(s, min(s + CHUNK, n))
+        code[part], passes[part] = _encode(flat[part], form, saturate, mode, None if words is None else words[part])
+    return code.reshape(x.shape), passes.reshape(x.shape)
+
+
+CHUNK = 1 << 15  # elements encoded together by `encode` on large CPU tensors
+CHUNKED_MIN = 1 << 16  # from this many CPU elements (and no shift) `encode` works chunk by chunk
+
+
+def _encode(x, form, saturate, mode, rbits, shift=None):
+    """`encode` of `x` with its random words `rbits` (or None) already drawn."""
     sign, biased, frac, sig, exp = fields(x)
     if shift is not None:
         exp = exp - shift
-    rbits = random_bits(key, tuple(x.shape), x.device) if mode == "stochastic" else None
     is_nan = (biased == 0xFF) & (frac != 0)
     is_inf = (biased == 0xFF) & (frac == 0)
     if not form.signed:
