@@ -442,3 +442,48 @@ def test_to_bitmask_packed_shift_in_place_matches_packbits():
         mask = rng.random(n) < 0.5
         mask[:8] = True
         assert sparse_formats._packed(_t(mask)).numpy().tobytes() == np.packbits(mask, bitorder="little").tobytes()
+
+
+def _csr_cases():
+    """Valid CSR encodings (empty rows, an empty matrix, -0.0 and subnormal values, full rows) and one of each
+    malformation `from_csr` names, in its order of checks."""
+    i64, f32 = np.int64, np.float32
+    ok = [
+        ([0, 2, 2, 5], [1, 3, 0, 1, 3], [1.5, -0.0, TINY, -FMAX, 2.0], (3, 4)),
+        ([0], [], [], (0, 7)),
+        ([0, 0, 0], [], [], (2, 0)),
+        ([0, 3], [0, 1, 2], [0.0, -0.0, 1.0], (1, 3)),
+        ([0, 1, 2, 3, 4], [3, 2, 1, 0], [1.0, 2.0, 3.0, 4.0], (4, 4)),
+    ]
+    bad = [
+        ([1, 2], [0], [1.0], (1, 3)),  # start
+        ([0, 2, 1, 3], [0, 1, 2], [1.0, 2.0, 3.0], (3, 3)),  # order of indptr
+        ([0, 2], [0], [1.0], (1, 3)),  # length of indices
+        ([0, 2], [0, 1], [1.0], (1, 3)),  # length of values
+        ([0, 2], [0, 3], [1.0, 2.0], (1, 3)),  # column past the end
+        ([0, 2], [-1, 1], [1.0, 2.0], (1, 3)),  # negative column
+        ([0, 1, 3], [2, 1, 1], [1.0, 2.0, 3.0], (2, 3)),  # repeated column within a row
+        ([0, 3], [0, 2, 1], [1.0, 2.0, 3.0], (1, 3)),  # decreasing within a row
+        ([0, 1], [0], [np.nan], (1, 3)),  # a value not finite
+        ([0, 1], [0], [1.0], (1, 3, 1)),  # not 2-D
+        ([0, 1, 1], [0], [1.0], (1, 3)),  # indptr's length
+    ]
+    return [(np.array(p, i64), np.array(i, i64), np.array(v, f32), s) for p, i, v, s in ok + bad]
+
+
+@pytest.mark.parametrize("python_max", [None, 0, 1 << 40])
+def test_from_csr_host_route_forced_both_ways(python_max, monkeypatch):
+    """`from_csr` on Python numbers (small CPU encodings) and by tensors, forced both ways: valid encodings bit for
+    bit, and every malformation with the reference's error, in its order of checks; the inputs unchanged."""
+    if python_max is not None:
+        monkeypatch.setattr(sparse_formats, "CSR_PYTHON_MAX", python_max)
+    for indptr, indices, values, shape in _csr_cases():
+        args = (indptr, indices, values, shape)
+        want = _error(R.from_csr, *args)
+        targs = (_t(indptr), _t(indices), _t(values), shape)
+        assert _error(T.from_csr, *targs) == want, (indptr, indices, values, shape)
+        if want is None:
+            _same(R.from_csr(*args), T.from_csr(*targs))
+            w, mask = T.from_csr(*targs)
+            _same(R.to_csr(w.numpy(), mask.numpy()), T.to_csr(w, mask))
+        assert _bits(targs[2]) == _bits(values) and _bits(targs[0]) == _bits(indptr)

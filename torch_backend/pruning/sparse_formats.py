@@ -136,6 +136,42 @@ def to_csr(w, mask):
     return indptr, kept % w.shape[1], w.detach().reshape(-1).index_select(0, kept)
 
 
+CSR_PYTHON_MAX = 256  # up to this many dense elements (and indices), `from_csr` decodes on Python numbers
+
+
+def _from_csr_host(indptr, indices, values, shape):
+    """`from_csr` on Python numbers for a small CPU encoding (the arrays checked up to their devices): the same
+    checks in the same order with the same messages (the start of `indptr`, its order, the lengths, the column
+    range by `_arrays.within`, the column order within each row), then the dense values and the mask written
+    element by element. The values are copied (a float32's Python float is that float32 exactly, -0.0 and
+    subnormals included) into a float32 tensor; every other element is `+0.0`, as the reference's zeros."""
+    rows, cols = shape
+    ptr = indptr.tolist()
+    if ptr[0] != 0:
+        raise ValueError(f"indptr must start at 0, got {ptr[0]}")
+    for r in range(rows):
+        if ptr[r + 1] < ptr[r]:
+            raise ValueError(f"indptr must be non-decreasing, got {ptr[r]} then {ptr[r + 1]} at row {r}")
+    nnz = ptr[-1]
+    _arrays.shaped("indices", indices, (nnz,), f"indptr ending at {nnz}")
+    _arrays.shaped("values", values, (nnz,), f"indptr ending at {nnz}")
+    _arrays.within("indices", indices, 0, cols - 1)
+    idx = indices.tolist()
+    row = [r for r in range(rows) for _ in range(ptr[r + 1] - ptr[r])]
+    for p in range(nnz - 1):
+        if row[p + 1] == row[p] and idx[p + 1] <= idx[p]:
+            raise ValueError(
+                f"indices must increase strictly within each row, got {idx[p]} then {idx[p + 1]} in row {row[p]}"
+            )
+    dense, mask = [0.0] * (rows * cols), [False] * (rows * cols)
+    for r, c, v in zip(row, idx, values.detach().tolist(), strict=True):
+        dense[r * cols + c], mask[r * cols + c] = v, True
+    return (
+        torch.tensor(dense, dtype=torch.float32).reshape(shape),
+        torch.tensor(mask, dtype=torch.bool).reshape(shape),
+    )
+
+
 def from_csr(indptr, indices, values, shape):
     """Decode a CSR encoding to `(dense, mask)`; see `reference.pruning.sparse_formats.from_csr`."""
     indptr = _arrays.array("indptr", indptr, ("int64",))
@@ -148,6 +184,8 @@ def from_csr(indptr, indices, values, shape):
     _arrays.shaped("indptr", indptr, (rows + 1,), f"shape {shape}")
     _arrays.same_device("indices", indices, "indptr", indptr)
     _arrays.same_device("values", values, "indptr", indptr)
+    if indptr.device.type == "cpu" and rows * cols <= CSR_PYTHON_MAX and indices.numel() <= CSR_PYTHON_MAX:
+        return _from_csr_host(indptr, indices, values, shape)
     if int(indptr[0]) != 0:
         raise ValueError(f"indptr must start at 0, got {int(indptr[0])}")
     steps = torch.diff(indptr)
