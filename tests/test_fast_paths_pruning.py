@@ -487,3 +487,22 @@ def test_from_csr_host_route_forced_both_ways(python_max, monkeypatch):
             w, mask = T.from_csr(*targs)
             _same(R.to_csr(w.numpy(), mask.numpy()), T.to_csr(w, mask))
         assert _bits(targs[2]) == _bits(values) and _bits(targs[0]) == _bits(indptr)
+
+
+@pytest.mark.parametrize("python_max", [None, 0, 1 << 40])
+def test_to_csr_host_route_forced_both_ways(python_max, monkeypatch):
+    """`to_csr` on Python numbers and by tensors, forced both ways: random masks over shapes with empty rows and
+    columns, -0.0 and subnormal values, and its errors (not 2-D, a mask of another shape or dtype, NaN)."""
+    if python_max is not None:
+        monkeypatch.setattr(sparse_formats, "CSR_PYTHON_MAX", python_max)
+    rng = np.random.default_rng(5)
+    for shape in ((0, 0), (0, 3), (4, 0), (1, 1), (3, 5), (7, 6), (16, 16), (20, 13)):
+        w = _adversarial(max(1, shape[0] * shape[1]), 6)[: shape[0] * shape[1]].reshape(shape)
+        for density in (0.0, 0.4, 1.0):
+            mask = rng.random(shape) < density
+            _same(R.to_csr(w, mask), T.to_csr(_t(w), _t(mask)))
+    w = np.ones((2, 3), F32)
+    for args in ((w[0], np.ones(3, bool)), (w, np.ones((3, 2), bool)), (w, np.ones((2, 3), np.int64))):
+        assert _error(T.to_csr, *map(_t, args)) == _error(R.to_csr, *args) is not None
+    w[1, 2] = np.nan
+    assert _error(T.to_csr, _t(w), _t(np.ones((2, 3), bool))) == _error(R.to_csr, w, np.ones((2, 3), bool))

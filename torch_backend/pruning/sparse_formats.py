@@ -130,13 +130,34 @@ def to_csr(w, mask):
         raise ValueError(f"w must be 2-D (rows, cols) for CSR, got shape {tuple(w.shape)}")
     mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
     _arrays.same_device("mask", mask, "w", w)
+    if w.device.type == "cpu" and w.numel() <= CSR_PYTHON_MAX:
+        return _to_csr_host(w, mask)
     counts = torch.count_nonzero(mask, dim=1).to(torch.int64)
     indptr = torch.cat([torch.zeros(1, dtype=torch.int64, device=w.device), torch.cumsum(counts, dim=0)])
     kept = torch.nonzero(mask.reshape(-1)).reshape(-1)  # flat indices in row-major order: one scan for both
     return indptr, kept % w.shape[1], w.detach().reshape(-1).index_select(0, kept)
 
 
-CSR_PYTHON_MAX = 256  # up to this many dense elements (and indices), `from_csr` decodes on Python numbers
+CSR_PYTHON_MAX = 256  # up to this many dense elements (and indices), the CSR codecs work on Python numbers
+
+
+def _to_csr_host(w, mask):
+    """`to_csr` on Python numbers for a small checked CPU `w` and `mask`: the kept entries in row-major order, their
+    columns, and after each row the count so far (the reference's cumulative counts); the kept values copied as
+    float32 (a float32's Python float is that float32 exactly, -0.0 and subnormals included)."""
+    cols = w.shape[1]
+    keep, values = mask.reshape(-1).tolist(), w.detach().reshape(-1).tolist()
+    kept = [i for i, k in enumerate(keep) if k]
+    indptr = [0] * (w.shape[0] + 1)
+    for i in kept:
+        indptr[i // cols + 1] += 1
+    for r in range(w.shape[0]):
+        indptr[r + 1] += indptr[r]
+    return (
+        torch.tensor(indptr, dtype=torch.int64),
+        torch.tensor([i % cols for i in kept], dtype=torch.int64),
+        torch.tensor([values[i] for i in kept], dtype=torch.float32),
+    )
 
 
 def _from_csr_host(indptr, indices, values, shape):
