@@ -435,3 +435,41 @@ def test_one_element_checks_read_the_element_with_the_same_errors(shape):
         assert (verdict(within, value, 0, torch.int32) == "ok") == (-128 <= value <= 127)
     assert verdict(finite, 1.0, 1.0, torch.float32) == verdict(positive, 1.0, 1.0, torch.float32) == "ok"
     assert verdict(positive, 0.0, 1.0, torch.float32) != "ok" and verdict(finite, math.nan, 1.0, torch.float32) != "ok"
+
+
+@pytest.mark.parametrize("host_max", [None, 0, 1 << 40])
+def test_sqrt_to_float32_on_python_floats_and_on_tensors_gives_the_references_bits(host_max, monkeypatch):
+    """`_reduce.sqrt_to_float32` (the norms' float32 square root of a float64 sum) on Python floats and by tensors,
+    forced both ways: zeros of both signs, subnormals, squares of float32 midpoints and their float64 neighbours
+    (ties to even and just off them), values past `2**254` up to the largest float64 (around the square of the
+    point halfway between the largest float32 and `2**128`: finite below it, infinity from it), in 0-d and 1-D."""
+    from reference import _reduce as RR
+    from torch_backend import _reduce
+    from torch_backend.core import _host
+
+    if host_max is not None:
+        monkeypatch.setattr(_reduce, "HOST_MAX", host_max)
+    rng = np.random.default_rng(8)
+    f = np.concatenate([rng.uniform(0, 3e38, 300), np.exp2(rng.uniform(-149, 127, 300))]).astype(np.float32)
+    g = np.nextafter(f, np.float32(np.inf))
+    mids = (f.astype(np.float64) + g.astype(np.float64)) / 2
+    squares = mids * mids
+    edge = _host.HALFWAY**2
+    values = np.concatenate(
+        [
+            squares,
+            np.nextafter(squares, 0),
+            np.nextafter(squares, np.inf),
+            [0.0, -0.0, 5e-324, 1e-310, 2.0**254, 2.0**254 * 1.5, edge, np.nextafter(edge, 0), np.nextafter(edge, 2)],
+            [np.finfo(np.float64).max, float(np.finfo(np.float32).max) ** 2, 1e300],
+            np.exp2(rng.uniform(-1074, 1023, 400)),
+        ]
+    )
+    for chunk in np.array_split(values, len(values) // 7):
+        with np.errstate(over="ignore"):
+            want = RR.sqrt_to_float32(chunk)
+        assert _bits(_reduce.sqrt_to_float32(torch.from_numpy(chunk))) == _bits(want)
+    for v in values[::37]:
+        with np.errstate(over="ignore"):
+            want = RR.sqrt_to_float32(np.float64(v))
+        assert _bits(_reduce.sqrt_to_float32(torch.tensor(v, dtype=torch.float64))) == _bits(want)

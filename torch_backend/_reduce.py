@@ -4,7 +4,11 @@ backward passes call directly, and the exact float32 square root of float64 sums
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+from torch_backend.core import _host
 
 
 def tree(a, axis=None):
@@ -25,7 +29,15 @@ def tree(a, axis=None):
 
 
 def sqrt_to_float32(s):
-    """The float32 nearest to the exact square root of float64 `s >= 0`; see the reference's `sqrt_to_float32`."""
+    """The float32 nearest to the exact square root of float64 `s >= 0`; see the reference's `sqrt_to_float32`.
+
+    Up to `HOST_MAX` plain CPU elements, all finite and outside autograd, the same steps run on Python floats
+    (`_host.sqrt_float32`, as `cr_sqrt`'s host route): the float32 nearest the float64 square root, moved to a
+    neighbour by the same exact comparisons with squared midpoints."""
+    if s.device.type == "cpu" and s.numel() <= HOST_MAX and type(s) is torch.Tensor and not s.requires_grad:
+        values = s.reshape(-1).tolist()
+        if all(0.0 <= v < math.inf for v in values):  # a NaN fails too
+            return torch.tensor([_host.sqrt_float32(v) for v in values], dtype=torch.float32).reshape(s.shape)
     y = torch.sqrt(s).to(torch.float32)
     for direction in (float("inf"), 0.0):
         other = torch.nextafter(y, torch.full_like(y, direction))
@@ -34,6 +46,9 @@ def sqrt_to_float32(s):
         tie = (s == mid * mid) & (other != y) & _is_even(other)
         y = torch.where(beyond | tie, other, y)
     return y
+
+
+HOST_MAX = 16  # up to this many CPU elements `sqrt_to_float32` works on Python floats
 
 
 def _as_float64(y):

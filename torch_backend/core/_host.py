@@ -10,22 +10,33 @@ import struct
 
 
 def sqrt_float32(s: float) -> float:
-    """`cr_sqrt` of one float64 `s` in `[0, 2**254]` (its square root rounds to a finite float32), on the host.
+    """The float32 nearest to the square root of one finite float64 `s >= 0` (ties to even, `inf` past the largest
+    float32), on the host: `cr_sqrt`'s host route (for `s` up to `2**254`) and `sqrt_to_float32`'s.
 
     The float64 steps of the tensor route on Python floats (IEEE float64 too): `y`, the float32 nearest to the
     float64 square root, moves to a neighbour when `s` lies beyond the midpoint towards it, or on it (a float64
     `s` can be the square of a midpoint, 25 significant bits) and the neighbour is even. The comparisons are
-    exact: a midpoint's square is a float64. `+-0.0` is itself.
+    exact: a midpoint's square is a float64. `+-0.0` is itself. From `HALFWAY**2` on (`HALFWAY`, halfway between
+    the largest float32 and `2**128`, 25 bits: its square is a float64) the square root rounds to infinity (at
+    `HALFWAY` itself the tie goes to the even `2**128`); below it the nearest float32 is finite, so `y` is taken
+    no larger than the largest float32, whose upper neighbour (infinity) has an infinite midpoint and is never
+    chosen.
     """
     if s == 0:
         return s
-    y = float32(math.sqrt(s))
+    if s >= HALFWAY * HALFWAY:
+        return math.inf
+    y = min(float32(math.sqrt(s)), FLOAT32_MAX)
     for other, beyond in ((next32(y, 1), s.__gt__), (next32(y, -1) if y > 0 else y, s.__lt__)):
         mid = (y + other) / 2
         square = mid * mid
         if beyond(square) or (s == square and other != y and bits32(other) % 2 == 0):
             return other
     return y
+
+
+FLOAT32_MAX = 2.0**128 - 2.0**104
+HALFWAY = 2.0**128 - 2.0**103
 
 
 def float32(v: float) -> float:
