@@ -7,9 +7,13 @@ big-endian host `view_as` raises instead of reading them in the wrong order.
 
 from __future__ import annotations
 
+import math
+import struct
 import sys
 
 import torch
+
+from torch_backend._arrays import PLAIN
 
 
 def view_as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -29,3 +33,40 @@ def view_as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         # item needs an aligned start: a fresh copy has both
         t = t.clone(memory_format=torch.contiguous_format)
     return t.view(dtype)
+
+
+# ---- host routes: tiny CPU inputs on Python ints and floats, where a dozen tensor operations cost more
+
+HOST_MAX = 256  # up to this many CPU elements (read or written) a codec may run on the host; more: tensors
+
+
+def on_host(*tensors) -> bool:
+    """Whether every tensor is a plain CPU tensor (no subclass: a DTensor or a tensor-like keeps its own route)."""
+    return all(type(t) in PLAIN and t.device.type == "cpu" for t in tensors)
+
+
+def host_tensor(code: str, values, dtype: torch.dtype, shape) -> torch.Tensor:
+    """A fresh CPU tensor of `dtype` and `shape` holding `values` (row-major), written by `struct` in the host's
+    byte order with the standard size of the format character `code` (`b`, `B`, `i`, `I`, `f`), then read as
+    `dtype` (`torch.frombuffer`) and copied once into a tensor of its own storage (a tensor over a `bytearray`
+    cannot be resized, unlike every other output of the codecs). `I` writes a word `< 2**32` whose bits an int32 reads in two's complement,
+    as the reference's `astype(uint32).view(int32)`; `f` writes a Python float that is a float32 value (or an Inf,
+    or a NaN: `math.nan` is written as the quiet NaN 0x7FC00000) exactly."""
+    if not values:
+        return torch.empty(shape, dtype=dtype)
+    data = bytearray(struct.pack(f"={len(values)}{code}", *values))
+    return torch.frombuffer(data, dtype=dtype).view(shape).clone()
+
+
+def host_bytes(values, shape) -> torch.Tensor:
+    """`host_tensor("B", values, torch.uint8, shape)` for ints in [0, 256), by `bytes` (copied, as there)."""
+    if not values:
+        return torch.empty(shape, dtype=torch.uint8)
+    return torch.frombuffer(bytearray(values), dtype=torch.uint8).view(shape).clone()
+
+
+def host_finite(t):
+    """The values of a small CPU float tensor `t` as a flat list of Python floats (exact), or None when one is a
+    NaN or an Inf: then the caller runs `_arrays.finite`, which raises the reference's error naming it."""
+    values = t.detach().reshape(-1).tolist()
+    return values if all(map(math.isfinite, values)) else None

@@ -6,7 +6,7 @@ import torch
 
 from reference.codecs.awq import ORDER
 from torch_backend import _arrays
-from torch_backend.codecs._bytes import view_as
+from torch_backend.codecs._bytes import HOST_MAX, host_finite, host_tensor, on_host, view_as
 
 __all__ = ["awq_pack", "awq_unpack", "awq_decode"]
 
@@ -21,7 +21,9 @@ def awq_pack(codes, scales, zeros):
 
 def awq_unpack(qweight, qzeros, scales):
     """AWQ's tensors back to codes, scales and zero points; see `reference.codecs.awq.awq_unpack`."""
-    qweight, qzeros, scales = _check_packed(qweight, qzeros, scales)
+    qweight, qzeros, scales, values = _check_packed(qweight, qzeros, scales)
+    if values is not None:
+        return _unpack_host(qweight, qzeros, scales, values)
     codes = _unpack(qweight)
     zeros = _unpack(qzeros).to(torch.int32)
     return codes, scales.detach().T.clone(), zeros
@@ -29,7 +31,9 @@ def awq_unpack(qweight, qzeros, scales):
 
 def awq_decode(qweight, qzeros, scales):
     """The exact float32 weight s * (q - z) of an AWQ checkpoint; see `reference.codecs.awq.awq_decode`."""
-    qweight, qzeros, scales = _check_packed(qweight, qzeros, scales)
+    qweight, qzeros, scales, values = _check_packed(qweight, qzeros, scales)
+    if values is not None:
+        return _decode_host(qweight, qzeros, scales, values)
     in_f = qweight.shape[0]
     groups = scales.shape[0]
     codes = _unpack(qweight).reshape(8 * qweight.shape[1], groups, in_f // groups)  # (out, group, in group)
@@ -70,7 +74,11 @@ def _check_packed(qweight, qzeros, scales):
     if qweight.ndim != 2:
         raise ValueError(f"qweight must be 2-D (in_features, out_features // 8), got shape {tuple(qweight.shape)}")
     in_f, cols = qweight.shape
-    scales = _arrays.finite_array("scales", scales, ("float16",))
+    scales = _arrays.array("scales", scales, ("float16",))
+    host = 8 * qweight.numel() <= HOST_MAX and scales.numel() <= HOST_MAX and on_host(qweight, scales)
+    values = host_finite(scales) if host else None  # read once: finite, and the host route's scales
+    if values is None:
+        _arrays.finite("scales", scales)
     if scales.ndim != 2 or scales.shape[1] != 8 * cols or scales.shape[0] < 1 or in_f % scales.shape[0]:
         raise ValueError(
             f"scales must have shape (n_groups, out_features = {8 * cols}) with n_groups dividing in_features = "
@@ -80,7 +88,7 @@ def _check_packed(qweight, qzeros, scales):
     _arrays.shaped("qzeros", qzeros, (scales.shape[0], cols), f"scales of shape {tuple(scales.shape)}")
     _arrays.same_device("qzeros", qzeros, "qweight", qweight)
     _arrays.same_device("scales", scales, "qweight", qweight)
-    return qweight, qzeros, scales
+    return qweight, qzeros, scales, values if on_host(qzeros) else None
 
 
 # Nibble k of a word holds channel ORDER[k]; byte j (little-endian, the byte order of every device torch runs on)
@@ -105,3 +113,48 @@ def _unpack(words):
     byte = view_as(words.detach(), torch.uint8).reshape(n, m, 2, 2)  # (i, c, d, a)
     nib = torch.stack([byte & _LOW, byte >> _SHIFT], dim=0)  # (b, i, c, d, a)
     return nib.permute(2, 4, 0, 3, 1).reshape(8 * m, n)  # (c, a, b, d, i)
+
+
+# ---- the host route: at most HOST_MAX codes of CPU tensors, on Python ints
+
+_NIBBLE = tuple(4 * ORDER.index(o) for o in range(8))  # channel 8c + o: bits [_NIBBLE[o], _NIBBLE[o] + 4) of word c
+
+
+def _host_fields(words, rows):
+    """The nibbles of int32 words (a list of rows of Python ints) in channel order: `[j][i]` is channel j of row
+    i, `(words[i][j // 8] >> 4 k) & 15` with `ORDER[k] = j % 8` (a Python int's shift and mask act on its two's
+    complement bits: the int32's unsigned bits)."""
+    return [[(w[j >> 3] >> _NIBBLE[j & 7]) & 0xF for w in words] for j in range(rows)]
+
+
+def _unpack_host(qweight, qzeros, scales, values):
+    """`awq_unpack` of checked small CPU tensors on Python ints; the scales (`values`, the float16 values of
+    `scales`, finite) are written back transposed as float16 (`struct`'s 'e': exact). Integers: exact."""
+    groups, out_f = scales.shape
+    codes = _host_fields(qweight.tolist(), out_f)
+    zeros = _host_fields(qzeros.tolist(), out_f)
+    return (
+        host_tensor("B", [v for r in codes for v in r], torch.uint8, (out_f, qweight.shape[0])),
+        host_tensor(
+            "e", [values[g * out_f + j] for j in range(out_f) for g in range(groups)], torch.float16, (out_f, groups)
+        ),
+        host_tensor("i", [v for r in zeros for v in r], torch.int32, (out_f, groups)),
+    )
+
+
+def _decode_host(qweight, qzeros, scales, values):
+    """`awq_decode` of checked small CPU tensors on the host: `s * (q - z)` with `s` a finite float16 value and
+    `q - z` an int in [-15, 15] has at most 11 + 4 significant bits and lies within float32's range, so the
+    float64 product (of `s` and the int as a float, +0.0 for 0: IEEE signs of zeros) is the reference's float32
+    product, exactly."""
+    groups, out_f = scales.shape
+    in_f = qweight.shape[0]
+    per = in_f // groups if groups else 1
+    codes = _host_fields(qweight.tolist(), out_f)
+    zeros = _host_fields(qzeros.tolist(), out_f)
+    out = [
+        values[(i // per) * out_f + j] * (c - zeros[j][i // per])
+        for j, row in enumerate(codes)
+        for i, c in enumerate(row)
+    ]
+    return host_tensor("f", out, torch.float32, (out_f, in_f))

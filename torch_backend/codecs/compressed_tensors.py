@@ -9,6 +9,7 @@ import torch
 
 from reference.common import checks, validate
 from torch_backend import _arrays
+from torch_backend.codecs._bytes import HOST_MAX, host_tensor, on_host
 
 __all__ = ["pack_quantized", "unpack_quantized"]
 
@@ -19,6 +20,10 @@ def pack_quantized(q, *, bits, packed_dim):
     q = _arrays.array("q", q, ("int8",))
     if q.ndim != 2:
         raise ValueError(f"q must be 2-D, got shape {tuple(q.shape)}")
+    if q.numel() <= HOST_MAX and on_host(q):
+        words = _pack_host(q, b, dim)
+        if words is not None:  # None: a code out of range, raised below
+            return words
     _arrays.within("q", q, -(2 ** (b - 1)), 2 ** (b - 1) - 1)
     if q.numel() >= WORDS_MIN:
         words = _pack_by_words(q.T if dim == 1 else q, b)
@@ -40,6 +45,10 @@ def unpack_quantized(packed, *, bits, shape, packed_dim):
     words_n = -(-n * b // 32)
     expected = (rows_n, words_n) if dim == 1 else (words_n, rows_n)
     _arrays.shaped("packed", packed, expected, f"shape {shape} packed along dim {dim} with {b} bits")
+    if rows_n * n <= HOST_MAX and on_host(packed):
+        q = _unpack_host(packed, b, dim, rows_n, n, shape)
+        if q is not None:  # None: a set padding bit, raised below
+            return q
     words = packed if dim == 1 else packed.T
     bit = torch.arange(32, dtype=torch.int64, device=packed.device)
     stream = (((words.to(torch.int64)[:, :, None] & 0xFFFFFFFF) >> bit) & 1).reshape(rows_n, words_n * 32)
@@ -50,6 +59,54 @@ def unpack_quantized(packed, *, bits, shape, packed_dim):
     u = (stream[:, : n * b].reshape(rows_n, n, b) << bit[:b]).sum(dim=2)
     q = (u - 2 ** (b - 1)).to(torch.int8)
     return q if dim == 1 else q.T.contiguous()
+
+
+def _pack_host(q, b, dim):
+    """`pack_quantized` of validated-shape CPU codes `q` on Python ints, or None when a code is out of range.
+
+    Each packed row's stream is one Python int, `sum(u_i << (b i))` with `u_i = q_i + 2**(b - 1)` in
+    `[0, 2**b)`: code i in stream bits `[b i, b i + b)` (disjoint ranges: the sum is the reference's bit stream,
+    its high bits zero), and word m is `(stream >> 32 m) & 0xFFFFFFFF`, written as an unsigned 32-bit word and
+    read as int32 (the reference's `astype(uint32).view(int32)`). Exact integers throughout.
+    """
+    rows = q.tolist()
+    lo, hi = -(2 ** (b - 1)), 2 ** (b - 1) - 1
+    flat = [v for r in rows for v in r]
+    if flat and not (lo <= min(flat) and max(flat) <= hi):
+        return None
+    r_n, c_n = q.shape
+    lines = rows if dim == 1 else [[r[c] for r in rows] for c in range(c_n)]
+    n = c_n if dim == 1 else r_n
+    words_n = -(-n * b // 32)
+    shifts = range(0, b * n, b)
+    streams = [sum((v - lo) << s for v, s in zip(line, shifts, strict=True)) for line in lines]
+    mask = 0xFFFFFFFF
+    if dim == 1:
+        words = [(s >> (32 * m)) & mask for s in streams for m in range(words_n)]
+        return host_tensor("I", words, torch.int32, (r_n, words_n))
+    words = [(s >> (32 * m)) & mask for m in range(words_n) for s in streams]
+    return host_tensor("I", words, torch.int32, (words_n, c_n))
+
+
+def _unpack_host(packed, b, dim, rows_n, n, shape):
+    """`unpack_quantized` of checked CPU words on Python ints, or None when a padding bit is set.
+
+    A packed row's stream is `sum((w_m & 0xFFFFFFFF) << 32 m)` over its words (the unsigned bits of each int32,
+    stream bit k = bit k mod 32 of word k // 32, as the reference's bit array); a padding bit is set exactly when
+    `stream >> (n b)` is nonzero; code i is `((stream >> b i) & (2**b - 1)) - 2**(b - 1)`, the reference's sum of
+    its bits minus the offset, in int8's range. Exact integers throughout.
+    """
+    words = packed.tolist()
+    lines = words if dim == 1 else [[w[r] for w in words] for r in range(rows_n)]
+    streams = [sum((w & 0xFFFFFFFF) << (32 * m) for m, w in enumerate(line)) for line in lines]
+    if any(s >> (n * b) for s in streams):
+        return None
+    mask, off = 2**b - 1, 2 ** (b - 1)
+    if dim == 1:
+        codes = [((s >> (b * i)) & mask) - off for s in streams for i in range(n)]
+    else:
+        codes = [((s >> (b * i)) & mask) - off for i in range(n) for s in streams]
+    return host_tensor("b", codes, torch.int8, shape)
 
 
 WORDS_MIN = 4096  # from this many codes `pack_quantized` writes whole words (`_pack_by_words`), not stream bits

@@ -3,6 +3,9 @@ float32) are those of `reference.codecs.gguf`."""
 
 from __future__ import annotations
 
+import math
+import struct
+
 import torch
 
 from reference.codecs.gguf import QTYPES
@@ -10,7 +13,8 @@ from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend._reduce import sqrt_to_float32
 from torch_backend._rounding import half_away
-from torch_backend.codecs._bytes import view_as
+from torch_backend.codecs._bytes import HOST_MAX, host_tensor, on_host, view_as
+from torch_backend.core._host import float32
 
 __all__ = ["gguf_quantize", "gguf_dequantize"]
 
@@ -35,6 +39,10 @@ def gguf_dequantize(data, qtype):
     data = _arrays.array("data", data, ("uint8",))
     shapes.last_axis_blocks("data", tuple(data.shape), nbytes, "bytes")
     shape = tuple(data.shape[:-1]) + (data.shape[-1] // nbytes * block,)
+    if data.numel() == 0:  # no block: nothing to decode
+        return torch.empty(shape, dtype=F, device=data.device)
+    if data.numel() // nbytes * block <= HOST_MAX and on_host(data):
+        return host_tensor("f", _dequantize_host(data, qtype, nbytes), F, shape)
     b = data.detach().reshape(-1, nbytes)
     if qtype == "Q8_0":
         y = _half(b, 0)[:, None] * b[:, 2:].view(torch.int8).to(F)
@@ -204,3 +212,46 @@ def _q4_k_decode(b):
     dm = dd[:, :, None] * scm.to(F)  # (rows, [d * scale, dmin * min], 8)
     q = ((b[:, 16:].reshape(rows, 4, 1, 32) >> _NIBBLE_SHIFTS.to(b.device)) & _U8[0xF]).reshape(rows, 8, 32)
     return (dm[:, 0, :, None] * q.to(F) - dm[:, 1, :, None]).reshape(rows, 256)
+
+
+def _dequantize_host(data, qtype, nbytes):
+    """`gguf_dequantize`'s values (Python floats, flat) of a small nonempty CPU `data`, on the host.
+
+    A float16 field is read by `struct` ('<e', little-endian as GGUF stores it): its exact value, Inf or NaN. Q8_0
+    and Q4_0: d q with q an int in [-128, 127] (Q4_0: the nibble minus 8) has at most 11 + 8 significant bits and
+    lies within float32's range: the float64 product is the float32 one (IEEE: the signs of zeros, Inf times 0 a
+    NaN). Q4_K: d s_j and dmin m_j (11 + 6 bits) and (d s_j) q (+ 4 bits) are exact; the two terms of the
+    subtraction are multiples of 2**-24 (a float16's quantum) below 2**26 in magnitude, so their float64
+    difference is exact and `float32` rounds it once, as the reference's float32 subtraction. Every NaN becomes
+    `math.nan`, written as the quiet NaN 0x7FC00000 (a NaN of a float64 operation may carry a sign).
+    """
+    raw = bytes(data.detach().reshape(-1).tolist())
+    out = []
+    for at in range(0, len(raw), nbytes):
+        blk = raw[at : at + nbytes]
+        if qtype == "Q8_0":
+            d = _HALF.unpack_from(blk)[0]
+            out.extend(d * (q - 256 if q > 127 else q) for q in blk[2:])
+        elif qtype == "Q4_0":
+            d = _HALF.unpack_from(blk)[0]
+            qs = blk[2:]
+            out.extend(d * ((q & 0xF) - 8) for q in qs)
+            out.extend(d * ((q >> 4) - 8) for q in qs)
+        else:
+            d, dmin = _HALF2.unpack_from(blk)
+            s = blk[4:16]
+            for j in range(8):
+                if j < 4:
+                    sc, m = s[j] & 63, s[j + 4] & 63
+                else:
+                    sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4)
+                    m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4)
+                dj, mj = d * sc, dmin * m
+                shift = 4 * (j % 2)
+                out.extend(
+                    float32(dj * ((q >> shift) & 0xF) - mj) for q in blk[16 + 32 * (j // 2) : 48 + 32 * (j // 2)]
+                )
+    return [math.nan if v != v else v for v in out]
+
+
+_HALF, _HALF2 = struct.Struct("<e"), struct.Struct("<2e")

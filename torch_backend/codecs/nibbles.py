@@ -9,6 +9,7 @@ import torch
 from reference.codecs.nibbles import ORDERS
 from reference.common import validate
 from torch_backend import _arrays
+from torch_backend.codecs._bytes import HOST_MAX, on_host
 
 __all__ = ["pack_nibbles", "unpack_nibbles"]
 
@@ -30,6 +31,8 @@ def unpack_nibbles(packed, *, order):
     packed = _arrays.array("packed", packed, ("uint8",))
     if packed.ndim == 0:
         raise ValueError("packed must have at least one dimension, got a 0-d array")
+    if packed.numel() <= HOST_MAX and on_host(packed):
+        return _unpack_host(packed, order)
     if packed.numel() >= WORDS_MIN and sys.byteorder == "little":
         return _unpack_words(packed, order)
     low, high = packed & 0xF, packed >> 4
@@ -50,3 +53,22 @@ def _unpack_words(packed, order):
     p = packed.to(torch.int16, memory_format=torch.contiguous_format)
     words = torch.bitwise_or(p, p << 4) if order == "low_first" else torch.bitwise_or(p >> 4, p << 8)
     return words.bitwise_and_(0x0F0F).view(torch.uint8)
+
+
+_PAIRS = {
+    "low_first": tuple(bytes((p & 0xF, p >> 4)) for p in range(256)),
+    "high_first": tuple(bytes((p >> 4, p & 0xF)) for p in range(256)),
+}
+
+
+def _unpack_host(packed, order):
+    """`unpack_nibbles` of a small CPU tensor on the host: byte `p` becomes the two bytes `(p & 15, p >> 4)`
+    (low_first) or `(p >> 4, p & 15)` (high_first), in order along the flat (row-major) bytes, which is the
+    reference's stack along a new last axis reshaped to the doubled last axis. Integers: exact. The bytes are
+    copied into a tensor of its own storage (one over a `bytearray` could not be resized)."""
+    shape = tuple(packed.shape[:-1]) + (2 * packed.shape[-1],)
+    if packed.numel() == 0:
+        return torch.empty(shape, dtype=torch.uint8)
+    pairs = _PAIRS[order]
+    data = bytearray(b"".join([pairs[p] for p in packed.reshape(-1).tolist()]))
+    return torch.frombuffer(data, dtype=torch.uint8).view(shape).clone()
