@@ -14,7 +14,9 @@ from reference.common import validate
 # dtypes whose sum, min and aminmax torch implements on every device (the one-reduction fast checks below)
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _REDUCIBLE = _FLOATS + (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
-_PLAIN = (torch.Tensor, torch.nn.Parameter)
+# the types of plain tensors (a subclass such as DTensor keeps its own routes)
+PLAIN = (torch.Tensor, torch.nn.Parameter)
+_PLAIN = PLAIN
 
 
 def dtype_name(dtype: torch.dtype) -> str:

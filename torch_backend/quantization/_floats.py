@@ -166,3 +166,99 @@ def from_bits(bits):
     """float32 tensor from int64 bit patterns in [0, 2**32): wrapped to int32 first, then viewed."""
     signed = bits - ((bits >> 31) << 32)
     return signed.to(torch.int32).view(torch.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Host twins, for tiny CPU inputs (a few dozen tensor operations cost more than the arithmetic on Python ints)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+HOST_MAX = 64  # up to this many CPU elements the float and MX encoders run on Python ints
+
+
+def host_ok(x) -> bool:
+    """Whether `x` takes the host routes: a plain CPU tensor of `1..HOST_MAX` elements."""
+    return x.device.type == "cpu" and 0 < x.numel() <= HOST_MAX and type(x) in (torch.Tensor, torch.nn.Parameter)
+
+
+def host_words(x) -> list:
+    """The float32 bit patterns of `x` in flat (C) order, as Python ints in `[0, 2**32)`."""
+    return [w & MASK32 for w in x.detach().view(torch.int32).reshape(-1).tolist()]
+
+
+def encode_host(words, form, saturate, mode, rbits, shifts=None):
+    """`_encode` on Python ints: `(codes, passes)`, two lists, for the float32 bit patterns `words`, the random
+    words `rbits` (a list, for `mode="stochastic"`) and the exponent shifts `shifts` (a list, or None).
+
+    The same bits as the tensor route and the reference: every step is integer arithmetic (shifts, masks,
+    comparisons, sums), which Python ints do exactly, and no int64 step of the reference overflows (the values
+    stay below 2**34 and `r` is clipped to `[1, 56]`), so the int64 results are these ints. `floor_log2(n)` is
+    `n.bit_length() - 1` for `n >= 1`, 0 for 0; shifts of non-negative amounts only; the uint8 cast keeps the
+    low 8 bits (`& 0xFF`, as int64 to uint8 wraps), though every code is below 256 already. Element by element,
+    as the tensor route: each code depends on its own element, shift and random word only."""
+    codes, passes = [], []
+    for i, u in enumerate(words):
+        code, ok = _encode_one(u, form, saturate, mode, None if rbits is None else rbits[i], shifts and shifts[i])
+        codes.append(code)
+        passes.append(ok)
+    return codes, passes
+
+
+def _encode_one(u, form, saturate, mode, rb, shift):
+    """One element of `encode_host` (`shift` None or an int; None and 0 are the same: `exp - 0 = exp`)."""
+    sign, biased, frac = u >> 31, (u >> 23) & 0xFF, u & 0x7FFFFF
+    sig = frac | (1 << 23) if biased > 0 else frac
+    exp = max(biased, 1) - 150
+    if shift:
+        exp -= shift
+    is_nan = biased == 0xFF and frac != 0
+    is_inf = biased == 0xFF and frac == 0
+    if not form.signed:
+        lead = sig.bit_length() - 1 if sig else 0
+        f = (sig << (23 - lead)) & 0x7FFFFF
+        up = f >= (1 << 22) if mode == "half_even" else ((f << 9) + rb) >= 2**32
+        raw = lead + exp + 127 + up
+        positive = sign == 0 and sig > 0 and not is_nan and not is_inf
+        ok = positive and 0 <= raw <= form.max_code
+        code = max(raw, 0)
+        if raw > form.max_code or is_inf:
+            code = form.max_code if saturate else form.nan_code
+        if not (positive or (is_inf and sign == 0)):
+            code = form.nan_code
+        return code & 0xFF, ok
+    mag = magnitude_one(sig, exp, form.mbits, 1 - form.bias, mode, rb)
+    over = mag > form.max_code or is_inf
+    if over:
+        mag = form.max_code if saturate else (form.inf_code if form.has_inf else form.nan_code)
+    if form.has_nan and is_nan:
+        mag = form.nan_code
+    return ((sign << (form.bits - 1)) | mag) & 0xFF, not over and not is_nan
+
+
+def magnitude_one(sig, exp, mbits, emin, mode, rb):
+    """`encode_magnitude` of one element on Python ints (`round_shift` inlined, the same steps)."""
+    if sig == 0:
+        return 0
+    top = max(sig.bit_length() - 1 + exp, emin)
+    r = min(max(top - mbits - exp, 1), 56)
+    n, rem = sig >> r, sig & ((1 << r) - 1)
+    if mode == "half_even":
+        half = 1 << (r - 1)
+        up = rem > half or (rem == half and n & 1 == 1)
+    elif mode == "half_away":
+        up = rem >= 1 << (r - 1)
+    else:
+        up = ((rem << max(32 - r, 0)) >> max(r - 32, 0)) + rb >= 2**32
+    return ((top - emin) << mbits) + n + up
+
+
+def table_words(form) -> list:
+    """`decode`'s table on the CPU as signed int32 bit patterns (a Python list, cached per format): looking a code
+    up in it copies the bits `decode` gives."""
+    words = _WORDS.get(form)
+    if words is None:
+        words = _WORDS[form] = _table(form, torch.device("cpu")).view(torch.int32).tolist()
+    return words
+
+
+_WORDS: dict = {}

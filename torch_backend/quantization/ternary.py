@@ -13,6 +13,7 @@ import torch
 from reference.common import validate
 from reference.quantization.ternary import TWN_FACTOR
 from torch_backend import _arrays
+from torch_backend.core import _host
 from torch_backend.core._exact import sum_unchecked
 from torch_backend.core.exact import exact_sum
 from torch_backend.quantization import _fast, _slices
@@ -44,9 +45,16 @@ def twn_ternarize_vjp(grad, w, *, axis=None):
 
 
 def ttq_quantize(w, wp, wn, *, t=0.05):
-    """Trained Ternary Quantization; see `reference.quantization.ternary.ttq_quantize`."""
+    """Trained Ternary Quantization; see `reference.quantization.ternary.ttq_quantize`.
+
+    Up to `HOST_MAX` elements of a CPU `w`, with nothing to record, on Python floats (`_host_ttq`)."""
     w, wp, wn, delta = _check_ttq(w, wp, wn, t)
-    if torch.is_grad_enabled() and (w.requires_grad or wp.requires_grad or wn.requires_grad):
+    recording = torch.is_grad_enabled() and (w.requires_grad or wp.requires_grad or wn.requires_grad)
+    if isinstance(delta, _Host):
+        if not recording:
+            return _host_ttq(delta, wp.item(), wn.item(), w.shape)
+        delta = torch.tensor(delta.delta, dtype=torch.float32)  # the same float32 value, as a tensor
+    if recording:
         return _Ttq.apply(w, wp, wn, delta)
     return _ttq_forward(w.detach(), wp.detach(), wn.detach(), delta)  # nothing to record: no `Function.apply`
 
@@ -57,6 +65,10 @@ def ttq_quantize_vjp(grad, w, wp, wn, *, t=0.05):
     w, wp, wn, delta = _check_ttq(w, wp, wn, t)
     grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), w.shape, "w")
     _arrays.same_device("grad", grad, "w", w)
+    if isinstance(delta, _Host):
+        if not getattr(_arrays.VJP, "autograd", False) and type(grad) in _arrays.PLAIN:  # the direct route
+            return _host_ttq_vjp(delta, grad.detach().reshape(-1).tolist(), wp.item(), wn.item(), w.shape)
+        delta = torch.tensor(delta.delta, dtype=torch.float32)
 
     def direct(g):
         saved = (_ttq_regions(w.detach(), delta), wp.detach(), wn.detach())
@@ -150,8 +162,18 @@ def _twn(w, k):
 
 
 def _check_ttq(w, wp, wn, t):
+    """The reference's checks, in its order; `delta` a 0-d float32 tensor, or a `_Host` for a CPU `w` of
+    `1..HOST_MAX` elements outside a deferred block (its values read once, which also proves them finite)."""
     t = validate.fraction("t", t)
     w = _arrays.array("w", w)
+    if 0 < w.numel() <= HOST_MAX and w.device.type == "cpu" and type(w) in _arrays.PLAIN and not _arrays.deferring():
+        values = w.detach().reshape(-1).tolist()
+        if not all(map(math.isfinite, values)):
+            _arrays.finite("w", w)  # raises the reference's error
+        wp = _check_scale("wp", wp, w)
+        wn = _check_scale("wn", wn, w)
+        # float64 `t * max|w|` (a float32 value is a float64 exactly; `abs` is exact), rounded once to float32
+        return w, wp, wn, _Host(values, _host.float32(t * max(map(abs, values))))
     if w.numel() == 0:
         raise ValueError(f"w has shape {tuple(w.shape)}: the TTQ threshold t * max|w| needs at least one element")
     # max|w| = max(|min w|, |max w|) (+0.0 for zeros); the extremes are finite exactly when every element is
@@ -164,6 +186,62 @@ def _check_ttq(w, wp, wn, t):
     amax = torch.maximum(torch.abs(small), torch.abs(large)).to(torch.float64)
     delta = (_arrays.scalar(t, amax) * amax).to(torch.float32)
     return w, wp, wn, delta
+
+
+HOST_MAX = 64  # up to this many CPU elements TTQ runs on Python floats (a dozen tensor operations cost more)
+
+
+class _Host:
+    """`w`'s values (a flat list of Python floats, float32 values) and the threshold delta (a float32 value)."""
+
+    __slots__ = ("values", "delta")
+
+    def __init__(self, values, delta):
+        self.values, self.delta = values, delta
+
+
+def _host_ttq(host, wp, wn, shape):
+    """`ttq_quantize` of `host.values` with the scales `wp`, `wn` (Python floats of float32 values).
+
+    Same bits as the reference's `where(w > delta, wp, where(w < -delta, -wn, +0.0))`: the comparisons of two
+    float32 values are exact in float64, `-wn` is exact, and each output is one of `wp`, `-wn`, `+0.0`, float32
+    values that `torch.tensor` stores exactly. No element is NaN (checked)."""
+    d = host.delta
+    out = [wp if v > d else (-wn if v < -d else 0.0) for v in host.values]
+    return torch.tensor(out, dtype=torch.float32).reshape(shape)
+
+
+def _host_ttq_vjp(host, grad, wp, wn, shape):
+    """`ttq_quantize_vjp` on Python floats (`grad` a flat list of finite float32 values).
+
+    Same bits as the reference: `wp * g` and `wn * g` of two float32 values are exact in float64 (48 significant
+    bits at most, exponents far inside float64's range, subnormals included), so `_host.float32` rounds the
+    exact product once, to nearest even, with the float32 overflow to +-inf; `g` itself is kept as it is (signed
+    zeros included). A scale gradient is the exact sum of float32 values, each an integer multiple of 2**-149
+    (`v * 2**149` is an exact power-of-two scaling to an integer below 2**278), summed as Python ints (exact),
+    divided by 2**149 by Python's correctly rounded int division (to nearest even; a zero sum is `+0.0`, as
+    `exact_sum` gives), then rounded to float32: the reference's exact sum rounded once to float64, then to
+    float32."""
+    d = host.delta
+    grad_w, pos, neg = [], 0, 0
+    for v, g in zip(host.values, grad, strict=True):
+        if v > d:
+            grad_w.append(_host.float32(wp * g))
+            pos += int(g * _TWO_149)
+        elif v < -d:
+            grad_w.append(_host.float32(wn * g))
+            neg -= int(g * _TWO_149)
+        else:
+            grad_w.append(g)
+    return (
+        torch.tensor(grad_w, dtype=torch.float32).reshape(shape),
+        torch.tensor(_host.float32(pos / _ONE_149), dtype=torch.float32),
+        torch.tensor(_host.float32(neg / _ONE_149), dtype=torch.float32),
+    )
+
+
+_TWO_149 = 2.0**149
+_ONE_149 = 1 << 149
 
 
 def _check_scale(name, s, w):
