@@ -131,7 +131,7 @@ def mx_quantize(x, fmt, *, axis=-1, block_size=32, scale_rule="floor", rounding=
     scales = np.moveaxis((e + 127).astype(np.uint8), -1, k)
     if nonfinite == "nan":  # a block holding NaN or Inf: the NaN scale, NaN (or 0) element codes
         moved_bad = np.moveaxis(bad, k, -1)
-        nan_block = np.moveaxis(moved_bad.reshape(moved_bad.shape[:-1] + (-1, bs)).any(axis=-1), -1, k)
+        nan_block = np.moveaxis(moved_bad.reshape(blocks.shape).any(axis=-1), -1, k)  # an empty x too
         scales = np.where(nan_block, np.uint8(255), scales)
         filler = elem.float_format is not None and FORMATS[elem.float_format].has_nan
         codes = np.where(np.repeat(nan_block, bs, axis=k), codes.dtype.type(0x7F if filler else 0), codes)
