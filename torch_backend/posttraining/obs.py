@@ -10,6 +10,9 @@ approximations, never a certified result, so it changes no bit of the output.
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import torch
 
 from reference.common import validate
@@ -49,7 +52,33 @@ def gptq_damp(h, percdamp=0.01):
 
 def gptq_order(h):
     """The columns by decreasing Hessian diagonal, ties to the lower index; see the reference."""
-    return _order(_hessian("h", h))
+    perm = _order_host(h)
+    return perm if perm is not None else _order(_hessian("h", h))
+
+
+HOST_MAX = 256  # up to this many elements of a plain CPU `h`, `gptq_order` runs on the host
+
+
+def _order_host(h):
+    """`gptq_order` of a small valid plain CPU float64 `h` on Python floats (read once, exactly), or None (then the
+    tensor route checks `h`, raising the reference's error for an invalid one). Valid: square, `d >= 1`, finite,
+    `h[i][j] == h[j][i]` (`==` of floats: `-0.0 == 0.0`, as the tensor route's `!=`), no diagonal entry `< 0`.
+    The order is Python's stable `sorted` by `-h[j][j]`: decreasing diagonal, ties (`-0.0` and `+0.0` equal, as
+    in the reference's stable argsort of the negated diagonal; no NaN) to the lower index."""
+    if not (type(h) in _arrays.PLAIN and h.dtype == F64 and h.ndim == 2 and h.device.type == "cpu"):
+        return None
+    d = h.shape[0]
+    if not (1 <= d and h.shape[1] == d and d * d <= HOST_MAX) or _arrays.deferring():
+        return None
+    rows = h.detach().resolve_neg().tolist()
+    if not all(map(math.isfinite, itertools.chain.from_iterable(rows))):
+        return None
+    if any(rows[i][j] != rows[j][i] for i in range(d) for j in range(i)):
+        return None
+    diag = [rows[j][j] for j in range(d)]
+    if any(v < 0 for v in diag):
+        return None
+    return torch.tensor(sorted(range(d), key=lambda j: -diag[j]), dtype=torch.int64)
 
 
 def gptq_factor(h):
