@@ -9,7 +9,7 @@ import torch
 
 from reference.common import validate
 from torch_backend import _arrays
-from torch_backend.core import _radix
+from torch_backend.core import _host, _radix
 from torch_backend.core.exact import exact_sum
 
 __all__ = ["minmax_observer", "ema_minmax_observer", "percentile_amax", "mse_amax"]
@@ -19,6 +19,14 @@ TINY = 2.0**-126
 
 def minmax_observer(x, state=None, *, axis=None):
     """Running minimum and maximum with explicit state; see `reference.quantization.observers.minmax_observer`."""
+    x = _arrays.array("x", x)
+    found = _host_minmax(x, state, axis, ordered=True)
+    if found is not None:
+        lo, hi, old = found
+        if old is not None:  # min/max of finite floats, then -0.0 -> +0.0 (the order of zeros does not matter)
+            lo = [min(a, b) + 0.0 for a, b in zip(old[0], lo, strict=True)]
+            hi = [max(a, b) + 0.0 for a, b in zip(old[1], hi, strict=True)]
+        return _host_tensor(lo, axis), _host_tensor(hi, axis)
     lo, hi = _finite_minmax(x, axis)
     if state is None:
         return lo, hi
@@ -29,6 +37,15 @@ def minmax_observer(x, state=None, *, axis=None):
 def ema_minmax_observer(x, state=None, *, averaging_constant=0.01, axis=None):
     """Moving-average min-max in torch.ao's float32 arithmetic; see `reference.quantization.observers`."""
     c = validate.real("averaging_constant", averaging_constant, lo=0.0, hi=1.0, lo_open=True)
+    x = _arrays.array("x", x)
+    found = _host_minmax(x, state, axis, ordered=False)
+    if found is not None:
+        lo, hi, old = found
+        if old is not None:  # three float32 operations of two float32 operands each (see `_host_minmax`)
+            f, c = _host.float32, _host.float32(c)
+            lo = [f(a + f(c * f(b - a))) for a, b in zip(old[0], lo, strict=True)]
+            hi = [f(a + f(c * f(b - a))) for a, b in zip(old[1], hi, strict=True)]
+        return _host_tensor(lo, axis), _host_tensor(hi, axis)
     lo, hi = _finite_minmax(x, axis)
     if state is None:
         return lo, hi
@@ -45,7 +62,21 @@ def percentile_amax(x, percentile=99.99, *, axis=None):
     time, as the reference's). Per channel each row is sorted (as int32 bit patterns) and only the two columns read
     go to float64."""
     p = validate.real("percentile", percentile, lo=0.0, hi=100.0)
-    x = _arrays.finite_array("x", x)
+    x = _arrays.array("x", x)
+    rows = _host_rows(x, axis)
+    if rows is not None:  # the interpolation below, per row, on Python floats
+        n = len(rows[0])
+        h = p / 100.0 * float(n - 1)
+        i = math.floor(h)
+        g = h - float(i)
+        out = []
+        for row in rows:
+            v = sorted(map(abs, row))  # abs(-0.0) is +0.0: |x| as the reference's (values only)
+            a, b = v[i], v[min(i + 1, n - 1)]
+            d = b - a
+            out.append(_host.float32(a + d * g if g < 0.5 else b - d * (1.0 - g)))
+        return _host_tensor(out, axis)
+    x = _arrays.finite("x", x)
     rows = _rows(x.detach(), axis)
     n = rows.shape[1]
     h = p / 100.0 * float(n - 1)  # Python floats are IEEE float64: the same two operations as the reference
@@ -111,6 +142,83 @@ def mse_amax(x, *, bits=8, grid=100, axis=None):
         best = torch.where(better, c, best)
         best_error = torch.where(better, error, best_error)
     return _shape(best, axis)
+
+
+HOST_MAX = 256  # up to this many elements of a plain CPU tensor the observers compute on Python floats
+
+
+def _host_rows(x, axis):
+    """The rows of `_rows(x, axis)` as lists of Python floats (exact: float32 values), when `x` (checked by
+    `_arrays.array`) is a plain CPU tensor of 1 to `HOST_MAX` elements, outside a deferred block, every element
+    finite and `axis` valid; else None, and the tensor route runs (and raises the reference's error, in its
+    order). The results never carry autograd: the tensor routes detach `x` too.
+
+    Per channel (axis `k`, `c = shape[k]` channels) the flat index of a C-contiguous `x` is
+    `(o * c + j) * inner + t` with `inner` the product of the sizes after `k`: channel `j` is the concatenation,
+    over `o`, of the slices `[(o * c + j) * inner, (o * c + j + 1) * inner)`, in the order of `movedim` then
+    `reshape` (the reference's order; only the min, max and sorted values are used, which ignore the order)."""
+    n = x.numel()
+    if not (0 < n <= HOST_MAX and type(x) in _arrays.PLAIN and x.device.type == "cpu") or _arrays.deferring():
+        return None
+    if axis is not None:
+        try:
+            k = validate.axis("axis", axis, x.ndim)
+        except (TypeError, ValueError):
+            return None
+    flat = x.reshape(-1).tolist()
+    if not all(map(math.isfinite, flat)):
+        return None
+    if axis is None:
+        return [flat]
+    c = x.shape[k]
+    inner = n // math.prod(x.shape[: k + 1])
+    outer = n // (c * inner)
+    return [[v for o in range(outer) for v in flat[(o * c + j) * inner : (o * c + j + 1) * inner]] for j in range(c)]
+
+
+def _host_minmax(x, state, axis, ordered):
+    """`(lo, hi, old)` on the host route (`_host_rows`): the batch minima and maxima as lists of Python floats
+    (zeros as +0.0) and `old`, None or the state's two lists, when the state passes `_check_state` (a tuple of
+    two plain CPU float32 tensors of the statistic shape, not negative-bit views, finite, ordered if `ordered`);
+    else None: the tensor route runs and raises the reference's error.
+
+    `ema_minmax_observer`'s update is three float32 operations, each of two float32 operands: computed in
+    float64 (exact for `*`, correctly rounded for `-` and `+`) and rounded once by `_host.float32`, each equals
+    the float32 operation (53 >= 2 * 24 + 2 bits, also for subnormal results; a float64 sum of two float32 values
+    never overflows, and `_host.float32` gives the float32 overflow to +-inf). An infinite difference stays
+    infinite through `c * d` (`c > 0`) and the finite `a + inf`: no NaN, as in float32."""
+    rows = _host_rows(x, axis)
+    if rows is None:
+        return None
+    lo = [min(r) + 0.0 for r in rows]  # + 0.0: -0.0 -> +0.0, every finite value unchanged
+    hi = [max(r) + 0.0 for r in rows]
+    if state is None:
+        return lo, hi, None
+    if not isinstance(state, tuple) or len(state) != 2:
+        return None
+    shape = () if axis is None else (len(rows),)
+    old = []
+    for s in state:
+        if not (
+            type(s) in _arrays.PLAIN
+            and s.dtype == torch.float32
+            and s.device.type == "cpu"
+            and tuple(s.shape) == shape
+            and not s.is_neg()
+        ):
+            return None
+        v = s.reshape(-1).tolist()
+        if not all(map(math.isfinite, v)):
+            return None
+        old.append(v)
+    if ordered and any(a > b for a, b in zip(old[0], old[1], strict=True)):
+        return None
+    return lo, hi, old
+
+
+def _host_tensor(values, axis):
+    """A list of float32 values (Python floats) as the float32 tensor of the statistic shape, on the CPU."""
+    return torch.tensor(values[0] if axis is None else values, dtype=torch.float32)
 
 
 def _rows(x, axis):
