@@ -124,8 +124,10 @@ def _encode(x, form, saturate, mode, rbits, shift=None):
 
 def decode(code, form):
     """float32 values of int64 codes (each below `2**form.bits`): one lookup in the table of every code's value,
-    built once per format and device by `decode_bits` (256 values at most), so the bits are those it gives."""
-    return _table(form, code.device)[code]
+    built once per format and device by `decode_bits` (256 values at most), so the bits are those it gives.
+    `take` always copies: indexing with a 0-d code would return a view into the cached table, which a caller
+    writing into its result would change for every later call."""
+    return torch.take(_table(form, code.device), code)
 
 
 _TABLES: dict = {}
