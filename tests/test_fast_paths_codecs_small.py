@@ -15,6 +15,7 @@ import torch
 
 import reference as R
 import torch_backend as T
+from tests.helpers import bits, outcome, same_on_cpu
 from torch_backend.codecs import awq, compressed_tensors, gguf, nibbles, nvfp4
 
 F32 = np.float32
@@ -30,29 +31,6 @@ def host_max(request, monkeypatch):
     return request.param
 
 
-def _bits(a) -> bytes:
-    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-    return np.ascontiguousarray(a).view(np.uint8).tobytes() if a.dtype.kind == "f" else a.tobytes()
-
-
-def _same(ref, got):
-    ref, got = (ref, got) if isinstance(ref, tuple) else ((ref,), (got,))
-    assert len(ref) == len(got)
-    for r, g in zip(ref, got, strict=True):
-        assert isinstance(g, torch.Tensor) and g.dtype == torch.from_numpy(np.asarray(r)).dtype
-        assert tuple(g.shape) == np.asarray(r).shape
-        assert g.device.type == "cpu"
-        assert g.untyped_storage().resizable()  # a tensor of its own storage, as every other output
-        assert _bits(g) == _bits(r)
-
-
-def _outcome(fn, *args, **kwargs):
-    try:
-        return "ok", fn(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - the type and message are compared
-        return "error", (type(exc), str(exc))
-
-
 def _t(a):
     return torch.from_numpy(np.array(a)) if isinstance(a, np.ndarray) else a
 
@@ -61,16 +39,16 @@ def _check(name, *args, **kwargs):
     """The torch function `name` on copies of `args` against the reference: the same result bits, or the same
     error; the inputs unchanged."""
     args = [np.asarray(a) if isinstance(a, np.generic) else a for a in args]
-    ref = _outcome(getattr(R, name), *args, **kwargs)
+    ref = outcome(getattr(R, name), *args, **kwargs)
     targs = [_t(a) for a in args]
-    before = [_bits(a) if isinstance(a, torch.Tensor) else None for a in targs]
-    got = _outcome(getattr(T, name), *targs, **kwargs)
+    before = [bits(a) if isinstance(a, torch.Tensor) else None for a in targs]
+    got = outcome(getattr(T, name), *targs, **kwargs)
     assert ref[0] == got[0], (ref, got)
     if ref[0] == "ok":
-        _same(ref[1], got[1])
+        same_on_cpu(ref[1], got[1])
     else:
         assert ref[1] == got[1]
-    assert before == [_bits(a) if isinstance(a, torch.Tensor) else None for a in targs]
+    assert before == [bits(a) if isinstance(a, torch.Tensor) else None for a in targs]
 
 
 # ---- compressed-tensors

@@ -13,6 +13,7 @@ import torch
 
 import reference as R
 import torch_backend as T
+from tests.helpers import bits, checked_outcome, same_on_cpu
 from torch_backend.kernels import deferred_checks
 from torch_backend.quantization import observers
 
@@ -20,28 +21,6 @@ F32 = np.float32
 MAX = float(np.finfo(F32).max)
 TINY_SUB = float(np.float32(2.0**-149))
 EDGE = [0.0, -0.0, TINY_SUB, -TINY_SUB, 2.0**-126, -(2.0**-126), 1.0, -1.0, 0.1, -0.3, 3.4e38, MAX, -MAX, 1e-40]
-
-
-def _bits(a) -> bytes:
-    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-    return np.ascontiguousarray(a).view(np.uint8).tobytes() if a.dtype.kind == "f" else a.tobytes()
-
-
-def _same(ref, got):
-    ref, got = (ref, got) if isinstance(ref, tuple) else ((ref,), (got,))
-    assert len(ref) == len(got)
-    for r, g in zip(ref, got, strict=True):
-        assert isinstance(g, torch.Tensor) and g.dtype == torch.from_numpy(np.asarray(r)).dtype
-        assert tuple(g.shape) == np.asarray(r).shape
-        assert g.device.type == "cpu"
-        assert _bits(g) == _bits(r)
-
-
-def _outcome(fn, *args, **kwargs):
-    try:
-        return "ok", fn(*args, **kwargs)
-    except (TypeError, ValueError) as exc:
-        return type(exc).__name__, str(exc)
 
 
 @pytest.fixture(params=[None, 0, 1 << 40], ids=["as-is", "tensor", "host"])
@@ -72,15 +51,15 @@ def _pair(ref_fn, torch_fn, args, kwargs):
     """Runs both backends on copies; checks the outcome and that the torch inputs were not changed."""
     t_args = [torch.from_numpy(np.array(a)) if isinstance(a, np.ndarray | np.float32) else a for a in args]
     t_args = [tuple(torch.from_numpy(np.array(s)) for s in a) if isinstance(a, tuple) else a for a in t_args]
-    before = [_bits(a) if isinstance(a, torch.Tensor) else None for a in t_args]
-    kr, r = _outcome(ref_fn, *args, **kwargs)
-    kt, t = _outcome(torch_fn, *t_args, **kwargs)
+    before = [bits(a) if isinstance(a, torch.Tensor) else None for a in t_args]
+    kr, r = checked_outcome(ref_fn, *args, **kwargs)
+    kt, t = checked_outcome(torch_fn, *t_args, **kwargs)
     assert kt == kr, (kr, r, kt, t)
     if kr == "ok":
-        _same(r, t)
+        same_on_cpu(r, t)
     else:
         assert t == r
-    after = [_bits(a) if isinstance(a, torch.Tensor) else None for a in t_args]
+    after = [bits(a) if isinstance(a, torch.Tensor) else None for a in t_args]
     assert before == after
 
 
@@ -153,7 +132,7 @@ def test_ema_state_overflows_then_is_rejected(host_max):
     state = (np.float32(MAX), np.float32(-MAX))
     r = R.ema_minmax_observer(a, state, averaging_constant=1.0)
     t = T.ema_minmax_observer(torch.from_numpy(a), tuple(torch.tensor(float(s)) for s in state), averaging_constant=1.0)
-    _same(r, t)
+    same_on_cpu(r, t)
     assert np.isinf(r[0]) and np.isinf(r[1])
     _pair(R.ema_minmax_observer, T.ema_minmax_observer, (a, (np.float32(r[0]), np.float32(r[1]))), {})
 
@@ -171,17 +150,17 @@ def test_strided_grad_neg_and_deferred(host_max):
     a = rng.choice(np.float32(EDGE), size=(4, 6)).astype(F32)
     t = torch.from_numpy(a.copy()).t()  # not contiguous
     for axis in [None, 0, 1]:
-        _same(R.minmax_observer(a.T, axis=axis), T.minmax_observer(t, axis=axis))
-        _same(R.percentile_amax(a.T, 75.0, axis=axis), T.percentile_amax(t, 75.0, axis=axis))
+        same_on_cpu(R.minmax_observer(a.T, axis=axis), T.minmax_observer(t, axis=axis))
+        same_on_cpu(R.percentile_amax(a.T, 75.0, axis=axis), T.percentile_amax(t, 75.0, axis=axis))
     g = torch.from_numpy(a.copy()).requires_grad_(True)
     lo, hi = T.ema_minmax_observer(g, (torch.tensor(-1.0), torch.tensor(1.0)), averaging_constant=0.5)
-    _same(R.ema_minmax_observer(a, (F32(-1), F32(1)), averaging_constant=0.5), (lo, hi))
+    same_on_cpu(R.ema_minmax_observer(a, (F32(-1), F32(1)), averaging_constant=0.5), (lo, hi))
     assert not lo.requires_grad and not hi.requires_grad
     neg = torch._neg_view(torch.tensor(2.0))  # a negative-bit view: -2.0
-    _same(R.minmax_observer(a, (F32(-2), F32(4))), T.minmax_observer(g, (neg, torch.tensor(4.0))))
-    _same(R.minmax_observer(-a), T.minmax_observer(torch._neg_view(torch.from_numpy(a.copy()))))
+    same_on_cpu(R.minmax_observer(a, (F32(-2), F32(4))), T.minmax_observer(g, (neg, torch.tensor(4.0))))
+    same_on_cpu(R.minmax_observer(-a), T.minmax_observer(torch._neg_view(torch.from_numpy(a.copy()))))
     with deferred_checks():
         got = T.minmax_observer(torch.from_numpy(a), axis=1)
         got_p = T.percentile_amax(torch.from_numpy(a), 40.0)
-    _same(R.minmax_observer(a, axis=1), got)
-    _same(R.percentile_amax(a, 40.0), got_p)
+    same_on_cpu(R.minmax_observer(a, axis=1), got)
+    same_on_cpu(R.percentile_amax(a, 40.0), got_p)

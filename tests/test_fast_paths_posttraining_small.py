@@ -13,6 +13,7 @@ import torch
 
 import reference as R
 import torch_backend as T
+from tests.helpers import bits, outcome, same_on_cpu
 from torch_backend.posttraining import obs
 
 
@@ -23,40 +24,17 @@ def host_max(request, monkeypatch):
     return request.param
 
 
-def _bits(a) -> bytes:
-    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-    return np.ascontiguousarray(a).view(np.uint8).tobytes() if a.dtype.kind == "f" else a.tobytes()
-
-
-def _same(ref, got):
-    ref, got = (ref, got) if isinstance(ref, tuple) else ((ref,), (got,))
-    assert len(ref) == len(got)
-    for r, g in zip(ref, got, strict=True):
-        assert isinstance(g, torch.Tensor) and g.dtype == torch.from_numpy(np.asarray(r)).dtype
-        assert tuple(g.shape) == np.asarray(r).shape
-        assert g.device.type == "cpu"
-        assert g.untyped_storage().resizable()
-        assert _bits(g) == _bits(r)
-
-
-def _outcome(fn, *args, **kwargs):
-    try:
-        return "ok", fn(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - the type and message are compared
-        return "error", (type(exc), str(exc))
-
-
 def _check(h):
-    ref = _outcome(R.gptq_order, h)
+    ref = outcome(R.gptq_order, h)
     th = torch.from_numpy(np.array(h)) if isinstance(h, np.ndarray) else h
-    before = _bits(th) if isinstance(th, torch.Tensor) else None
-    got = _outcome(T.gptq_order, th)
+    before = bits(th) if isinstance(th, torch.Tensor) else None
+    got = outcome(T.gptq_order, th)
     assert ref[0] == got[0], (ref, got)
     if ref[0] == "ok":
-        _same(ref[1], got[1])
+        same_on_cpu(ref[1], got[1])
     else:
         assert ref[1] == got[1]
-    assert before == (_bits(th) if isinstance(th, torch.Tensor) else None)
+    assert before == (bits(th) if isinstance(th, torch.Tensor) else None)
 
 
 def _sym(diag, off=0.0):
@@ -127,4 +105,4 @@ def test_gptq_order_views(host_max):
     h = torch.from_numpy(_sym([1.0, 5.0, 5.0, 0.0], off=0.25))
     ref = R.gptq_order(h.numpy())
     for view in (h.T, torch._neg_view(-h), h.clone().requires_grad_()):
-        _same(ref, T.gptq_order(view))
+        same_on_cpu(ref, T.gptq_order(view))

@@ -16,6 +16,7 @@ import reference as R
 import torch_backend as T
 from reference.quantization.floats import FORMATS
 from reference.quantization.mx import MX_FORMATS
+from tests.helpers import bits, checked_outcome, same_on_cpu
 from torch_backend import _arrays
 from torch_backend.quantization import _floats, ternary
 
@@ -23,42 +24,20 @@ F32 = np.float32
 ROUTES = [None, 0, 1 << 40]  # the threshold as it is, and each route forced
 
 
-def _bits(a) -> bytes:
-    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-    return np.ascontiguousarray(a).view(np.uint8).tobytes() if a.dtype.kind == "f" else a.tobytes()
-
-
-def _same(ref, got):
-    ref, got = (ref, got) if isinstance(ref, tuple) else ((ref,), (got,))
-    assert len(ref) == len(got)
-    for r, g in zip(ref, got, strict=True):
-        assert isinstance(g, torch.Tensor) and g.dtype == torch.from_numpy(np.asarray(r)).dtype
-        assert tuple(g.shape) == np.asarray(r).shape
-        assert g.device.type == "cpu"
-        assert _bits(g) == _bits(r)
-
-
-def _outcome(fn, *args, **kwargs):
-    try:
-        return "ok", fn(*args, **kwargs)
-    except (TypeError, ValueError) as exc:
-        return type(exc).__name__, str(exc)
-
-
 def _check(ref_fn, torch_fn, args, kwargs, *, tensors):
     """Call both with the same arguments (those at the `tensors` positions as torch tensors, copies of the
     NumPy arrays) and compare outcomes; the torch inputs are not changed."""
     targs = [torch.from_numpy(np.array(a, copy=True)) if i in tensors else a for i, a in enumerate(args)]
-    before = [_bits(a) if isinstance(a, torch.Tensor) else None for a in targs]
+    before = [bits(a) if isinstance(a, torch.Tensor) else None for a in targs]
     with np.errstate(all="ignore"):
-        ref = _outcome(ref_fn, *args, **kwargs)
-    got = _outcome(torch_fn, *targs, **kwargs)
+        ref = checked_outcome(ref_fn, *args, **kwargs)
+    got = checked_outcome(torch_fn, *targs, **kwargs)
     assert ref[0] == got[0], (ref, got)
     if ref[0] == "ok":
-        _same(ref[1], got[1])
+        same_on_cpu(ref[1], got[1])
     else:
         assert ref[1] == got[1]
-    assert before == [_bits(a) if isinstance(a, torch.Tensor) else None for a in targs]  # inputs untouched
+    assert before == [bits(a) if isinstance(a, torch.Tensor) else None for a in targs]  # inputs untouched
     return got
 
 
@@ -144,12 +123,12 @@ def test_ttq_records_gradients_on_every_route(host_max, monkeypatch):
     w, wp, wn = torch.tensor(w0, requires_grad=True), torch.tensor(2.0), torch.tensor(3.0, requires_grad=True)
     out = T.ttq_quantize(w, wp, wn, t=0.05)
     assert out.requires_grad
-    _same(R.ttq_quantize(w0, F32(2), F32(3), t=0.05), out)
+    same_on_cpu(R.ttq_quantize(w0, F32(2), F32(3), t=0.05), out)
     gw, gwn = torch.autograd.grad(out, (w, wn), torch.from_numpy(g))
     ref = R.ttq_quantize_vjp(g, w0, F32(2), F32(3), t=0.05)
-    _same((ref[0], ref[2]), (gw, gwn))
+    same_on_cpu((ref[0], ref[2]), (gw, gwn))
     with torch.no_grad():
-        _same(R.ttq_quantize(w0, F32(2), F32(3), t=0.05), T.ttq_quantize(w, wp, wn, t=0.05))
+        same_on_cpu(R.ttq_quantize(w0, F32(2), F32(3), t=0.05), T.ttq_quantize(w, wp, wn, t=0.05))
 
 
 @pytest.mark.parametrize("host_max", ROUTES)
@@ -216,10 +195,10 @@ def test_float_quantize_records_gradients_on_every_route(host_max, monkeypatch):
     x = torch.tensor(x0, requires_grad=True)
     out = T.float_quantize(x, "float8_e4m3fn")
     assert out.requires_grad
-    _same(R.float_quantize(x0, "float8_e4m3fn"), out)
+    same_on_cpu(R.float_quantize(x0, "float8_e4m3fn"), out)
     g = F32([1.0, 2.0, 3.0, 4.0, 5.0])
     (grad,) = torch.autograd.grad(out, x, torch.from_numpy(g))
-    _same(R.float_quantize_vjp(g, x0, "float8_e4m3fn"), grad)
+    same_on_cpu(R.float_quantize_vjp(g, x0, "float8_e4m3fn"), grad)
 
 
 @pytest.mark.parametrize("host_max", ROUTES)
@@ -333,6 +312,23 @@ def test_mx_errors_and_gradients_match_the_reference(host_max, monkeypatch):
     x = torch.tensor(x0, requires_grad=True)
     out = T.mx_fake_quantize(x, "mxint8", block_size=2)
     assert out.requires_grad
-    _same(R.mx_fake_quantize(x0, "mxint8", block_size=2), out)
+    same_on_cpu(R.mx_fake_quantize(x0, "mxint8", block_size=2), out)
     (grad,) = torch.autograd.grad(out, x, torch.full((4,), -0.0))
-    _same(R.mx_fake_quantize_vjp(np.full(4, F32(-0.0)), x0, "mxint8", block_size=2), grad)
+    same_on_cpu(R.mx_fake_quantize_vjp(np.full(4, F32(-0.0)), x0, "mxint8", block_size=2), grad)
+
+
+@pytest.mark.parametrize("host_max", ROUTES)
+def test_float_outputs_do_not_share_the_decode_table(host_max, monkeypatch):
+    """A 0-d code used to index the cached decode table returned a view of it: writing into the result changed
+    every later decoding. Each result is now a tensor of its own, on every route."""
+    if host_max is not None:
+        monkeypatch.setattr(_floats, "HOST_MAX", host_max)
+    fmt = "float8_e4m3fn"
+    for make in (
+        lambda: T.float_decode(torch.tensor(0x3C, dtype=torch.uint8), fmt),
+        lambda: T.float_quantize(torch.tensor(1.5), fmt),
+    ):
+        out = make()
+        assert out.untyped_storage().resizable() and out.untyped_storage().nbytes() == 4
+        out.add_(100.0)
+        same_on_cpu(R.float_decode(np.uint8(0x3C), fmt), make())
