@@ -7,6 +7,7 @@ import torch
 
 from reference.quantization.floats import QNAN
 from torch_backend.core.random import random_bits
+from torch_backend.quantization import _fast
 
 MASK32 = 0xFFFFFFFF
 
@@ -83,8 +84,7 @@ def encode(x, form, saturate, mode, key, shift=None):
     flat, words = x.reshape(-1), None if rbits is None else rbits.reshape(-1)
     code = torch.empty(n, dtype=torch.uint8)
     passes = torch.empty(n, dtype=torch.bool)
-    for s in range(0, n, CHUNK):
-        part = slice(s, min(s + CHUNK, n))
+    for part in _fast.blocks(n, CHUNK):
         code[part], passes[part] = _encode(flat[part], form, saturate, mode, None if words is None else words[part])
     return code.reshape(x.shape), passes.reshape(x.shape)
 

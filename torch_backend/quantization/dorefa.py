@@ -84,7 +84,12 @@ class _DorefaWeight(torch.autograd.Function):
         m = torch.abs(t).max()
         if not bool(m > 0):
             return torch.zeros_like(grad), None
-        if t.numel() >= BLOCKED_MIN and t.device.type == "cpu" and type(grad) in _PLAIN and type(t) in _PLAIN:
+        if (
+            t.numel() >= BLOCKED_MIN
+            and t.device.type == "cpu"
+            and type(grad) in _arrays.PLAIN
+            and type(t) in _arrays.PLAIN
+        ):
             return _weight_grad_blocked(grad, t, m), None
         g64, t64, m64 = grad.to(torch.float64), t.to(torch.float64), m.to(torch.float64)
         d = -sum_unchecked(g64 * t64) / (m64 * m64)
@@ -185,7 +190,7 @@ def _passed(x, g):
 
     Smaller inputs, and other tensor types, take torch's `where` on the boolean mask.
     """
-    if x.numel() < PASSED_MIN or type(x) not in _PLAIN or type(g) not in _PLAIN:
+    if x.numel() < PASSED_MIN or type(x) not in _arrays.PLAIN or type(g) not in _arrays.PLAIN:
         return torch.where((x >= 0) & (x <= 1), g, 0.0)
     xs, gs = x.reshape(-1), g.reshape(-1).view(torch.int32)
     out = torch.empty(xs.shape, dtype=torch.float32, device=x.device)
@@ -198,7 +203,6 @@ def _passed(x, g):
 
 
 _HALF = 0x3F800000 // 2  # half the bit pattern of 1.0f
-_PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def _check_bits(bits):

@@ -111,7 +111,7 @@ class _Lsq(torch.autograd.Function):
     def backward(ctx, grad):
         x, scale, offset = ctx.saved_tensors
         qn, qp, k = ctx.qn, ctx.qp, ctx.k
-        if k is None and x.numel() >= BLOCKED_MIN and x.device.type == "cpu" and type(grad) in _PLAIN:
+        if k is None and x.numel() >= BLOCKED_MIN and x.device.type == "cpu" and type(grad) in _arrays.PLAIN:
             return (*_backward_blocked(grad, x, scale, offset, qn, qp), None, None, None)
         xv, s, b = _layout(x, scale, offset, k)
         g = grad.reshape(xv.shape)
@@ -135,7 +135,6 @@ class _Lsq(torch.autograd.Function):
 
 
 BLOCKED_MIN = 1 << 14  # from this many CPU elements a per-tensor backward runs in cache-sized blocks
-_PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def _backward_blocked(grad, x, scale, offset, qn, qp):
