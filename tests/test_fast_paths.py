@@ -222,13 +222,16 @@ def test_large_schedule_masks_rank_integer_keys_as_the_reference():
                 assert _bits(got) == _bits(R.prune_total_mask(a, m, fraction)), fraction
 
 
+@pytest.mark.parametrize("python_max", [0, 10**6])
 @pytest.mark.parametrize("little", [True, False])
-def test_to_bitmask_packs_every_length_offset_and_byte_order(little, monkeypatch):
-    """The mask is packed by one int64 multiply per run of 8 (little-endian) or by shifts (big-endian): every
-    length mod 8, a mask that starts inside a run (storage offset), a transposed mask, all-True and all-False."""
+def test_to_bitmask_packs_every_length_offset_and_byte_order(little, python_max, monkeypatch):
+    """The mask is packed by one int64 multiply per run of 8 (little-endian) or by shifts (big-endian), or on the
+    host (`PYTHON_MAX` forced both ways): every length mod 8, a mask that starts inside a run (storage offset), a
+    transposed mask, all-True and all-False."""
     from torch_backend.pruning import sparse_formats
 
     monkeypatch.setattr(sparse_formats, "_LITTLE", little)
+    monkeypatch.setattr(sparse_formats, "PYTHON_MAX", python_max)
     rng = np.random.default_rng(16)
     base = rng.random(8 * 40 + 7) < 0.5
     w = _tied(base.shape, seed=17)
@@ -363,12 +366,22 @@ def _both_routes(name, python_max, monkeypatch, modules, extra=()):
 
 @pytest.mark.parametrize("python_max", [0, 10**6])
 @pytest.mark.parametrize(
-    "name", ["keep_largest", "magnitude_mask", "magnitude_mask_by_count", "global_magnitude_masks", "prune_total_mask"]
+    "name",
+    [
+        "keep_largest",
+        "magnitude_mask",
+        "magnitude_mask_by_count",
+        "global_magnitude_masks",
+        "prune_total_mask",
+        "prune_remaining_mask",
+    ],
 )
 def test_selection_on_the_host_and_by_torch_sort_give_the_references_masks(name, python_max, monkeypatch):
-    """Up to `PYTHON_MAX` CPU scores `keep_largest` (and the magnitude masks, with |w| taken on the host) sort in
-    Python: each route forced on the registry's own cases (ties, both zeros, infinities, NaN and bad counts)."""
-    _both_routes(name, python_max, monkeypatch, ["torch_backend.core.select", "torch_backend.pruning.magnitude"])
+    """Up to `PYTHON_MAX` CPU scores `keep_largest` (and the magnitude and schedule masks, with |w| taken on the
+    host) sort in Python: each route forced on the registry's own cases (ties, both zeros, infinities, NaN and bad
+    counts)."""
+    modules = ["torch_backend.core.select", "torch_backend.pruning.magnitude", "torch_backend.pruning.schedules"]
+    _both_routes(name, python_max, monkeypatch, modules)
 
 
 @pytest.mark.parametrize("python_max", [0, 10**6])

@@ -54,19 +54,22 @@ def host_tensor(code: str, values, dtype: torch.dtype, shape) -> torch.Tensor:
     or a NaN: `math.nan` is written as the quiet NaN 0x7FC00000) exactly."""
     if not values:
         return torch.empty(shape, dtype=dtype)
-    data = bytearray(struct.pack(f"={len(values)}{code}", *values))
-    return torch.frombuffer(data, dtype=dtype).view(shape).clone()
+    data = torch.frombuffer(bytearray(struct.pack(f"={len(values)}{code}", *values)), dtype=dtype)
+    return (data if len(shape) == 1 else data.view(shape)).clone()  # flat already: a view costs as much as the copy
 
 
 def host_bytes(values, shape) -> torch.Tensor:
     """`host_tensor("B", values, torch.uint8, shape)` for ints in [0, 256), by `bytes` (copied, as there)."""
     if not values:
         return torch.empty(shape, dtype=torch.uint8)
-    return torch.frombuffer(bytearray(values), dtype=torch.uint8).view(shape).clone()
+    data = torch.frombuffer(bytearray(values), dtype=torch.uint8)
+    return (data if len(shape) == 1 else data.view(shape)).clone()
 
 
 def host_finite(t):
     """The values of a small CPU float tensor `t` as a flat list of Python floats (exact), or None when one is a
-    NaN or an Inf: then the caller runs `_arrays.finite`, which raises the reference's error naming it."""
+    NaN or an Inf: then the caller runs `_arrays.finite`, which raises the reference's error naming it, and takes
+    its tensor route. One Python `sum` decides (a NaN or an Inf makes it NaN or infinite; finite float32 values
+    cannot overflow it, and a float64 overflow only sends finite values to the tensor route as well)."""
     values = t.detach().reshape(-1).tolist()
-    return values if all(map(math.isfinite, values)) else None
+    return values if math.isfinite(sum(values)) else None

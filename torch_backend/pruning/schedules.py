@@ -17,7 +17,8 @@ from reference.pruning.schedules import (
     linear_sparsity,
 )
 from torch_backend import _arrays
-from torch_backend.core import _radix
+from torch_backend.codecs._bytes import host_bytes, host_finite, on_host
+from torch_backend.core import _host, _radix
 from torch_backend.core.select import RADIX_MIN, keep_largest
 from torch_backend.pruning.magnitude import pruned_count
 
@@ -34,30 +35,53 @@ __all__ = [
 
 def prune_remaining_mask(w, mask, fraction):
     """Prune rne(fraction * kept) more of the kept weights; see `reference.pruning.schedules.prune_remaining_mask`."""
-    w, mask = _weights_and_mask(w, mask)
+    w, mask, values = _weights_and_mask(w, mask)
     fraction = validate.fraction("fraction", fraction)
+    if values is not None:
+        keep = mask.reshape(-1).tolist()
+        kept = sum(keep)
+        return _prune_kept_host(values, keep, kept - pruned_count(fraction, kept), mask.shape)
     kept = int(torch.count_nonzero(mask))  # summing bools costs 5 times more
     return _prune_kept(w, mask, kept - pruned_count(fraction, kept))
 
 
 def prune_total_mask(w, mask, fraction):
     """Prune rne(fraction * w.numel()) more of the kept weights; see `reference.pruning.schedules.prune_total_mask`."""
-    w, mask = _weights_and_mask(w, mask)
+    w, mask, values = _weights_and_mask(w, mask)
     fraction = validate.fraction("fraction", fraction)
-    kept = int(torch.count_nonzero(mask))  # summing bools costs 5 times more
+    keep = mask.reshape(-1).tolist() if values is not None else None
+    kept = sum(keep) if keep is not None else int(torch.count_nonzero(mask))  # summing bool tensors costs 5x more
     k = pruned_count(fraction, w.numel())
     if k > kept:
         raise ValueError(
             f"fraction {fraction!r} of {w.numel()} weights prunes {k} more, but only {kept} remain unpruned"
         )
+    if keep is not None:
+        return _prune_kept_host(values, keep, kept - k, mask.shape)
     return _prune_kept(w, mask, kept - k)
 
 
+PYTHON_MAX = 256  # up to this many CPU weights, the masks are computed on Python numbers
+
+
 def _weights_and_mask(w, mask):
-    w = _arrays.finite_array("w", w)
+    """The checked `w` (detached) and `mask`, and `w`'s values as Python floats when both are plain CPU tensors
+    of at most `PYTHON_MAX` elements (read once: the finiteness check and the host route's scores), else None."""
+    w = _arrays.array("w", w)
+    values = host_finite(w) if w.numel() <= PYTHON_MAX and on_host(w) else None
+    if values is None:
+        _arrays.finite("w", w)
     mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
     _arrays.same_device("mask", mask, "w", w)
-    return w.detach(), mask
+    return w.detach(), mask, values if on_host(mask) else None
+
+
+def _prune_kept_host(values, keep, count, shape):
+    """`_prune_kept` on Python numbers: the scores `|w|` where kept and `-1.0` where pruned (`abs(-0.0)` is
+    `+0.0`: both zeros tie), the `count` largest by `_host.keep_largest` (Python's stable sort, ties to the
+    lower index), returned as a bool tensor of `shape`."""
+    scores = [abs(v) if k else -1.0 for v, k in zip(values, keep, strict=True)]
+    return host_bytes(bytes(_host.keep_largest(scores, count)), shape).view(torch.bool)
 
 
 def _prune_kept(w, mask, count):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import struct
 import sys
 
 import torch
@@ -10,6 +12,7 @@ import torch
 from reference.common import shapes
 from reference.pruning.sparse_formats import bitmask_bytes, csr_bytes, dense_bytes, quantized_bytes
 from torch_backend import _arrays
+from torch_backend.codecs._bytes import host_bytes, host_finite, host_tensor, on_host
 
 __all__ = [
     "to_bitmask",
@@ -25,21 +28,35 @@ __all__ = [
 
 def to_bitmask(w, mask):
     """Packed bitmask (element 0 in the low bit) and the kept values; see `reference.pruning.sparse_formats`."""
-    w = _arrays.finite_array("w", w)
+    w = _arrays.array("w", w)
+    values = host_finite(w) if w.numel() <= PYTHON_MAX and on_host(w) else None  # small: checked on the host
+    if values is None:
+        _arrays.finite("w", w)
     mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
     _arrays.same_device("mask", mask, "w", w)
     flat = mask.reshape(-1)
-    if flat.device.type == "cpu" and flat.numel() <= PYTHON_MAX:  # the bits as one Python integer
-        keep, values = flat.tolist(), w.detach().reshape(-1).tolist()
-        stream = sum(1 << i for i, k in enumerate(keep) if k)
-        return (
-            torch.tensor(list(stream.to_bytes((len(keep) + 7) // 8, "little")), dtype=torch.uint8),
-            torch.tensor([v for v, k in zip(values, keep, strict=True) if k], dtype=torch.float32),
-        )
+    if values is not None and on_host(flat):  # the bits and the kept values on Python numbers
+        keep = flat.tolist()
+        kept = list(itertools.compress(values, keep))
+        bits = host_bytes(_packed_host(keep), ((len(keep) + 7) // 8,))
+        return bits, host_tensor("f", kept, torch.float32, (len(kept),))
     return _packed(flat), _kept_values(w.detach().reshape(-1), flat)
 
 
-PYTHON_MAX = 64  # up to this many CPU elements, the bitmask codecs work on one Python integer
+PYTHON_MAX = 256  # up to this many CPU elements, the bitmask codecs work on Python numbers
+
+
+def _packed_host(keep) -> list:
+    """The flat mask `keep` (Python bools) packed 8 to a byte as Python ints: the bools as bytes (0 or 1) padded
+    to whole runs of 8, each run read as one little-endian word (`struct`'s `<`: the same on every host) and
+    packed by the multiply of `_SPREAD` (see there), the product kept to 64 bits as the int64 route's wraps."""
+    data = bytes(keep) + bytes(-len(keep) % 8)
+    return [(word * _SPREAD & _LOW64) >> 56 for word in struct.unpack(f"<{len(data) // 8}Q", data)]
+
+
+_LOW64 = (1 << 64) - 1
+# the bits of each byte value as 8 bytes of 0 or 1, bit 0 first: a packed stream unpacked by one `join`
+_BYTE_BITS = [bytes((b >> k) & 1 for k in range(8)) for b in range(256)]
 RUNS_MIN = 1 << 14  # from this many elements `_kept_values` looks for the runs of 8 that keep anything first
 
 
@@ -92,24 +109,16 @@ _LITTLE = sys.byteorder == "little"
 def from_bitmask(bits, values, shape):
     """Decode a bitmask encoding to `(dense, mask)`; see `reference.pruning.sparse_formats.from_bitmask`."""
     bits = _arrays.array("bits", bits, ("uint8",))
-    values = _arrays.finite_array("values", values)
+    values = _arrays.array("values", values)
+    kept = host_finite(values) if values.numel() <= PYTHON_MAX and on_host(values) else None  # small: on the host
+    if kept is None:
+        _arrays.finite("values", values)
     shape = shapes.shape("shape", shape)
     n = math.prod(shape)
     _arrays.shaped("bits", bits, ((n + 7) // 8,), f"shape {shape}")
     _arrays.same_device("values", values, "bits", bits)
-    if bits.device.type == "cpu" and n <= PYTHON_MAX:
-        stream = int.from_bytes(bytes(bits.tolist()), "little")
-        if stream >> n:
-            i = ((stream >> n) & -(stream >> n)).bit_length() - 1 + n  # the lowest set bit past the elements
-            raise ValueError(f"bits must be 0 past the {n} encoded elements, got a 1 at bit {i}")
-        keep = [bool(stream >> i & 1) for i in range(n)]
-        nnz = sum(keep)
-        _arrays.shaped("values", values, (nnz,), f"bits with {nnz} set bits")
-        kept = iter(values.detach().tolist())
-        dense = [next(kept) if k else 0.0 for k in keep]
-        return torch.tensor(dense, dtype=torch.float32).reshape(shape), torch.tensor(keep, dtype=torch.bool).reshape(
-            shape
-        )
+    if n <= PYTHON_MAX and kept is not None and on_host(bits):
+        return _from_bitmask_host(bits.tolist(), values, kept, shape, n)
     weights = torch.arange(8, dtype=torch.int64, device=bits.device)
     unpacked = ((bits.to(torch.int64).reshape(-1, 1) >> weights) & 1).reshape(-1)
     if bool(unpacked[n:].any()):
@@ -121,6 +130,23 @@ def from_bitmask(bits, values, shape):
     dense = torch.zeros(n, dtype=torch.float32, device=bits.device)
     dense[mask] = values.detach()
     return dense.reshape(shape), mask.reshape(shape)
+
+
+def _from_bitmask_host(packed, values, kept, shape, n):
+    """`from_bitmask` on Python numbers for small checked CPU arrays: the bytes `packed` unpacked to one byte (0 or
+    1) per bit by `_BYTE_BITS`, the same checks as the tensor route (the lowest set padding bit, then the number of
+    values), and the kept values `kept` (`values` as Python floats, each a float32 exactly) written at the set bits
+    into `+0.0`s."""
+    unpacked = b"".join([_BYTE_BITS[byte] for byte in packed])
+    if unpacked.find(1, n) >= 0:
+        raise ValueError(f"bits must be 0 past the {n} encoded elements, got a 1 at bit {unpacked.find(1, n)}")
+    keep = unpacked[:n]
+    nnz = keep.count(1)
+    _arrays.shaped("values", values, (nnz,), f"bits with {nnz} set bits")
+    dense = [0.0] * n
+    for i, value in zip(itertools.compress(range(n), keep), kept, strict=True):
+        dense[i] = value
+    return host_tensor("f", dense, torch.float32, shape), host_bytes(keep, shape).view(torch.bool)
 
 
 def to_csr(w, mask):
