@@ -339,9 +339,9 @@ def test_symmetric_scales_divide_in_float32_with_the_float64_bits():
         assert np.array_equal(got.numpy().view(np.uint32), want.view(np.uint32)), d
 
 
-def _both_routes(name, python_max, monkeypatch, modules, extra=()):
+def _both_routes(name, python_max, monkeypatch, modules, extra=(), attr="PYTHON_MAX"):
     """The registry's cases and bad inputs of entry `name` (and `extra` cases) through the torch backend with
-    `PYTHON_MAX` set to `python_max` in each of `modules`: 0 forces the tensor route, a large value the host route."""
+    `attr` set to `python_max` in each of `modules`: 0 forces the tensor route, a large value the host route."""
     import importlib
 
     from hypothesis import given, settings
@@ -351,7 +351,7 @@ def _both_routes(name, python_max, monkeypatch, modules, extra=()):
     from spec.registry import REGISTRY
 
     for module in modules:
-        monkeypatch.setattr(importlib.import_module(module), "PYTHON_MAX", python_max)
+        monkeypatch.setattr(importlib.import_module(module), attr, python_max)
     entry = REGISTRY[name]
 
     @settings(max_examples=80, deadline=None)
@@ -414,6 +414,29 @@ def test_bit_streams_as_python_integers_and_as_tensors_give_the_references_bits(
         "from_bitmask": [Case((np.uint8([0b11001101]), np.float32([1.0, 2.0]), (3,)))],
     }
     _both_routes(name, python_max, monkeypatch, [module], several.get(name, ()))
+
+
+@pytest.mark.parametrize("small", [0, 10**6])
+def test_state_combination_on_python_integers_and_on_limbs_give_the_references_state(small, monkeypatch):
+    """Up to `SMALL_STATES` CPU states `exact_sum_combine` checks and adds them as Python integers: each route
+    forced on the registry's own cases and bad inputs, and on a non-canonical limb in a later state and row, a
+    total past the state's range, several rows and an empty batch."""
+    from spec.entry import Case
+
+    def state(*values):
+        return np.stack([R.exact_sum_state(np.float64([v])) for v in values])
+
+    bad_limb = state(1.0, 2.0)
+    bad_limb[1, 5] = -1
+    top = np.zeros((1, 68), np.int64)
+    top[0, 67] = 2**31 - 1
+    extra = [
+        Case(([state(1.0, -3.5), bad_limb],)),
+        Case(([top, top, top],)),
+        Case(([state(1e308, -2.0**-1074, 0.5), state(1e308, 2.0**-1074, -0.5), state(-1.0, 3.0, 0.25)],)),
+        Case(([np.zeros((0, 68), np.int64), np.zeros((0, 68), np.int64)],)),
+    ]
+    _both_routes("exact_sum_combine", small, monkeypatch, ["torch_backend.core.exact"], extra, "SMALL_STATES")
 
 
 @pytest.mark.parametrize("shape", [(), (1,), (1, 1)])

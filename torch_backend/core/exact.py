@@ -50,13 +50,16 @@ in benchmarks/README.md, suite `exact`):
 from __future__ import annotations
 
 import math
+import struct
 
 import torch
 
 from reference.common import validate
 from reference.core.exact import LIMB_BITS, LIMBS, TOP_LIMB, UNIT
 from torch_backend import _arrays
+from torch_backend.codecs._bytes import host_tensor, on_host
 from torch_backend.core._exact import (
+    SMALL_STATES,
     as_rows,
     by_blocks,
     digits_of_state,
@@ -94,6 +97,10 @@ def exact_sum_state(x, axis=None):
 def exact_sum_combine(states):
     """The canonical state of the exact total of states; see `reference.core.exact.exact_sum_combine`."""
     arrays = _state_list(states)
+    host = _host_combine(arrays)
+    if host is not None:
+        return host
+    _canonical(arrays)
     total = torch.stack([s.detach() for s in arrays]).sum(0)  # int64: exact for fewer than 2**31 states
     flat = total.reshape(-1, LIMBS)
     values = small_values(flat)
@@ -107,6 +114,42 @@ def exact_sum_combine(states):
     if bool(bad.any()):
         raise validate.state_overflow(int(bad.nonzero()[0]))
     return limbs.reshape(total.shape)
+
+
+def _host_combine(arrays):
+    """`exact_sum_combine` on Python integers for a few plain CPU states (`SMALL_STATES` in all), else None.
+
+    Each state is read once (`tolist`) and checked in the reference's order (state by state, the first bad limb
+    in flat order); a canonical state's value is its 67 low limbs read as one little-endian unsigned integer of
+    32-bit words (`struct`, then `int.from_bytes`) plus the signed top limb times `2**(32 * 67)`. The totals are
+    added as Python integers, checked against the state's range, and written back as canonical limbs (the low
+    `32 * 67` bits as 32-bit words, the rest, signed, as the top limb)."""
+    if len(arrays) * arrays[0].numel() > SMALL_STATES * LIMBS or not on_host(*arrays):
+        return None
+    totals = None
+    for i, s in enumerate(arrays):
+        flat = s.detach().reshape(-1).tolist()
+        values = []
+        for r in range(0, len(flat), LIMBS):
+            low, top = flat[r : r + LIMBS - 1], flat[r + LIMBS - 1]
+            if min(low, default=0) < 0 or max(low, default=0) >= _LIMB or not -TOP_LIMB <= top < TOP_LIMB:
+                _canonical([s], i)  # raises the reference's error naming the first bad limb
+            values.append(int.from_bytes(struct.pack(_LOW_WORDS, *low), "little") + (top << _TOP_SHIFT))
+        totals = values if totals is None else [a + b for a, b in zip(totals, values, strict=True)]
+    limbs = []
+    for i, v in enumerate(totals):
+        top = v >> _TOP_SHIFT
+        if not -TOP_LIMB <= top < TOP_LIMB:
+            raise validate.state_overflow(i)
+        limbs.extend(struct.unpack(_LOW_WORDS, (v & _LOW_MASK).to_bytes(4 * (LIMBS - 1), "little")))
+        limbs.append(top)
+    return host_tensor("q", limbs, torch.int64, tuple(arrays[0].shape))
+
+
+_LIMB = 1 << LIMB_BITS
+_TOP_SHIFT = LIMB_BITS * (LIMBS - 1)
+_LOW_MASK = (1 << _TOP_SHIFT) - 1
+_LOW_WORDS = f"<{LIMBS - 1}I"  # the low limbs as little-endian unsigned 32-bit words
 
 
 def exact_sum_round(state):
@@ -185,14 +228,18 @@ def _state_list(states):
         _arrays.same_device(f"states[{i}]", s, "states[0]", arrays[0])
         if s.shape != arrays[0].shape:
             raise validate.shape_mismatch(f"states[{i}]", s.shape, arrays[0].shape, "combining with states[0]")
-    for i, s in enumerate(arrays):
+    return arrays
+
+
+def _canonical(arrays, first=0):
+    """Raise the reference's error for the first state (numbered from `first`) with a limb out of its range."""
+    for i, s in enumerate(arrays, start=first):
         flat = s.detach().reshape(-1)
         top = (torch.arange(flat.numel(), device=flat.device) % LIMBS) == LIMBS - 1
         bad = torch.where(top, (flat < -TOP_LIMB) | (flat >= TOP_LIMB), (flat < 0) | (flat >= 2**LIMB_BITS))
         if bool(bad.any()):
             j = int(bad.nonzero()[0])
             raise validate.not_canonical_state(f"states[{i}]", j, LIMBS, int(flat[j]))
-    return arrays
 
 
 def _pair(a, b):
