@@ -433,10 +433,25 @@ def test_state_combination_on_python_integers_and_on_limbs_give_the_references_s
     extra = [
         Case(([state(1.0, -3.5), bad_limb],)),
         Case(([top, top, top],)),
-        Case(([state(1e308, -2.0**-1074, 0.5), state(1e308, 2.0**-1074, -0.5), state(-1.0, 3.0, 0.25)],)),
+        Case(([state(1e308, -(2.0**-1074), 0.5), state(1e308, 2.0**-1074, -0.5), state(-1.0, 3.0, 0.25)],)),
         Case(([np.zeros((0, 68), np.int64), np.zeros((0, 68), np.int64)],)),
     ]
     _both_routes("exact_sum_combine", small, monkeypatch, ["torch_backend.core.exact"], extra, "SMALL_STATES")
+
+
+@pytest.mark.parametrize("host_max", [0, 10**6])
+def test_dorefa_activation_vjp_on_python_floats_and_on_tensors_give_the_references_bits(host_max, monkeypatch):
+    """Up to `HOST_MAX` CPU elements the direct activation VJP passes `grad` on Python floats: each route forced on
+    the registry's cases and bad inputs, and on the edges of [0, 1] (both zeros, the neighbours of 0 and 1,
+    subnormals) with a `grad` holding -0.0, a subnormal and the largest float32."""
+    from spec.entry import Case
+
+    edges = np.float32([-0.0, 0.0, 1.0, np.nextafter(np.float32(1), 2), np.nextafter(np.float32(0), -1), 1e-45, -1])
+    grad = np.float32([-0.0, 3.0, -2.5, 7.0, 1.0, -1e-45, np.finfo(np.float32).max])
+    extra = [Case((grad, edges, 3)), Case((grad.reshape(7, 1), edges.reshape(7, 1), 1))]
+    _both_routes(
+        "dorefa_activation_vjp", host_max, monkeypatch, ["torch_backend.quantization.dorefa"], extra, "HOST_MAX"
+    )
 
 
 @pytest.mark.parametrize("shape", [(), (1,), (1, 1)])

@@ -162,6 +162,11 @@ def vjps_by_autograd():
         VJP.autograd = old
 
 
+def autograd_vjps() -> bool:
+    """Whether `vjps_by_autograd` is on in this thread: then no `*_vjp` may take a direct or host route."""
+    return getattr(VJP, "autograd", False)
+
+
 def vjp(fn, args, grad, *, wrt=0, direct=None):
     r"""The vector-Jacobian product of `fn(*args)` with the cotangent `grad`, by torch autograd: the gradient of
     $\langle \text{grad}, \text{fn}(\text{args}) \rangle$ with respect to `args[i]` for each `i` in `wrt` (an

@@ -11,6 +11,7 @@ import torch
 
 from reference.common import validate
 from torch_backend import _arrays
+from torch_backend.codecs._bytes import host_finite, host_tensor, on_host
 from torch_backend.core._exact import sum_unchecked
 from torch_backend.core.exact import exact_sum
 from torch_backend.quantization import _fast
@@ -55,12 +56,33 @@ def dorefa_activation_vjp(grad, x, bits):
     """The gradient of `dorefa_activation` to `x`: its autograd
     function's backward applied to `grad`, without the forward (`torch_backend._arrays.vjp`)."""
     bits = _check_bits(bits)
-    x = _arrays.finite_array("x", x)
-    grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), x.shape, "x")
+    x = _arrays.array("x", x)
+    xs = _host_values(x)
+    if xs is None:
+        _arrays.finite("x", x)
+    grad = _arrays.array("grad", grad)
+    gs = _host_values(grad) if xs is not None else None
+    if gs is None:
+        _arrays.finite("grad", grad)
+    _arrays.shaped("grad", grad, x.shape, "x")
     _arrays.same_device("grad", grad, "x", x)
+    if gs is not None:  # `where(0 <= x <= 1, grad, +0.0)` on Python floats (float32 values, exact; -0.0 passes)
+        passed = [g if 0.0 <= v <= 1.0 else 0.0 for v, g in zip(xs, gs, strict=True)]
+        return host_tensor("f", passed, torch.float32, x.shape)
     xd = x.detach()
     direct = lambda g: _arrays.backward_of(_DorefaActivation, g, (xd,))[0]  # noqa: E731
     return _arrays.vjp(lambda v: dorefa_activation(v, bits), (x,), grad, direct=direct)
+
+
+HOST_MAX = 256  # up to this many CPU elements, the direct activation VJP runs on Python floats
+
+
+def _host_values(t):
+    """The values of a plain CPU tensor of at most `HOST_MAX` elements as Python floats, when all are finite and
+    the VJPs take their direct route (not `vjps_by_autograd`); else None (then the tensor checks and route)."""
+    if t.numel() > HOST_MAX or not on_host(t) or _arrays.autograd_vjps():
+        return None
+    return host_finite(t)
 
 
 class _DorefaWeight(torch.autograd.Function):
