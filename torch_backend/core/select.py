@@ -14,6 +14,15 @@ from torch_backend.core import _host, _radix
 
 __all__ = ["keep_largest"]
 
+
+def host_mask(keep, shape) -> torch.Tensor:
+    """A fresh CPU bool tensor of `shape` from a flat list of Python bools (row-major): their bytes (0 or 1, valid
+    bools) copied once into a tensor of its own storage, cheaper than `torch.tensor` of the list."""
+    if not keep:
+        return torch.empty(shape, dtype=torch.bool)
+    return torch.frombuffer(bytearray(keep), dtype=torch.bool).clone().view(shape)
+
+
 RADIX_MIN = 1 << 14  # from this many scores, radix select (a stable sort of 1M float32 on one CPU thread: ~150 ms)
 PYTHON_MAX = 64  # up to this many CPU scores, Python's stable sort of the values (exact: floats and ints as they are)
 
@@ -27,7 +36,7 @@ def keep_largest(scores, count):
         values = scores.detach().reshape(-1).tolist()
         if all(v == v for v in values):  # no NaN (else the check below raises its error)
             count = validate.integer("count", count, lo=0, hi=len(values))
-            return torch.tensor(_host.keep_largest(values, count), dtype=torch.bool).reshape(scores.shape)
+            return host_mask(_host.keep_largest(values, count), scores.shape)
     scores = _arrays.not_nan("scores", scores)
     count = validate.integer("count", count, lo=0, hi=scores.numel())
     flat = scores.detach().reshape(-1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -10,7 +11,7 @@ from reference.common import validate
 from reference.pruning.magnitude import pruned_count
 from torch_backend import _arrays
 from torch_backend.core import _host, _radix
-from torch_backend.core.select import PYTHON_MAX, RADIX_MIN, keep_largest
+from torch_backend.core.select import PYTHON_MAX, RADIX_MIN, host_mask, keep_largest
 from torch_backend.pruning import _elementwise, _weights
 
 __all__ = [
@@ -55,7 +56,7 @@ def _largest_magnitudes(w, count):
     if w.device.type == "cpu" and w.numel() <= PYTHON_MAX:  # |w| and its selection on the host
         values = w.detach().reshape(-1).tolist()
         if all(map(math.isfinite, values)):
-            return torch.tensor(_host.keep_largest([abs(v) for v in values], count), dtype=torch.bool).reshape(w.shape)
+            return host_mask(_host.keep_largest([abs(v) for v in values], count), w.shape)
     return keep_largest(torch.abs(_arrays.finite("w", w).detach()), count)
 
 
@@ -72,6 +73,18 @@ def global_magnitude_masks(ws, sparsity):
     ws = [w for _, w in named]
     if sum(w.numel() for w in ws) >= RADIX_MIN:
         return _radix.magnitude_masks(named, count)
+    if sum(w.numel() for w in ws) <= PYTHON_MAX and all(
+        type(w) in _arrays.PLAIN and w.device.type == "cpu" for w in ws
+    ):  # |w| and its selection on the host
+        values = []
+        for name, w in named:
+            part = w.detach().reshape(-1).tolist()
+            if not math.isfinite(sum(part)):  # a NaN or Inf (finite float32 values cannot overflow the sum)
+                _arrays.finite(name, w)  # raises the reference's error naming it
+            values += part
+        keep = _host.keep_largest([abs(v) for v in values], count)
+        ends = list(itertools.accumulate(w.numel() for w in ws))
+        return [host_mask(keep[end - w.numel() : end], w.shape) for w, end in zip(ws, ends, strict=True)]
     for name, w in named:
         _arrays.finite(name, w)
     keep = keep_largest(torch.cat([torch.abs(w.detach()).reshape(-1) for w in ws]), count)

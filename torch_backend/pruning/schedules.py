@@ -17,9 +17,9 @@ from reference.pruning.schedules import (
     linear_sparsity,
 )
 from torch_backend import _arrays
-from torch_backend.codecs._bytes import host_bytes, host_finite, on_host
+from torch_backend.codecs._bytes import host_finite, on_host
 from torch_backend.core import _host, _radix
-from torch_backend.core.select import RADIX_MIN, keep_largest
+from torch_backend.core.select import RADIX_MIN, host_mask, keep_largest
 from torch_backend.pruning.magnitude import pruned_count
 
 __all__ = [
@@ -81,7 +81,7 @@ def _prune_kept_host(values, keep, count, shape):
     `+0.0`: both zeros tie), the `count` largest by `_host.keep_largest` (Python's stable sort, ties to the
     lower index), returned as a bool tensor of `shape`."""
     scores = [abs(v) if k else -1.0 for v, k in zip(values, keep, strict=True)]
-    return host_bytes(bytes(_host.keep_largest(scores, count)), shape).view(torch.bool)
+    return host_mask(_host.keep_largest(scores, count), shape)
 
 
 def _prune_kept(w, mask, count):
