@@ -12,6 +12,7 @@ import torch
 from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend._reduce import sqrt_to_float32
+from torch_backend.core import _host, select
 from torch_backend.core.exact import exact_sum
 from torch_backend.core.reduce import lp_norm
 from torch_backend.core.select import keep_largest
@@ -34,7 +35,13 @@ __all__ = [
 
 def score_mask(scores, sparsity):
     """Keep the largest scores, ties to the lower flat index; see `reference.pruning.saliency.score_mask`."""
-    scores = _arrays.not_nan("scores", _arrays.array("scores", scores))
+    scores = _arrays.array("scores", scores)
+    if scores.numel() <= select.PYTHON_MAX and type(scores) in _arrays.PLAIN and scores.device.type == "cpu":
+        values = scores.detach().reshape(-1).tolist()
+        if all(v == v for v in values):  # no NaN (else `not_nan` below raises the reference's error)
+            k = pruned_count(sparsity, len(values))
+            return select.host_mask(_host.keep_largest(values, len(values) - k), scores.shape)
+    scores = _arrays.not_nan("scores", scores)
     k = pruned_count(sparsity, scores.numel())
     return keep_largest(scores.detach(), scores.numel() - k)
 
