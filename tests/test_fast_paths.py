@@ -388,9 +388,17 @@ def test_selection_on_the_host_and_by_torch_sort_give_the_references_masks(name,
 @pytest.mark.parametrize("python_max", [0, 10**6])
 @pytest.mark.parametrize("name", ["tree_sum", "tree_mean"])
 def test_tree_sums_on_python_floats_and_on_tensors_give_the_references_bits(name, python_max, monkeypatch):
-    """Up to `PYTHON_MAX` CPU elements the canonical tree adds Python floats: each route forced on the registry's
-    own cases (cancellation, both zeros, float32 and float64, bad inputs)."""
-    _both_routes(name, python_max, monkeypatch, ["torch_backend.core.reduce"])
+    """Up to `PYTHON_MAX` CPU elements the canonical tree adds Python floats, along every axis: each route forced
+    on the registry's own cases (cancellation, both zeros, float32 and float64, bad inputs) and on each axis of
+    3-d tensors (with a zero-length axis, a NaN with a bad axis: the NaN is named first in `tree_sum`)."""
+    from spec.entry import Case
+
+    x = (np.arange(24, dtype=np.float64).reshape(2, 3, 4) - 11.5) * 3.0 ** np.arange(-4, 20).reshape(2, 3, 4)
+    x.reshape(-1)[5] = -0.0
+    extra = [Case((x.astype(dtype),), {"axis": axis}) for dtype in (np.float32, np.float64) for axis in (-3, 0, 1, 2)]
+    extra += [Case((np.zeros((2, 0, 3), np.float32),), {"axis": axis}) for axis in (0, 1, 2, None)]
+    extra += [Case((np.float32([[1.0, np.nan]]),), {"axis": 5})]
+    _both_routes(name, python_max, monkeypatch, ["torch_backend.core.reduce"], extra)
     assert T.tree_sum(torch.tensor([-0.0])).item() == 0.0 and np.signbit(T.tree_sum(torch.tensor([-0.0])).item())
 
 
