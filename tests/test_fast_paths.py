@@ -375,6 +375,7 @@ def _both_routes(name, python_max, monkeypatch, modules, extra=(), attr="PYTHON_
         "prune_total_mask",
         "prune_remaining_mask",
         "score_mask",
+        "imp_mask",
     ],
 )
 def test_selection_on_the_host_and_by_torch_sort_give_the_references_masks(name, python_max, monkeypatch):
