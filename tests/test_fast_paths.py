@@ -464,6 +464,23 @@ def test_dorefa_activation_vjp_on_python_floats_and_on_tensors_give_the_referenc
     )
 
 
+@pytest.mark.parametrize("host_max", [0, 10**6])
+def test_group_scores_on_python_numbers_and_on_tensors_give_the_references_bits(host_max, monkeypatch):
+    """Up to `HOST_MAX` CPU entries `group_scores` sums each unit's terms on Python numbers: each route forced on
+    the registry's cases and bad inputs, and on units held by several slices or none, Taylor terms that are -0.0
+    or cancel, extremes whose squares overflow float32, an empty list of slices and a unit out of range."""
+    from spec.entry import Case
+
+    big = np.float32(np.finfo(np.float32).max)
+    values = [np.float32([1.5, -0.0, big, 3.0]), np.float32([-2.0, 7.0, 1e-45, -0.0])]
+    units = [np.int64([0, 2, 2, 0]), np.int64([2, 0, 4, 5])]
+    grads = [np.float32([2.0, 5.0, -1.0, -1.0]), np.float32([1.5, -0.0, 1e-45, 3.0])]
+    extra = [Case((values, units, 6), {"criterion": c, "reduction": r}) for c in ("l1", "l2") for r in ("sum", "mean")]
+    extra += [Case((values, units, 6, "taylor", r, grads)) for r in ("sum", "mean")]
+    extra += [Case(([], [], 3), {}), Case((values, [units[0], np.int64([2, 0, 6, 1])], 6), {})]
+    _both_routes("group_scores", host_max, monkeypatch, ["torch_backend.pruning.groups"], extra, "HOST_MAX")
+
+
 @pytest.mark.parametrize("shape", [(), (1,), (1, 1)])
 def test_one_element_checks_read_the_element_with_the_same_errors(shape):
     """`finite`, `positive` and `within` read a lone CPU element with `item` instead of reducing: the same

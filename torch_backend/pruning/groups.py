@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from reference.common import shapes, validate
 from reference.pruning.groups import CRITERIA, REDUCTIONS
 from torch_backend import _arrays
 from torch_backend._reduce import sqrt_to_float32
+from torch_backend.codecs._bytes import host_tensor, on_host
+from torch_backend.core import _host
 from torch_backend.core.exact import exact_sum
 from torch_backend.core.select import keep_largest
 from torch_backend.pruning.magnitude import pruned_count
@@ -30,6 +34,9 @@ def group_scores(values, units, count, criterion="l2", reduction="mean", grads=N
         grads = _slices("grads", grads, ("float32",), like=values)
     elif grads is not None:
         raise TypeError(f"grads is used with criterion 'taylor' only, got criterion {criterion!r}")
+    host = _host_scores(values, units, grads, count, criterion, reduction)
+    if host is not None:
+        return host
     for m, u in enumerate(units):
         _arrays.within(f"units[{m}]", u, 0, count - 1)
     device = values[0].device if values else torch.device("cpu")
@@ -52,6 +59,45 @@ def group_scores(values, units, count, criterion="l2", reduction="mean", grads=N
     if criterion == "l2":
         return sqrt_to_float32(s)
     return (s * s).to(torch.float32)
+
+
+HOST_MAX = 256  # up to this many CPU entries in all, `group_scores` runs on Python numbers
+
+
+def _host_scores(values, units, grads, count, criterion, reduction):
+    """`group_scores` on Python numbers for checked plain CPU slices of at most `HOST_MAX` entries in all, or None
+    (more, on a device, or a unit out of `[0, count)`: the tensor route and its checks).
+
+    The same values, step by step: each term in float64 (`|v|`, `v * v` or `v * g` of float32 values: exact); each
+    unit's exact sum rounded once (`math.fsum`, correctly rounded; `+ 0.0` makes a zero sum `+0.0`, as
+    `exact_sum`'s); for the mean, the float64 division by the number of slices that hold the unit, where it is
+    not 0; then float32 rounding (`_host.float32`), the float32 square root (`_host.sqrt_float32`) or the float64
+    square rounded to float32."""
+    slices = list(values) + list(units) + list(grads or ())
+    if sum(a.numel() for a in slices) > HOST_MAX or not on_host(*slices):
+        return None
+    unit_lists = [u.tolist() for u in units]
+    if any(min(us, default=0) < 0 or max(us, default=0) >= count for us in unit_lists):
+        return None
+    terms = [[] for _ in range(count)]
+    held = [0] * count
+    for m, us in enumerate(unit_lists):
+        vs = values[m].tolist()
+        gs = grads[m].tolist() if criterion == "taylor" else vs
+        for u, v, g in zip(us, vs, gs, strict=True):
+            terms[u].append(abs(v) if criterion == "l1" else v * g)
+        for u in set(us):
+            held[u] += 1
+    sums = [math.fsum(t) + 0.0 for t in terms]
+    if reduction == "mean":
+        sums = [x / k if k else x for x, k in zip(sums, held, strict=True)]
+    if criterion == "l1":
+        out = [_host.float32(x) for x in sums]
+    elif criterion == "l2":
+        out = [_host.sqrt_float32(x) for x in sums]
+    else:
+        out = [_host.float32(x * x) for x in sums]
+    return host_tensor("f", out, torch.float32, (count,))
 
 
 def group_masks(scores, ratio, min_channels=1):
