@@ -481,6 +481,29 @@ def test_group_scores_on_python_numbers_and_on_tensors_give_the_references_bits(
     _both_routes("group_scores", host_max, monkeypatch, ["torch_backend.pruning.groups"], extra, "HOST_MAX")
 
 
+@pytest.mark.parametrize("rounding", ["half_even", "half_away", "floor", "ceil"])
+def test_quantize_adds_the_zero_point_in_float32_with_the_references_codes(rounding):
+    """`quantize` adds the zero point to the rounded float32 value in float32 (the reference in float64): the same
+    codes at the edge of exactness (sums just below, at and above `2**24`), at the extremes (`x / s` overflowing
+    to infinity), for both zeros and halves, with zero points at the ends of the widest ranges, per tensor and
+    per channel."""
+    edge = [2.0**24 - 1, 2.0**24, 2.0**24 + 2, 2.0**25 + 4, 3e38, 0.5, 1.5, 2.5, -0.0, 0.0, 12345.5, 65535.5]
+    x = np.float32(edge + [-v for v in edge])
+    for qmin, qmax in ((-(2**15), 2**15 - 1), (0, 2**16 - 1), (-(2**15), 2**16 - 1), (0, 1)):
+        for zero in sorted({qmin, qmax, 0, 1, -1} & set(range(qmin, qmax + 1))):
+            for scale in (np.float32(1.0), np.float32(1e-38)):
+                args = (x, scale, np.int32(zero))
+                kw = {"qmin": qmin, "qmax": qmax, "rounding": rounding}
+                want = R.quantize(*args, **kw)
+                got = T.quantize(*(torch.from_numpy(np.asarray(a)) for a in args), **kw)
+                assert _bits(got) == _bits(want), (qmin, qmax, zero, scale)
+    xc = x.reshape(2, 12)
+    s, z = np.float32([1.0, 0.5]), np.int32([2**15 - 1, -(2**15)])
+    kw = {"qmin": -(2**15), "qmax": 2**15 - 1, "axis": 0, "rounding": rounding}
+    got = T.quantize(torch.from_numpy(xc), torch.from_numpy(s), torch.from_numpy(z), **kw)
+    assert _bits(got) == _bits(R.quantize(xc, s, z, **kw))
+
+
 @pytest.mark.parametrize("shape", [(), (1,), (1, 1)])
 def test_one_element_checks_read_the_element_with_the_same_errors(shape):
     """`finite`, `positive` and `within` read a lone CPU element with `item` instead of reducing: the same

@@ -83,6 +83,29 @@ def vjp_through(fake_quantize, grad, x, scale, zero_point, qmin, qmax, axis, gro
     return _arrays.vjp(lambda *a: fake_quantize(*a, **options), (x, scale, zero_point), grad, direct=direct)
 
 
+def codes(x, s, z, qmin, qmax, mode, key):
+    """The int32 codes `clip(round(x / s) + z, qmin, qmax)`; `s` and `z` broadcast against `x`.
+
+    The reference adds `z` in float64; here the float32 rounded value `r` (an integer or `+-Inf`) takes `z` in
+    float32, in place, with the same clipped integers. `z` is an integer in `[qmin, qmax]`, so `|z| <= 2**16`.
+    When the exact `r + z` has magnitude at most `2**24`, it is a float32 integer and the float32 sum is exact.
+    Otherwise the float32 sum (rounded, or `+-Inf`) has the exact sum's sign and a magnitude of at least `2**24`,
+    beyond both bounds (`|qmin|, |qmax| <= 2**16`), so it clips to the same bound as the exact sum. The clip
+    takes Python bounds and one conversion to int32 makes the code (a float32 integer in `[qmin, qmax]` converts
+    exactly; the sign of a zero is lost, as in the reference's integers): three operations after the rounding,
+    where clipping against `qmin - z` and `qmax - z` first took eight."""
+    t = x / s
+    if mode == "half_even":
+        t.round_()
+    elif mode == "floor":
+        t.floor_()
+    elif mode == "ceil":
+        t.ceil_()
+    else:
+        t = _rounding.round_by(t, mode, key)
+    return t.add_(z).clamp_(qmin, qmax).to(torch.int32)
+
+
 def rounded_codes(x, s, z, qmin, qmax, mode, key, *, want_mask=False):
     """`(c, passes)`: `c = clip(round(x / s), qmin - z, qmax - z)` in float32, a new tensor with no -0.0, and,
     with `want_mask`, `passes = qmin <= round(x / s) + z <= qmax` (else None). `s` and `z` broadcast against `x`.

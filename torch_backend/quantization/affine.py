@@ -126,8 +126,7 @@ def quantize(x, scale, zero_point, *, qmin, qmax, axis=None, group_size=None, ro
     args = (x, scale, zero_point, qmin, qmax, axis, group_size, rounding, key)
     x, s, z, qmin, qmax, mode, key = _affine.check(*args, broadcast=False)
     xv, s, z = _affine.grouped(x.detach(), s, z, axis, group_size)
-    c, _ = _affine.rounded_codes(xv, s, z, qmin, qmax, mode, key)
-    return (c.to(torch.int32) + z).reshape(x.shape)  # c + z in [qmin, qmax]: the code
+    return _affine.codes(xv, s, z, qmin, qmax, mode, key).reshape(x.shape)
 
 
 def dequantize(q, scale, zero_point, *, axis=None, group_size=None):
