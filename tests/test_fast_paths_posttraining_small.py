@@ -1,4 +1,5 @@
-"""`gptq_order`'s host route for tiny CPU Hessians (`obs.HOST_MAX`), against the reference, bit for bit.
+"""`gptq_order`'s and `gptq_damp`'s host routes for tiny CPU Hessians (`obs.HOST_MAX`), against the reference, bit
+for bit.
 
 Forced both ways (`HOST_MAX` patched to 0 and to 2**40, and left as it is), on edge values: ties (equal
 diagonals, `-0.0` and `+0.0`), subnormals, huge values, one-element and larger shapes, and invalid inputs
@@ -25,16 +26,20 @@ def host_max(request, monkeypatch):
 
 
 def _check(h):
-    ref = outcome(R.gptq_order, h)
-    th = torch.from_numpy(np.array(h)) if isinstance(h, np.ndarray) else h
-    before = bits(th) if isinstance(th, torch.Tensor) else None
-    got = outcome(T.gptq_order, th)
-    assert ref[0] == got[0], (ref, got)
-    if ref[0] == "ok":
-        same_on_cpu(ref[1], got[1])
-    else:
-        assert ref[1] == got[1]
-    assert before == (bits(th) if isinstance(th, torch.Tensor) else None)
+    """`gptq_order(h)` and `gptq_damp(h, percdamp)` (several dampings, one invalid) give the reference's result
+    or error, and leave `h` as it was."""
+    calls = [("gptq_order", ())] + [("gptq_damp", (p,)) for p in (0.0, 0.01, 1.0, 1e6, -1.0)]
+    for name, extra in calls:
+        ref = outcome(getattr(R, name), h, *extra)
+        th = torch.from_numpy(np.array(h)) if isinstance(h, np.ndarray) else h
+        before = bits(th) if isinstance(th, torch.Tensor) else None
+        got = outcome(getattr(T, name), th, *extra)
+        assert ref[0] == got[0], (name, extra, ref, got)
+        if ref[0] == "ok":
+            same_on_cpu(ref[1], got[1])
+        else:
+            assert ref[1] == got[1]
+        assert before == (bits(th) if isinstance(th, torch.Tensor) else None)
 
 
 def _sym(diag, off=0.0):
@@ -57,6 +62,8 @@ TINY = 5e-324  # the smallest subnormal
         [0.0, -0.0, 0.0, -0.0],
         [-0.0, 0.0, TINY, 0.0],
         [TINY, 2 * TINY, TINY, 0.0, 1e308],
+        [1e308, 1e308, 0.0],
+        [1e300, -0.0, 3.0],
         [1.0] * 16,
         list(range(16)),
         list(range(16))[::-1],
@@ -106,3 +113,4 @@ def test_gptq_order_views(host_max):
     ref = R.gptq_order(h.numpy())
     for view in (h.T, torch._neg_view(-h), h.clone().requires_grad_()):
         same_on_cpu(ref, T.gptq_order(view))
+        same_on_cpu(R.gptq_damp(h.numpy(), 0.5), T.gptq_damp(view, 0.5))

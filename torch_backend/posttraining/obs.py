@@ -18,9 +18,10 @@ import torch
 from reference.common import validate
 from reference.posttraining.obs import MAX_BLOCK, SCALE_DTYPES, GPTQResult, SparseGPTResult
 from torch_backend import _arrays
+from torch_backend.codecs._bytes import host_tensor
 from torch_backend.core.exact import exact_gram, exact_sum
 from torch_backend.core.linalg import cholesky, cholesky_inverse
-from torch_backend.core.select import keep_largest
+from torch_backend.core.select import host_mask, keep_largest
 from torch_backend.posttraining import _certified
 from torch_backend.pruning.magnitude import pruned_count
 from torch_backend.quantization.affine import dequantize, integer_range, minmax_qparams, quantize
@@ -45,8 +46,14 @@ def gptq_hessian(x):
 
 def gptq_damp(h, percdamp=0.01):
     """Dead inputs to 1, then `percdamp` times the exact mean of the diagonal added to it; see the reference."""
-    h = _hessian("h", h)
+    rows = _hessian_host(h)
+    if rows is None:
+        h = _hessian("h", h)
     p = validate.real("percdamp", percdamp, lo=0.0, hi=1e6)
+    if rows is not None:
+        damped = _damp_host(rows, p)
+        if damped is not None:
+            return damped
     return _damp(h, p)
 
 
@@ -65,6 +72,18 @@ def _order_host(h):
     `h[i][j] == h[j][i]` (`==` of floats: `-0.0 == 0.0`, as the tensor route's `!=`), no diagonal entry `< 0`.
     The order is Python's stable `sorted` by `-h[j][j]`: decreasing diagonal, ties (`-0.0` and `+0.0` equal, as
     in the reference's stable argsort of the negated diagonal; no NaN) to the lower index."""
+    rows = _hessian_host(h)
+    if rows is None:
+        return None
+    diag = [rows[j][j] for j in range(len(rows))]
+    return torch.tensor(sorted(range(len(rows)), key=lambda j: -diag[j]), dtype=torch.int64)
+
+
+def _hessian_host(h):
+    """The rows of a small valid plain CPU float64 Hessian `h` as lists of Python floats (read once, exactly), or
+    None (larger, elsewhere, inside `deferred_checks`, or invalid: then `_hessian` checks `h` and raises the
+    reference's error). Valid: square, `d >= 1`, `d * d <= HOST_MAX`, finite, `h[i][j] == h[j][i]` (`==` of
+    floats: `-0.0 == 0.0`, as the tensor route's `!=`), no diagonal entry `< 0`."""
     if not (type(h) in _arrays.PLAIN and h.dtype == F64 and h.ndim == 2 and h.device.type == "cpu"):
         return None
     d = h.shape[0]
@@ -75,10 +94,30 @@ def _order_host(h):
         return None
     if any(rows[i][j] != rows[j][i] for i in range(d) for j in range(i)):
         return None
-    diag = [rows[j][j] for j in range(d)]
-    if any(v < 0 for v in diag):
+    if any(rows[j][j] < 0 for j in range(d)):
         return None
-    return torch.tensor(sorted(range(d), key=lambda j: -diag[j]), dtype=torch.int64)
+    return rows
+
+
+def _damp_host(rows, percdamp):
+    """`_damp` on Python floats for `_hessian_host`'s rows: dead columns (a zero diagonal, `-0.0` too) get `1.0`
+    there; the mean of the diagonal is its exact sum rounded once (`math.fsum`, correctly rounded, `+ 0.0` for a
+    zero sum as `exact_sum`'s) divided by `d` in float64; `percdamp` times it is added to each diagonal entry (IEEE
+    float64 operations, as the tensor route's). None when the sum overflows (`fsum` raises where `exact_sum`
+    gives an infinity): then the tensor route."""
+    d = len(rows)
+    dead = [rows[j][j] == 0 for j in range(d)]
+    diag = [1.0 if dead[j] else rows[j][j] for j in range(d)]
+    try:
+        mean = (math.fsum(diag) + 0.0) / float(d)
+    except OverflowError:
+        return None
+    damp = percdamp * mean
+    out = [list(row) for row in rows]
+    for j in range(d):
+        out[j][j] = diag[j] + damp
+    flat = list(itertools.chain.from_iterable(out))
+    return host_tensor("d", flat, F64, (d, d)), host_mask(dead, (d,))
 
 
 def gptq_factor(h):
