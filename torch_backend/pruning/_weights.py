@@ -1,10 +1,12 @@
-"""The checks of a list of weights ranked together (`global_magnitude_masks` in `torch_backend.pruning.magnitude`
-and `torch_backend.kernels.select`; package-private)."""
+"""The checks of weights to be ranked: a list ranked together (`global_magnitude_masks` in
+`torch_backend.pruning.magnitude` and `torch_backend.kernels.select`), and one tensor with its mask (the schedule
+and lottery masks); package-private."""
 
 from __future__ import annotations
 
 from reference.pruning.magnitude import pruned_count
 from torch_backend import _arrays
+from torch_backend.codecs._bytes import host_finite, on_host
 
 
 def named_weights(ws, sparsity):
@@ -25,3 +27,15 @@ def named_weights(ws, sparsity):
             _arrays.finite(name, w)
         raise
     return named, n - k
+
+
+def weights_and_mask(w, mask, host_max):
+    """The checked `w` (detached) and `mask`, and `w`'s values as Python floats when both are plain CPU tensors
+    of at most `host_max` elements (read once: the finiteness check and the host route's scores), else None."""
+    w = _arrays.array("w", w)
+    values = host_finite(w) if w.numel() <= host_max and on_host(w) else None
+    if values is None:
+        _arrays.finite("w", w)
+    mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
+    _arrays.same_device("mask", mask, "w", w)
+    return w.detach(), mask, values if on_host(mask) else None

@@ -11,15 +11,15 @@ from reference.pruning.lottery import imp_schedule
 from torch_backend import _arrays
 from torch_backend.core import _host
 from torch_backend.core.select import host_mask, keep_largest
+from torch_backend.pruning import _weights, schedules
 from torch_backend.pruning.magnitude import pruned_count
-from torch_backend.pruning.schedules import _weights_and_mask
 
 __all__ = ["imp_mask", "lottery_rewind", "imp_schedule"]
 
 
 def imp_mask(w, mask, fraction):
     """Prune `fraction` of the surviving weights by magnitude; see `reference.pruning.lottery.imp_mask`."""
-    w, mask, values = _weights_and_mask(w, mask)
+    w, mask, values = _weights.weights_and_mask(w, mask, schedules.PYTHON_MAX)
     fraction = validate.fraction("fraction", fraction)
     if values is not None:  # small, on the CPU: the scores and their stable selection on Python floats
         keep = mask.reshape(-1).tolist()

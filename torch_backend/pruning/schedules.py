@@ -16,10 +16,9 @@ from reference.pruning.schedules import (
     iterative_sparsities,
     linear_sparsity,
 )
-from torch_backend import _arrays
-from torch_backend.codecs._bytes import host_finite, on_host
 from torch_backend.core import _host, _radix
 from torch_backend.core.select import RADIX_MIN, host_mask, keep_largest
+from torch_backend.pruning import _weights
 from torch_backend.pruning.magnitude import pruned_count
 
 __all__ = [
@@ -35,7 +34,7 @@ __all__ = [
 
 def prune_remaining_mask(w, mask, fraction):
     """Prune rne(fraction * kept) more of the kept weights; see `reference.pruning.schedules.prune_remaining_mask`."""
-    w, mask, values = _weights_and_mask(w, mask)
+    w, mask, values = _weights.weights_and_mask(w, mask, PYTHON_MAX)
     fraction = validate.fraction("fraction", fraction)
     if values is not None:
         keep = mask.reshape(-1).tolist()
@@ -47,7 +46,7 @@ def prune_remaining_mask(w, mask, fraction):
 
 def prune_total_mask(w, mask, fraction):
     """Prune rne(fraction * w.numel()) more of the kept weights; see `reference.pruning.schedules.prune_total_mask`."""
-    w, mask, values = _weights_and_mask(w, mask)
+    w, mask, values = _weights.weights_and_mask(w, mask, PYTHON_MAX)
     fraction = validate.fraction("fraction", fraction)
     keep = mask.reshape(-1).tolist() if values is not None else None
     kept = sum(keep) if keep is not None else int(torch.count_nonzero(mask))  # summing bool tensors costs 5x more
@@ -62,18 +61,6 @@ def prune_total_mask(w, mask, fraction):
 
 
 PYTHON_MAX = 256  # up to this many CPU weights, the masks are computed on Python numbers
-
-
-def _weights_and_mask(w, mask):
-    """The checked `w` (detached) and `mask`, and `w`'s values as Python floats when both are plain CPU tensors
-    of at most `PYTHON_MAX` elements (read once: the finiteness check and the host route's scores), else None."""
-    w = _arrays.array("w", w)
-    values = host_finite(w) if w.numel() <= PYTHON_MAX and on_host(w) else None
-    if values is None:
-        _arrays.finite("w", w)
-    mask = _arrays.shaped("mask", _arrays.array("mask", mask, ("bool",)), w.shape, "w")
-    _arrays.same_device("mask", mask, "w", w)
-    return w.detach(), mask, values if on_host(mask) else None
 
 
 def _prune_kept_host(values, keep, count, shape):
