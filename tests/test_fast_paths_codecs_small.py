@@ -1,10 +1,12 @@
 """The torch codecs' host routes for tiny CPU inputs (`HOST_MAX`), against the reference, bit for bit.
 
-pack_quantized, unpack_quantized, nvfp4_global_scale, nvfp4_quantize, gguf_dequantize, awq_unpack, awq_decode
-and unpack_nibbles run on Python ints and floats up to `HOST_MAX` CPU elements. Each is forced both ways here
-(`HOST_MAX` of every codec module patched to 0 and to 2**40, and left as it is), on edge values: the extremes of
-the code ranges, both zeros, subnormals, float16 Inf and NaN fields, ties of the NVFP4 encodings, empty arrays,
-one-element shapes, and on invalid inputs, which must raise the reference's error.
+pack_quantized, unpack_quantized, nvfp4_global_scale, nvfp4_quantize, gguf_dequantize, gptq_pack, gptq_decode,
+awq_pack, awq_unpack, awq_decode, pack_nibbles and unpack_nibbles run on Python ints and floats up to `HOST_MAX`
+CPU elements (`PACK_HOST_MAX` codes for gptq_pack). Each is forced both ways here (the thresholds of every codec
+module patched to 0 and to 2**40, and left as they are), on edge values: the extremes of the code ranges, both
+zeros, subnormals, float16 Inf and NaN fields, ties of the NVFP4 encodings, empty arrays, one-element shapes,
+strided and misaligned tensors, the registry's own cases, and on invalid inputs, which must raise the
+reference's error.
 """
 
 from __future__ import annotations
@@ -16,18 +18,19 @@ import torch
 import reference as R
 import torch_backend as T
 from tests.helpers import bits, outcome, same_on_cpu
-from torch_backend.codecs import awq, compressed_tensors, gguf, nibbles, nvfp4
+from torch_backend.codecs import awq, compressed_tensors, gguf, gptq, nibbles, nvfp4
 
 F32 = np.float32
-MODULES = (awq, compressed_tensors, gguf, nibbles, nvfp4)
+MODULES = (awq, compressed_tensors, gguf, gptq, nibbles, nvfp4)
+THRESHOLDS = [(m, "HOST_MAX") for m in MODULES] + [(gptq, "PACK_HOST_MAX")]
 
 
 @pytest.fixture(params=[None, 0, 1 << 40], ids=["as-is", "tensors", "host"])
 def host_max(request, monkeypatch):
-    """The threshold as it is, 0 (every nonempty input on tensors) and 2**40 (every CPU input on the host)."""
+    """The thresholds as they are, 0 (every nonempty input on tensors) and 2**40 (every CPU input on the host)."""
     if request.param is not None:
-        for m in MODULES:
-            monkeypatch.setattr(m, "HOST_MAX", request.param)
+        for m, name in THRESHOLDS:
+            monkeypatch.setattr(m, name, request.param)
     return request.param
 
 
@@ -237,6 +240,227 @@ def test_awq(host_max, name):
     _check(name, qweight[0], qzeros, scales)
 
 
+# ---- GPTQ
+
+
+def _registry(name):
+    """The registry's strategy cases (60 of them) and bad inputs of entry `name`, through the torch backend on
+    the CPU against the reference (`check_case`: the same bits or the same error, the inputs unchanged)."""
+    from hypothesis import given, settings
+
+    from spec.backends import TORCH
+    from spec.conformance import check_case
+    from spec.registry import REGISTRY
+
+    entry = REGISTRY[name]
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(entry.strategy())
+    def check(case):
+        check_case(entry, case, TORCH, "cpu")
+
+    check()
+    for bad in entry.bad:
+        check_case(entry, bad.case, TORCH, "cpu")
+
+
+@pytest.mark.parametrize("name", ["gptq_pack", "gptq_decode", "awq_pack", "pack_nibbles"])
+def test_registry_cases(host_max, name):
+    _registry(name)
+
+
+def _strided(a):
+    """Torch tensors with `a`'s values laid out otherwise: a transposed copy, a view at an odd storage offset
+    (no view of it as wider words: `view_as` copies it first) and a negative view of `-a`, each made afresh."""
+    yield torch.from_numpy(np.ascontiguousarray(np.swapaxes(a, 0, -1))).transpose(0, -1) if a.ndim else _t(a)
+    flat = np.concatenate([np.zeros(1, a.dtype), a.reshape(-1)])
+    yield torch.from_numpy(flat)[1:].view(a.shape)
+    yield torch._neg_view(torch.from_numpy(np.negative(a)))  # unsigned: modulo 256, and back
+
+
+def _check_layouts(name, *args, **kwargs):
+    """`_check`, then each argument in turn replaced by strided torch tensors of the same values."""
+    _check(name, *args, **kwargs)
+    ref = outcome(getattr(R, name), *args, **kwargs)
+    for i, a in enumerate(args):
+        for t in _strided(a):
+            targs = [_t(b) for b in args]
+            targs[i] = t
+            got = outcome(getattr(T, name), *targs, **kwargs)
+            assert ref[0] == got[0], (ref, got)
+            if ref[0] == "ok":
+                same_on_cpu(ref[1], got[1])
+            else:
+                assert ref[1] == got[1]
+
+
+F16_EDGES = np.uint16([0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x3C00, 0xBC00, 0x7BFF, 0xFBFF, 0x3555])
+
+
+def _gptq_layouts(bits):
+    per = 32 // bits
+    return [(per, per, 1), (per, 2 * per, 3), (2 * per, per, 2), (per, 0, 1), (0, per, 2), (2 * per, 3 * per, 2)]
+
+
+@pytest.mark.parametrize("zero_format", ["v1", "v2"])
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_gptq_pack(host_max, bits, zero_format):
+    rng = np.random.default_rng(bits * 2 + (zero_format == "v1"))
+    delta, hi = int(zero_format == "v1"), 2**bits - 1
+    halves = F16_EDGES.view(np.float16)
+    for out_f, in_f, groups in _gptq_layouts(bits):
+        codes = rng.integers(0, hi + 1, size=(out_f, in_f)).astype(np.uint8)
+        if codes.size:
+            codes.flat[0], codes.flat[-1] = hi, 0
+        zeros = rng.integers(delta, hi + delta + 1, size=(out_f, groups)).astype(np.int32)
+        if zeros.size:
+            zeros.flat[0], zeros.flat[-1] = delta, hi + delta
+        scales = rng.choice(halves, size=(out_f, groups)).astype(np.float16)
+        g_idx = rng.integers(0, groups, size=in_f).astype(np.int32)
+        if in_f:
+            g_idx[0], g_idx[-1] = 0, groups - 1
+        _check_layouts("gptq_pack", codes, scales, zeros, g_idx, bits=bits, zero_format=zero_format)
+        _check("gptq_pack", codes, scales, zeros, np.sort(g_idx), bits=bits, zero_format=zero_format)
+        if codes.size and bits < 8:  # a code out of range, in the middle
+            bad = codes.copy()
+            bad.flat[codes.size // 2] = hi + 1
+            _check("gptq_pack", bad, scales, zeros, g_idx, bits=bits, zero_format=zero_format)
+            _check("gptq_pack", bad, scales.astype(F32), zeros, g_idx, bits=bits, zero_format=zero_format)
+        if zeros.size:  # a zero point out of range, below and above
+            for z in (delta - 1, hi + delta + 1):
+                bad = zeros.copy()
+                bad.flat[zeros.size // 2] = z
+                _check("gptq_pack", codes, scales, bad, g_idx, bits=bits, zero_format=zero_format)
+                _check("gptq_pack", codes, scales, bad, g_idx + groups, bits=bits, zero_format=zero_format)
+        if in_f:  # a group out of range, below and above
+            for g in (-1, groups):
+                bad = g_idx.copy()
+                bad[in_f // 2] = g
+                _check("gptq_pack", codes, scales, zeros, bad, bits=bits, zero_format=zero_format)
+        if scales.size:
+            for v in (np.inf, -np.inf, np.nan):
+                bad = scales.copy()
+                bad.flat[-1] = v
+                _check("gptq_pack", codes, bad, zeros, g_idx, bits=bits, zero_format=zero_format)
+                _check("gptq_pack", codes, bad, zeros + 2**bits, g_idx, bits=bits, zero_format=zero_format)
+
+
+def test_gptq_pack_invalid(host_max):
+    codes, scales = np.zeros((8, 8), np.uint8), np.ones((8, 1), np.float16)
+    zeros, g_idx = np.ones((8, 1), np.int32), np.zeros(8, np.int32)
+    v1 = {"bits": 4, "zero_format": "v1"}
+    _check("gptq_pack", codes.astype(np.int8), scales, zeros, g_idx, **v1)
+    _check("gptq_pack", codes, scales.astype(F32), zeros, g_idx, **v1)
+    _check("gptq_pack", codes, scales, zeros.astype(np.int64), g_idx, **v1)
+    _check("gptq_pack", codes, scales, zeros, g_idx.astype(np.int64), **v1)
+    _check("gptq_pack", codes[0], scales, zeros, g_idx, **v1)
+    _check("gptq_pack", codes[:4], scales[:4], zeros[:4], g_idx, **v1)
+    _check("gptq_pack", codes[:, :4], scales, zeros, g_idx[:4], **v1)
+    _check("gptq_pack", codes, scales[:4], zeros, g_idx, **v1)
+    _check("gptq_pack", codes, scales[:, :0], zeros[:, :0], g_idx, **v1)
+    _check("gptq_pack", codes, scales[:, 0], zeros, g_idx, **v1)
+    _check("gptq_pack", codes, scales, zeros[:4], g_idx, **v1)
+    _check("gptq_pack", codes, scales, zeros, g_idx[:4], **v1)
+    _check("gptq_pack", codes, scales, zeros, g_idx, bits=3, zero_format="v1")
+    _check("gptq_pack", codes, scales, zeros, g_idx, bits=4, zero_format="v3")
+    _check("gptq_pack", codes + 16, scales[:4], zeros, g_idx, **v1)  # the codes' range before the scales' shape
+    _check("gptq_pack", codes, scales, zeros - 1, g_idx[:4], **v1)  # the zeros' range before g_idx's shape
+    _check("gptq_pack", codes, scales, zeros * 16, g_idx + 1, **v1)  # the zeros' range before g_idx's range
+    _check("gptq_pack", [[0] * 8] * 8, scales, zeros, g_idx, **v1)
+
+
+@pytest.mark.parametrize("zero_format", ["v1", "v2"])
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_gptq_decode(host_max, bits, zero_format):
+    rng = np.random.default_rng(bits * 3 + (zero_format == "v1"))
+    per = 32 // bits
+    halves = F16_EDGES.view(np.float16)
+    for out_f, in_f, groups in _gptq_layouts(bits):
+        words = rng.integers(-(2**31), 2**31, size=(in_f // per, out_f), dtype=np.int64).astype(np.int32)
+        if words.size:
+            words.flat[0], words.flat[-1] = -(2**31), 2**31 - 1
+        qzeros = rng.integers(-(2**31), 2**31, size=(groups, out_f // per), dtype=np.int64).astype(np.int32)
+        if qzeros.size:
+            qzeros.flat[0], qzeros.flat[-1] = -1, 0
+        scales = rng.choice(halves, size=(groups, out_f)).astype(np.float16)
+        g_idx = rng.integers(0, groups, size=in_f).astype(np.int32)
+        _check_layouts("gptq_decode", words, qzeros, scales, g_idx, bits=bits, zero_format=zero_format)
+        _check("gptq_decode", words, qzeros, scales, np.sort(g_idx), bits=bits, zero_format=zero_format)
+        _check("gptq_unpack", words, qzeros, scales, g_idx, bits=bits, zero_format=zero_format)
+        if in_f:  # a group out of range, below and above
+            for g in (-1, groups):
+                bad = g_idx.copy()
+                bad[in_f // 2] = g
+                _check("gptq_decode", words, qzeros, scales, bad, bits=bits, zero_format=zero_format)
+        if scales.size:
+            for v in (np.inf, -np.inf, np.nan):
+                bad = scales.copy()
+                bad.flat[-1] = v
+                _check("gptq_decode", words, qzeros, bad, g_idx, bits=bits, zero_format=zero_format)
+                _check("gptq_decode", words, qzeros, bad, g_idx[:0], bits=bits, zero_format=zero_format)
+
+
+def test_gptq_decode_invalid(host_max):
+    words, qzeros = np.zeros((1, 8), np.int32), np.zeros((1, 1), np.int32)
+    scales, g_idx = np.ones((1, 8), np.float16), np.zeros(8, np.int32)
+    v2 = {"bits": 4, "zero_format": "v2"}
+    _check("gptq_decode", words.astype(np.uint32), qzeros, scales, g_idx, **v2)
+    _check("gptq_decode", words, qzeros.astype(np.int64), scales, g_idx, **v2)
+    _check("gptq_decode", words, qzeros, scales.astype(F32), g_idx, **v2)
+    _check("gptq_decode", words, qzeros, scales, g_idx.astype(np.int16), **v2)
+    _check("gptq_decode", words[0], qzeros, scales, g_idx, **v2)
+    _check("gptq_decode", words[:, :4], qzeros, scales[:, :4], g_idx, **v2)
+    _check("gptq_decode", words, qzeros, scales[:, :4], g_idx, **v2)
+    _check("gptq_decode", words, qzeros, scales[:0], g_idx, **v2)
+    _check("gptq_decode", words, qzeros, scales[0], g_idx, **v2)
+    _check("gptq_decode", words, np.zeros((2, 1), np.int32), scales, g_idx, **v2)
+    _check("gptq_decode", words, qzeros, scales, g_idx[:4], **v2)
+    _check("gptq_decode", words, qzeros, scales, g_idx + 1, **v2)
+    _check("gptq_decode", words, qzeros, scales, g_idx - 1, bits=2, zero_format="v2")  # 8 is not 16 codes
+    _check("gptq_decode", words, qzeros, scales * np.inf, g_idx[:4], **v2)  # not finite, before g_idx's shape
+    _check("gptq_decode", words, qzeros, scales, g_idx, bits=4, zero_format="v0")
+
+
+# ---- AWQ packing
+
+
+def test_awq_pack(host_max):
+    rng = np.random.default_rng(5)
+    halves = F16_EDGES.view(np.float16)
+    for out_f, in_f, groups in [(8, 1, 1), (8, 6, 3), (16, 9, 3), (24, 4, 2), (8, 0, 1), (8, 0, 3), (0, 4, 2)]:
+        codes = rng.integers(0, 16, size=(out_f, in_f)).astype(np.uint8)
+        zeros = rng.integers(0, 16, size=(out_f, groups)).astype(np.int32)
+        if codes.size:
+            codes.flat[0], codes.flat[-1], zeros.flat[0], zeros.flat[-1] = 15, 0, 15, 0
+        scales = rng.choice(halves, size=(out_f, groups)).astype(np.float16)
+        _check_layouts("awq_pack", codes, scales, zeros)
+        if codes.size:
+            bad = codes.copy()
+            bad.flat[codes.size // 2] = 16
+            _check("awq_pack", bad, scales, zeros)
+            _check("awq_pack", bad, scales[:, :0], zeros)  # the codes' range before the scales' shape
+        if zeros.size:
+            for z in (-1, 16):
+                bad = zeros.copy()
+                bad.flat[zeros.size // 2] = z
+                _check("awq_pack", codes, scales, bad)
+            for v in (np.inf, -np.inf, np.nan):
+                bad = scales.copy()
+                bad.flat[-1] = v
+                _check("awq_pack", codes, bad, zeros)
+                _check("awq_pack", codes, bad, zeros[:, :0])  # not finite, before the zeros' shape
+    codes, scales, zeros = np.zeros((8, 4), np.uint8), np.ones((8, 2), np.float16), np.zeros((8, 2), np.int32)
+    _check("awq_pack", codes[:4], scales[:4], zeros[:4])
+    _check("awq_pack", codes[0], scales, zeros)
+    _check("awq_pack", codes, scales[:, :1].repeat(3, axis=1), zeros)
+    _check("awq_pack", codes, scales[:4], zeros)
+    _check("awq_pack", codes, scales[:, :0], zeros[:, :0])
+    _check("awq_pack", codes, scales, zeros[:, :1])
+    _check("awq_pack", codes.astype(np.int8), scales, zeros)
+    _check("awq_pack", codes, scales.astype(F32), zeros)
+    _check("awq_pack", codes, scales, zeros.astype(np.uint8))
+
+
 # ---- nibbles
 
 
@@ -249,6 +473,23 @@ def test_unpack_nibbles(host_max, order):
     _check("unpack_nibbles", np.uint8(7), order=order)
     _check("unpack_nibbles", every.astype(np.int8), order=order)
     _check("unpack_nibbles", every, order="middle_first")
+
+
+@pytest.mark.parametrize("order", ["low_first", "high_first"])
+def test_pack_nibbles(host_max, order):
+    every = np.arange(256, dtype=np.uint8)
+    pairs = np.stack([every & 15, every >> 4], axis=-1)  # every pair of codes
+    for codes in (pairs.reshape(-1), pairs, pairs.reshape(16, 16, 2), pairs[:1], pairs[:0], np.zeros((3, 0), np.uint8)):
+        _check_layouts("pack_nibbles", codes, order=order)
+    for codes in (np.uint8(7), np.uint8(16), every[:3] & 15, every[:0].reshape(0, 0, 0, 1)):
+        _check("pack_nibbles", codes, order=order)  # 0-d, or an odd last axis
+    for at in (0, 5, 511):
+        bad = pairs.reshape(-1).copy()
+        bad[at] = 16 + at % 240
+        _check("pack_nibbles", bad, order=order)
+        _check("pack_nibbles", bad[:-1], order=order)  # a code above 15, before the odd last axis
+    _check("pack_nibbles", pairs.astype(np.int8), order=order)
+    _check("pack_nibbles", pairs, order="middle_first")
 
 
 def test_host_route_taken():

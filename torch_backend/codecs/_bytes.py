@@ -73,3 +73,12 @@ def host_finite(t):
     cannot overflow it, and a float64 overflow only sends finite values to the tensor route as well)."""
     values = t.detach().reshape(-1).tolist()
     return values if math.isfinite(sum(values)) else None
+
+
+def host_from_bytes(data, dtype: torch.dtype, shape) -> torch.Tensor:
+    """A fresh contiguous CPU tensor of `dtype` and `shape` over a copy of the bytes `data` (row-major, this
+    host's byte order, `len(data)` the tensor's size in bytes): `UntypedStorage.from_buffer` copies them into a
+    storage of the tensor's own (resizable), one operation where `host_tensor` takes a `frombuffer` and a copy."""
+    return torch.empty(0, dtype=dtype, device="cpu").set_(
+        torch.UntypedStorage.from_buffer(data, dtype=torch.uint8), 0, shape
+    )

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import struct
+import sys
+
 import torch
 
 from reference.codecs.awq import ORDER
 from torch_backend import _arrays
-from torch_backend.codecs._bytes import HOST_MAX, host_finite, host_tensor, on_host, view_as
+from torch_backend.codecs._bytes import HOST_MAX, host_finite, host_from_bytes, host_tensor, on_host, view_as
 
 __all__ = ["awq_pack", "awq_unpack", "awq_decode"]
 
 
 def awq_pack(codes, scales, zeros):
     """Pack 4-bit codes, scales and zero points into AWQ's qweight, qzeros, scales; see the reference."""
+    packed = _pack_host(codes, scales, zeros)
+    if packed is not None:  # None: not small CPU tensors, or not valid: the checks below raise the error
+        return packed
     codes, scales, zeros, groups = _check_unpacked(codes, scales, zeros)
     qweight = _pack(codes.detach())
     qzeros = _pack(zeros.detach().to(torch.uint8))  # checked to lie in [0, 15]
@@ -115,7 +121,7 @@ def _unpack(words):
     return nib.permute(2, 4, 0, 3, 1).reshape(8 * m, n)  # (c, a, b, d, i)
 
 
-# ---- the host route: at most HOST_MAX codes of CPU tensors, on Python ints
+# ---- the host routes: at most HOST_MAX codes of CPU tensors, on Python ints
 
 _NIBBLE = tuple(4 * ORDER.index(o) for o in range(8))  # channel 8c + o: bits [_NIBBLE[o], _NIBBLE[o] + 4) of word c
 
@@ -158,3 +164,53 @@ def _decode_host(qweight, qzeros, scales, values):
         for i, c in enumerate(row)
     ]
     return host_tensor("f", out, torch.float32, (out_f, in_f))
+
+
+_HIGH = b"\xf0"  # the bits of a byte above 15
+
+
+def _pack_host(codes, scales, zeros):
+    """`awq_pack` of small valid CPU tensors (plain, of the expected dtypes, on a little-endian host, checked on
+    values read once) on Python ints, or None (then `_check_unpacked` raises the reference's error).
+
+    The codes' bytes, row-major, are one little-endian int `x` (checked by one `and` with the high nibble of every
+    byte); row o + 2 of it lies 2 n bytes above row o (n the row length), so `x | x >> (16 n - 4)` holds, in byte i
+    of row o, code (o, i) in its low and code (o + 2, i) in its high nibble: the bytes of channels 0, 4, 1, 5 of
+    each 8 are bytes 0 to 3 of the words (see `_pack`), moved there by strided byte slices. The zero points, ints
+    checked to lie in [0, 15], are packed alike; the scales are copied as the tensor route copies them."""
+    if not (sys.byteorder == "little" and on_host(codes, scales, zeros)):
+        return None
+    if codes.dtype != torch.uint8 or scales.dtype != torch.float16 or zeros.dtype != torch.int32:
+        return None
+    if codes.is_neg() or scales.is_neg() or zeros.is_neg() or codes.ndim != 2 or scales.ndim != 2:
+        return None
+    (out_f, in_f), groups = codes.shape, scales.shape[1]
+    if out_f % 8 or codes.numel() > HOST_MAX or scales.numel() > HOST_MAX or scales.shape[0] != out_f:
+        return None
+    if groups < 1 or in_f % groups or zeros.shape != scales.shape:
+        return None
+    words = view_as(codes.reshape(-1), torch.int64).tolist()  # out_f is a multiple of 8: 8 codes a word
+    q = struct.pack(f"={len(words)}q", *words)
+    z = zeros.reshape(-1).tolist()
+    if int.from_bytes(q, "little") & int.from_bytes(_HIGH * len(q), "little") or host_finite(scales) is None:
+        return None
+    if z and not 0 <= min(z) <= max(z) <= 15:
+        return None
+    return (
+        host_from_bytes(_pack_bytes(q, in_f, out_f), torch.int32, (in_f, out_f // 8)),
+        host_from_bytes(_pack_bytes(bytes(z), groups, out_f), torch.int32, (groups, out_f // 8)),
+        scales.detach().T.clone(),
+    )
+
+
+def _pack_bytes(data, n, out_f):
+    """The bytes `(n, out_f // 8, 4)` of the words packing `data`, the bytes of `(out_f, n)` codes in [0, 15]."""
+    x = int.from_bytes(data, "little")
+    paired = (x | x >> (16 * n - 4)).to_bytes(len(data), "little") if n else data
+    out = bytearray(len(data) // 2)
+    step = out_f // 2
+    for c in range(out_f // 8):
+        for m, o in enumerate((0, 4, 1, 5)):  # byte m of a word: channels o (low) and o + 2 (high)
+            row = (8 * c + o) * n
+            out[4 * c + m :: step] = paired[row : row + n]
+    return out

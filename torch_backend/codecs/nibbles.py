@@ -9,7 +9,7 @@ import torch
 from reference.codecs.nibbles import ORDERS
 from reference.common import validate
 from torch_backend import _arrays
-from torch_backend.codecs._bytes import HOST_MAX, on_host
+from torch_backend.codecs._bytes import HOST_MAX, host_from_bytes, on_host
 
 __all__ = ["pack_nibbles", "unpack_nibbles"]
 
@@ -17,7 +17,12 @@ __all__ = ["pack_nibbles", "unpack_nibbles"]
 def pack_nibbles(codes, *, order):
     """Pack 4-bit codes two to a byte along the last axis; see `reference.codecs.nibbles.pack_nibbles`."""
     order = validate.choice("order", order, ORDERS)
-    codes = _arrays.within("codes", _arrays.array("codes", codes, ("uint8",)), 0, 15)
+    codes = _arrays.array("codes", codes, ("uint8",))
+    if codes.numel() <= HOST_MAX and codes.ndim and not codes.shape[-1] % 2 and on_host(codes):
+        packed = _pack_host(codes, order)
+        if packed is not None:  # None: a code above 15, which `within` reports
+            return packed
+    codes = _arrays.within("codes", codes, 0, 15)
     if codes.ndim == 0 or codes.shape[-1] % 2:
         raise ValueError(f"codes has shape {tuple(codes.shape)}: nibbles pack in pairs along an even last axis")
     first, second = codes[..., 0::2], codes[..., 1::2]
@@ -72,3 +77,19 @@ def _unpack_host(packed, order):
     pairs = _PAIRS[order]
     data = bytearray(b"".join([pairs[p] for p in packed.reshape(-1).tolist()]))
     return torch.frombuffer(data, dtype=torch.uint8).view(shape).clone()
+
+
+def _pack_host(codes, order):
+    """`pack_nibbles` of a small CPU tensor with an even last axis on the host, or None when a code exceeds 15.
+
+    Its bytes, row-major, are one little-endian int `x` (checked by one `and` with the high nibble of every
+    byte), pairs of codes `c0` (byte 2 j) and `c1` (byte 2 j + 1) along the flat bytes; byte 2 j of
+    `x | x >> 4` is `c0 + 16 c1` (low_first), of `x << 4 | x >> 8` it is `16 c0 + c1` (high_first), the other bits
+    of those shifted codes landing in the odd bytes, which are dropped. Integers: exact."""
+    data = bytes(codes.reshape(-1).tolist())
+    x = int.from_bytes(data, "little")
+    if x & int.from_bytes(b"\xf0" * len(data), "little"):
+        return None
+    x = x | x >> 4 if order == "low_first" else x << 4 | x >> 8
+    shape = (*codes.shape[:-1], codes.shape[-1] // 2)
+    return host_from_bytes(x.to_bytes(len(data) + 1, "little")[0 : len(data) : 2], torch.uint8, shape)
