@@ -39,22 +39,35 @@ def draw_cases(entry, count: int) -> list[Case]:
     return cases[:count]
 
 
-def _time_calls(fn, cases, reps) -> float:
-    """Median over `reps` of the total time of calling `fn` on every case, in ms per call."""
-    totals = []
+def _total_ms(fn, cases) -> float:
+    """The time of one call of `fn` on every case, in ms per call."""
+    t0 = time.perf_counter()
+    for c in cases:
+        outcome(fn, c)
+    return (time.perf_counter() - t0) * 1e3 / max(1, len(cases))
+
+
+def _time_in_turns(ref_fn, ref_cases, torch_fn, torch_cases, reps) -> tuple[float, float]:
+    """`(reference ms, torch ms)` per call: after one warm-up call of each on every case (lazy imports, cached
+    constants and tables), `reps` rounds, each timing the reference on every case and then torch on every case;
+    the median round of each. Taken in turns, a slower stretch of the machine (another process, a frequency
+    step) lands on both sides of a ratio rather than on one."""
+    for c in ref_cases:
+        outcome(ref_fn, c)
+    for c in torch_cases:
+        outcome(torch_fn, c)
+    ref, tor = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
-        for c in cases:
-            outcome(fn, c)
-        totals.append((time.perf_counter() - t0) * 1e3 / max(1, len(cases)))
-    return statistics.median(totals)
+        ref.append(_total_ms(ref_fn, ref_cases))
+        tor.append(_total_ms(torch_fn, torch_cases))
+    return statistics.median(ref), statistics.median(tor)
 
 
 def run(cfg: Config) -> list[Row]:
     if cfg.cuda:
         return []
     count = 2 if (cfg.quick or cfg.smoke) else 10
-    reps = 1 if cfg.smoke else (2 if cfg.quick else 3)
+    reps = 1 if cfg.smoke else (2 if cfg.quick else 7)
     entries = list(REGISTRY.values())
     if cfg.smoke:
         entries = entries[:5]
@@ -67,9 +80,7 @@ def run(cfg: Config) -> list[Row]:
             ref_fn, torch_fn = entry.reference(), TORCH.function(entry)
             ref_cases = [Case(REFERENCE.to_native(c.args, "cpu"), REFERENCE.to_native(c.kwargs, "cpu")) for c in cases]
             torch_cases = [Case(TORCH.to_native(c.args, "cpu"), TORCH.to_native(c.kwargs, "cpu")) for c in cases]
-            outcome(torch_fn, torch_cases[0]) if torch_cases else None  # warm up lazy imports
-            ref_ms = _time_calls(ref_fn, ref_cases, reps)
-            torch_ms = _time_calls(torch_fn, torch_cases, reps)
+            ref_ms, torch_ms = _time_in_turns(ref_fn, ref_cases, torch_fn, torch_cases, reps)
         ratio = torch_ms / ref_ms if ref_ms > 0 else None
         if ratio:
             ratios.append(ratio)
@@ -86,7 +97,7 @@ def run(cfg: Config) -> list[Row]:
                 note=f"{len(cases)} strategy inputs, up to {size} elements",
             )
         )
-    rows += _floor_rows(reps)
+    rows += _floor_rows(min(reps, 3))
     if ratios:
         geo = statistics.geometric_mean(ratios)
         rows.append(
