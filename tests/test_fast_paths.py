@@ -504,6 +504,32 @@ def test_quantize_adds_the_zero_point_in_float32_with_the_references_codes(round
     assert _bits(got) == _bits(R.quantize(xc, s, z, **kw))
 
 
+@pytest.mark.parametrize("host_max", [0, 10**6])
+def test_hadamard_transform_on_python_floats_and_on_tensors_give_the_references_bits(host_max, monkeypatch):
+    """Up to `HOST_MAX` products a CPU Hadamard transform runs on Python floats with the same certificate: each
+    route forced on the registry's cases and bad inputs, and on rows that cancel to zero, rows of signed zeros,
+    subnormals whose outputs round to zero or to the smallest float32 (the uncertified outputs), extremes, with
+    and without a key, forward and inverse."""
+    from spec.entry import Case
+
+    tiny = np.float32(1e-45)
+    rows = np.float32(
+        [
+            [1.0, 1.0, 1.0, 1.0],
+            [-0.0, 0.0, -0.0, -0.0],
+            [tiny, tiny, 0.0, -tiny],
+            [3e38, -3e38, 3e38, 3e38],
+            [2 * tiny, -tiny, 3 * tiny, tiny],
+            [1.0, 2.0**-24, -(2.0**-24), 0.5],
+        ]
+    )
+    extra = [Case((rows,), {"key": k, "inverse": i}) for k in (None, (7, 9)) for i in (False, True)]
+    extra += [Case((np.float32([[-0.0], [tiny], [-3.0]]),), {"key": (1, 2)}), Case((rows[:, :2].copy(),), {})]
+    _both_routes(
+        "hadamard_transform", host_max, monkeypatch, ["torch_backend.posttraining.rotation"], extra, "HOST_MAX"
+    )
+
+
 @pytest.mark.parametrize("shape", [(), (1,), (1, 1)])
 def test_one_element_checks_read_the_element_with_the_same_errors(shape):
     """`finite`, `positive` and `within` read a lone CPU element with `item` instead of reducing: the same

@@ -18,6 +18,8 @@ from reference.common import validate
 from reference.posttraining import rotation as construction
 from reference.posttraining.rotation import EPS
 from torch_backend import _arrays
+from torch_backend.codecs._bytes import host_tensor
+from torch_backend.core import _host
 from torch_backend.core.random import random_bits
 
 __all__ = ["hadamard_matrix", "hadamard_transform"]
@@ -36,6 +38,8 @@ def hadamard_transform(x, *, key=None, inverse=False):
     inverse = validate.boolean("inverse", inverse)
     x = x.detach()
     c = _coefficients(n, key, inverse, x.device)
+    if x.numel() * n <= HOST_MAX and type(x) in _arrays.PLAIN and x.device.type == "cpu":
+        return _transform_host(x.reshape(-1).tolist(), c.to(torch.int64).tolist(), n, x.shape)
     rows = x.reshape(-1, n).to(F64)
     root = _arrays.scalar(math.sqrt(n), rows)
     approx = (rows @ c.T) / root
@@ -51,6 +55,45 @@ def hadamard_transform(x, *, key=None, inverse=False):
         exact = [host.hadamard_entry_float32(rows_list[where[r]], coefficients[i], n) for r, i in pairs]
         value[bad[:, 0], bad[:, 1]] = torch.tensor(exact, dtype=value.dtype, device=value.device)
     return value.reshape(x.shape)
+
+
+HOST_MAX = 256  # up to this many products (elements times n), a CPU transform runs on Python floats
+
+
+def _transform_host(values, coefficients, n, shape):
+    """`hadamard_transform` on Python floats for a tiny checked CPU `x` (its flat `values`) and the integer
+    coefficients: the tensor route's steps, with the same certificate. Each output's float64 approximation is a
+    plain running sum of `c_j x_j` (exact products of a float32 and +-1) divided by `sqrt(n)`, within the error
+    bound the certificate assumes for any order of the additions, as is the row's float64 sum of `|x_j|`; an
+    output whose interval rounds to one float32 is that float32 (the correctly rounded value, as on the tensor
+    route), the others are rounded exactly by the reference's host code; a row of zeros gives `+0.0`s."""
+    root = math.sqrt(n)
+    scale = 2.0 * (n + 4) * EPS
+    out = []
+    for start in range(0, len(values), n):
+        row = values[start : start + n]
+        magnitude = sum(map(abs, row))
+        if magnitude == 0:
+            out += [0.0] * n
+            continue
+        for c in coefficients:
+            a = 0.0
+            for cj, v in zip(c, row, strict=True):
+                a += cj * v
+            a /= root
+            bound = max(scale * (magnitude / root + abs(a)), 2.0**-999) * 2.0
+            value = _host.float32(a)
+            if _host.float32(a - bound) == value == _host.float32(a + bound) and (value != 0 or _same_zero(a, bound)):
+                out.append(value)
+            else:
+                out.append(host.hadamard_entry_float32(row, c, n))
+    return host_tensor("f", out, F32, shape)
+
+
+def _same_zero(a, bound):
+    """Whether `a - bound` and `a + bound`, both rounding to a float32 zero, round to zeros of one sign (the
+    tensor route compares bit patterns: `-0.0` and `+0.0` differ)."""
+    return math.copysign(1.0, _host.float32(a - bound)) == math.copysign(1.0, _host.float32(a + bound))
 
 
 def hadamard_matrix(n):
