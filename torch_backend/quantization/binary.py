@@ -114,7 +114,10 @@ class _Xnor(torch.autograd.Function):
     def forward(ctx, w, k, ste):
         ctx.save_for_backward(w)
         ctx.k, ctx.ste = k, ste
-        return _slices.expand(_scale(w, k), w.ndim, k) * _sign(w)
+        # alpha * sign(w) is +-alpha: alpha (>= +0.0) with the sign of w + 0.0 (both zeros give +), written over
+        # the fresh w + 0.0 in one pass (`copysign` of the expanded alpha), not sign(w) and then a product
+        y = w.detach() + _arrays.constant(0.0, w)
+        return torch.copysign(_slices.expand(_scale(w, k), w.ndim, k), y, out=y)
 
     @staticmethod
     def backward(ctx, grad):
