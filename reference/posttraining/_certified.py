@@ -43,8 +43,14 @@ def certify(approx, magnitude, terms):
 
 
 def matmul32(a, b):
-    """fl32 of the exact `a @ b` for float64 `a (m, k)` and `b (k, n)`."""
+    """fl32 of the exact `a @ b` for float64 `a (m, k)` and `b (k, n)`.
+
+    A certified zero is settled by `exact32` too: its interval holds values of both signs, and the sign of the
+    float64 approximation depends on the order of the additions and on fused multiply-adds (`[d, d] @ [x, -x]`
+    is `+0.0` summed in order, the negated rounding error of `d x` with a fused multiply-add); the exact value's
+    sign does not (an exact zero is `+0.0`)."""
     value, ok = certify(a @ b, np.abs(a) @ np.abs(b), a.shape[1])
+    ok &= value != 0
     for i, j in zip(*np.nonzero(~ok), strict=True):
         value[i, j] = exact32(a[i], b[:, j])
     return value
