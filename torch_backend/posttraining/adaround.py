@@ -9,16 +9,23 @@ from __future__ import annotations
 import functools
 import math
 import struct
+from array import array
+from itertools import repeat
+from operator import add, mul, sub, truediv
 
 import torch
 
+from reference.common import transcendentals as _exact
 from reference.common import validate
+from reference.core.transcendental import REL, TINY
 from reference.posttraining.adaround import GAMMA, ZETA, AdaRoundState, adaround_beta
 from torch_backend import _arrays
+from torch_backend.core._host import sqrt_float32
 from torch_backend.core.exact import exact_sum
 from torch_backend.core.transcendental import cr_log, cr_pow, cr_sigmoid, cr_sqrt
 from torch_backend.posttraining._certified import matmul32
 from torch_backend.posttraining._host import f32 as _f32
+from torch_backend.posttraining.halfquadratic import f32s, host_values, pow32
 
 __all__ = [
     "AdaRoundState", "rectified_sigmoid", "rectified_sigmoid_vjp", "adaround_regularizer", "adaround_regularizer_vjp",
@@ -90,7 +97,12 @@ def adaround_init(w, scale, *, zeta=ZETA, gamma=GAMMA):
 
 def adaround_step(w, h, v, m, s, scale, zero_point, *, step, qmin, qmax, beta=None, lam=0.01, lr=1e-3,
                   zeta=ZETA, gamma=GAMMA):  # fmt: skip
-    """One Adam step on AdaRound's layer-wise loss; see `reference.posttraining.adaround.adaround_step`."""
+    """One Adam step on AdaRound's layer-wise loss; see `reference.posttraining.adaround.adaround_step`.
+
+    Tiny CPU layers (`HOST_MAX`) that pass the checks take the same steps on Python floats (`_host_step`)."""
+    found = _host_step(w, h, v, m, s, scale, zero_point, step, qmin, qmax, beta, lam, lr, zeta, gamma)
+    if found is not None:
+        return found
     w, s_g = _weight_and_scale(w, scale)
     s_g = _per_weight(s_g, w.shape[1])
     h = _hessian(h, w.shape[1], w)
@@ -272,6 +284,164 @@ def _interval(c, g):
     if lo > hi or lo > _TOP or hi < -_TOP:
         return None
     return _float32(lo), _float32(hi)
+
+
+# ---- the host route of `adaround_step` -------------------------------------------------------------------------------
+
+# `adaround_step` runs on Python floats while `out * in * (in + 8)` (the products of `D H`, and a few dozen float32
+# operations and a sigmoid per weight, each weighed as 8 products) is at most this (measured: about 0.6x the tensor
+# route's time at 1 x 8 and 4 x 4, even at 4 x 8 and 1 x 16)
+HOST_MAX = 384
+
+
+def _host_step(w, h, v, m, s, scale, zero_point, step, qmin, qmax, beta, lam, lr, zeta, gamma):
+    """`adaround_step` on Python floats, or None: then the tensor route runs, and raises the reference's errors
+    in their order. The host route takes plain CPU tensors of the right dtypes and shapes whose values pass every
+    array check (finite, `scale > 0`, `s >= 0`, `h` symmetric, the zero points in `[qmin, qmax]`); the scalars
+    are then checked in the tensor route's order. Every float32 operation of float32 operands is computed once in
+    float64 and rounded (`halfquadratic.f32s`), in the tensor route's order; `cr_sigmoid`, `cr_pow` and `cr_sqrt`
+    give their correctly rounded values (`_sigmoid32`, `halfquadratic.pow32`, `core._host.sqrt_float32`); each
+    entry of `fl32(D H)` is `matmul32`'s (`_exact32`, exact in Python integers), and when one cannot be told
+    there (a zero whose sign comes from the float64 product, or a value beyond float32: the error), `matmul32`
+    itself gives them all. A result that is not finite (an overflow of the update) goes back to the tensors."""
+    tensors = (w, h, v, m, s, scale, zero_point)
+    if not all(type(t) in _arrays.PLAIN and t.device.type == "cpu" for t in tensors) or _arrays.deferring():
+        return None
+    if w.dtype != F32 or w.ndim != 2 or not 0 < w.numel() * (w.shape[1] + 8) <= HOST_MAX:
+        return None
+    out_f, d = w.shape
+    if scale.dtype != F32 or scale.ndim != 2 or scale.shape[0] != out_f or not 0 < scale.shape[1] <= d:
+        return None
+    n_groups = scale.shape[1]
+    if d % n_groups or h.dtype != F64 or tuple(h.shape) != (d, d) or zero_point.dtype != torch.int32:
+        return None
+    if any(t.dtype != F32 or tuple(t.shape) != (out_f, d) for t in (v, m, s)) or zero_point.shape != scale.shape:
+        return None
+    values = [host_values(t, HOST_MAX) for t in (w, scale, h, v, m, s)]
+    if any(x is None for x in values):
+        return None
+    W, SC, H, V, M, S = values
+    if min(SC) <= 0 or min(S) < 0 or any(H[i * d + j] != H[j * d + i] for i in range(d) for j in range(i)):
+        return None
+    qmin, qmax = validate.qrange(qmin, qmax)
+    Z = [float(z) for z in zero_point.reshape(-1).tolist()]
+    if not all(qmin <= z <= qmax for z in Z):
+        return None
+    step = validate.integer("step", step, lo=0, hi=10**6)
+    if beta is not None:
+        beta = validate.real("beta", beta, lo=1.0, hi=1000.0)
+    lam = validate.real("lam", lam, lo=0.0)
+    lr = validate.real("lr", lr, lo=0.0, lo_open=True)
+    zeta = validate.real("zeta", zeta, lo=1.0, lo_open=True, hi=100.0)
+    gamma = validate.real("gamma", gamma, lo=-100.0, hi=0.0, hi_open=True)
+    c, g = f32s((zeta - gamma, gamma))
+
+    size = d // n_groups  # the per-weight scale and zero point, row by row
+    SG = [x for k in range(0, out_f * n_groups, n_groups) for x in SC[k : k + n_groups] for _ in range(size)]
+    ZG = [x for k in range(0, out_f * n_groups, n_groups) for x in Z[k : k + n_groups] for _ in range(size)]
+    lo, hi = float(qmin), float(qmax)
+    floor = [math.floor(x) if math.isfinite(x) else x for x in f32s(map(truediv, W, SG))]  # floor(+-0.0): 0,
+    # whose sign does not matter: h is never -0.0, so floor + h is +0.0 either way
+    sig = [_sigmoid32(x) for x in V]
+    pre_h = f32s(map(add, f32s([x * c for x in sig]), repeat(g)))
+    H01 = [0.0 if x < 0 else (1.0 if x > 1 else x) for x in pre_h]  # clip(pre_h, 0, 1); pre_h is never -0.0
+    pre = f32s(map(add, f32s(map(add, floor, H01)), ZG))
+    soft = f32s(
+        map(mul, f32s([(lo if x < lo else (hi if x > hi else x)) - z for x, z in zip(pre, ZG, strict=True)]), SG)
+    )
+    D = list(map(sub, soft, W))  # float64 differences, as the tensor route's
+    grad_w = [_exact32(D[k : k + d], H[j::d]) for k in range(0, out_f * d, d) for j in range(d)]
+    if None in grad_w:  # a zero or an overflow: matmul32 decides them (and raises its error)
+        grad_w = matmul32(torch.tensor(D, dtype=F64).reshape(out_f, d), h.detach()).reshape(-1).tolist()
+    grad_h = [x if lo <= y <= hi else 0.0 for x, y in zip(f32s(map(mul, grad_w, SG)), pre, strict=True)]
+    passes = [0.0 <= x <= 1.0 for x in pre_h]
+    dsig = f32s([x * c for x in f32s([x * y for x, y in zip(sig, f32s([1.0 - x for x in sig]), strict=True)])])
+    grad = [x if p else 0.0 for x, p in zip(f32s(map(mul, grad_h, dsig)), passes, strict=True)]
+    if beta is not None:
+        u = f32s([x - 1.0 for x in f32s([2.0 * x for x in H01])])
+        two_beta, power = f32s((-2 * beta, beta - 1))
+        P = f32s([two_beta * pow32(abs(x), power) for x in u])
+        dh = f32s([x * (1.0 if y > 0 else (-1.0 if y < 0 else 0.0)) for x, y in zip(P, u, strict=True)])
+        lam32 = f32s((lam,))[0]
+        reg = [
+            x if p else 0.0 for x, p in zip(f32s(map(mul, f32s([lam32 * x for x in dh]), dsig)), passes, strict=True)
+        ]
+        grad = f32s(map(add, grad, reg))
+
+    t = step + 1
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    cb1, cb1n, cb2, cb2n, eta, root, eps32 = f32s((b1, 1 - b1, b2, 1 - b2, lr / (1 - b1**t), math.sqrt(1 - b2**t), eps))
+    m2 = f32s(map(add, f32s([cb1 * x for x in M]), f32s([cb1n * x for x in grad])))
+    s2 = f32s(map(add, f32s([cb2 * x for x in S]), f32s(map(mul, f32s([cb2n * x for x in grad]), grad))))
+    if not (math.isfinite(sum(m2)) and math.isfinite(sum(s2))):
+        return None
+    denom = f32s([x + eps32 for x in f32s([sqrt_float32(x) / root for x in s2])])
+    v2 = f32s(map(sub, V, f32s([eta * x for x in f32s(map(truediv, m2, denom))])))
+    if not math.isfinite(sum(v2)):
+        return None
+    rows = lambda x: torch.tensor([x[k : k + d] for k in range(0, out_f * d, d)], dtype=F32)  # noqa: E731
+    return AdaRoundState(rows(v2), rows(m2), rows(s2))
+
+
+def _sigmoid32(x):
+    """`cr_sigmoid` of one float32 on Python floats, as the tensor route's host step (`transcendental._few`): the
+    float64 `1 / (1 + exp(-x))` certified by the same half-width, else the reference's exact `sigmoid_float32`:
+    either way the correctly rounded value. `exp(-x)` overflows for `x < -709`, where the sigmoid is below
+    `exp(x) < 2**-1000`, far below half the least float32: `+0.0`, as the tensor route's certified `1 / inf`."""
+    try:
+        a = 1.0 / (1.0 + math.exp(-x))
+    except OverflowError:
+        return 0.0
+    delta = max(a * REL, TINY)  # 0 < a <= 1
+    lo, mid, hi = array("f", (a - delta, a, a + delta))
+    return mid if lo == hi else _exact.sigmoid_float32(x)
+
+
+def _exact32(a, b):
+    """`matmul32`'s entry `fl32(sum_j a_j b_j)` of float64 lists, or None where only `matmul32` can tell it.
+
+    Nonzero: every product is an exact rational `n / 2**k` (Python integers), their sum one integer `M / 2**K`,
+    rounded once to the float32 grid at its binade (quantum `2**(max(e, -126) - 23)` for `2**e <= |M| / 2**K <
+    2**(e + 1)`), to nearest with ties to even: the exact value rounded once, which `matmul32` gives too. A zero
+    takes its sign from `matmul32`'s float64 product where that certifies it: `+0.0` when every product is an exact
+    zero and one of them is `+0.0` (a float64 sum of zeros in any order, fused or not, is `-0.0` only when every
+    term is; the bound is then the tiny floor, so it certifies), and `+0.0` when nonzero products cancel exactly
+    and one is at least `2**-80` (the bound then spans both signs, so `exact32` decides, and the exact zero of
+    `exact_dot` is `+0.0`). None for the rest: every product `-0.0` (the sign is the float64 product's), a nonzero
+    sum rounding to a zero, a cancellation of tiny products, and a sum beyond float32 (`matmul32` raises)."""
+    terms = []
+    plus_zero = large = False
+    for x, y in zip(a, b, strict=True):
+        if x and y:
+            nx, dx = x.as_integer_ratio()
+            ny, dy = y.as_integer_ratio()
+            terms.append((nx * ny, (dx * dy).bit_length() - 1))
+            large = large or abs(x * y) >= 2.0**-80
+        elif math.copysign(1.0, x) == math.copysign(1.0, y):
+            plus_zero = True
+    if not terms:
+        return 0.0 if plus_zero else None
+    top = max(k for _, k in terms)
+    total = sum(n << (top - k) for n, k in terms)
+    if not total:
+        return 0.0 if large else None
+    size = abs(total)
+    e = size.bit_length() - 1 - top
+    if e >= 128:
+        return None
+    q = max(e, -126) - 23
+    shift = top + q
+    if shift <= 0:
+        r = size << -shift
+    else:
+        r, rest = size >> shift, size & ((1 << shift) - 1)
+        half = 1 << (shift - 1)
+        if rest > half or (rest == half and r & 1):
+            r += 1
+    value = math.ldexp(r, q)
+    if not value or value >= 2.0**128:
+        return None
+    return -value if total < 0 else value
 
 
 # ---- checks -------------------------------------------------------------------------------------------------------

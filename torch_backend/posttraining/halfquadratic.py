@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from array import array
+from operator import add, mul, neg, sub, truediv
+
 import torch
 
+from reference.common import transcendentals as _exact
 from reference.common import validate
+from reference.core.transcendental import REL, TINY
 from reference.posttraining.halfquadratic import FIRST_BEST, MAX_ITERS, SCALE_CAP, HQQResult
 from torch_backend import _arrays
 from torch_backend.core.exact import exact_sum
@@ -17,16 +23,27 @@ F32, F64 = torch.float32, torch.float64
 
 
 def hqq_shrink(x, *, beta, p):
-    """`sign(x) * max(|x| - fl32(1/beta) * cr_pow(|x|, p - 1), 0)`; see `reference.posttraining.halfquadratic.hqq_shrink`."""
-    x = _arrays.finite_array("x", x)
+    """`sign(x) * max(|x| - fl32(1/beta) * cr_pow(|x|, p - 1), 0)`; see `reference.posttraining.halfquadratic.hqq_shrink`.
+
+    Up to `HOST_MAX` elements of a plain CPU tensor, all finite, the same float32 steps run on Python floats
+    (`_host_shrink`)."""
+    x = _arrays.array("x", x)
+    values = host_values(x, HOST_MAX)
+    if values is None:
+        x = _arrays.finite("x", x)
     beta = validate.real("beta", beta, lo=0.0, lo_open=True)
     p = validate.real("p", p, lo=0.0, hi=1.0, lo_open=True)
+    if values is not None:
+        return torch.tensor(_host_shrink(values, beta, p), dtype=F32).reshape(x.shape)
     return _shrink(x.detach(), beta, p)
 
 
 def hqq(w, *, bits=4, group_size=64, lp_norm=0.7, beta=10.0, kappa=1.01, iters=20, optimize=True):
     """HQQ's half-quadratic zero-point solver and codes; see `reference.posttraining.halfquadratic.hqq` for the semantics."""
-    w = _arrays.finite_array("w", w)
+    w = _arrays.array("w", w)
+    values = host_values(w, HOST_MAX)
+    if values is None:
+        w = _arrays.finite("w", w)
     if w.ndim != 2 or w.shape[1] == 0:
         raise ValueError(f"w must be 2-D (out_features, in_features) with in_features >= 1, got shape {tuple(w.shape)}")
     bits = validate.integer("bits", bits, lo=1, hi=8)
@@ -38,6 +55,10 @@ def hqq(w, *, bits=4, group_size=64, lp_norm=0.7, beta=10.0, kappa=1.01, iters=2
     kappa = validate.real("kappa", kappa, lo=1.0)
     iters = validate.integer("iters", iters, lo=0, hi=MAX_ITERS)
     optimize = validate.boolean("optimize", optimize)
+    if values is not None:
+        found = _host_hqq(values, tuple(w.shape), g, float(2**bits - 1), p, beta, kappa, iters if optimize else 0)
+        if found is not None:
+            return found
     w = w.detach()
     out_f, d = w.shape
     qmax = _f32(2**bits - 1, w)
@@ -91,3 +112,141 @@ def _finite_ranges(width):
 def _mean(v):
     total = exact_sum(v, axis=1)
     return (total / _arrays.scalar(float(v.shape[1]), total)).to(F32)[:, None]
+
+
+# ---- the host route: tiny CPU inputs on Python floats ---------------------------------------------------------------
+
+HOST_MAX = 64  # up to this many elements of a plain CPU tensor `hqq` and `hqq_shrink` compute on Python floats
+
+
+def host_values(x, limit):
+    """The values of the float tensor `x` as a flat list of Python floats (exact; `tolist` reads a negative-bit
+    view's values), when `x` is a plain CPU tensor of at most `limit` elements, every one finite, outside a
+    deferred block; else None, and the caller's tensor route runs its checks (which raise the reference's error).
+    One Python `sum` decides finiteness: a NaN or an Inf makes it NaN or infinite, and finite float32 values
+    cannot overflow it (float64 values near the limit can: they only take the tensor route). Shared with
+    `scaling` and `adaround` (package-private), as `f32s` and `pow32`."""
+    if x.numel() > limit or type(x) not in _arrays.PLAIN or x.device.type != "cpu" or _arrays.deferring():
+        return None
+    values = x.detach().reshape(-1).tolist()
+    return values if math.isfinite(sum(values)) else None
+
+
+def f32s(values):
+    """The float64 `values` each rounded to float32, to nearest with ties to even (the C conversion of `array`,
+    as `struct`'s; an overflow gives the signed infinity): each float32 operation of float32 operands, computed
+    once in float64 (exact for `*`, correctly rounded for `+`, `-`, `/`: 53 >= 2 * 24 + 2 bits, so the second
+    rounding is innocuous, subnormal results included), then rounded by this, is the float32 operation."""
+    return array("f", values).tolist()
+
+
+def _finite(values):
+    return math.isfinite(sum(values))
+
+
+def pow32(a, b):
+    """`cr_pow(a, b)` of one float32 `a >= 0` and a finite float32 `b` on Python floats, as the tensor route's host
+    step (`transcendental._few`): the platform's float64 `pow` certified by the same half-width (`fl32` of both
+    ends equal), else the exact `pow_float32` of the reference, which also takes the exact cases (`0**b`, `1**b`,
+    `a**0`) and a float64 overflow. Either way the correctly rounded power, the tensor route's."""
+    if a == 0.0 or a == 1.0 or b == 0.0:
+        return _exact.pow_float32(a, b)
+    try:
+        v = math.pow(a, b)
+    except OverflowError:
+        return _exact.pow_float32(a, b)
+    delta = max(min(v, _DBL_MAX) * REL, TINY)
+    lo, mid, hi = array("f", (v - delta, v, v + delta))
+    return mid if lo == hi else _exact.pow_float32(a, b)
+
+
+_DBL_MAX = 1.7976931348623157e308
+
+
+def _host_shrink(values, beta, p):
+    """`_shrink` on Python floats: `t = fl32(inv * cr_pow(|x|, fl32(p - 1)))` (the product of a float32 and a power
+    is exact in float64, an infinite power gives an infinite `t`), `d = fl32(|x| - t)`, then `sign(x) * max(d, 0)`
+    exactly: `d` or `-d` where `d > 0` (then `x != 0`), else a zero with the sign of `sign(x)`, `+0.0` for
+    `x = +-0.0` (`sign(-0.0)` is `+0.0`; `d` is never `-0.0`: `|x| - t` is `+0.0` when they are equal)."""
+    inv = f32s((1.0 / beta,))[0]
+    if inv == 0:  # sign(x) * |x|: x, with -0.0 as +0.0
+        return [v if v else 0.0 for v in values]
+    b = f32s((p - 1.0,))[0]
+    a = [abs(v) for v in values]
+    t = f32s([inv * pow32(u, b) for u in a])
+    d = f32s(map(sub, a, t))
+    return [(e if v > 0 else -e) if e > 0 else (-0.0 if v < 0 else 0.0) for v, e in zip(values, d, strict=True)]
+
+
+def _rint_clip(q, qmax):
+    """`clip(rint(q), 0, qmax)` of a finite float32 `q`: ties to even (Python's `round`), the sign of a zero kept
+    (`rint(-0.3)` is `-0.0`, and the clip keeps `-0.0`, as NumPy's and torch's)."""
+    r = math.copysign(round(q), q)
+    return 0.0 if r < 0 else (qmax if r > qmax else r)
+
+
+def _host_hqq(values, shape, g, qmax, p, beta, kappa, iters):
+    """`hqq` on Python floats (`iters` 0: no optimization), every float32 operation as `f32s` describes, the exact
+    sums by `math.fsum` (exact partials, rounded once; `+ 0.0` as the small exact sums), in the tensor route's
+    order; None when a value other than the shrinkage's powers is not finite (an overflow), and the tensor route
+    runs (or raises)."""
+    out_f, d = shape
+    n = len(values)
+    if not n:
+        return None  # no rows: the tensor route (its error is 0 / 0, NaN)
+    lo = [min(values[k : k + g]) + 0.0 for k in range(0, n, g)]  # a zero extreme is +0.0
+    hi = [max(values[k : k + g]) + 0.0 for k in range(0, n, g)]
+    width = f32s(map(sub, hi, lo))
+    if not _finite(width):
+        return None  # the tensor route names the group
+    sigma = [min(s, _CAP) for s in f32s([qmax / v if v else math.inf for v in width])]  # qmax / 0 = inf
+    zero = f32s(map(mul, map(neg, lo), sigma))
+    S = [s for s in sigma for _ in range(g)]
+    Z = [z for z in zero for _ in range(g)]
+    if not _finite(Z):
+        return None
+    W = values
+    done = 0
+    best = FIRST_BEST
+    for _ in range(iters):
+        done += 1
+        Q = f32s(map(add, f32s(map(mul, W, S)), Z))
+        if not _finite(Q):
+            return None
+        WQ = [_rint_clip(q, qmax) for q in Q]
+        WR = f32s(map(truediv, f32s(map(sub, WQ, Z)), S))
+        E = f32s(map(sub, W, WR))
+        if not _finite(E):
+            return None
+        WE = _host_shrink(E, beta, p)
+        C = f32s(map(mul, f32s(map(sub, W, WE)), S))
+        T = f32s(map(sub, WQ, C))
+        if not _finite(T):
+            return None
+        zero = f32s([(math.fsum(T[k : k + g]) + 0.0) / g for k in range(0, n, g)])
+        Z = [z for z in zero for _ in range(g)]
+        beta *= kappa
+        error = (math.fsum(map(abs, E)) + 0.0) / n
+        if error < best:
+            best = error
+        else:
+            break
+    Q = f32s(map(add, f32s(map(mul, W, S)), Z))
+    if not _finite(Q):
+        return None
+    codes = [_rint_clip(q, qmax) for q in Q]
+    scale = f32s([1.0 / s for s in sigma])
+    weight = f32s(map(mul, f32s(map(sub, codes, Z)), [s for s in scale for _ in range(g)]))
+    if not _finite(weight):
+        return None
+    count = d // g
+    return HQQResult(_rows(weight, d, F32), _rows([int(c) for c in codes], d, torch.int32), _rows(scale, count, F32),
+                     _rows(zero, count, F32), done)  # fmt: skip
+
+
+def _rows(values, width, dtype):
+    """The flat list `values` as a fresh 2-D tensor of rows of `width` (a nested list: no reshape)."""
+    return torch.tensor([values[k : k + width] for k in range(0, len(values), width)], dtype=dtype)
+
+
+_CAP = float(SCALE_CAP)
