@@ -336,3 +336,24 @@ def test_matmul32_settles_zeros_exactly_in_both_backends():
         got = tc.matmul32(torch.from_numpy(d), torch.from_numpy(h))
         assert bits(got) == bits(want)
     assert not np.signbit(rc.matmul32(d[:1], np.float64([[1e-300], [-1e-300]]))).any()
+
+
+def test_obs_column_values_settle_zeros_exactly_in_both_backends():
+    """GPTQ's and SparseGPT's column values are exact values rounded once: a zero is `+0.0` for an exact zero
+    (a kept `-0.0` weight, a column that an update cancels exactly), in both backends, whatever the sign of the
+    float64 approximation."""
+    import torch
+
+    import reference as R
+    import torch_backend as T
+    from tests.helpers import bits
+
+    w = np.float32([[-0.0, 1.0, 0.5, -0.0], [0.25, -0.0, 2.0, 1.0], [-0.0, -0.0, -0.0, -0.0]])
+    h = np.eye(4) * 2.0 + 0.5
+    tw, th = torch.from_numpy(w), torch.from_numpy(h)
+    want, got = R.sparsegpt(w, h, sparsity=0.25), T.sparsegpt(tw, th, sparsity=0.25)
+    assert bits(got.weight) == bits(want.weight) and not np.signbit(want.weight).any()
+    for kw in ({"bits": 4}, {"bits": 2, "group_size": 2, "symmetric": True}):
+        want, got = R.gptq(w, h, **kw), T.gptq(tw, th, **kw)
+        for name in ("weight", "codes", "scale", "zero_point"):
+            assert bits(getattr(got, name)) == bits(getattr(want, name)), (kw, name)

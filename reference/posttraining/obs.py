@@ -408,13 +408,15 @@ def _current(w0, err, u, k, cols):
 
     A float64 product approximates the sum; `_certified.certify` proves for each entry that the float32 rounding of
     every value within the error bound is one and the same (then it is the exact value's), and `_certified.exact32`
-    computes the few others exactly.
+    computes the few others exactly, and every zero (the approximation's sign depends on the order of the
+    additions and on fused multiply-adds; the exact value's, `+0.0` for an exact zero, does not).
     """
     a, b, c = err[:, :k], u[:k, cols], w0[:, cols].astype(F64)
     approx = c - a @ b
     magnitude = np.abs(c) + np.abs(a) @ np.abs(b)
     with np.errstate(over="ignore", invalid="ignore"):
         value, ok = _certified.certify(approx, magnitude, k)
+    ok &= value != 0  # a zero's sign is the exact value's (an exact zero is +0.0), not the approximation's
     for r, j in zip(*np.nonzero(~ok), strict=True):
         terms, factors = np.concatenate([[c[r, j]], -a[r]]), np.concatenate([[1.0], b[:, j]])
         value[r, j] = _certified.exact32(terms, factors, "a column value")

@@ -310,7 +310,7 @@ class _Columns:
 
     def _round(self, approx, magnitude, k, col):
         out, ok = _certified.certify(approx, magnitude, k + 2)
-        bad = (~ok).nonzero()  # almost always empty
+        bad = (~(ok & (out != 0))).nonzero()  # almost always empty; zeros settled exactly, as the reference's
         if bad.numel():
             rows, cols = bad[:, 0], bad[:, 1]
             c, a, b = self.c[rows, col + cols], self.err[:k, rows].T, self.u[:k, col + cols].T
