@@ -530,6 +530,22 @@ def test_hadamard_transform_on_python_floats_and_on_tensors_give_the_references_
     )
 
 
+@pytest.mark.parametrize("host_max", [0, 10**6])
+def test_rectified_sigmoid_vjp_on_python_floats_and_on_tensors_give_the_references_bits(host_max, monkeypatch):
+    """Up to `VJP_HOST_MAX` CPU elements the rectified sigmoid's VJP runs on Python floats: each route forced on
+    the registry's cases and bad inputs, and on sigmoids that saturate (0, 1, exp overflowing), the edges of the
+    clip (pre exactly 0 and 1 with zeta = 1.5, gamma = -0.5, and a gamma that rounds to -0.0), zeros and extremes
+    in `grad`."""
+    from spec.entry import Case
+
+    v = np.float32([-1000.0, -88.7, -16.6, -0.0, 0.0, 1e-45, 0.5, 16.6, 88.7, 3e38, -3e38, 1.0986123])
+    grad = np.float32([1.0, -0.0, 3e38, -3e38, 1e-45, 2.5, -1.0, 0.0, 7.0, -2.0, 1.5, 0.25])
+    extra = [Case((grad, v), {}), Case((grad, v), {"zeta": 1.5, "gamma": -0.5})]
+    extra += [Case((grad.reshape(3, 4), v.reshape(3, 4)), {"zeta": 1.0 + 1e-7, "gamma": -1e-300})]
+    modules = ["torch_backend.posttraining.adaround"]
+    _both_routes("rectified_sigmoid_vjp", host_max, monkeypatch, modules, extra, "VJP_HOST_MAX")
+
+
 @pytest.mark.parametrize("shape", [(), (1,), (1, 1)])
 def test_one_element_checks_read_the_element_with_the_same_errors(shape):
     """`finite`, `positive` and `within` read a lone CPU element with `item` instead of reducing: the same

@@ -46,12 +46,46 @@ def rectified_sigmoid(v, *, zeta=ZETA, gamma=GAMMA):
 
 
 def rectified_sigmoid_vjp(grad, v, *, zeta=ZETA, gamma=GAMMA):
-    """`grad * sigma (1 - sigma) (zeta - gamma)` where the clip passes, else +0; see the reference."""
-    v = _arrays.finite_array("v", v).detach()
-    grad = _arrays.shaped("grad", _arrays.finite_array("grad", grad), v.shape, "v").detach()
+    """`grad * sigma (1 - sigma) (zeta - gamma)` where the clip passes, else +0; see the reference.
+
+    Up to `VJP_HOST_MAX` elements of plain CPU tensors the same float32 steps run on Python floats: `sigma` by
+    `_sigmoid32` (correctly rounded, as `cr_sigmoid`), every product, sum and difference of float32 values computed
+    once in float64 and rounded by `f32s` (the float32 operation: 53 >= 2 * 24 + 2 bits)."""
+    v = _arrays.array("v", v)
+    vs = host_values(v, VJP_HOST_MAX)
+    if vs is None:
+        v = _arrays.finite("v", v)
+    v = v.detach()
+    grad = _arrays.array("grad", grad)
+    gs = host_values(grad, VJP_HOST_MAX) if vs is not None else None
+    if gs is None:
+        _arrays.finite("grad", grad)
+    grad = _arrays.shaped("grad", grad, v.shape, "v").detach()
     _arrays.same_device("grad", grad, "v", v)
     c, g = _stretch(zeta, gamma, v)
+    if gs is not None:
+        return _host_tensor(_sigmoid_vjp_host(gs, vs, c.item(), g.item()), v.shape)
     return _sigmoid_vjp(grad, _Stretched(v, c, g))
+
+
+VJP_HOST_MAX = 64  # up to this many CPU elements, `rectified_sigmoid_vjp` runs on Python floats
+
+
+def _sigmoid_vjp_host(grad, v, c, g):
+    """`_sigmoid_vjp` on Python floats (float32 values): `pre = fl32(fl32(sigma c) + g)`; where `0 <= pre <= 1`
+    (`pre == clip(pre, 0, 1)`; `pre` is finite) `fl32(grad fl32(fl32(sigma fl32(1 - sigma)) c))`, else `+0.0`."""
+    sig = [_sigmoid32(x) for x in v]
+    pre = f32s([p + g for p in f32s([x * c for x in sig])])
+    d = f32s([x * c for x in f32s(map(mul, sig, f32s([1.0 - x for x in sig])))])
+    out = f32s(map(mul, grad, d))
+    return [o if 0.0 <= p <= 1.0 else 0.0 for o, p in zip(out, pre, strict=True)]
+
+
+def _host_tensor(values, shape):
+    """A fresh float32 CPU tensor of `shape` from a flat list of float32 values (exact: `array("f")`)."""
+    if not values:
+        return torch.empty(shape, dtype=F32)
+    return torch.frombuffer(bytearray(array("f", values).tobytes()), dtype=F32).clone().reshape(shape)
 
 
 def adaround_regularizer(v, *, beta, zeta=ZETA, gamma=GAMMA):
