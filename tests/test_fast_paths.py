@@ -546,6 +546,30 @@ def test_rectified_sigmoid_vjp_on_python_floats_and_on_tensors_give_the_referenc
     _both_routes("rectified_sigmoid_vjp", host_max, monkeypatch, modules, extra, "VJP_HOST_MAX")
 
 
+@pytest.mark.parametrize("stack_min", [0, 10**9])
+def test_awq_pack_by_byte_planes_and_by_a_byte_transpose_give_the_references_words(stack_min, monkeypatch):
+    """`awq_pack`'s words from interleaved byte planes (from `STACK_MIN` codes) or a byte-wise transpose: each
+    forced, on several shapes (one and many words per row, one row), a transposed and a sliced `codes`, every
+    code value in every position, against the reference."""
+    from torch_backend.codecs import _bytes, awq
+
+    monkeypatch.setattr(awq, "STACK_MIN", stack_min)
+    monkeypatch.setattr(_bytes, "HOST_MAX", 0)
+    monkeypatch.setattr(awq, "HOST_MAX", 0)
+    rng = np.random.default_rng(20)
+    for out_f, in_f, groups in ((8, 1, 1), (8, 16, 2), (16, 8, 8), (64, 48, 3), (256, 32, 4)):
+        codes = rng.integers(0, 16, (out_f, in_f)).astype(np.uint8)
+        codes.reshape(-1)[: min(codes.size, 16)] = np.arange(min(codes.size, 16))
+        scales = rng.random((out_f, groups)).astype(np.float16)
+        zeros = rng.integers(0, 16, (out_f, groups)).astype(np.int32)
+        want = R.awq_pack(codes, scales, zeros)
+        views = [torch.from_numpy(codes), torch.from_numpy(np.ascontiguousarray(codes.T)).T]
+        views.append(torch.from_numpy(np.concatenate([codes, codes], axis=1))[:, in_f:])
+        for tc in views:
+            got = T.awq_pack(tc, torch.from_numpy(scales), torch.from_numpy(zeros))
+            assert [_bits(g) for g in got] == [_bits(w) for w in want], (out_f, in_f)
+
+
 @pytest.mark.parametrize("shape", [(), (1,), (1, 1)])
 def test_one_element_checks_read_the_element_with_the_same_errors(shape):
     """`finite`, `positive` and `within` read a lone CPU element with `item` instead of reducing: the same
