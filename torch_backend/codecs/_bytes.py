@@ -82,3 +82,11 @@ def host_from_bytes(data, dtype: torch.dtype, shape) -> torch.Tensor:
     return torch.empty(0, dtype=dtype, device="cpu").set_(
         torch.UntypedStorage.from_buffer(data, dtype=torch.uint8), 0, shape
     )
+
+
+def host_mask(keep, shape) -> torch.Tensor:
+    """A fresh CPU bool tensor of `shape` from a flat list of Python bools (row-major): their bytes (0 or 1, valid
+    bools) copied once into a tensor of its own storage, cheaper than `torch.tensor` of the list."""
+    if not keep:
+        return torch.empty(shape, dtype=torch.bool)
+    return torch.frombuffer(bytearray(keep), dtype=torch.bool).clone().view(shape)

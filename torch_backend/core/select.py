@@ -10,17 +10,10 @@ import torch
 from reference.common import validate
 from reference.core.select import SCORE_DTYPES
 from torch_backend import _arrays
+from torch_backend.codecs._bytes import host_mask
 from torch_backend.core import _host, _radix
 
 __all__ = ["keep_largest"]
-
-
-def host_mask(keep, shape) -> torch.Tensor:
-    """A fresh CPU bool tensor of `shape` from a flat list of Python bools (row-major): their bytes (0 or 1, valid
-    bools) copied once into a tensor of its own storage, cheaper than `torch.tensor` of the list."""
-    if not keep:
-        return torch.empty(shape, dtype=torch.bool)
-    return torch.frombuffer(bytearray(keep), dtype=torch.bool).clone().view(shape)
 
 
 RADIX_MIN = 1 << 14  # from this many scores, radix select (a stable sort of 1M float32 on one CPU thread: ~150 ms)

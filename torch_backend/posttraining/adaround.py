@@ -25,7 +25,7 @@ from torch_backend.core.exact import exact_sum
 from torch_backend.core.transcendental import cr_log, cr_pow, cr_sigmoid, cr_sqrt
 from torch_backend.posttraining._certified import matmul32
 from torch_backend.posttraining._host import f32 as _f32
-from torch_backend.posttraining.halfquadratic import f32s, host_values, pow32
+from torch_backend.posttraining._host import f32s, host_values, pow32
 
 __all__ = [
     "AdaRoundState", "rectified_sigmoid", "rectified_sigmoid_vjp", "adaround_regularizer", "adaround_regularizer_vjp",

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import math
-from array import array
 from operator import add, mul, neg, sub, truediv
 
 import torch
 
-from reference.common import transcendentals as _exact
 from reference.common import validate
-from reference.core.transcendental import REL, TINY
 from reference.posttraining.halfquadratic import FIRST_BEST, MAX_ITERS, SCALE_CAP, HQQResult
 from torch_backend import _arrays
 from torch_backend.core.exact import exact_sum
 from torch_backend.core.transcendental import cr_pow
 from torch_backend.posttraining._host import f32 as _f32
+from torch_backend.posttraining._host import f32s, host_values, pow32
 
 __all__ = ["HQQResult", "hqq_shrink", "hqq"]
 
@@ -119,48 +117,8 @@ def _mean(v):
 HOST_MAX = 64  # up to this many elements of a plain CPU tensor `hqq` and `hqq_shrink` compute on Python floats
 
 
-def host_values(x, limit):
-    """The values of the float tensor `x` as a flat list of Python floats (exact; `tolist` reads a negative-bit
-    view's values), when `x` is a plain CPU tensor of at most `limit` elements, every one finite, outside a
-    deferred block; else None, and the caller's tensor route runs its checks (which raise the reference's error).
-    One Python `sum` decides finiteness: a NaN or an Inf makes it NaN or infinite, and finite float32 values
-    cannot overflow it (float64 values near the limit can: they only take the tensor route). Shared with
-    `scaling` and `adaround` (package-private), as `f32s` and `pow32`."""
-    if x.numel() > limit or type(x) not in _arrays.PLAIN or x.device.type != "cpu" or _arrays.deferring():
-        return None
-    values = x.detach().reshape(-1).tolist()
-    return values if math.isfinite(sum(values)) else None
-
-
-def f32s(values):
-    """The float64 `values` each rounded to float32, to nearest with ties to even (the C conversion of `array`,
-    as `struct`'s; an overflow gives the signed infinity): each float32 operation of float32 operands, computed
-    once in float64 (exact for `*`, correctly rounded for `+`, `-`, `/`: 53 >= 2 * 24 + 2 bits, so the second
-    rounding is innocuous, subnormal results included), then rounded by this, is the float32 operation."""
-    return array("f", values).tolist()
-
-
 def _finite(values):
     return math.isfinite(sum(values))
-
-
-def pow32(a, b):
-    """`cr_pow(a, b)` of one float32 `a >= 0` and a finite float32 `b` on Python floats, as the tensor route's host
-    step (`transcendental._few`): the platform's float64 `pow` certified by the same half-width (`fl32` of both
-    ends equal), else the exact `pow_float32` of the reference, which also takes the exact cases (`0**b`, `1**b`,
-    `a**0`) and a float64 overflow. Either way the correctly rounded power, the tensor route's."""
-    if a == 0.0 or a == 1.0 or b == 0.0:
-        return _exact.pow_float32(a, b)
-    try:
-        v = math.pow(a, b)
-    except OverflowError:
-        return _exact.pow_float32(a, b)
-    delta = max(min(v, _DBL_MAX) * REL, TINY)
-    lo, mid, hi = array("f", (v - delta, v, v + delta))
-    return mid if lo == hi else _exact.pow_float32(a, b)
-
-
-_DBL_MAX = 1.7976931348623157e308
 
 
 def _host_shrink(values, beta, p):

@@ -18,10 +18,10 @@ import torch
 from reference.common import validate
 from reference.posttraining.obs import MAX_BLOCK, SCALE_DTYPES, GPTQResult, SparseGPTResult
 from torch_backend import _arrays
-from torch_backend.codecs._bytes import host_tensor
+from torch_backend.codecs._bytes import host_mask, host_tensor
 from torch_backend.core.exact import exact_gram, exact_sum
 from torch_backend.core.linalg import cholesky, cholesky_inverse
-from torch_backend.core.select import host_mask, keep_largest
+from torch_backend.core.select import keep_largest
 from torch_backend.posttraining import _certified
 from torch_backend.pruning.magnitude import pruned_count
 from torch_backend.quantization.affine import dequantize, integer_range, minmax_qparams, quantize

@@ -20,7 +20,7 @@ from torch_backend.core.exact import exact_sum
 from torch_backend.core.transcendental import cr_pow
 from torch_backend.posttraining._certified import argmin_quadratic
 from torch_backend.posttraining._host import f32 as _f32
-from torch_backend.posttraining.halfquadratic import f32s, host_values, pow32
+from torch_backend.posttraining._host import f32s, host_values, pow32
 from torch_backend.quantization.affine import dequantize, fake_quantize, integer_range, minmax_qparams, quantize
 
 __all__ = [

@@ -9,8 +9,9 @@ import torch
 from reference.common import validate
 from reference.pruning.lottery import imp_schedule
 from torch_backend import _arrays
+from torch_backend.codecs._bytes import host_mask
 from torch_backend.core import _host
-from torch_backend.core.select import host_mask, keep_largest
+from torch_backend.core.select import keep_largest
 from torch_backend.pruning import _weights, schedules
 from torch_backend.pruning.magnitude import pruned_count
 

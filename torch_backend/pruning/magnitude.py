@@ -10,8 +10,9 @@ import torch
 from reference.common import validate
 from reference.pruning.magnitude import pruned_count
 from torch_backend import _arrays
+from torch_backend.codecs._bytes import host_mask
 from torch_backend.core import _host, _radix
-from torch_backend.core.select import PYTHON_MAX, RADIX_MIN, host_mask, keep_largest
+from torch_backend.core.select import PYTHON_MAX, RADIX_MIN, keep_largest
 from torch_backend.pruning import _elementwise, _weights
 
 __all__ = [

@@ -12,6 +12,7 @@ import torch
 from reference.common import shapes, validate
 from torch_backend import _arrays
 from torch_backend._reduce import sqrt_to_float32
+from torch_backend.codecs._bytes import host_mask
 from torch_backend.core import _host, select
 from torch_backend.core.exact import exact_sum
 from torch_backend.core.reduce import lp_norm
@@ -40,7 +41,7 @@ def score_mask(scores, sparsity):
         values = scores.detach().reshape(-1).tolist()
         if all(v == v for v in values):  # no NaN (else `not_nan` below raises the reference's error)
             k = pruned_count(sparsity, len(values))
-            return select.host_mask(_host.keep_largest(values, len(values) - k), scores.shape)
+            return host_mask(_host.keep_largest(values, len(values) - k), scores.shape)
     scores = _arrays.not_nan("scores", scores)
     k = pruned_count(sparsity, scores.numel())
     return keep_largest(scores.detach(), scores.numel() - k)

@@ -16,8 +16,9 @@ from reference.pruning.schedules import (
     iterative_sparsities,
     linear_sparsity,
 )
+from torch_backend.codecs._bytes import host_mask
 from torch_backend.core import _host, _radix
-from torch_backend.core.select import RADIX_MIN, host_mask, keep_largest
+from torch_backend.core.select import RADIX_MIN, keep_largest
 from torch_backend.pruning import _weights
 from torch_backend.pruning.magnitude import pruned_count
 
