@@ -144,7 +144,7 @@ def hqq(w, *, bits=4, group_size=64, lp_norm=0.7, beta=10.0, kappa=1.01, iters=2
         best = FIRST_BEST
         for _ in range(iters):
             done += 1
-            wq = np.clip(np.rint(groups * sigma + zero), F32(0), qmax)
+            wq = _codes(groups * sigma + zero, qmax)
             wr = (wq - zero) / sigma
             we = _shrink(groups - wr, beta, p)
             zero = _mean(wq - (groups - we) * sigma)
@@ -154,12 +154,19 @@ def hqq(w, *, bits=4, group_size=64, lp_norm=0.7, beta=10.0, kappa=1.01, iters=2
                 best = error
             else:
                 break
-    codes = np.clip(np.rint(groups * sigma + zero), F32(0), qmax)
+    codes = _codes(groups * sigma + zero, qmax)
     scale = F32(1) / sigma
     weight = (codes - zero) * scale
     n_groups = d // g
     return HQQResult(weight.reshape(out_f, d), codes.astype(np.int32).reshape(out_f, d),
                      scale.reshape(out_f, n_groups), zero.reshape(out_f, n_groups), done)  # fmt: skip
+
+
+def _codes(q, qmax):
+    """`clip(rint(q), 0, qmax) + 0.0`: the codes as float32 integers, a zero always `+0.0` (a code has no sign;
+    `rint(-0.3)` is `-0.0`, and whether `clip` keeps it or returns the bound `+0.0` differs between NumPy
+    releases, so it is made `+0.0` here, and the steps that read the codes do not depend on it)."""
+    return np.clip(np.rint(q), F32(0), qmax) + F32(0)
 
 
 def _shrink(x, beta, p):

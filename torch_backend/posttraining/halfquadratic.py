@@ -73,7 +73,7 @@ def hqq(w, *, bits=4, group_size=64, lp_norm=0.7, beta=10.0, kappa=1.01, iters=2
         size = _arrays.scalar(float(groups.numel()), w, F64)
         for _ in range(iters):
             done += 1
-            wq = torch.clamp(torch.round(groups * sigma + zero), zero_f, qmax)
+            wq = torch.clamp(torch.round(groups * sigma + zero), zero_f, qmax).add_(zero_f)  # a zero code: +0.0
             wr = (wq - zero) / sigma
             we = _shrink(groups - wr, beta, p)
             zero = _mean(wq - (groups - we) * sigma)
@@ -83,7 +83,7 @@ def hqq(w, *, bits=4, group_size=64, lp_norm=0.7, beta=10.0, kappa=1.01, iters=2
                 best = error
             else:
                 break
-    codes = torch.clamp(torch.round(groups * sigma + zero), zero_f, qmax)
+    codes = torch.clamp(torch.round(groups * sigma + zero), zero_f, qmax).add_(zero_f)
     scale = _f32(1, w) / sigma
     weight = (codes - zero) * scale
     n_groups = d // g
@@ -137,9 +137,9 @@ def _host_shrink(values, beta, p):
 
 
 def _rint_clip(q, qmax):
-    """`clip(rint(q), 0, qmax)` of a finite float32 `q`: ties to even (Python's `round`), the sign of a zero kept
-    (`rint(-0.3)` is `-0.0`, and the clip keeps `-0.0`, as NumPy's and torch's)."""
-    r = math.copysign(round(q), q)
+    """`clip(rint(q), 0, qmax) + 0.0` of a finite float32 `q`: ties to even (Python's `round`, an int: a zero code
+    is `+0.0`, as the tensor route's)."""
+    r = float(round(q))
     return 0.0 if r < 0 else (qmax if r > qmax else r)
 
 
