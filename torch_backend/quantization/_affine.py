@@ -83,6 +83,18 @@ def vjp_through(fake_quantize, grad, x, scale, zero_point, qmin, qmax, axis, gro
     return _arrays.vjp(lambda *a: fake_quantize(*a, **options), (x, scale, zero_point), grad, direct=direct)
 
 
+def _rounded_quotient(x, s, mode, key):
+    """`round(x / s)` by `mode` as a new float32 tensor (the division's, rounded in place where torch can)."""
+    t = x / s
+    if mode == "half_even":
+        return t.round_()
+    if mode == "floor":
+        return t.floor_()
+    if mode == "ceil":
+        return t.ceil_()
+    return _rounding.round_by(t, mode, key)
+
+
 def codes(x, s, z, qmin, qmax, mode, key):
     """The int32 codes `clip(round(x / s) + z, qmin, qmax)`; `s` and `z` broadcast against `x`.
 
@@ -94,16 +106,7 @@ def codes(x, s, z, qmin, qmax, mode, key):
     takes Python bounds and one conversion to int32 makes the code (a float32 integer in `[qmin, qmax]` converts
     exactly; the sign of a zero is lost, as in the reference's integers): three operations after the rounding,
     where clipping against `qmin - z` and `qmax - z` first took eight."""
-    t = x / s
-    if mode == "half_even":
-        t.round_()
-    elif mode == "floor":
-        t.floor_()
-    elif mode == "ceil":
-        t.ceil_()
-    else:
-        t = _rounding.round_by(t, mode, key)
-    return t.add_(z).clamp_(qmin, qmax).to(torch.int32)
+    return _rounded_quotient(x, s, mode, key).add_(z).clamp_(qmin, qmax).to(torch.int32)
 
 
 def rounded_codes(x, s, z, qmin, qmax, mode, key, *, want_mask=False):
@@ -118,15 +121,7 @@ def rounded_codes(x, s, z, qmin, qmax, mode, key, *, want_mask=False):
     values differ (the mask compares bits: cheaper than a float comparison on CPU). Division and rounding work in
     place on the one new tensor, so a call makes one or two input-sized float32 temporaries, not six.
     """
-    t = x / s
-    if mode == "half_even":
-        t.round_()
-    elif mode == "floor":
-        t.floor_()
-    elif mode == "ceil":
-        t.ceil_()
-    else:
-        t = _rounding.round_by(t, mode, key)
+    t = _rounded_quotient(x, s, mode, key)
     t.add_(0.0)
     # With the mask, the clipped codes are a new tensor written by the first clip (no copy of `t` first).
     if z.ndim == 0 and z.device.type == "cpu":  # per tensor on CPU: Python bounds, read without a device sync
